@@ -1,0 +1,48 @@
+/** CloudIdentity answered with `ResponseMetadata.Error` (whatever the HTTP status). */
+export class VolcengineApiError extends Error {
+  override readonly name = 'VolcengineApiError';
+  constructor(
+    readonly action: string,
+    /** Error.Code, e.g. UserNameAlreadyExists */
+    readonly code: string,
+    readonly httpStatus: number,
+    readonly requestId: string | undefined,
+    /** Error.Message as sent by the service */
+    readonly upstreamMessage: string,
+    /** Retry-After in seconds, when the service sent one */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(`${action} failed: ${code} (HTTP ${httpStatus}): ${upstreamMessage}`);
+  }
+}
+
+export type TransportFailureKind =
+  /** connection refused/reset, socket closed before a full answer */
+  | 'network'
+  /** one attempt exceeded the per-attempt timeout */
+  | 'timeout'
+  /** the total deadline passed (possibly after several attempts) */
+  | 'deadline'
+  /** the body was not a CloudIdentity envelope (not JSON, truncated, HTML, …) */
+  | 'malformed';
+
+/** The call could not get a well-formed answer from CloudIdentity. */
+export class VolcengineTransportError extends Error {
+  override readonly name = 'VolcengineTransportError';
+  constructor(
+    readonly action: string,
+    readonly kind: TransportFailureKind,
+    message: string,
+    readonly httpStatus?: number,
+    readonly requestId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${action} failed (${kind}): ${message}`, options);
+  }
+}
+
+export type VolcengineError = VolcengineApiError | VolcengineTransportError;
+
+export function isVolcengineError(e: unknown): e is VolcengineError {
+  return e instanceof VolcengineApiError || e instanceof VolcengineTransportError;
+}
