@@ -46,3 +46,38 @@ export type VolcengineError = VolcengineApiError | VolcengineTransportError;
 export function isVolcengineError(e: unknown): e is VolcengineError {
   return e instanceof VolcengineApiError || e instanceof VolcengineTransportError;
 }
+
+/**
+ * CloudIdentity `Error.Code` values the client and the layers above branch on. The not-found and
+ * membership codes are the ones the emulator uses (the real service documents only some of them).
+ */
+export const ErrorCode = {
+  UserNameAlreadyExists: 'UserNameAlreadyExists',
+  GroupNameAlreadyExists: 'GroupNameAlreadyExists',
+  UserNotFound: 'UserNotFound',
+  UserGroupNotFound: 'UserGroupNotFound',
+  UserAlreadyInGroup: 'UserAlreadyInGroup',
+  UserNotInGroup: 'UserNotInGroup',
+  UserGroupDeletionConflict: 'UserGroupDeletionConflict',
+  FlowLimitExceeded: 'FlowLimitExceeded',
+  ReachedQuotaLimit: 'ReachedQuotaLimit',
+  ConcurrentException: 'ConcurrentException',
+  InternalError: 'InternalError',
+  InternalServiceError: 'InternalServiceError',
+  ServiceUnavailableTemp: 'ServiceUnavailableTemp',
+  InternalServiceTimeout: 'InternalServiceTimeout',
+  InvalidTimestamp: 'InvalidTimestamp',
+  InvalidParam: 'InvalidParam',
+  ParamMissing: 'ParamMissing',
+  ParamIncludeSensitiveWord: 'ParamIncludeSensitiveWord',
+  PermissionError: 'PermissionError',
+  ServiceStatusException: 'ServiceStatusException',
+  SignatureDoesNotMatch: 'SignatureDoesNotMatch',
+  InvalidAccessKey: 'InvalidAccessKey',
+  InvalidSecretToken: 'InvalidSecretToken',
+  MissingAuthenticationToken: 'MissingAuthenticationToken',
+  InvalidAuthorization: 'InvalidAuthorization',
+  InvalidCredential: 'InvalidCredential',
+  AccessDenied: 'AccessDenied',
+} as const;
+export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
