@@ -1,0 +1,165 @@
+import { z } from 'zod';
+
+// Every environment variable the bridge reads, validated in one place. An invalid configuration
+// produces one message listing every problem, so an operator fixes them all in one go.
+
+const intFrom = (def: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+const booleanFrom = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const envSchema = z
+  .object({
+    PORT: intFrom(8080, 0, 65535),
+    HOST: z.string().default('0.0.0.0'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_PII: booleanFrom(false),
+    NODE_ENV: z.string().default('development'),
+    PUBLIC_BASE_URL: optionalString.pipe(z.url().optional()),
+    SCIM_BEARER_TOKENS: optionalString,
+    VOLCENGINE_ACCESS_KEY: optionalString,
+    VOLCENGINE_SECRET_KEY: optionalString,
+    VOLCENGINE_SESSION_TOKEN: optionalString,
+    VOLCENGINE_REGION: z.string().min(1).default('cn-beijing'),
+    VOLCENGINE_ENDPOINT: z.url().default('https://open.volcengineapi.com'),
+    UPSTREAM_ATTEMPT_TIMEOUT_MS: intFrom(10_000, 100, 120_000),
+    UPSTREAM_MAX_ATTEMPTS: intFrom(4, 1, 10),
+    UPSTREAM_MUTATION_CONCURRENCY: intFrom(0, 0, 1000),
+    UPSTREAM_CONNECTIONS: intFrom(32, 1, 1024),
+    REQUEST_DEADLINE_MS: intFrom(45_000, 1_000, 58_000),
+    DEACTIVATE_ACTION: z.enum(['delete', 'retain']).default('delete'),
+    DATABASE_URL: optionalString,
+    DATA_DIR: z.string().default('./data'),
+    MAX_BODY_BYTES: intFrom(1_048_576, 1024, 50 * 1_048_576),
+    SCIM_MAX_PAGE_SIZE: intFrom(200, 1, 1000),
+    FILTER_SCAN_LIMIT: intFrom(2_000, 100, 100_000),
+    METRICS_TOKEN: optionalString,
+    SHUTDOWN_GRACE_MS: intFrom(20_000, 0, 600_000),
+    EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.VOLCENGINE_ACCESS_KEY) !== Boolean(env.VOLCENGINE_SECRET_KEY)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['VOLCENGINE_SECRET_KEY'],
+        message: 'VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must be set together',
+      });
+    }
+    if (env.VOLCENGINE_ACCESS_KEY && !env.SCIM_BEARER_TOKENS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SCIM_BEARER_TOKENS'],
+        message:
+          'real Volcengine credentials are set but no SCIM bearer token: refusing to expose CloudIdentity without authentication',
+      });
+    }
+    for (const token of splitTokens(env.SCIM_BEARER_TOKENS)) {
+      if (token.length < 16) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['SCIM_BEARER_TOKENS'],
+          message: 'every SCIM bearer token must be at least 16 characters long',
+        });
+        break;
+      }
+    }
+  });
+
+export interface Config {
+  port: number;
+  host: string;
+  logLevel: string;
+  logPii: boolean;
+  production: boolean;
+  publicBaseUrl?: string;
+  scimTokens: string[];
+  /** true when no SCIM_BEARER_TOKENS was given and a token was generated for this run */
+  scimTokenGenerated: boolean;
+  /** undefined: run against the in-process emulator */
+  volcengine?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  region: string;
+  endpoint: string;
+  upstreamAttemptTimeoutMs: number;
+  upstreamMaxAttempts: number;
+  upstreamMutationConcurrency: number;
+  upstreamConnections: number;
+  requestDeadlineMs: number;
+  deactivateAction: 'delete' | 'retain';
+  databaseUrl?: string;
+  dataDir: string;
+  maxBodyBytes: number;
+  maxPageSize: number;
+  filterScanLimit: number;
+  metricsToken?: string;
+  shutdownGraceMs: number;
+  emulatorLatencyMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+function splitTokens(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: () => string): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const tokens = splitTokens(e.SCIM_BEARER_TOKENS);
+  const scimTokenGenerated = tokens.length === 0;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    logPii: e.LOG_PII,
+    production: e.NODE_ENV === 'production',
+    publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
+    scimTokens: scimTokenGenerated ? [generateToken()] : tokens,
+    scimTokenGenerated,
+    volcengine:
+      e.VOLCENGINE_ACCESS_KEY && e.VOLCENGINE_SECRET_KEY
+        ? {
+            accessKeyId: e.VOLCENGINE_ACCESS_KEY,
+            secretAccessKey: e.VOLCENGINE_SECRET_KEY,
+            sessionToken: e.VOLCENGINE_SESSION_TOKEN,
+          }
+        : undefined,
+    region: e.VOLCENGINE_REGION,
+    endpoint: e.VOLCENGINE_ENDPOINT,
+    upstreamAttemptTimeoutMs: e.UPSTREAM_ATTEMPT_TIMEOUT_MS,
+    upstreamMaxAttempts: e.UPSTREAM_MAX_ATTEMPTS,
+    upstreamMutationConcurrency: e.UPSTREAM_MUTATION_CONCURRENCY,
+    upstreamConnections: e.UPSTREAM_CONNECTIONS,
+    requestDeadlineMs: e.REQUEST_DEADLINE_MS,
+    deactivateAction: e.DEACTIVATE_ACTION,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxPageSize: e.SCIM_MAX_PAGE_SIZE,
+    filterScanLimit: e.FILTER_SCAN_LIMIT,
+    metricsToken: e.METRICS_TOKEN,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    emulatorLatencyMs: e.EMULATOR_LATENCY_MS,
+  };
+}

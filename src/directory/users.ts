@@ -1,0 +1,524 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { badRequest, conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
+import { equalityAnchor, type Filter, matchesFilter } from '../scim/filter.js';
+import type { UserInput } from '../scim/user-input.js';
+import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/types.js';
+import { VolcengineApiError } from '../volcengine/errors.js';
+import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
+import type { RequestContext } from './context.js';
+import {
+  changedFields,
+  toScimUser,
+  type UpstreamUserFields,
+  type UserView,
+  upstreamFieldsFor,
+  userVersion,
+} from './user-mapping.js';
+
+type Json = Record<string, unknown>;
+
+export interface UserDirectoryOptions {
+  deactivateAction: 'delete' | 'retain';
+  /** Largest directory a filter without an index lookup may scan. */
+  filterScanLimit: number;
+  /** A pending create older than this is an abandoned attempt (crash) that a retry may take over. */
+  pendingTakeoverMs?: number;
+  logger: Logger;
+}
+
+export interface ListQuery {
+  filter?: Filter;
+  startIndex: number;
+  count: number;
+}
+
+export interface ListResult {
+  total: number;
+  views: UserView[];
+}
+
+const UPSTREAM_PAGE = 100;
+const SAFE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+/** caseExact attributes (RFC 7643 §3.1). */
+export const USER_CASE_EXACT: ReadonlySet<string> = new Set(['id', 'externalid']);
+
+const isCode = (e: unknown, code: string) => e instanceof VolcengineApiError && e.code === code;
+
+/**
+ * Users as the bridge sees them: CloudIdentity for the five mapped fields and existence,
+ * the store for everything else. Upstream is written first, the store second, so a crash in
+ * between leaves a state the client's retry converges from.
+ */
+export class UserDirectory {
+  private readonly pendingTakeoverMs: number;
+
+  constructor(
+    private readonly api: CloudIdentityApi,
+    private readonly store: BridgeStore,
+    private readonly options: UserDirectoryOptions,
+  ) {
+    this.pendingTakeoverMs = options.pendingTakeoverMs ?? 60_000;
+  }
+
+  static toScim(view: UserView, location: string): Json {
+    return toScimUser(view, location);
+  }
+
+  static version(view: UserView): string {
+    return userVersion(view);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The user with this SCIM id, or null. */
+  async find(scimId: string, ctx: RequestContext): Promise<UserView | null> {
+    if (!SAFE_ID.test(scimId)) return null;
+    const record = await this.store.getUser(scimId);
+    if (record) {
+      if (record.state === 'pending') return null;
+      const upstream = record.upstreamUserId ? await this.getUpstream(record.upstreamUserId, ctx) : null;
+      if (record.upstreamUserId && !upstream && record.active) {
+        // Deleted in CloudIdentity behind the bridge's back: the user is gone.
+        return null;
+      }
+      return { scimId, record, upstream };
+    }
+    const upstream = await this.getUpstream(scimId, ctx);
+    if (!upstream) return null;
+    // A UserId the store maps to another SCIM id (re-created on reactivation) is not a second user.
+    const mapped = await this.store.getUsersByUpstreamIds([upstream.UserId]);
+    if (mapped.size > 0) return null;
+    return { scimId, record: null, upstream };
+  }
+
+  async get(scimId: string, ctx: RequestContext): Promise<UserView> {
+    const view = await this.find(scimId, ctx);
+    if (!view) throw notFound(`User ${scimId} not found`);
+    return view;
+  }
+
+  private async getUpstream(userId: string, ctx: RequestContext): Promise<CloudIdentityUser | null> {
+    try {
+      return await this.api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+    } catch (e) {
+      if (isCode(e, UpstreamCode.UserNotFound)) return null;
+      throw e;
+    }
+  }
+
+  /** Joins upstream users with their store records (one store query). */
+  private async viewsOf(users: CloudIdentityUser[]): Promise<UserView[]> {
+    const records = await this.store.getUsersByUpstreamIds(users.map((u) => u.UserId));
+    return users.map((upstream) => {
+      const record = records.get(upstream.UserId) ?? null;
+      return { scimId: record?.scimId ?? upstream.UserId, record, upstream };
+    });
+  }
+
+  async list(query: ListQuery, ctx: RequestContext, location: (id: string) => string): Promise<ListResult> {
+    if (query.filter) return this.filtered(query, ctx, location);
+    const detachedQuery = { detached: true, state: 'ready' as const };
+    const first = await this.api.listUsers({ PageNumber: 1, PageSize: 1 }, { deadlineAt: ctx.deadlineAt });
+    const upstreamTotal = first.Total;
+    const detachedTotal = await this.store.countUsers(detachedQuery);
+    const total = upstreamTotal + detachedTotal;
+    const start = Math.max(1, query.startIndex);
+    const end = Math.min(total, start + query.count - 1);
+    const views: UserView[] = [];
+    if (query.count > 0 && start <= upstreamTotal) {
+      const upstream = await this.upstreamSlice(start, Math.min(end, upstreamTotal), ctx);
+      views.push(...(await this.viewsOf(upstream)));
+    }
+    if (query.count > 0 && end > upstreamTotal) {
+      const offset = Math.max(0, start - upstreamTotal - 1);
+      const records = await this.store.listUsers(
+        detachedQuery,
+        offset,
+        end - Math.max(start, upstreamTotal + 1) + 1,
+      );
+      views.push(...records.map((record) => ({ scimId: record.scimId, record, upstream: null })));
+    }
+    return { total, views };
+  }
+
+  /** Items start..end (1-based, inclusive) of ListUsers, with the fewest upstream calls. */
+  private async upstreamSlice(start: number, end: number, ctx: RequestContext): Promise<CloudIdentityUser[]> {
+    const count = end - start + 1;
+    if (count <= 0) return [];
+    let pageSize = UPSTREAM_PAGE;
+    // One call whenever some page size ≤ 100 holds the whole range in one page.
+    for (let size = Math.min(UPSTREAM_PAGE, Math.max(count, 1)); size <= UPSTREAM_PAGE; size++) {
+      if (Math.floor((start - 1) / size) === Math.floor((end - 1) / size)) {
+        pageSize = size;
+        break;
+      }
+    }
+    const firstPage = Math.floor((start - 1) / pageSize) + 1;
+    const lastPage = Math.floor((end - 1) / pageSize) + 1;
+    const pages = await Promise.all(
+      Array.from({ length: lastPage - firstPage + 1 }, (_, i) =>
+        this.api.listUsers({ PageNumber: firstPage + i, PageSize: pageSize }, { deadlineAt: ctx.deadlineAt }),
+      ),
+    );
+    const items = pages.flatMap((p) => p.Users);
+    const offset = start - 1 - (firstPage - 1) * pageSize;
+    return items.slice(offset, offset + count);
+  }
+
+  private async filtered(
+    query: ListQuery,
+    ctx: RequestContext,
+    location: (id: string) => string,
+  ): Promise<ListResult> {
+    const filter = query.filter!;
+    const candidates = new Map<string, UserView>();
+    const anchored = await Promise.all(filter.map((term) => this.anchoredCandidates(term, ctx)));
+    if (anchored.every((c) => c !== undefined)) {
+      for (const views of anchored) for (const v of views!) candidates.set(v.scimId, v);
+    } else {
+      for (const v of await this.scanAll(ctx)) candidates.set(v.scimId, v);
+    }
+    const matches = [...candidates.values()].filter((view) =>
+      matchesFilter(filter, toScimUser(view, location(view.scimId)), USER_CASE_EXACT),
+    );
+    const start = Math.max(1, query.startIndex);
+    return { total: matches.length, views: matches.slice(start - 1, start - 1 + query.count) };
+  }
+
+  /** Candidates for one AND-term via an index (userName, externalId, id), or undefined if none applies. */
+  private async anchoredCandidates(
+    term: Filter[number],
+    ctx: RequestContext,
+  ): Promise<UserView[] | undefined> {
+    const id = equalityAnchor(term, 'id');
+    if (id !== undefined) {
+      const view = await this.find(id, ctx);
+      return view ? [view] : [];
+    }
+    const userName = equalityAnchor(term, 'userName');
+    if (userName !== undefined) {
+      const [page, record] = await Promise.all([
+        this.api.listUsers({ UserName: userName, PageSize: UPSTREAM_PAGE }, { deadlineAt: ctx.deadlineAt }),
+        this.store.findUserByUserName(userName),
+      ]);
+      const exact = page.Users.filter((u) => u.UserName.toLowerCase() === userName.toLowerCase());
+      const views = await this.viewsOf(exact);
+      if (record && record.state === 'ready' && !record.upstreamUserId) {
+        views.push({ scimId: record.scimId, record, upstream: null });
+      }
+      return views;
+    }
+    const externalId = equalityAnchor(term, 'externalId');
+    if (externalId !== undefined) {
+      const records = (await this.store.findUsersByExternalId(externalId)).filter((r) => r.state === 'ready');
+      const views = await Promise.all(
+        records.map(async (record) => ({
+          scimId: record.scimId,
+          record,
+          upstream: record.upstreamUserId ? await this.getUpstream(record.upstreamUserId, ctx) : null,
+        })),
+      );
+      return views.filter((v) => v.upstream || !v.record.upstreamUserId || !v.record.active);
+    }
+    return undefined;
+  }
+
+  private async scanAll(ctx: RequestContext): Promise<UserView[]> {
+    const first = await this.api.listUsers(
+      { PageNumber: 1, PageSize: UPSTREAM_PAGE },
+      { deadlineAt: ctx.deadlineAt },
+    );
+    const detached = await this.store.countUsers({ detached: true, state: 'ready' });
+    if (first.Total + detached > this.options.filterScanLimit) {
+      throw new ScimError(
+        400,
+        'tooMany',
+        `this filter needs a scan of ${first.Total + detached} users (limit ${this.options.filterScanLimit}); ` +
+          'filter with userName eq, externalId eq or id eq instead',
+      );
+    }
+    const rest = await Promise.all(
+      Array.from({ length: Math.ceil(first.Total / UPSTREAM_PAGE) - 1 }, (_, i) =>
+        this.api.listUsers({ PageNumber: i + 2, PageSize: UPSTREAM_PAGE }, { deadlineAt: ctx.deadlineAt }),
+      ),
+    );
+    const views = await this.viewsOf([first, ...rest].flatMap((p) => p.Users));
+    const records = await this.store.listUsers({ detached: true, state: 'ready' }, 0, detached);
+    views.push(...records.map((record) => ({ scimId: record.scimId, record, upstream: null })));
+    return views;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  async create(input: UserInput, ctx: RequestContext): Promise<UserView> {
+    const active = input.active ?? true;
+    const desired = upstreamFieldsFor(input.attributes, input.description);
+    const newRecord = {
+      userName: desired.UserName,
+      externalId: input.externalId ?? null,
+      active,
+      attributes: this.storedAttributes(input),
+      tombstoneGroupIds: [],
+    };
+    let record: UserRecord;
+    let takeover = false;
+    try {
+      record = await this.store.insertUser({
+        scimId: randomUUID(),
+        upstreamUserId: null,
+        state: 'pending',
+        ...newRecord,
+      });
+    } catch (e) {
+      if (!(e instanceof StoreConflictError)) throw e;
+      const existing = await this.store.findUserByUserName(desired.UserName);
+      const abandoned =
+        existing?.state === 'pending' && Date.now() - Date.parse(existing.updatedAt) > this.pendingTakeoverMs;
+      if (!existing || !abandoned) throw conflict(`userName '${desired.UserName}' is already taken`);
+      // A create that crashed between CloudIdentity and the store: this retry takes it over.
+      const updated = await this.store.updateUser(existing.scimId, newRecord, existing.version);
+      if (!updated) throw conflict(`userName '${desired.UserName}' is being created by another request`);
+      record = updated;
+      takeover = true;
+    }
+    let upstream: CloudIdentityUser | null = null;
+    try {
+      if (active || this.options.deactivateAction === 'retain') {
+        upstream = await this.createUpstream(desired, ctx, takeover);
+      }
+    } catch (e) {
+      await this.store
+        .deleteUser(record.scimId)
+        .catch((cleanup) =>
+          ctx.log.warn({ err: cleanup }, 'could not remove the pending record of a failed create'),
+        );
+      if (isCode(e, UpstreamCode.UserNameAlreadyExists))
+        throw conflict(`userName '${desired.UserName}' is already taken`);
+      throw e;
+    }
+    const ready = await this.store.updateUser(record.scimId, {
+      state: 'ready',
+      upstreamUserId: upstream?.UserId ?? null,
+    });
+    if (!ready) throw new ScimError(500, undefined, 'the user record vanished while it was being created');
+    return { scimId: ready.scimId, record: ready, upstream };
+  }
+
+  /**
+   * CreateUser; with `adopt`, a user of that name that CloudIdentity already has and that no
+   * record maps is taken as ours (a crashed earlier attempt of the same create or reactivation).
+   */
+  private async createUpstream(
+    desired: UpstreamUserFields,
+    ctx: RequestContext,
+    adopt: boolean,
+  ): Promise<CloudIdentityUser> {
+    const opts = { deadlineAt: ctx.deadlineAt };
+    try {
+      return await this.api.createUser(nonEmpty(desired), opts);
+    } catch (e) {
+      if (!adopt || !isCode(e, UpstreamCode.UserNameAlreadyExists)) throw e;
+      const page = await this.api.listUsers({ UserName: desired.UserName, PageSize: UPSTREAM_PAGE }, opts);
+      const existing = page.Users.find((u) => u.UserName.toLowerCase() === desired.UserName.toLowerCase());
+      if (!existing) throw e;
+      const mapped = await this.store.getUsersByUpstreamIds([existing.UserId]);
+      if (mapped.size > 0) throw e;
+      const changes = changedFields(existing, desired);
+      if (Object.keys(changes).length > 0)
+        await this.api.updateUser({ UserId: existing.UserId, ...changes }, opts);
+      ctx.log.info(
+        { upstreamUserId: existing.UserId },
+        'adopted the CloudIdentity user of an interrupted create',
+      );
+      return { ...existing, ...changes };
+    }
+  }
+
+  /** PUT and PATCH both end here: make CloudIdentity and the store hold `input`. */
+  async write(
+    view: UserView,
+    input: UserInput,
+    ifMatch: string | undefined,
+    ctx: RequestContext,
+  ): Promise<UserView> {
+    if (ifMatch !== undefined && !etagMatches(ifMatch, userVersion(view))) {
+      throw new ScimError(
+        412,
+        undefined,
+        `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
+      );
+    }
+    const active = input.active ?? view.record?.active ?? true;
+    const desired = upstreamFieldsFor(input.attributes, input.description);
+    const record = view.record ?? (await this.adoptForeign(view));
+    if (desired.UserName.toLowerCase() !== record.userName.toLowerCase()) {
+      const taken = await this.store.findUserByUserName(desired.UserName);
+      if (taken && taken.scimId !== record.scimId)
+        throw conflict(`userName '${desired.UserName}' is already taken`);
+    }
+    const changes = {
+      userName: desired.UserName,
+      externalId: input.externalId ?? null,
+      active,
+      attributes: this.storedAttributes(input),
+    };
+    const wantsUpstream = active || this.options.deactivateAction === 'retain';
+    let upstream = view.upstream;
+    let updated: UserRecord | null;
+    try {
+      if (wantsUpstream && upstream) {
+        const diff = changedFields(upstream, desired);
+        if (Object.keys(diff).length > 0) {
+          await this.api.updateUser({ UserId: upstream.UserId, ...diff }, { deadlineAt: ctx.deadlineAt });
+          upstream = { ...upstream, ...diff };
+        }
+        updated = await this.store.updateUser(
+          record.scimId,
+          { ...changes, upstreamUserId: upstream.UserId },
+          record.version,
+        );
+      } else if (wantsUpstream) {
+        updated = await this.reactivate(record, desired, changes, ctx);
+        upstream = updated ? ((await this.getUpstream(updated.upstreamUserId!, ctx)) ?? null) : null;
+      } else {
+        updated = await this.deactivate(record, upstream, changes, ctx);
+        upstream = null;
+      }
+    } catch (e) {
+      if (e instanceof StoreConflictError || isCode(e, UpstreamCode.UserNameAlreadyExists)) {
+        throw conflict(`userName '${desired.UserName}' is already taken`);
+      }
+      throw e;
+    }
+    if (!updated) {
+      throw new ScimError(
+        412,
+        undefined,
+        'the user was changed by another request meanwhile; read it again and retry',
+      );
+    }
+    return { scimId: updated.scimId, record: updated, upstream };
+  }
+
+  /** A user created outside the bridge gets a record (SCIM id = UserId) on its first write. */
+  private async adoptForeign(view: UserView): Promise<UserRecord> {
+    const upstream = view.upstream!;
+    try {
+      return await this.store.insertUser({
+        scimId: view.scimId,
+        upstreamUserId: upstream.UserId,
+        userName: upstream.UserName,
+        externalId: null,
+        active: true,
+        state: 'ready',
+        attributes: {},
+        tombstoneGroupIds: [],
+      });
+    } catch (e) {
+      if (e instanceof StoreConflictError) {
+        const existing = await this.store.getUser(view.scimId);
+        if (existing) return existing;
+        throw conflict(`userName '${upstream.UserName}' is held by another SCIM user`);
+      }
+      throw e;
+    }
+  }
+
+  private async deactivate(
+    record: UserRecord,
+    upstream: CloudIdentityUser | null,
+    changes: Partial<UserRecord>,
+    ctx: RequestContext,
+  ): Promise<UserRecord | null> {
+    // Record the intent (and the memberships to restore) before the user disappears upstream.
+    const groups = record.active ? await this.store.groupsOfUser(record.scimId) : record.tombstoneGroupIds;
+    const marked = await this.store.updateUser(
+      record.scimId,
+      { ...changes, tombstoneGroupIds: groups },
+      record.version,
+    );
+    if (!marked) return null;
+    const userId = upstream?.UserId ?? record.upstreamUserId;
+    if (userId) {
+      try {
+        await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+      } catch (e) {
+        if (!isCode(e, UpstreamCode.UserNotFound)) throw e;
+      }
+    }
+    return this.store.updateUser(record.scimId, { upstreamUserId: null });
+  }
+
+  private async reactivate(
+    record: UserRecord,
+    desired: UpstreamUserFields,
+    changes: Partial<UserRecord>,
+    ctx: RequestContext,
+  ): Promise<UserRecord | null> {
+    const created = await this.createUpstream(desired, ctx, true);
+    for (const groupId of record.tombstoneGroupIds) {
+      try {
+        await this.api.addUserToGroup(
+          { GroupId: groupId, UserId: created.UserId },
+          { deadlineAt: ctx.deadlineAt },
+        );
+      } catch (e) {
+        if (isCode(e, UpstreamCode.UserGroupNotFound)) {
+          ctx.log.info(
+            { groupId },
+            'a group of the deactivated user no longer exists; membership not restored',
+          );
+        } else if (!isCode(e, UpstreamCode.UserAlreadyInGroup)) throw e;
+      }
+    }
+    return this.store.updateUser(
+      record.scimId,
+      { ...changes, upstreamUserId: created.UserId, tombstoneGroupIds: [] },
+      record.version,
+    );
+  }
+
+  async delete(view: UserView, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
+    if (ifMatch !== undefined && !etagMatches(ifMatch, userVersion(view))) {
+      throw new ScimError(
+        412,
+        undefined,
+        `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
+      );
+    }
+    const userId = view.upstream?.UserId ?? view.record?.upstreamUserId;
+    if (userId) {
+      try {
+        await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+      } catch (e) {
+        if (!isCode(e, UpstreamCode.UserNotFound)) throw e;
+      }
+    }
+    if (view.record) await this.store.deleteUser(view.record.scimId);
+  }
+
+  private storedAttributes(input: UserInput): Json {
+    const attributes: Json = { ...input.attributes };
+    if (input.description !== undefined) {
+      attributes['urn:volcengine:params:scim:schemas:extension:cloudidentity:2.0:User'] = {
+        description: input.description,
+      };
+    }
+    return attributes;
+  }
+}
+
+function nonEmpty(fields: UpstreamUserFields) {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) if (v !== '') out[k] = v;
+  return out as unknown as UpstreamUserFields;
+}
+
+export function etagMatches(header: string, version: string): boolean {
+  if (header.trim() === '*') return true;
+  const strip = (v: string) => v.trim().replace(/^W\//, '');
+  return header.split(',').some((candidate) => strip(candidate) === strip(version));
+}
+
+export { badRequest };

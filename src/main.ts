@@ -1,0 +1,64 @@
+import { generateToken, startBridge } from './bridge.js';
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env, generateToken);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`volc-scim-bridge: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = createLogger({
+    level: config.logLevel,
+    logPii: config.logPii,
+    pretty: !config.production && process.stdout.isTTY,
+  });
+  const bridge = await startBridge(config, logger);
+  const scimUrl = `${config.publicBaseUrl ?? bridge.url}/scim/v2`;
+  if (bridge.emulator) {
+    logger.warn(
+      { emulator: bridge.emulator.url },
+      'NO VOLCENGINE CREDENTIALS: running against the in-process CloudIdentity EMULATOR; nothing reaches Volcengine',
+    );
+  }
+  if (config.scimTokenGenerated) {
+    // Printed to the terminal only, never to the log stream.
+    process.stderr.write(
+      `\n  SCIM_BEARER_TOKENS is not set. Generated token for this run:\n\n    ${config.scimTokens[0]}\n\n` +
+        `  curl -H "Authorization: Bearer ${config.scimTokens[0]}" ${scimUrl}/Users\n\n`,
+    );
+  }
+  logger.info(
+    { url: scimUrl, store: config.databaseUrl ? 'postgres' : 'pglite' },
+    'volc-scim-bridge listening',
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    try {
+      await bridge.close();
+      logger.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'error during shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(
+    `volc-scim-bridge failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
+  );
+  process.exit(1);
+});

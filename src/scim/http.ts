@@ -1,0 +1,159 @@
+import type { Request, Response } from 'express';
+import { badRequest, type ScimError } from './errors.js';
+import { isPlainObject } from './normalize.js';
+import { LIST_RESPONSE_SCHEMA } from './schemas.js';
+
+type Json = Record<string, unknown>;
+
+export const SCIM_CONTENT_TYPE = 'application/scim+json';
+
+export function sendScim(
+  res: Response,
+  status: number,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): void {
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  if (body === undefined) {
+    res.status(status).end();
+    return;
+  }
+  res.status(status).setHeader('Content-Type', SCIM_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+export function sendError(res: Response, error: ScimError): void {
+  const headers: Record<string, string> = {};
+  if (error.retryAfter !== undefined) headers['Retry-After'] = String(error.retryAfter);
+  if (error.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="scim"';
+  sendScim(res, error.status, error.toBody(), headers);
+}
+
+export const SCIM_BASE_PATH = '/scim/v2';
+
+/** The base URL resources are located under: PUBLIC_BASE_URL, else what the request was sent to. */
+export function scimBaseUrl(req: Request, publicBaseUrl: string | undefined): string {
+  const origin = publicBaseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+  return `${origin}${SCIM_BASE_PATH}`;
+}
+
+export interface ListParams {
+  filter?: string;
+  startIndex: number;
+  count: number;
+  attributes?: string[];
+  excludedAttributes?: string[];
+}
+
+function integerParam(name: string, raw: unknown, fallback: number): number {
+  if (raw === undefined || raw === null || raw === '') return fallback;
+  const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+  if (!Number.isFinite(n) || !Number.isInteger(n))
+    throw badRequest('invalidValue', `${name} must be an integer`);
+  return n;
+}
+
+function listParam(raw: unknown): string[] | undefined {
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  const parts = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+  const names = parts.map((s) => s.trim()).filter(Boolean);
+  return names.length ? names : undefined;
+}
+
+/** Query string (GET) or SearchRequest body (POST .search) → list parameters. */
+export function listParams(source: Json, defaultCount: number, maxCount: number): ListParams {
+  const filter = source.filter;
+  if (filter !== undefined && typeof filter !== 'string')
+    throw badRequest('invalidFilter', 'filter must be a string');
+  const startIndex = Math.max(1, integerParam('startIndex', source.startIndex, 1));
+  const count = Math.min(maxCount, Math.max(0, integerParam('count', source.count, defaultCount)));
+  return {
+    filter: typeof filter === 'string' && filter.trim() !== '' ? filter : undefined,
+    startIndex,
+    count,
+    attributes: listParam(source.attributes),
+    excludedAttributes: listParam(source.excludedAttributes),
+  };
+}
+
+export function listResponse(total: number, startIndex: number, resources: Json[]): Json {
+  return {
+    schemas: [LIST_RESPONSE_SCHEMA],
+    totalResults: total,
+    startIndex,
+    itemsPerPage: resources.length,
+    Resources: resources,
+  };
+}
+
+const ALWAYS_RETURNED = new Set(['id', 'schemas']);
+
+/** RFC 7644 §3.9 attributes / excludedAttributes, for top-level, sub- and extension attributes. */
+export function project(resource: Json, attributes?: string[], excluded?: string[]): Json {
+  if (!attributes && !excluded) return resource;
+  const paths = (list: string[]) => list.map((name) => splitPath(name, resource));
+  if (attributes) {
+    const out: Json = {};
+    for (const key of Object.keys(resource)) if (ALWAYS_RETURNED.has(key)) out[key] = resource[key];
+    for (const [top, sub] of paths(attributes)) {
+      const key = findKey(resource, top);
+      if (key === undefined) continue;
+      if (!sub) out[key] = resource[key];
+      else copySub(resource, out, key, sub);
+    }
+    return out;
+  }
+  const out: Json = structuredClone(resource);
+  for (const [top, sub] of paths(excluded!)) {
+    const key = findKey(out, top);
+    if (key === undefined || ALWAYS_RETURNED.has(key)) continue;
+    if (!sub) delete out[key];
+    else {
+      const value = out[key];
+      const items = Array.isArray(value) ? value : [value];
+      for (const item of items) {
+        if (isPlainObject(item)) {
+          const subKey = findKey(item, sub);
+          if (subKey) delete item[subKey];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function findKey(obj: Json, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return Object.keys(obj).find((k) => k.toLowerCase() === lower);
+}
+
+/** 'name.givenName' → ['name','givenName']; 'urn:…:User:employeeNumber' → [urn, 'employeeNumber']. */
+function splitPath(name: string, resource: Json): [string, string | undefined] {
+  if (name.toLowerCase().startsWith('urn:')) {
+    const urn = Object.keys(resource).find(
+      (k) => k.startsWith('urn:') && name.toLowerCase().startsWith(`${k.toLowerCase()}:`),
+    );
+    if (urn) return [urn, name.slice(urn.length + 1)];
+    const core = name.match(/^urn:ietf:params:scim:schemas:core:2\.0:(?:User|Group):(.+)$/i);
+    if (core) return splitPath(core[1], resource);
+    return [name, undefined];
+  }
+  const dot = name.indexOf('.');
+  return dot < 0 ? [name, undefined] : [name.slice(0, dot), name.slice(dot + 1)];
+}
+
+function copySub(from: Json, to: Json, key: string, sub: string): void {
+  const value = from[key];
+  const pick = (item: unknown) => {
+    if (!isPlainObject(item)) return undefined;
+    const subKey = findKey(item, sub);
+    return subKey === undefined ? undefined : { [subKey]: item[subKey] };
+  };
+  if (Array.isArray(value)) {
+    const picked = value.map(pick).filter(Boolean) as Json[];
+    const existing = Array.isArray(to[key]) ? (to[key] as Json[]) : [];
+    to[key] = existing.length ? existing.map((e, i) => ({ ...e, ...picked[i] })) : picked;
+  } else {
+    const picked = pick(value);
+    if (picked) to[key] = { ...(isPlainObject(to[key]) ? (to[key] as Json) : {}), ...picked };
+  }
+}

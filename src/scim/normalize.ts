@@ -1,0 +1,144 @@
+import { badRequest } from './errors.js';
+import { ENTERPRISE_SCHEMA } from './schemas.js';
+
+// What Entra ID and Okta send that strict SCIM validation (scimmy) would refuse, rewritten into the
+// standard shape before validation. Each rule names the client behaviour it exists for.
+
+type Json = Record<string, unknown>;
+
+const BOOLEAN_KEYS = new Set(['active', 'primary']);
+const MANAGER_KEY = `${ENTERPRISE_SCHEMA}:manager`.toLowerCase();
+
+export function isPlainObject(v: unknown): v is Json {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Entra: `"active": "True"`, `roles[].primary: "False"`: string booleans, any case. */
+function booleanish(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const lower = value.trim().toLowerCase();
+  return lower === 'true' ? true : lower === 'false' ? false : value;
+}
+
+function fixBooleans(value: unknown, key?: string): unknown {
+  if (key && BOOLEAN_KEYS.has(key.toLowerCase())) return booleanish(value);
+  if (Array.isArray(value)) return value.map((v) => fixBooleans(v));
+  if (isPlainObject(value)) {
+    const out: Json = {};
+    for (const [k, v] of Object.entries(value)) out[k] = fixBooleans(v, k.split('.').pop());
+    return out;
+  }
+  return value;
+}
+
+/** Entra: manager as a bare id string; `{value: ""}` or "" meaning "no manager". */
+function fixManager(value: unknown): unknown {
+  if (typeof value === 'string') return value === '' ? null : { value };
+  if (isPlainObject(value) && (value.value === '' || value.value === null)) return null;
+  return value;
+}
+
+function fixEnterprise(body: Json): void {
+  for (const key of Object.keys(body)) {
+    if (key.toLowerCase() === ENTERPRISE_SCHEMA.toLowerCase() && isPlainObject(body[key])) {
+      const ext = { ...(body[key] as Json) };
+      for (const k of Object.keys(ext)) {
+        if (k.toLowerCase() === 'manager') {
+          const manager = fixManager(ext[k]);
+          if (manager === null) delete ext[k];
+          else ext[k] = manager;
+        }
+      }
+      body[key] = ext;
+    } else if (key.toLowerCase() === MANAGER_KEY) {
+      const manager = fixManager(body[key]);
+      body[key] = manager;
+    }
+  }
+}
+
+/** Normalises a POST/PUT body. Returns a new object; the input is left untouched. */
+export function normalizeResourceBody(body: unknown): Json {
+  if (!isPlainObject(body)) {
+    throw badRequest('invalidSyntax', 'request body must be a JSON object');
+  }
+  const out = fixBooleans(body) as Json;
+  fixEnterprise(out);
+  return out;
+}
+
+export interface PatchOperation {
+  op: string;
+  path?: string;
+  value?: unknown;
+}
+
+const VALUE_FILTER_PATH = /^([\w:.-]+?)\[\s*(\w+)\s+eq\s+"([^"]*)"\s*\]\.(\w+)$/i;
+
+/**
+ * Normalises PATCH operations for a resource whose current SCIM form is `current`.
+ * - capitalised ops (Entra) → lower case
+ * - string booleans (Entra without aadOptscim062020)
+ * - manager as a bare string or `{value: ""}` (Entra)
+ * - add/replace on `emails[type eq "work"].value` when no such element exists yet (Entra):
+ *   becomes an add of a new element, as Entra expects
+ * - `id` inside a path-less replace value (Okta group rename): dropped, ids are read-only
+ */
+export function normalizePatchOperations(operations: unknown, current: Json): PatchOperation[] {
+  if (!Array.isArray(operations)) {
+    throw badRequest('invalidValue', "PatchOp body must contain an 'Operations' array");
+  }
+  return operations.map((raw, index) => {
+    if (!isPlainObject(raw)) throw badRequest('invalidValue', `operation ${index + 1} must be an object`);
+    const op = typeof raw.op === 'string' ? raw.op.toLowerCase() : raw.op;
+    if (op !== 'add' && op !== 'replace' && op !== 'remove') {
+      throw badRequest('invalidSyntax', `operation ${index + 1}: unknown op '${String(raw.op)}'`);
+    }
+    const path = typeof raw.path === 'string' ? raw.path.trim() : raw.path;
+    if (path !== undefined && typeof path !== 'string') {
+      throw badRequest('invalidPath', `operation ${index + 1}: path must be a string`);
+    }
+    let value = raw.value;
+    const lastSegment = path?.split(/[.:]/).pop()?.toLowerCase();
+    if (path && lastSegment && BOOLEAN_KEYS.has(lastSegment)) value = booleanish(value);
+    else value = fixBooleans(value);
+
+    if (path && path.toLowerCase() === MANAGER_KEY) {
+      const manager = fixManager(value);
+      if (manager === null) return { op: 'remove', path };
+      value = manager;
+    }
+    if (!path && isPlainObject(value)) {
+      const v = { ...value };
+      for (const key of Object.keys(v)) if (key.toLowerCase() === 'id') delete v[key];
+      fixEnterprise(v);
+      for (const key of Object.keys(v))
+        if (v[key] === null && key.toLowerCase() === MANAGER_KEY) delete v[key];
+      value = v;
+    }
+    if (path && (op === 'add' || op === 'replace')) {
+      const created = createMissingElement(path, value, current);
+      if (created) return created;
+    }
+    return { op, ...(path !== undefined ? { path } : {}), ...(value !== undefined ? { value } : {}) };
+  });
+}
+
+function createMissingElement(path: string, value: unknown, current: Json): PatchOperation | undefined {
+  const match = VALUE_FILTER_PATH.exec(path);
+  if (!match) return undefined;
+  const [, attribute, key, expected, sub] = match;
+  const existing = Object.entries(current).find(([k]) => k.toLowerCase() === attribute.toLowerCase())?.[1];
+  const elements = Array.isArray(existing) ? existing : [];
+  const found = elements.some((element) => {
+    if (!isPlainObject(element)) return false;
+    const actual = Object.entries(element).find(([k]) => k.toLowerCase() === key.toLowerCase())?.[1];
+    return typeof actual === 'string' && actual.toLowerCase() === expected.toLowerCase();
+  });
+  if (found) return undefined;
+  return {
+    op: 'add',
+    path: attribute,
+    value: [{ [key]: expected, [sub.toLowerCase() === 'value' ? 'value' : sub]: value }],
+  };
+}

@@ -1,0 +1,182 @@
+import SCIMMY from 'scimmy';
+import { badRequest, ScimError, toScimError } from './errors.js';
+import {
+  isPlainObject,
+  normalizePatchOperations,
+  normalizeResourceBody,
+  type PatchOperation,
+} from './normalize.js';
+import { PATCH_SCHEMA, USER_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
+
+type Json = Record<string, unknown>;
+
+/** A validated SCIM user as the directory layer receives it. */
+export interface UserInput {
+  /** SCIM attributes to keep (validated by scimmy; no id, meta, password, groups, externalId, active) */
+  attributes: Json;
+  externalId?: string;
+  active?: boolean;
+  /** Volcengine extension `description`; undefined when not sent */
+  description?: string;
+  /** body.id when the client sent one (PUT must match the path) */
+  id?: string;
+}
+
+function takeIgnoringCase(body: Json, key: string): unknown {
+  for (const k of Object.keys(body)) {
+    if (k.toLowerCase() === key.toLowerCase()) {
+      const v = body[k];
+      delete body[k];
+      return v;
+    }
+  }
+  return undefined;
+}
+
+function descriptionFrom(volc: unknown): string | undefined {
+  if (volc === undefined || volc === null) return undefined;
+  if (!isPlainObject(volc)) throw badRequest('invalidValue', `${VOLC_USER_SCHEMA} must be an object`);
+  const value = Object.entries(volc).find(([k]) => k.toLowerCase() === 'description')?.[1];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string')
+    throw badRequest('invalidValue', `${VOLC_USER_SCHEMA}:description must be a string`);
+  return value;
+}
+
+function coerce(body: Json): Json {
+  try {
+    return { ...(new SCIMMY.Schemas.User(body, 'in') as unknown as Json) };
+  } catch (e) {
+    if (e instanceof TypeError) throw badRequest('invalidValue', e.message);
+    const err = toScimError(e);
+    throw err.status === 500 ? badRequest('invalidValue', err.detail) : err;
+  }
+}
+
+/** POST/PUT body → UserInput, or a 400 with a detail that names the problem. */
+export function parseUserBody(raw: unknown): UserInput {
+  const body = normalizeResourceBody(raw);
+  const schemas = body.schemas;
+  if (schemas !== undefined) {
+    if (
+      !Array.isArray(schemas) ||
+      !schemas.some((s) => typeof s === 'string' && s.toLowerCase() === USER_SCHEMA.toLowerCase())
+    ) {
+      throw badRequest('invalidSyntax', `schemas must be an array containing '${USER_SCHEMA}'`);
+    }
+  } else {
+    body.schemas = [USER_SCHEMA];
+  }
+  const description = descriptionFrom(takeIgnoringCase(body, VOLC_USER_SCHEMA));
+  const id = takeIgnoringCase(body, 'id');
+  const userName = Object.entries(body).find(([k]) => k.toLowerCase() === 'username')?.[1];
+  if (userName === undefined || userName === null || userName === '') {
+    throw badRequest('invalidValue', 'userName is required');
+  }
+  if (typeof userName !== 'string') throw badRequest('invalidValue', 'userName must be a string');
+  const coerced = coerce(body);
+  return splitCoerced(coerced, description, typeof id === 'string' ? id : undefined);
+}
+
+function splitCoerced(coerced: Json, description: string | undefined, id?: string): UserInput {
+  const {
+    schemas: _s,
+    meta: _m,
+    id: _i,
+    password: _p,
+    groups: _g,
+    externalId,
+    active,
+    ...attributes
+  } = coerced;
+  if (externalId !== undefined && typeof externalId !== 'string') {
+    throw badRequest('invalidValue', 'externalId must be a string');
+  }
+  if (active !== undefined && typeof active !== 'boolean')
+    throw badRequest('invalidValue', 'active must be a boolean');
+  return {
+    attributes,
+    ...(externalId ? { externalId } : {}),
+    ...(active !== undefined ? { active } : {}),
+    ...(description !== undefined ? { description } : {}),
+    ...(id !== undefined ? { id } : {}),
+  };
+}
+
+export interface ParsedPatch {
+  operations: PatchOperation[];
+}
+
+/** Validates the PatchOp envelope; operations are normalised later, against the current resource. */
+export function parsePatchBody(raw: unknown): { operations: unknown[] } {
+  if (!isPlainObject(raw)) throw badRequest('invalidSyntax', 'PATCH body must be a JSON object');
+  const schemas = raw.schemas;
+  if (!Array.isArray(schemas) || !schemas.includes(PATCH_SCHEMA)) {
+    throw badRequest('invalidSyntax', `PATCH body schemas must be ['${PATCH_SCHEMA}']`);
+  }
+  const operations = raw.Operations ?? raw.operations;
+  if (!Array.isArray(operations) || operations.length === 0) {
+    throw badRequest('invalidValue', "PATCH body must contain a non-empty 'Operations' array");
+  }
+  return { operations };
+}
+
+const VOLC_PREFIX = VOLC_USER_SCHEMA.toLowerCase();
+
+/**
+ * Applies PATCH operations to a user's current SCIM form with scimmy (after the IdP quirks are
+ * normalised), handling the Volcengine extension (which scimmy cannot describe) by hand.
+ */
+export async function applyUserPatch(rawOperations: unknown[], current: Json): Promise<UserInput> {
+  const operations = normalizePatchOperations(rawOperations, current);
+  let description = descriptionFrom(current[VOLC_USER_SCHEMA]);
+  const scimmyOps: PatchOperation[] = [];
+  for (const operation of operations) {
+    const path = operation.path?.toLowerCase();
+    if (path?.startsWith(VOLC_PREFIX)) {
+      const rest = path.slice(VOLC_PREFIX.length).replace(/^[:.]/, '');
+      if (rest === 'description') {
+        if (operation.op === 'remove') description = undefined;
+        else if (typeof operation.value === 'string') description = operation.value;
+        else throw badRequest('invalidValue', `${VOLC_USER_SCHEMA}:description must be a string`);
+      } else if (rest === '') {
+        description =
+          operation.op === 'remove' ? undefined : (descriptionFrom(operation.value) ?? description);
+      } else {
+        throw badRequest('mutability', `${operation.path} is read-only`);
+      }
+      continue;
+    }
+    if (!operation.path && isPlainObject(operation.value)) {
+      const value = { ...operation.value };
+      const volc = takeIgnoringCase(value, VOLC_USER_SCHEMA);
+      if (volc !== undefined) description = descriptionFrom(volc) ?? description;
+      for (const key of Object.keys(value)) {
+        if (key.toLowerCase().startsWith(`${VOLC_PREFIX}:`)) {
+          const v = value[key];
+          delete value[key];
+          if (key.toLowerCase() === `${VOLC_PREFIX}:description`)
+            description = typeof v === 'string' ? v : undefined;
+        }
+      }
+      if (Object.keys(value).length === 0) continue;
+      scimmyOps.push({ ...operation, value });
+      continue;
+    }
+    scimmyOps.push(operation);
+  }
+  const base: Json = { ...current };
+  delete base[VOLC_USER_SCHEMA];
+  if (scimmyOps.length === 0) return splitCoerced(coerce(base), description);
+  try {
+    const instance = new SCIMMY.Schemas.User(base, 'in');
+    const patch = new SCIMMY.Messages.PatchOp({ schemas: [PATCH_SCHEMA], Operations: scimmyOps as never });
+    // apply() returns nothing when the operations changed nothing.
+    const result = ((await patch.apply(instance)) ?? instance) as unknown as Json;
+    return splitCoerced({ ...result }, description);
+  } catch (e) {
+    if (e instanceof ScimError) throw e;
+    if (e instanceof TypeError) throw badRequest('invalidValue', e.message);
+    throw toScimError(e);
+  }
+}

@@ -1,0 +1,111 @@
+import { Writable } from 'node:stream';
+import supertest from 'supertest';
+import { buildApp } from '../../src/app.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import {
+  DEV_ACCESS_KEY,
+  DEV_SECRET_KEY,
+  type EmulatorOptions,
+  type RunningEmulator,
+  startEmulator,
+} from '../../src/emulator/index.js';
+import { createLogger } from '../../src/logger.js';
+import { openStore } from '../../src/store/index.js';
+import type { BridgeStore } from '../../src/store/types.js';
+import { CloudIdentityClient } from '../../src/volcengine/client.js';
+import { freshPostgresUrl } from './postgres.js';
+
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+export interface Harness {
+  /** supertest agent bound to the app (no listening port needed) */
+  http: supertest.Agent;
+  emulator: RunningEmulator;
+  store: BridgeStore;
+  client: CloudIdentityClient;
+  config: Config;
+  /** every log line the bridge wrote, as text */
+  logs: string[];
+  /** emulator state through its control API */
+  upstream(): Promise<EmulatorSnapshot>;
+  close(): Promise<void>;
+}
+
+export interface EmulatorSnapshot {
+  users: Array<Record<string, string>>;
+  groups: Array<Record<string, string>>;
+  memberships: Array<{ GroupId: string; UserId: string }>;
+  calls: Record<string, number>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  emulator?: EmulatorOptions;
+  /** 'pglite' (in memory) or 'postgres' (fresh schema on the test server) */
+  store?: 'pglite' | 'postgres';
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(String(chunk));
+      cb();
+    },
+  });
+  const config = loadConfig(
+    { SCIM_BEARER_TOKENS: TEST_TOKEN, LOG_LEVEL: 'debug', REQUEST_DEADLINE_MS: '15000', ...options.env },
+    () => TEST_TOKEN,
+  );
+  const logger = createLogger({ level: 'debug', logPii: config.logPii, destination });
+  const emulator = await startEmulator({ port: 0, ...options.emulator });
+  let dropSchema: (() => Promise<void>) | undefined;
+  let store: BridgeStore;
+  if (options.store === 'postgres') {
+    const pg = await freshPostgresUrl();
+    if ('skip' in pg) throw new Error(`PostgreSQL unavailable: ${pg.skip}`);
+    dropSchema = pg.drop;
+    store = await openStore({ databaseUrl: pg.url, logger });
+  } else {
+    store = await openStore({ inMemory: true, logger });
+  }
+  const client = new CloudIdentityClient({
+    accessKeyId: DEV_ACCESS_KEY,
+    secretAccessKey: DEV_SECRET_KEY,
+    endpoint: emulator.url,
+    baseDelayMs: 5,
+    maxDelayMs: 50,
+    logger: logger.child({ component: 'cloudidentity' }),
+  });
+  const app = buildApp({ config, api: client, store, logger });
+  const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
+  return {
+    http,
+    emulator,
+    store,
+    client,
+    config,
+    logs,
+    async upstream() {
+      const res = await fetch(`${emulator.url}/_emulator/state`);
+      return (await res.json()) as EmulatorSnapshot;
+    },
+    async close() {
+      await client.close();
+      await store.close();
+      await emulator.close();
+      await dropSchema?.();
+    },
+  };
+}
+
+/** Which stores the same suite runs against: PGlite always, PostgreSQL when reachable. */
+export async function storeKinds(): Promise<Array<'pglite' | 'postgres'>> {
+  const pg = await freshPostgresUrl();
+  if ('skip' in pg) {
+    console.warn(`[skip] PostgreSQL store variant not run: ${pg.skip}`);
+    return ['pglite'];
+  }
+  await pg.drop();
+  return ['pglite', 'postgres'];
+}
