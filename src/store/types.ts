@@ -43,10 +43,13 @@ export type UserChanges = Partial<Omit<UserRecord, 'scimId' | 'version' | 'creat
 export type NewGroupRecord = Omit<GroupRecord, 'version' | 'createdAt' | 'updatedAt'>;
 export type GroupChanges = Partial<Omit<GroupRecord, 'scimId' | 'version' | 'createdAt' | 'updatedAt'>>;
 
-/** A unique constraint (userName or group displayName, case-insensitive) was violated. */
+/**
+ * A unique constraint was violated: userName or group displayName (case-insensitive), scimId, or
+ * upstreamUserId (two records mapped to one CloudIdentity user).
+ */
 export class StoreConflictError extends Error {
   override readonly name = 'StoreConflictError';
-  constructor(readonly field: 'userName' | 'displayName' | 'scimId') {
+  constructor(readonly field: 'userName' | 'displayName' | 'scimId' | 'upstreamUserId') {
     super(`a record with this ${field} already exists`);
   }
 }

@@ -1,0 +1,100 @@
+import type { Logger } from 'pino';
+import type { SqlDriver } from './driver.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** One statement per entry: PGlite's extended protocol (and so our driver) runs one at a time. */
+  readonly statements: readonly string[];
+}
+
+// Append only; never edit a migration that has shipped. Constraint names are spelled out because
+// sql-store.ts maps unique violations to StoreConflictError fields by constraint name.
+// user_name_lower/display_name_lower hold the JS-folded name (see foldCase in sql-store.ts).
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'users, groups, memberships',
+    statements: [
+      `CREATE TABLE users (
+        scim_id text NOT NULL CONSTRAINT users_pkey PRIMARY KEY,
+        upstream_user_id text CONSTRAINT users_upstream_user_id_key UNIQUE,
+        user_name text NOT NULL,
+        user_name_lower text NOT NULL CONSTRAINT users_user_name_lower_key UNIQUE,
+        external_id text,
+        active boolean NOT NULL,
+        state text NOT NULL CONSTRAINT users_state_check CHECK (state IN ('pending', 'ready')),
+        attributes jsonb NOT NULL DEFAULT '{}'::jsonb,
+        tombstone_group_ids jsonb NOT NULL DEFAULT '[]'::jsonb,
+        version integer NOT NULL DEFAULT 1,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      'CREATE INDEX users_external_id_idx ON users (external_id)',
+      // Serves the (created_at, scim_id) order of listUsers without a sort.
+      'CREATE INDEX users_created_at_scim_id_idx ON users (created_at, scim_id)',
+      // Detached users (pending creates, tombstones) are few; reconciliation lists them often.
+      'CREATE INDEX users_detached_idx ON users (created_at, scim_id) WHERE upstream_user_id IS NULL',
+      `CREATE TABLE groups (
+        scim_id text NOT NULL CONSTRAINT groups_pkey PRIMARY KEY,
+        group_name text NOT NULL,
+        display_name text NOT NULL,
+        display_name_lower text NOT NULL CONSTRAINT groups_display_name_lower_key UNIQUE,
+        external_id text,
+        attributes jsonb NOT NULL DEFAULT '{}'::jsonb,
+        version integer NOT NULL DEFAULT 1,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      'CREATE INDEX groups_external_id_idx ON groups (external_id)',
+      // No foreign keys: members and groups created outside the bridge have no record here.
+      `CREATE TABLE memberships (
+        group_scim_id text NOT NULL,
+        user_scim_id text NOT NULL,
+        CONSTRAINT memberships_pkey PRIMARY KEY (group_scim_id, user_scim_id)
+      )`,
+      // (user, group) rather than (user): groupsOfUser becomes an ordered index-only scan.
+      'CREATE INDEX memberships_user_idx ON memberships (user_scim_id, group_scim_id)',
+    ],
+  },
+];
+
+/**
+ * Applies the migrations not yet recorded in schema_migrations, all in one transaction. The
+ * transaction-scoped advisory lock serialises replicas starting together: the loser waits, then
+ * (READ COMMITTED, fresh snapshot per statement) sees the winner's rows and applies nothing.
+ * The lock key includes the schema so bridges sharing a database in separate schemas don't wait
+ * on each other. Returns the versions applied by this call.
+ */
+export async function migrate(db: SqlDriver, logger?: Logger): Promise<number[]> {
+  const { applied, unknown } = await db.transaction(async (tx) => {
+    await tx.query(
+      `SELECT pg_advisory_xact_lock(hashtext('volc-scim-bridge/migrations/' || coalesce(current_schema(), '')))`,
+    );
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer NOT NULL PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const rows = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const done = new Set(rows.map((r) => r.version));
+    const applied: Migration[] = [];
+    for (const migration of MIGRATIONS) {
+      if (done.has(migration.version)) continue;
+      for (const statement of migration.statements) await tx.query(statement);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
+      applied.push(migration);
+    }
+    const known = new Set(MIGRATIONS.map((m) => m.version));
+    return { applied, unknown: [...done].filter((v) => !known.has(v)) };
+  });
+  // Logged after COMMIT so the log never reports a migration that rolled back.
+  for (const m of applied) logger?.info({ version: m.version, name: m.name }, 'store migration applied');
+  // A newer build migrated ahead of this one (rolling deploy); its migrations must stay additive.
+  if (unknown.length > 0)
+    logger?.warn({ versions: unknown }, 'store schema has migrations this build does not know');
+  return applied.map((m) => m.version);
+}

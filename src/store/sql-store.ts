@@ -1,0 +1,441 @@
+import type { Logger } from 'pino';
+import type { SqlDriver } from './driver.js';
+import { migrate } from './migrations.js';
+import {
+  type BridgeStore,
+  type GroupChanges,
+  type GroupRecord,
+  type JsonObject,
+  type NewGroupRecord,
+  type NewUserRecord,
+  StoreConflictError,
+  type UserChanges,
+  type UserQuery,
+  type UserRecord,
+} from './types.js';
+
+/**
+ * Case folding for the unique, case-insensitive names. Done in JS rather than with SQL lower(),
+ * whose result for non-ASCII letters depends on the database's LC_CTYPE (a C-locale PostgreSQL
+ * would not fold 'Ä'); toLowerCase is the same everywhere, and every write and lookup uses it.
+ */
+export function foldCase(name: string): string {
+  return name.toLowerCase();
+}
+
+// Explicit column lists (never *): user_name_lower and display_name_lower stay in the database.
+const USER_COLUMNS =
+  'scim_id, upstream_user_id, user_name, external_id, active, state, attributes, tombstone_group_ids, version, created_at, updated_at';
+const GROUP_COLUMNS =
+  'scim_id, group_name, display_name, external_id, attributes, version, created_at, updated_at';
+
+/** Timestamps arrive as Date from both drivers; accept text too in case a parser is swapped. */
+type Timestamp = Date | string;
+
+interface UserRow {
+  scim_id: string;
+  upstream_user_id: string | null;
+  user_name: string;
+  external_id: string | null;
+  active: boolean;
+  state: UserRecord['state'];
+  attributes: JsonObject;
+  tombstone_group_ids: string[];
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+interface GroupRow {
+  scim_id: string;
+  group_name: string;
+  display_name: string;
+  external_id: string | null;
+  attributes: JsonObject;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+function iso(value: Timestamp): string {
+  return (value instanceof Date ? value : new Date(value)).toISOString();
+}
+
+function toUser(row: UserRow): UserRecord {
+  return {
+    scimId: row.scim_id,
+    upstreamUserId: row.upstream_user_id,
+    userName: row.user_name,
+    externalId: row.external_id,
+    active: row.active,
+    state: row.state,
+    attributes: row.attributes,
+    tombstoneGroupIds: row.tombstone_group_ids,
+    version: row.version,
+    createdAt: iso(row.created_at),
+    updatedAt: iso(row.updated_at),
+  };
+}
+
+function toGroup(row: GroupRow): GroupRecord {
+  return {
+    scimId: row.scim_id,
+    groupName: row.group_name,
+    displayName: row.display_name,
+    externalId: row.external_id,
+    attributes: row.attributes,
+    version: row.version,
+    createdAt: iso(row.created_at),
+    updatedAt: iso(row.updated_at),
+  };
+}
+
+/**
+ * jsonb parameters are always sent as JSON text: pg would turn a JS array into a PostgreSQL array
+ * literal, which jsonb rejects.
+ */
+function json(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+// Unique constraint (named in migrations.ts) → the field a caller can report.
+const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
+  users_pkey: 'scimId',
+  users_user_name_lower_key: 'userName',
+  users_upstream_user_id_key: 'upstreamUserId',
+  groups_pkey: 'scimId',
+  groups_display_name_lower_key: 'displayName',
+};
+
+/** pg and PGlite both raise errors carrying the SQLSTATE `code` and the `constraint` name. */
+function asConflict(err: unknown): unknown {
+  if (typeof err !== 'object' || err === null) return err;
+  const { code, constraint } = err as { code?: unknown; constraint?: unknown };
+  if (code !== '23505' || typeof constraint !== 'string') return err;
+  const field = CONFLICT_FIELDS[constraint];
+  return field ? new StoreConflictError(field) : err;
+}
+
+/** For each updatable field: the column assignments it produces (userName also writes its folded form). */
+type Assignments<C> = {
+  [K in keyof C]-?: (
+    value: Exclude<C[K], undefined>,
+  ) => ReadonlyArray<readonly [column: string, value: unknown]>;
+};
+
+const USER_ASSIGNMENTS: Assignments<UserChanges> = {
+  upstreamUserId: (v) => [['upstream_user_id', v]],
+  userName: (v) => [
+    ['user_name', v],
+    ['user_name_lower', foldCase(v)],
+  ],
+  externalId: (v) => [['external_id', v]],
+  active: (v) => [['active', v]],
+  state: (v) => [['state', v]],
+  attributes: (v) => [['attributes', json(v)]],
+  tombstoneGroupIds: (v) => [['tombstone_group_ids', json(v)]],
+};
+
+const GROUP_ASSIGNMENTS: Assignments<GroupChanges> = {
+  groupName: (v) => [['group_name', v]],
+  displayName: (v) => [
+    ['display_name', v],
+    ['display_name_lower', foldCase(v)],
+  ],
+  externalId: (v) => [['external_id', v]],
+  attributes: (v) => [['attributes', json(v)]],
+};
+
+/**
+ * One compare-and-set UPDATE: the version check and the write are a single statement, so two
+ * replicas updating with the same expectedVersion cannot both succeed (the second re-checks the
+ * WHERE clause against the committed row and matches nothing). Iterates the known fields, not the
+ * keys of `changes`, so only whitelisted column names ever reach the SQL text; undefined means
+ * "leave as is", null writes NULL.
+ */
+function buildUpdate<C extends object>(
+  table: string,
+  returning: string,
+  assignments: Assignments<C>,
+  scimId: string,
+  changes: C,
+  expectedVersion: number | undefined,
+): { sql: string; params: unknown[] } {
+  const params: unknown[] = [scimId];
+  const sets: string[] = [];
+  for (const key of Object.keys(assignments) as Array<keyof C>) {
+    const value = changes[key];
+    if (value === undefined) continue;
+    for (const [column, param] of assignments[key](value as Exclude<C[keyof C], undefined>)) {
+      params.push(param);
+      sets.push(`${column} = $${params.length}`);
+    }
+  }
+  sets.push('version = version + 1', 'updated_at = now()');
+  let where = 'scim_id = $1';
+  if (expectedVersion !== undefined) {
+    params.push(expectedVersion);
+    where += ` AND version = $${params.length}`;
+  }
+  return { sql: `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where} RETURNING ${returning}`, params };
+}
+
+/** WHERE clause for a UserQuery; detached: false selects the users that do have an upstream user. */
+function userFilter(query: UserQuery, params: unknown[]): string {
+  const conditions: string[] = [];
+  if (query.active !== undefined) {
+    params.push(query.active);
+    conditions.push(`active = $${params.length}`);
+  }
+  if (query.detached !== undefined) {
+    conditions.push(query.detached ? 'upstream_user_id IS NULL' : 'upstream_user_id IS NOT NULL');
+  }
+  if (query.state !== undefined) {
+    params.push(query.state);
+    conditions.push(`state = $${params.length}`);
+  }
+  return conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+}
+
+/** The BridgeStore over any SqlDriver; PGlite and PostgreSQL run exactly this SQL. */
+export class SqlStore implements BridgeStore {
+  constructor(
+    private readonly db: SqlDriver,
+    private readonly logger?: Logger,
+  ) {}
+
+  async init(): Promise<void> {
+    await migrate(this.db, this.logger);
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
+  // ---- users ----
+
+  async getUser(scimId: string): Promise<UserRecord | null> {
+    const rows = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE scim_id = $1`, [
+      scimId,
+    ]);
+    return rows.length > 0 ? toUser(rows[0]) : null;
+  }
+
+  async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
+    const byUpstream = new Map<string, UserRecord>();
+    if (upstreamUserIds.length === 0) return byUpstream;
+    const rows = await this.db.query<UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE upstream_user_id = ANY($1::text[])`,
+      [upstreamUserIds],
+    );
+    for (const row of rows) byUpstream.set(row.upstream_user_id!, toUser(row));
+    return byUpstream;
+  }
+
+  async findUserByUserName(userName: string): Promise<UserRecord | null> {
+    const rows = await this.db.query<UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE user_name_lower = $1`,
+      [foldCase(userName)],
+    );
+    return rows.length > 0 ? toUser(rows[0]) : null;
+  }
+
+  async findUsersByExternalId(externalId: string): Promise<UserRecord[]> {
+    const rows = await this.db.query<UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE external_id = $1 ORDER BY created_at, scim_id`,
+      [externalId],
+    );
+    return rows.map(toUser);
+  }
+
+  async insertUser(record: NewUserRecord): Promise<UserRecord> {
+    try {
+      const rows = await this.db.query<UserRow>(
+        `INSERT INTO users (scim_id, upstream_user_id, user_name, user_name_lower, external_id, active, state,
+           attributes, tombstone_group_ids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING ${USER_COLUMNS}`,
+        [
+          record.scimId,
+          record.upstreamUserId,
+          record.userName,
+          foldCase(record.userName),
+          record.externalId,
+          record.active,
+          record.state,
+          json(record.attributes),
+          json(record.tombstoneGroupIds),
+        ],
+      );
+      return toUser(rows[0]);
+    } catch (err) {
+      throw asConflict(err);
+    }
+  }
+
+  async updateUser(
+    scimId: string,
+    changes: UserChanges,
+    expectedVersion?: number,
+  ): Promise<UserRecord | null> {
+    const { sql, params } = buildUpdate(
+      'users',
+      USER_COLUMNS,
+      USER_ASSIGNMENTS,
+      scimId,
+      changes,
+      expectedVersion,
+    );
+    try {
+      const rows = await this.db.query<UserRow>(sql, params);
+      return rows.length > 0 ? toUser(rows[0]) : null;
+    } catch (err) {
+      throw asConflict(err);
+    }
+  }
+
+  async deleteUser(scimId: string): Promise<boolean> {
+    // One statement (a data-modifying CTE always runs), so no transaction round trips are needed.
+    const rows = await this.db.query<{ scim_id: string }>(
+      `WITH m AS (DELETE FROM memberships WHERE user_scim_id = $1)
+       DELETE FROM users WHERE scim_id = $1 RETURNING scim_id`,
+      [scimId],
+    );
+    return rows.length > 0;
+  }
+
+  async listUsers(query: UserQuery, offset: number, limit: number): Promise<UserRecord[]> {
+    const params: unknown[] = [];
+    const where = userFilter(query, params);
+    params.push(offset, limit);
+    const rows = await this.db.query<UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users ${where}
+       ORDER BY created_at, scim_id OFFSET $${params.length - 1} LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toUser);
+  }
+
+  async countUsers(query: UserQuery): Promise<number> {
+    const params: unknown[] = [];
+    const where = userFilter(query, params);
+    // ::int because count() is bigint, which pg returns as a string.
+    const rows = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM users ${where}`, params);
+    return rows[0].n;
+  }
+
+  // ---- groups ----
+
+  async getGroup(scimId: string): Promise<GroupRecord | null> {
+    const rows = await this.db.query<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id = $1`, [
+      scimId,
+    ]);
+    return rows.length > 0 ? toGroup(rows[0]) : null;
+  }
+
+  async getGroups(scimIds: string[]): Promise<Map<string, GroupRecord>> {
+    const byId = new Map<string, GroupRecord>();
+    if (scimIds.length === 0) return byId;
+    const rows = await this.db.query<GroupRow>(
+      `SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id = ANY($1::text[])`,
+      [scimIds],
+    );
+    for (const row of rows) byId.set(row.scim_id, toGroup(row));
+    return byId;
+  }
+
+  async findGroupByDisplayName(displayName: string): Promise<GroupRecord | null> {
+    const rows = await this.db.query<GroupRow>(
+      `SELECT ${GROUP_COLUMNS} FROM groups WHERE display_name_lower = $1`,
+      [foldCase(displayName)],
+    );
+    return rows.length > 0 ? toGroup(rows[0]) : null;
+  }
+
+  async findGroupsByExternalId(externalId: string): Promise<GroupRecord[]> {
+    const rows = await this.db.query<GroupRow>(
+      `SELECT ${GROUP_COLUMNS} FROM groups WHERE external_id = $1 ORDER BY created_at, scim_id`,
+      [externalId],
+    );
+    return rows.map(toGroup);
+  }
+
+  async insertGroup(record: NewGroupRecord): Promise<GroupRecord> {
+    try {
+      const rows = await this.db.query<GroupRow>(
+        `INSERT INTO groups (scim_id, group_name, display_name, display_name_lower, external_id, attributes)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING ${GROUP_COLUMNS}`,
+        [
+          record.scimId,
+          record.groupName,
+          record.displayName,
+          foldCase(record.displayName),
+          record.externalId,
+          json(record.attributes),
+        ],
+      );
+      return toGroup(rows[0]);
+    } catch (err) {
+      throw asConflict(err);
+    }
+  }
+
+  async updateGroup(
+    scimId: string,
+    changes: GroupChanges,
+    expectedVersion?: number,
+  ): Promise<GroupRecord | null> {
+    const { sql, params } = buildUpdate(
+      'groups',
+      GROUP_COLUMNS,
+      GROUP_ASSIGNMENTS,
+      scimId,
+      changes,
+      expectedVersion,
+    );
+    try {
+      const rows = await this.db.query<GroupRow>(sql, params);
+      return rows.length > 0 ? toGroup(rows[0]) : null;
+    } catch (err) {
+      throw asConflict(err);
+    }
+  }
+
+  async deleteGroup(scimId: string): Promise<boolean> {
+    const rows = await this.db.query<{ scim_id: string }>(
+      `WITH m AS (DELETE FROM memberships WHERE group_scim_id = $1)
+       DELETE FROM groups WHERE scim_id = $1 RETURNING scim_id`,
+      [scimId],
+    );
+    return rows.length > 0;
+  }
+
+  // ---- memberships ----
+
+  async addMembership(groupScimId: string, userScimId: string): Promise<void> {
+    await this.db.query(
+      'INSERT INTO memberships (group_scim_id, user_scim_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+      [groupScimId, userScimId],
+    );
+  }
+
+  async removeMembership(groupScimId: string, userScimId: string): Promise<void> {
+    await this.db.query('DELETE FROM memberships WHERE group_scim_id = $1 AND user_scim_id = $2', [
+      groupScimId,
+      userScimId,
+    ]);
+  }
+
+  async groupsOfUser(userScimId: string): Promise<string[]> {
+    const rows = await this.db.query<{ group_scim_id: string }>(
+      'SELECT group_scim_id FROM memberships WHERE user_scim_id = $1 ORDER BY group_scim_id',
+      [userScimId],
+    );
+    return rows.map((r) => r.group_scim_id);
+  }
+}
