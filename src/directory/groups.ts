@@ -1,0 +1,866 @@
+// SCIM Group ⇄ CloudIdentity user group.
+//
+// - SCIM `id` is the CloudIdentity GroupId.
+// - CloudIdentity's GroupName is immutable (UpdateGroup does not take it) while SCIM clients rename
+//   groups freely. So the GroupName is chosen once, at creation, from the displayName: accents
+//   dropped, other characters outside [A-Za-z0-9._-] become '-', at most 63 characters, and a
+//   '-xxxxxx' random suffix when that name is already taken upstream (or 'group-xxxxxx' when nothing
+//   is left, e.g. for an all-CJK name). It is never changed afterwards, whatever the renames.
+// - SCIM `displayName` lives in CloudIdentity's DisplayName (≤ 64 characters; longer is a 400
+//   invalidValue before any upstream call). A rename is UpdateGroup of DisplayName only. For groups
+//   whose DisplayName is empty (created in the console) the GroupName is shown instead.
+// - `displayName` is unique case-insensitively: the store's unique index covers groups written through
+//   the bridge, a ListGroups QueryString lookup covers the others, and GroupNameAlreadyExists is a 409.
+// - `externalId` lives in the store record. Groups created outside the bridge have no record until
+//   their first write that needs one (rename or externalId), like users.
+// - Members are read with ListGroupMembers (PageSize 100, the first page gives Total, the rest in
+//   parallel). They are changed as deltas only (AddUserToGroup / RemoveUserFromGroup per member;
+//   "already a member" and "not a member" count as done), so concurrent PATCHes never lose each other's
+//   members. Only a `replace` of the whole member list (and removals by a non-id filter) reads the
+//   current list, to compute the diff. Every change is mirrored in the store's membership table,
+//   which answers a user's `groups` and the deactivation snapshot. A deactivated user (deleted
+//   upstream, tombstone in the store) cannot be an upstream member: adding it records the intent in
+//   its tombstoneGroupIds, which reactivation restores.
+
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { badRequest, conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
+import { equalityAnchor, type Filter, matchesFilter } from '../scim/filter.js';
+import type { GroupInput, GroupPatch } from '../scim/group-input.js';
+import { GROUP_SCHEMA } from '../scim/schemas.js';
+import { type BridgeStore, type GroupRecord, StoreConflictError, type UserRecord } from '../store/types.js';
+import { VolcengineApiError } from '../volcengine/errors.js';
+import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityGroupMember } from '../volcengine/types.js';
+import type { RequestContext } from './context.js';
+import { toUtc } from './user-mapping.js';
+import { etagMatches } from './users.js';
+
+type Json = Record<string, unknown>;
+
+export interface GroupDirectoryOptions {
+  /** Largest number of groups a filter without an index lookup may scan. */
+  filterScanLimit: number;
+  /** Parallel upstream calls one request makes for member pages and member changes. Default 8. */
+  parallelism?: number;
+  logger?: Logger;
+}
+
+export interface GroupMember {
+  /** user SCIM id */
+  value: string;
+  display?: string;
+}
+
+export interface GroupView {
+  scimId: string;
+  record: GroupRecord | null;
+  upstream: CloudIdentityGroup;
+  /** Loaded only when the response includes members. */
+  members?: GroupMember[];
+}
+
+export interface GroupListQuery {
+  filter?: Filter;
+  startIndex: number;
+  count: number;
+  /** load members for the returned groups */
+  members: boolean;
+}
+
+export interface GroupListResult {
+  total: number;
+  views: GroupView[];
+}
+
+const UPSTREAM_PAGE = 100;
+const SAFE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+const GROUP_NAME_MAX = 63;
+const FALLBACK_GROUP_NAME = 'group';
+const GROUP_CASE_EXACT: ReadonlySet<string> = new Set(['id', 'externalid']);
+
+const isCode = (e: unknown, code: string) => e instanceof VolcengineApiError && e.code === code;
+
+/** A member to change upstream, after its SCIM id was translated. */
+type Resolved =
+  | { kind: 'upstream'; scimId: string; userId: string }
+  /** a deactivated user with a store tombstone: the intent goes to tombstoneGroupIds */
+  | { kind: 'tombstone'; scimId: string }
+  /** nothing to do (a remove of a user that does not exist) */
+  | { kind: 'absent'; scimId: string };
+
+/** The SCIM form of a group. `baseUrl` is the SCIM base (…/scim/v2). */
+export function toScimGroup(view: GroupView, baseUrl: string): Json {
+  const { record, upstream } = view;
+  const created = toUtc(upstream.CreatedTime) ?? record?.createdAt;
+  const lastModified = [record?.updatedAt, toUtc(upstream.UpdatedTime)].filter(Boolean).sort().pop();
+  return {
+    schemas: [GROUP_SCHEMA],
+    id: view.scimId,
+    ...(record?.externalId ? { externalId: record.externalId } : {}),
+    displayName: displayNameOf(upstream),
+    ...(view.members
+      ? {
+          members: view.members.map((m) => ({
+            value: m.value,
+            $ref: `${baseUrl}/Users/${encodeURIComponent(m.value)}`,
+            ...(m.display ? { display: m.display } : {}),
+            type: 'User',
+          })),
+        }
+      : {}),
+    meta: {
+      resourceType: 'Group',
+      ...(created ? { created } : {}),
+      ...(lastModified ? { lastModified } : {}),
+      location: `${baseUrl}/Groups/${encodeURIComponent(view.scimId)}`,
+      version: groupVersion(view),
+    },
+  };
+}
+
+/** Weak ETag: the store version, or for groups the bridge never wrote, CloudIdentity's UpdatedTime. */
+export function groupVersion(view: GroupView): string {
+  if (view.record) return `W/"${view.record.version}"`;
+  return `W/"g${Date.parse(view.upstream.UpdatedTime ?? '') || 0}"`;
+}
+
+function displayNameOf(group: CloudIdentityGroup): string {
+  return group.DisplayName || group.GroupName;
+}
+
+/** The GroupName derived from a displayName (before uniquifying). */
+export function groupNameFor(displayName: string): string {
+  const cleaned = displayName
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/-{2,}/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '')
+    .slice(0, GROUP_NAME_MAX)
+    .replace(/[-.]+$/, '');
+  return cleaned || FALLBACK_GROUP_NAME;
+}
+
+function withSuffix(name: string): string {
+  const suffix = randomBytes(4).toString('hex').slice(0, 6);
+  return `${name.slice(0, GROUP_NAME_MAX - suffix.length - 1)}-${suffix}`;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * A user's `groups` (read-only) from the store's membership mirror: no upstream call, no scan of
+ * groups. It lists the memberships made through the bridge (CloudIdentity has no "groups of a user"
+ * lookup); memberships made in the console are not seen. `groupLocation(id)` gives a group's URL.
+ */
+export async function groupsOfUserForScim(
+  store: BridgeStore,
+  userScimId: string,
+  groupLocation: (groupId: string) => string,
+): Promise<Json[]> {
+  const ids = await store.groupsOfUser(userScimId);
+  if (ids.length === 0) return [];
+  const records = await store.getGroups(ids);
+  return ids.map((id) => {
+    const display = records.get(id)?.displayName;
+    return { value: id, $ref: groupLocation(id), ...(display ? { display } : {}), type: 'direct' };
+  });
+}
+
+export class GroupDirectory {
+  private readonly parallelism: number;
+
+  constructor(
+    private readonly api: CloudIdentityApi,
+    private readonly store: BridgeStore,
+    private readonly options: GroupDirectoryOptions,
+  ) {
+    this.parallelism = Math.max(1, options.parallelism ?? 8);
+  }
+
+  static toScim(view: GroupView, baseUrl: string): Json {
+    return toScimGroup(view, baseUrl);
+  }
+
+  static version(view: GroupView): string {
+    return groupVersion(view);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The group with this SCIM id (= GroupId), or null. */
+  async find(scimId: string, ctx: RequestContext, withMembers = false): Promise<GroupView | null> {
+    if (!SAFE_ID.test(scimId)) return null;
+    const [upstream, record] = await Promise.all([
+      this.getUpstream(scimId, ctx),
+      this.store.getGroup(scimId),
+    ]);
+    if (!upstream) {
+      if (record) await this.forgetStale(record, ctx);
+      return null;
+    }
+    const view: GroupView = { scimId, record, upstream };
+    if (withMembers) view.members = await this.members(scimId, ctx);
+    return view;
+  }
+
+  async get(scimId: string, ctx: RequestContext, withMembers = false): Promise<GroupView> {
+    const view = await this.find(scimId, ctx, withMembers);
+    if (!view) throw notFound(`Group ${scimId} not found`);
+    return view;
+  }
+
+  private async getUpstream(groupId: string, ctx: RequestContext): Promise<CloudIdentityGroup | null> {
+    try {
+      return await this.api.getGroup({ GroupId: groupId }, { deadlineAt: ctx.deadlineAt });
+    } catch (e) {
+      if (isCode(e, UpstreamCode.UserGroupNotFound)) return null;
+      throw e;
+    }
+  }
+
+  /** A record whose group was deleted in CloudIdentity: drop it so its displayName is free again. */
+  private async forgetStale(record: GroupRecord, ctx: RequestContext): Promise<void> {
+    ctx.log.info({ groupId: record.scimId }, 'group deleted outside the bridge; removing its record');
+    await this.store.deleteGroup(record.scimId);
+  }
+
+  /** Every member, via ListGroupMembers: page 1 gives Total, the other pages are read in parallel. */
+  async members(groupId: string, ctx: RequestContext): Promise<GroupMember[]> {
+    const raw = await this.upstreamMembers(groupId, ctx);
+    const records = await this.store.getUsersByUpstreamIds(raw.map((m) => m.UserId));
+    return raw.map((m) => ({
+      value: records.get(m.UserId)?.scimId ?? m.UserId,
+      display: m.DisplayName || m.UserName,
+    }));
+  }
+
+  private async upstreamMembers(groupId: string, ctx: RequestContext): Promise<CloudIdentityGroupMember[]> {
+    const opts = { deadlineAt: ctx.deadlineAt };
+    const first = await this.api.listGroupMembers(
+      { GroupId: groupId, PageNumber: 1, PageSize: UPSTREAM_PAGE },
+      opts,
+    );
+    const pages = Math.ceil(first.Total / UPSTREAM_PAGE);
+    const rest = await mapLimit(
+      Array.from({ length: Math.max(0, pages - 1) }, (_, i) => i + 2),
+      this.parallelism * 2,
+      (page) =>
+        this.api.listGroupMembers({ GroupId: groupId, PageNumber: page, PageSize: UPSTREAM_PAGE }, opts),
+    );
+    // A membership change between two page reads may shift an item onto the next page: dedupe.
+    const seen = new Set<string>();
+    return [first, ...rest]
+      .flatMap((p) => p.Members)
+      .filter((m) => {
+        if (seen.has(m.UserId)) return false;
+        seen.add(m.UserId);
+        return true;
+      });
+  }
+
+  private async withMembers(views: GroupView[], ctx: RequestContext): Promise<GroupView[]> {
+    await mapLimit(views, this.parallelism, async (view) => {
+      view.members = await this.members(view.scimId, ctx);
+    });
+    return views;
+  }
+
+  /** Joins upstream groups with their store records (one store query). */
+  private async viewsOf(groups: CloudIdentityGroup[]): Promise<GroupView[]> {
+    const records = await this.store.getGroups(groups.map((g) => g.GroupId));
+    return groups.map((upstream) => ({
+      scimId: upstream.GroupId,
+      record: records.get(upstream.GroupId) ?? null,
+      upstream,
+    }));
+  }
+
+  async list(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
+    const result = query.filter ? await this.filtered(query, ctx) : await this.page(query, ctx);
+    if (query.members) await this.withMembers(result.views, ctx);
+    return result;
+  }
+
+  private async page(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
+    const start = Math.max(1, query.startIndex);
+    if (query.count <= 0) {
+      const first = await this.api.listGroups({ PageNumber: 1, PageSize: 1 }, { deadlineAt: ctx.deadlineAt });
+      return { total: first.Total, views: [] };
+    }
+    const { total, groups } = await this.upstreamSlice(start, start + query.count - 1, ctx);
+    return { total, views: await this.viewsOf(groups) };
+  }
+
+  /**
+   * Items start..end (1-based, inclusive) of ListGroups with the fewest calls: one whenever a page
+   * size ≤ 100 holds the whole range. Also returns the upstream Total.
+   */
+  private async upstreamSlice(
+    start: number,
+    end: number,
+    ctx: RequestContext,
+  ): Promise<{ total: number; groups: CloudIdentityGroup[] }> {
+    const count = end - start + 1;
+    let pageSize = UPSTREAM_PAGE;
+    for (let size = Math.min(UPSTREAM_PAGE, count); size <= UPSTREAM_PAGE; size++) {
+      if (Math.floor((start - 1) / size) === Math.floor((end - 1) / size)) {
+        pageSize = size;
+        break;
+      }
+    }
+    const firstPage = Math.floor((start - 1) / pageSize) + 1;
+    const lastPage = Math.floor((end - 1) / pageSize) + 1;
+    const opts = { deadlineAt: ctx.deadlineAt };
+    const first = await this.api.listGroups({ PageNumber: firstPage, PageSize: pageSize }, opts);
+    // Pages past the end are not worth asking for.
+    const last = Math.min(lastPage, Math.max(firstPage, Math.ceil(first.Total / pageSize)));
+    const rest = await mapLimit(
+      Array.from({ length: last - firstPage }, (_, i) => firstPage + 1 + i),
+      this.parallelism * 2,
+      (page) => this.api.listGroups({ PageNumber: page, PageSize: pageSize }, opts),
+    );
+    const items = [first, ...rest].flatMap((p) => p.Groups);
+    const offset = start - 1 - (firstPage - 1) * pageSize;
+    return { total: first.Total, groups: items.slice(offset, offset + count) };
+  }
+
+  private async filtered(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
+    const filter = query.filter!;
+    const candidates = new Map<string, GroupView>();
+    const anchored = await Promise.all(filter.map((term) => this.anchoredCandidates(term, ctx)));
+    if (anchored.every((c) => c !== undefined)) {
+      for (const views of anchored) for (const v of views!) candidates.set(v.scimId, v);
+    } else {
+      for (const v of await this.scanAll(ctx)) candidates.set(v.scimId, v);
+    }
+    const matches = [...candidates.values()].filter((view) =>
+      matchesFilter(filter, toScimGroup(view, ''), GROUP_CASE_EXACT),
+    );
+    const start = Math.max(1, query.startIndex);
+    return { total: matches.length, views: matches.slice(start - 1, start - 1 + query.count) };
+  }
+
+  /** Candidates for one AND-term via an index (displayName, externalId, id), or undefined. */
+  private async anchoredCandidates(
+    term: Filter[number],
+    ctx: RequestContext,
+  ): Promise<GroupView[] | undefined> {
+    const id = equalityAnchor(term, 'id');
+    if (id !== undefined) {
+      const view = await this.find(id, ctx);
+      return view ? [view] : [];
+    }
+    const displayName = equalityAnchor(term, 'displayName');
+    if (displayName !== undefined) {
+      const [groups, record] = await Promise.all([
+        this.groupsNamed(displayName, ctx),
+        this.store.findGroupByDisplayName(displayName),
+      ]);
+      const views = await this.viewsOf(groups.exact);
+      if (record && !groups.seen.has(record.scimId)) {
+        // Not found by QueryString (its upstream search may differ): look it up by id.
+        const view = await this.find(record.scimId, ctx);
+        if (view) views.push(view);
+      }
+      return views;
+    }
+    const externalId = equalityAnchor(term, 'externalId');
+    if (externalId !== undefined) {
+      const records = await this.store.findGroupsByExternalId(externalId);
+      const views = await mapLimit(records, this.parallelism, (r) => this.find(r.scimId, ctx));
+      return views.filter((v): v is GroupView => v !== null);
+    }
+    return undefined;
+  }
+
+  /**
+   * Groups whose shown name equals `displayName` case-insensitively: ListGroups QueryString (a
+   * substring search on name and display name), then an exact match here. Usually one call.
+   */
+  private async groupsNamed(
+    displayName: string,
+    ctx: RequestContext,
+  ): Promise<{ exact: CloudIdentityGroup[]; all: CloudIdentityGroup[]; seen: Set<string> }> {
+    const opts = { deadlineAt: ctx.deadlineAt };
+    const first = await this.api.listGroups(
+      { QueryString: displayName, PageNumber: 1, PageSize: UPSTREAM_PAGE },
+      opts,
+    );
+    const pages = Math.min(
+      Math.ceil(first.Total / UPSTREAM_PAGE),
+      Math.ceil(this.options.filterScanLimit / UPSTREAM_PAGE),
+    );
+    const rest = await mapLimit(
+      Array.from({ length: Math.max(0, pages - 1) }, (_, i) => i + 2),
+      this.parallelism * 2,
+      (page) =>
+        this.api.listGroups({ QueryString: displayName, PageNumber: page, PageSize: UPSTREAM_PAGE }, opts),
+    );
+    const all = [first, ...rest].flatMap((p) => p.Groups);
+    const wanted = displayName.toLowerCase();
+    return {
+      exact: all.filter((g) => displayNameOf(g).toLowerCase() === wanted),
+      all,
+      seen: new Set(all.map((g) => g.GroupId)),
+    };
+  }
+
+  private async scanAll(ctx: RequestContext): Promise<GroupView[]> {
+    const opts = { deadlineAt: ctx.deadlineAt };
+    const first = await this.api.listGroups({ PageNumber: 1, PageSize: UPSTREAM_PAGE }, opts);
+    if (first.Total > this.options.filterScanLimit) {
+      throw new ScimError(
+        400,
+        'tooMany',
+        `this filter needs a scan of ${first.Total} groups (limit ${this.options.filterScanLimit}); ` +
+          'filter with displayName eq, externalId eq or id eq instead',
+      );
+    }
+    const rest = await mapLimit(
+      Array.from({ length: Math.max(0, Math.ceil(first.Total / UPSTREAM_PAGE) - 1) }, (_, i) => i + 2),
+      this.parallelism * 2,
+      (page) => this.api.listGroups({ PageNumber: page, PageSize: UPSTREAM_PAGE }, opts),
+    );
+    return this.viewsOf([first, ...rest].flatMap((p) => p.Groups));
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  async create(input: GroupInput, ctx: RequestContext): Promise<GroupView> {
+    const opts = { deadlineAt: ctx.deadlineAt };
+    // Members are checked first: a bad member id must not leave a half-created group behind.
+    const additions = input.members?.length
+      ? await this.resolve([...new Set(input.members)], 'add', ctx)
+      : [];
+    const taken = await this.checkNameFree(input.displayName, undefined, ctx);
+    let groupName = groupNameFor(input.displayName);
+    // Nothing usable left of the displayName (e.g. only CJK characters): 'group' alone would collide.
+    if (taken.has(groupName.toLowerCase()) || groupName === FALLBACK_GROUP_NAME)
+      groupName = withSuffix(groupName);
+    let upstream: CloudIdentityGroup | undefined;
+    for (let attempt = 1; !upstream; attempt++) {
+      try {
+        upstream = await this.api.createGroup(
+          { GroupName: groupName, JoinType: 'Manual', DisplayName: input.displayName },
+          opts,
+        );
+      } catch (e) {
+        // The name was taken meanwhile (or is held by a group QueryString did not show): new suffix.
+        if (!isCode(e, UpstreamCode.GroupNameAlreadyExists) || attempt >= 3) throw e;
+        groupName = withSuffix(groupNameFor(input.displayName));
+      }
+    }
+    let record: GroupRecord;
+    try {
+      record = await this.store.insertGroup({
+        scimId: upstream.GroupId,
+        groupName: upstream.GroupName,
+        displayName: input.displayName,
+        externalId: input.externalId,
+        attributes: {},
+      });
+    } catch (e) {
+      // Another request created a group of this name (any case) in the meantime: undo ours.
+      await this.api
+        .deleteGroup({ GroupId: upstream.GroupId }, opts)
+        .catch((cleanup) =>
+          ctx.log.warn(
+            { err: cleanup, groupId: upstream.GroupId },
+            'could not delete the group of a failed create',
+          ),
+        );
+      if (e instanceof StoreConflictError)
+        throw conflict(`displayName '${input.displayName}' is already taken`);
+      throw e;
+    }
+    if (additions.length > 0) await this.applyMembers(upstream.GroupId, [], additions, ctx);
+    return { scimId: upstream.GroupId, record, upstream };
+  }
+
+  /**
+   * 409 when another group (not `selfId`) shows this displayName, in the store or upstream.
+   * Returns the GroupNames (lower case) the upstream lookup saw, to pick a free one.
+   */
+  private async checkNameFree(
+    displayName: string,
+    selfId: string | undefined,
+    ctx: RequestContext,
+  ): Promise<Set<string>> {
+    const [record, upstream] = await Promise.all([
+      this.store.findGroupByDisplayName(displayName),
+      this.groupsNamed(displayName, ctx),
+    ]);
+    if (record && record.scimId !== selfId) {
+      // A record whose group was deleted in the console does not hold the name.
+      const alive = upstream.seen.has(record.scimId) || (await this.getUpstream(record.scimId, ctx)) !== null;
+      if (alive) throw conflict(`displayName '${displayName}' is already taken`);
+      await this.forgetStale(record, ctx);
+    }
+    if (upstream.exact.some((g) => g.GroupId !== selfId)) {
+      throw conflict(`displayName '${displayName}' is already taken by a group in CloudIdentity`);
+    }
+    return new Set(upstream.all.map((g) => g.GroupName.toLowerCase()));
+  }
+
+  /** PUT: displayName, externalId and (when sent) the whole member list, as a diff. */
+  async replace(
+    view: GroupView,
+    input: GroupInput,
+    ifMatch: string | undefined,
+    ctx: RequestContext,
+  ): Promise<GroupView> {
+    return this.patch(
+      view,
+      {
+        displayName: input.displayName,
+        externalId: input.externalId,
+        members: input.members ? [{ kind: 'replace', ids: input.members }] : [],
+      },
+      ifMatch,
+      ctx,
+    );
+  }
+
+  /**
+   * PATCH (and PUT): member changes become exactly the Add/Remove calls needed; displayName and
+   * externalId are written only when they change.
+   */
+  async patch(
+    view: GroupView,
+    plan: GroupPatch,
+    ifMatch: string | undefined,
+    ctx: RequestContext,
+  ): Promise<GroupView> {
+    if (ifMatch !== undefined && !etagMatches(ifMatch, groupVersion(view))) {
+      throw new ScimError(
+        412,
+        undefined,
+        `If-Match ${ifMatch} does not match the current version ${groupVersion(view)}`,
+      );
+    }
+    const groupId = view.scimId;
+    const { adds, removes } = await this.memberDelta(groupId, plan, ctx);
+    // Translate and check every member before the first change.
+    const [toAdd, toRemove] = await Promise.all([
+      this.resolve(adds, 'add', ctx),
+      this.resolve(
+        removes.filter((r) => typeof r === 'string'),
+        'remove',
+        ctx,
+      ),
+    ]);
+    toRemove.push(...removes.filter((r): r is Resolved => typeof r !== 'string'));
+
+    const current = displayNameOf(view.upstream);
+    const rename = plan.displayName !== undefined && plan.displayName !== current;
+    if (rename && plan.displayName!.toLowerCase() !== current.toLowerCase()) {
+      await this.checkNameFree(plan.displayName!, groupId, ctx);
+    }
+    const displayName = rename ? plan.displayName! : current;
+    const externalId = plan.externalId !== undefined ? plan.externalId : (view.record?.externalId ?? null);
+    // The record is written only for a change it holds; a group from outside the bridge gets one then.
+    const recordChanges = rename || externalId !== (view.record?.externalId ?? null);
+
+    let upstream = view.upstream;
+    if (rename) {
+      await this.api.updateGroup(
+        { GroupId: groupId, DisplayName: displayName },
+        { deadlineAt: ctx.deadlineAt },
+      );
+      upstream = { ...upstream, DisplayName: displayName };
+    }
+    let record = view.record;
+    if (recordChanges) {
+      try {
+        record = await this.writeRecord(view, { displayName, externalId }, ifMatch !== undefined);
+      } catch (e) {
+        if (rename) {
+          // Keep CloudIdentity as it was: the name belongs to another group.
+          await this.api
+            .updateGroup({ GroupId: groupId, DisplayName: current }, { deadlineAt: ctx.deadlineAt })
+            .catch((err) => ctx.log.warn({ err, groupId }, 'could not undo a refused rename'));
+        }
+        throw e;
+      }
+    }
+    if (toAdd.length > 0 || toRemove.length > 0) {
+      await this.applyMembers(groupId, toRemove, toAdd, ctx);
+      // meta.version changes with the member list too.
+      if (record && record === view.record) record = (await this.store.updateGroup(groupId, {})) ?? record;
+    }
+    return { scimId: groupId, record, upstream };
+  }
+
+  /** Updates (or, for a group created outside the bridge, creates) the store record. */
+  private async writeRecord(
+    view: GroupView,
+    changes: { displayName: string; externalId: string | null },
+    compareVersion: boolean,
+  ): Promise<GroupRecord> {
+    const taken = () => conflict(`displayName '${changes.displayName}' is already taken`);
+    if (!view.record) {
+      try {
+        return await this.store.insertGroup({
+          scimId: view.scimId,
+          groupName: view.upstream.GroupName,
+          attributes: {},
+          ...changes,
+        });
+      } catch (e) {
+        if (!(e instanceof StoreConflictError)) throw e;
+        if (e.field === 'displayName') throw taken();
+        // Adopted by a concurrent request: update that record.
+        const existing = await this.store.getGroup(view.scimId);
+        if (!existing) throw e;
+        return this.writeRecord({ ...view, record: existing }, changes, false);
+      }
+    }
+    try {
+      const updated = await this.store.updateGroup(
+        view.scimId,
+        changes,
+        compareVersion ? view.record.version : undefined,
+      );
+      if (!updated) {
+        throw new ScimError(
+          412,
+          undefined,
+          'the group was changed by another request meanwhile; read it again and retry',
+        );
+      }
+      return updated;
+    } catch (e) {
+      if (e instanceof StoreConflictError) throw taken();
+      throw e;
+    }
+  }
+
+  /**
+   * The member SCIM ids to add and remove. Explicit adds/removes fold into a delta (last operation
+   * on an id wins) without reading anything; replace/removeAll/filter removals read the current list
+   * once and diff. Removals found in that list carry their UserId already (no translation).
+   */
+  private async memberDelta(
+    groupId: string,
+    plan: GroupPatch,
+    ctx: RequestContext,
+  ): Promise<{ adds: string[]; removes: Array<string | Resolved> }> {
+    const needsRead = plan.members.some((op) => op.kind !== 'add' && op.kind !== 'remove');
+    if (!needsRead) {
+      const delta = new Map<string, 'add' | 'remove'>();
+      for (const op of plan.members) {
+        if (op.kind === 'add' || op.kind === 'remove') for (const id of op.ids) delta.set(id, op.kind);
+      }
+      const adds = [...delta].filter(([, k]) => k === 'add').map(([id]) => id);
+      const removes = [...delta].filter(([, k]) => k === 'remove').map(([id]) => id);
+      return { adds, removes };
+    }
+    const raw = await this.upstreamMembers(groupId, ctx);
+    const records = await this.store.getUsersByUpstreamIds(raw.map((m) => m.UserId));
+    const current = new Map<string, { userId: string; member: Json }>();
+    for (const m of raw) {
+      const scimId = records.get(m.UserId)?.scimId ?? m.UserId;
+      current.set(scimId, {
+        userId: m.UserId,
+        member: { value: scimId, display: m.DisplayName || m.UserName, type: 'User' },
+      });
+    }
+    const final = new Set(current.keys());
+    for (const op of plan.members) {
+      switch (op.kind) {
+        case 'add':
+          for (const id of op.ids) final.add(id);
+          break;
+        case 'remove':
+          for (const id of op.ids) final.delete(id);
+          break;
+        case 'replace':
+          final.clear();
+          for (const id of op.ids) final.add(id);
+          break;
+        case 'removeAll':
+          final.clear();
+          break;
+        case 'removeWhere':
+          for (const id of [...final]) {
+            const member = current.get(id)?.member ?? { value: id };
+            if (matchesFilter(op.filter, member, new Set(['value']))) final.delete(id);
+          }
+          break;
+      }
+    }
+    const adds = [...final].filter((id) => !current.has(id));
+    const removes = [...current]
+      .filter(([id]) => !final.has(id))
+      .map(([scimId, c]): Resolved => ({ kind: 'upstream', scimId, userId: c.userId }));
+    return { adds, removes };
+  }
+
+  /**
+   * Member SCIM ids → what to do with each. Users the bridge created map through their record;
+   * other ids are CloudIdentity UserIds (users created outside the bridge), checked with GetUser
+   * when added. An id that names no user is a 400 for an add and nothing to do for a remove.
+   */
+  private async resolve(ids: string[], purpose: 'add' | 'remove', ctx: RequestContext): Promise<Resolved[]> {
+    if (ids.length === 0) return [];
+    const malformed = ids.filter((id) => !SAFE_ID.test(id));
+    if (malformed.length > 0) throw unknownMembers(malformed);
+    const records = await mapLimit(ids, this.parallelism * 2, (id) => this.store.getUser(id));
+    const foreign = ids.filter((_, i) => !records[i]);
+    // A UserId that a record maps is known by that record's SCIM id, not by the UserId.
+    const mapped = foreign.length > 0 ? await this.store.getUsersByUpstreamIds(foreign) : new Map();
+    const exists = new Map<string, boolean>();
+    if (purpose === 'add') {
+      const unmapped = foreign.filter((id) => !mapped.has(id));
+      const found = await mapLimit(unmapped, this.parallelism * 2, (id) => this.userExists(id, ctx));
+      for (const [i, id] of unmapped.entries()) exists.set(id, found[i]);
+    }
+    const unknown: string[] = [];
+    const resolved = ids.map((scimId, i): Resolved => {
+      const record: UserRecord | null = records[i];
+      if (record) {
+        if (record.upstreamUserId) return { kind: 'upstream', scimId, userId: record.upstreamUserId };
+        if (record.state === 'ready') return { kind: 'tombstone', scimId };
+      } else if (!mapped.has(scimId) && (purpose === 'remove' || exists.get(scimId))) {
+        return { kind: 'upstream', scimId, userId: scimId };
+      }
+      if (purpose === 'add') unknown.push(scimId);
+      return { kind: 'absent', scimId };
+    });
+    if (unknown.length > 0) throw unknownMembers(unknown);
+    return resolved;
+  }
+
+  private async userExists(userId: string, ctx: RequestContext): Promise<boolean> {
+    try {
+      await this.api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+      return true;
+    } catch (e) {
+      if (isCode(e, UpstreamCode.UserNotFound)) return false;
+      throw e;
+    }
+  }
+
+  /** Removals, then additions; each one upstream call plus its mirror row. */
+  private async applyMembers(
+    groupId: string,
+    removes: Resolved[],
+    adds: Resolved[],
+    ctx: RequestContext,
+  ): Promise<void> {
+    const opts = { deadlineAt: ctx.deadlineAt };
+    await mapLimit(removes, this.parallelism, async (m) => {
+      if (m.kind === 'upstream') {
+        try {
+          await this.api.removeUserFromGroup({ GroupId: groupId, UserId: m.userId }, opts);
+        } catch (e) {
+          // Already not a member, or the user is gone (which took its memberships with it).
+          if (!isCode(e, UpstreamCode.UserNotInGroup) && !isCode(e, UpstreamCode.UserNotFound)) throw e;
+        }
+      } else if (m.kind === 'tombstone') {
+        await this.editTombstone(m.scimId, groupId, 'remove');
+      }
+      await this.store.removeMembership(groupId, m.scimId);
+    });
+    await mapLimit(adds, this.parallelism, async (m) => {
+      if (m.kind === 'upstream') {
+        try {
+          await this.api.addUserToGroup({ GroupId: groupId, UserId: m.userId }, opts);
+        } catch (e) {
+          if (isCode(e, UpstreamCode.UserNotFound)) throw unknownMembers([m.scimId]);
+          if (!isCode(e, UpstreamCode.UserAlreadyInGroup)) throw e;
+        }
+      } else if (m.kind === 'tombstone') {
+        await this.editTombstone(m.scimId, groupId, 'add');
+      } else {
+        return;
+      }
+      await this.store.addMembership(groupId, m.scimId);
+    });
+  }
+
+  /** Adds or removes a group in a deactivated user's tombstone (compare-and-set, retried). */
+  private async editTombstone(userScimId: string, groupId: string, change: 'add' | 'remove'): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const record = await this.store.getUser(userScimId);
+      if (!record) return;
+      const groups = new Set(record.tombstoneGroupIds);
+      if (change === 'add' ? groups.has(groupId) : !groups.has(groupId)) return;
+      if (change === 'add') groups.add(groupId);
+      else groups.delete(groupId);
+      const updated = await this.store.updateUser(
+        userScimId,
+        { tombstoneGroupIds: [...groups] },
+        record.version,
+      );
+      if (updated) return;
+    }
+    throw new ScimError(503, undefined, 'the user kept changing while its groups were updated; retry', 1);
+  }
+
+  /**
+   * DeleteGroup; when CloudIdentity refuses because the group still has members, removes them
+   * (all pages) and tries again. Then the store record and its membership mirror go.
+   */
+  async delete(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
+    if (!SAFE_ID.test(scimId)) throw notFound(`Group ${scimId} not found`);
+    if (ifMatch !== undefined) {
+      const view = await this.get(scimId, ctx);
+      if (!etagMatches(ifMatch, groupVersion(view))) {
+        throw new ScimError(
+          412,
+          undefined,
+          `If-Match ${ifMatch} does not match the current version ${groupVersion(view)}`,
+        );
+      }
+    }
+    const opts = { deadlineAt: ctx.deadlineAt };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.api.deleteGroup({ GroupId: scimId }, opts);
+        break;
+      } catch (e) {
+        if (isCode(e, UpstreamCode.UserGroupNotFound)) {
+          await this.store.deleteGroup(scimId);
+          throw notFound(`Group ${scimId} not found`);
+        }
+        if (!isCode(e, UpstreamCode.UserGroupDeletionConflict) || attempt >= 3) throw e;
+      }
+      const members = await this.upstreamMembers(scimId, ctx);
+      ctx.log.info({ groupId: scimId, members: members.length }, 'removing members before deleting a group');
+      await mapLimit(members, this.parallelism, async (m) => {
+        try {
+          await this.api.removeUserFromGroup({ GroupId: scimId, UserId: m.UserId }, opts);
+        } catch (e) {
+          if (!isCode(e, UpstreamCode.UserNotInGroup) && !isCode(e, UpstreamCode.UserNotFound)) throw e;
+        }
+      });
+    }
+    await this.store.deleteGroup(scimId);
+  }
+}
+
+function unknownMembers(ids: string[]): ScimError {
+  const shown = ids
+    .slice(0, 5)
+    .map((id) => `'${id}'`)
+    .join(', ');
+  const more = ids.length > 5 ? ` and ${ids.length - 5} more` : '';
+  return badRequest(
+    'invalidValue',
+    `members: ${shown}${more} ${ids.length === 1 ? 'is not a User id' : 'are not User ids'}`,
+  );
+}

@@ -1,0 +1,113 @@
+import { type Request, type Response, Router } from 'express';
+import type { RequestContext } from '../directory/context.js';
+import { type GroupDirectory, GroupDirectory as Groups, type GroupView } from '../directory/groups.js';
+import { badRequest } from './errors.js';
+import { parseFilter } from './filter.js';
+import { parseGroupBody, parseGroupPatch, wantsMembers } from './group-input.js';
+import { listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
+
+type Json = Record<string, unknown>;
+
+/** Top-level Group attributes a filter may name (members: not filterable, it would need every list). */
+export const GROUP_FILTER_ATTRIBUTES = ['id', 'externalId', 'displayName', 'meta'] as const;
+
+export interface GroupRouteDeps {
+  groups: GroupDirectory;
+  publicBaseUrl?: string;
+  defaultCount: number;
+  maxCount: number;
+  context(req: Request, res: Response): RequestContext;
+}
+
+export function groupsRouter(deps: GroupRouteDeps): Router {
+  const router = Router();
+  const base = (req: Request) => scimBaseUrl(req, deps.publicBaseUrl);
+  const projection = (req: Request) => listParams(req.query as Json, deps.defaultCount, deps.maxCount);
+  const membersWanted = (req: Request) => {
+    const p = projection(req);
+    return wantsMembers(p.attributes, p.excludedAttributes);
+  };
+  const render = (
+    req: Request,
+    view: GroupView,
+    params: { attributes?: string[]; excludedAttributes?: string[] },
+  ) => project(Groups.toScim(view, base(req)), params.attributes, params.excludedAttributes);
+  const sendGroup = (req: Request, res: Response, status: number, view: GroupView) => {
+    const headers: Record<string, string> = { ETag: Groups.version(view) };
+    if (status === 201) headers.Location = `${base(req)}/Groups/${encodeURIComponent(view.scimId)}`;
+    sendScim(res, status, render(req, view, projection(req)), headers);
+  };
+  /** The group as the response shows it: members read (again) only when the response includes them. */
+  const reload = async (req: Request, view: GroupView, ctx: RequestContext, knownEmpty = false) => {
+    if (!membersWanted(req)) return view;
+    if (knownEmpty) return { ...view, members: [] };
+    return { ...view, members: await deps.groups.members(view.scimId, ctx) };
+  };
+
+  const search = async (req: Request, res: Response, source: Json) => {
+    const params = listParams(source, deps.defaultCount, deps.maxCount);
+    const ctx = deps.context(req, res);
+    const filter = params.filter ? parseFilter(params.filter, GROUP_FILTER_ATTRIBUTES) : undefined;
+    const result = await deps.groups.list(
+      {
+        filter,
+        startIndex: params.startIndex,
+        count: params.count,
+        members: wantsMembers(params.attributes, params.excludedAttributes),
+      },
+      ctx,
+    );
+    const resources = result.views.map((v) => render(req, v, params));
+    sendScim(res, 200, listResponse(result.total, params.startIndex, resources));
+  };
+
+  router.get('/', (req, res) => search(req, res, req.query as Json));
+  router.post('/.search', (req, res) => search(req, res, (req.body ?? {}) as Json));
+
+  router.get('/:id', async (req, res) => {
+    const view = await deps.groups.get(req.params.id, deps.context(req, res), membersWanted(req));
+    sendGroup(req, res, 200, view);
+  });
+
+  router.post('/', async (req, res) => {
+    const input = parseGroupBody(req.body);
+    const ctx = deps.context(req, res);
+    const view = await deps.groups.create(input, ctx);
+    sendGroup(req, res, 201, await reload(req, view, ctx, !input.members?.length));
+  });
+
+  router.put('/:id', async (req, res) => {
+    const input = parseGroupBody(req.body);
+    if (input.id !== undefined && input.id !== req.params.id) {
+      throw badRequest(
+        'mutability',
+        `id '${input.id}' in the body does not match '${req.params.id}' in the URL`,
+      );
+    }
+    const ctx = deps.context(req, res);
+    const view = await deps.groups.get(req.params.id, ctx);
+    const updated = await deps.groups.replace(view, input, req.get('If-Match'), ctx);
+    sendGroup(req, res, 200, await reload(req, updated, ctx));
+  });
+
+  // 204 (Entra's recommendation, fine for Okta) unless the client asked for attributes (RFC 7644 §3.5.2).
+  router.patch('/:id', async (req, res) => {
+    const plan = parseGroupPatch(req.body);
+    const ctx = deps.context(req, res);
+    const view = await deps.groups.get(req.params.id, ctx);
+    const updated = await deps.groups.patch(view, plan, req.get('If-Match'), ctx);
+    const query = req.query as Json;
+    if (query.attributes === undefined && query.excludedAttributes === undefined) {
+      sendScim(res, 204, undefined, { ETag: Groups.version(updated) });
+      return;
+    }
+    sendGroup(req, res, 200, await reload(req, updated, ctx));
+  });
+
+  router.delete('/:id', async (req, res) => {
+    await deps.groups.delete(req.params.id, req.get('If-Match'), deps.context(req, res));
+    sendScim(res, 204);
+  });
+
+  return router;
+}
