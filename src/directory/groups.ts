@@ -161,22 +161,28 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 }
 
 /**
- * A user's `groups` (read-only) from the store's membership mirror: no upstream call, no scan of
- * groups. It lists the memberships made through the bridge (CloudIdentity has no "groups of a user"
- * lookup); memberships made in the console are not seen. `groupLocation(id)` gives a group's URL.
+ * Users' `groups` (read-only) from the store's membership mirror, for many users in two queries:
+ * no upstream call, no scan of groups. It lists the memberships made through the bridge
+ * (CloudIdentity has no "groups of a user" lookup); memberships made in the console are not seen.
  */
-export async function groupsOfUserForScim(
+export async function groupsOfUsersForScim(
   store: BridgeStore,
-  userScimId: string,
+  userScimIds: string[],
   groupLocation: (groupId: string) => string,
-): Promise<Json[]> {
-  const ids = await store.groupsOfUser(userScimId);
-  if (ids.length === 0) return [];
-  const records = await store.getGroups(ids);
-  return ids.map((id) => {
-    const display = records.get(id)?.displayName;
-    return { value: id, $ref: groupLocation(id), ...(display ? { display } : {}), type: 'direct' };
-  });
+): Promise<Map<string, Json[]>> {
+  const byUser = await store.groupsOfUsers(userScimIds);
+  const records = await store.getGroups([...new Set([...byUser.values()].flat())]);
+  const result = new Map<string, Json[]>();
+  for (const [userId, ids] of byUser) {
+    result.set(
+      userId,
+      ids.map((id) => {
+        const display = records.get(id)?.displayName;
+        return { value: id, $ref: groupLocation(id), ...(display ? { display } : {}), type: 'direct' };
+      }),
+    );
+  }
+  return result;
 }
 
 export class GroupDirectory {

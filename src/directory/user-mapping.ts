@@ -97,6 +97,8 @@ export interface UserView {
   scimId: string;
   record: UserRecord | null;
   upstream: CloudIdentityUser | null;
+  /** read-only `groups`, when loaded (see UserDirectory.withGroups) */
+  groups?: Json[];
 }
 
 /** Weak ETag: the store version, or for users the bridge never wrote, CloudIdentity's UpdatedTime. */
@@ -155,6 +157,7 @@ export function toScimUser(view: UserView, location: string): Json {
     ...(record?.externalId ? { externalId: record.externalId } : {}),
     ...attributes,
     active: record ? record.active : true,
+    ...(view.groups?.length ? { groups: view.groups } : {}),
     ...(Object.keys(volc).length > 0 ? { [VOLC_USER_SCHEMA]: volc } : {}),
     meta: {
       resourceType: 'User',

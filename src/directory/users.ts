@@ -7,6 +7,7 @@ import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/
 import { VolcengineApiError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { groupsOfUsersForScim } from './groups.js';
 import {
   changedFields,
   toScimUser,
@@ -119,17 +120,16 @@ export class UserDirectory {
   async list(query: ListQuery, ctx: RequestContext, location: (id: string) => string): Promise<ListResult> {
     if (query.filter) return this.filtered(query, ctx, location);
     const detachedQuery = { detached: true, state: 'ready' as const };
-    const first = await this.api.listUsers({ PageNumber: 1, PageSize: 1 }, { deadlineAt: ctx.deadlineAt });
-    const upstreamTotal = first.Total;
-    const detachedTotal = await this.store.countUsers(detachedQuery);
-    const total = upstreamTotal + detachedTotal;
     const start = Math.max(1, query.startIndex);
+    // The slice's answer carries CloudIdentity's Total, so listing costs no separate count call.
+    const [slice, detachedTotal] = await Promise.all([
+      this.upstreamSlice(start, start + Math.max(query.count, 1) - 1, ctx),
+      this.store.countUsers(detachedQuery),
+    ]);
+    const upstreamTotal = slice.total;
+    const total = upstreamTotal + detachedTotal;
     const end = Math.min(total, start + query.count - 1);
-    const views: UserView[] = [];
-    if (query.count > 0 && start <= upstreamTotal) {
-      const upstream = await this.upstreamSlice(start, Math.min(end, upstreamTotal), ctx);
-      views.push(...(await this.viewsOf(upstream)));
-    }
+    const views: UserView[] = query.count > 0 ? await this.viewsOf(slice.users) : [];
     if (query.count > 0 && end > upstreamTotal) {
       const offset = Math.max(0, start - upstreamTotal - 1);
       const records = await this.store.listUsers(
@@ -143,9 +143,12 @@ export class UserDirectory {
   }
 
   /** Items start..end (1-based, inclusive) of ListUsers, with the fewest upstream calls. */
-  private async upstreamSlice(start: number, end: number, ctx: RequestContext): Promise<CloudIdentityUser[]> {
+  private async upstreamSlice(
+    start: number,
+    end: number,
+    ctx: RequestContext,
+  ): Promise<{ users: CloudIdentityUser[]; total: number }> {
     const count = end - start + 1;
-    if (count <= 0) return [];
     let pageSize = UPSTREAM_PAGE;
     // One call whenever some page size ≤ 100 holds the whole range in one page.
     for (let size = Math.min(UPSTREAM_PAGE, Math.max(count, 1)); size <= UPSTREAM_PAGE; size++) {
@@ -163,7 +166,7 @@ export class UserDirectory {
     );
     const items = pages.flatMap((p) => p.Users);
     const offset = start - 1 - (firstPage - 1) * pageSize;
-    return items.slice(offset, offset + count);
+    return { users: items.slice(offset, offset + count), total: pages[0].Total };
   }
 
   private async filtered(
@@ -202,10 +205,32 @@ export class UserDirectory {
         this.api.listUsers({ UserName: userName, PageSize: UPSTREAM_PAGE }, { deadlineAt: ctx.deadlineAt }),
         this.store.findUserByUserName(userName),
       ]);
-      const exact = page.Users.filter((u) => u.UserName.toLowerCase() === userName.toLowerCase());
-      const views = await this.viewsOf(exact);
+      const wanted = userName.toLowerCase();
+      const exact = page.Users.filter((u) => u.UserName.toLowerCase() === wanted);
+      // If CloudIdentity's UserName match is fuzzy, the exact user may sit on a later page.
+      const pages = Math.min(
+        Math.ceil(page.Total / UPSTREAM_PAGE),
+        this.options.filterScanLimit / UPSTREAM_PAGE,
+      );
+      for (let n = 2; exact.length === 0 && n <= pages; n++) {
+        const more = await this.api.listUsers(
+          { UserName: userName, PageNumber: n, PageSize: UPSTREAM_PAGE },
+          { deadlineAt: ctx.deadlineAt },
+        );
+        exact.push(...more.Users.filter((u) => u.UserName.toLowerCase() === wanted));
+      }
+      // Usually the record found by name is the one mapping the match (upstream_user_id is unique):
+      // then viewsOf's store query would only fetch it again.
+      const views =
+        exact.length === 1 && record?.upstreamUserId === exact[0].UserId
+          ? [{ scimId: record.scimId, record, upstream: exact[0] }]
+          : await this.viewsOf(exact);
       if (record && record.state === 'ready' && !record.upstreamUserId) {
         views.push({ scimId: record.scimId, record, upstream: null });
+      } else if (record?.state === 'ready' && !exact.some((u) => u.UserId === record.upstreamUserId)) {
+        // If the match is case-sensitive upstream, the store's case-insensitive index still knows.
+        const view = await this.find(record.scimId, ctx);
+        if (view) views.push(view);
       }
       return views;
     }
@@ -249,6 +274,17 @@ export class UserDirectory {
     return views;
   }
 
+  /** The same views with their read-only `groups` from the membership mirror (two store queries). */
+  async withGroups(views: UserView[], groupLocation: (groupId: string) => string): Promise<UserView[]> {
+    if (views.length === 0) return views;
+    const groups = await groupsOfUsersForScim(
+      this.store,
+      views.map((v) => v.scimId),
+      groupLocation,
+    );
+    return views.map((view) => ({ ...view, groups: groups.get(view.scimId) ?? [] }));
+  }
+
   // ---------------------------------------------------------------- writes
 
   async create(input: UserInput, ctx: RequestContext): Promise<UserView> {
@@ -263,16 +299,24 @@ export class UserDirectory {
     };
     let record: UserRecord;
     let takeover = false;
+    const insertPending = () =>
+      this.store.insertUser({ scimId: randomUUID(), upstreamUserId: null, state: 'pending', ...newRecord });
     try {
-      record = await this.store.insertUser({
-        scimId: randomUUID(),
-        upstreamUserId: null,
-        state: 'pending',
-        ...newRecord,
-      });
+      record = await insertPending();
     } catch (e) {
       if (!(e instanceof StoreConflictError)) throw e;
       const existing = await this.store.findUserByUserName(desired.UserName);
+      if (existing && (await this.isOrphan(existing, ctx))) {
+        // Its CloudIdentity user was deleted behind the bridge's back: GET already answers 404 for
+        // it, so its name must not block a new user (Entra would re-POST into 409 forever).
+        await this.store.deleteUser(existing.scimId);
+        record = await insertPending().catch((again) => {
+          throw again instanceof StoreConflictError
+            ? conflict(`userName '${desired.UserName}' is already taken`)
+            : again;
+        });
+        return this.finishCreate(record, desired, active, ctx, false);
+      }
       const abandoned =
         existing?.state === 'pending' && Date.now() - Date.parse(existing.updatedAt) > this.pendingTakeoverMs;
       if (!existing || !abandoned) throw conflict(`userName '${desired.UserName}' is already taken`);
@@ -282,6 +326,23 @@ export class UserDirectory {
       record = updated;
       takeover = true;
     }
+    return this.finishCreate(record, desired, active, ctx, takeover);
+  }
+
+  /** An active, mapped record whose CloudIdentity user no longer exists (find() gives null). */
+  private async isOrphan(record: UserRecord, ctx: RequestContext): Promise<boolean> {
+    if (record.state !== 'ready' || !record.active || !record.upstreamUserId) return false;
+    return (await this.getUpstream(record.upstreamUserId, ctx)) === null;
+  }
+
+  /** CreateUser for a pending record, then mark it ready; a failure removes the record. */
+  private async finishCreate(
+    record: UserRecord,
+    desired: UpstreamUserFields,
+    active: boolean,
+    ctx: RequestContext,
+    takeover: boolean,
+  ): Promise<UserView> {
     let upstream: CloudIdentityUser | null = null;
     try {
       if (active || this.options.deactivateAction === 'retain') {

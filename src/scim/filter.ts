@@ -33,22 +33,53 @@ export function parseFilter(expression: string, catalog: readonly string[]): Fil
     const message = e instanceof Error ? e.message : String(e);
     throw badRequest('invalidFilter', `invalid filter '${expression}': ${message}`);
   }
+  if (DANGLING_LOGICAL.test(stripQuoted(expression))) {
+    throw badRequest('invalidFilter', `invalid filter '${expression}': it ends with a logical operator`);
+  }
   const byLower = new Map(catalog.map((name) => [name.toLowerCase(), name]));
   return parsed.map((term) => {
     const out: FilterNode = {};
     for (const [rawName, condition] of Object.entries(term)) {
+      validateCondition(rawName, condition);
       const name = canonicalName(rawName, byLower);
-      if (!name) {
+      if (name) {
+        out[name] = condition;
+        continue;
+      }
+      // `urn:…:enterprise:2.0:User:department` arrives as one flat key: nest it under its schema.
+      const extension = extensionPath(rawName, catalog);
+      if (!extension) {
         throw badRequest(
           'invalidFilter',
           `unknown attribute '${rawName}' in filter; filterable attributes: ${catalog.join(', ')}`,
         );
       }
-      validateCondition(rawName, condition);
-      out[name] = condition;
+      const [urn, subPath] = extension;
+      const parts = subPath.split('.');
+      let node = out;
+      for (const part of [urn, ...parts.slice(0, -1)]) {
+        if (node[part] === undefined) node[part] = {};
+        node = node[part] as FilterNode;
+      }
+      node[parts[parts.length - 1]] = condition;
     }
     return out;
   });
+}
+
+const DANGLING_LOGICAL = /(^|\s)(and|or|not)\s*$/i;
+
+function stripQuoted(expression: string): string {
+  return expression.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+}
+
+/** `urn:…:User:sub.attr` → [catalog URN, 'sub.attr'] when the URN is a filterable extension. */
+function extensionPath(raw: string, catalog: readonly string[]): [string, string] | undefined {
+  const lower = raw.toLowerCase();
+  const urn = catalog.find((name) => name.startsWith('urn:') && lower.startsWith(`${name.toLowerCase()}:`));
+  if (!urn) return undefined;
+  const subPath = raw.slice(urn.length + 1);
+  return subPath ? [urn, subPath] : undefined;
 }
 
 function canonicalName(raw: string, byLower: Map<string, string>): string | undefined {

@@ -186,7 +186,9 @@ function applyOperation(plan: GroupPatch, rawOperation: unknown, where: string):
   if (!isPlainObject(rawOperation)) throw badRequest('invalidValue', `${where} must be an object`);
   const op = typeof rawOperation.op === 'string' ? rawOperation.op.toLowerCase() : undefined;
   if (op !== 'add' && op !== 'replace' && op !== 'remove') {
-    throw badRequest('invalidSyntax', `${where}: unknown op '${String(rawOperation.op)}'`);
+    // JSON.stringify, not String(): an op such as {"toString": null} would make String() throw.
+    const shown = typeof rawOperation.op === 'string' ? rawOperation.op : JSON.stringify(rawOperation.op);
+    throw badRequest('invalidSyntax', `${where}: unknown op '${shown}'`);
   }
   const rawPath = rawOperation.path;
   if (rawPath !== undefined && rawPath !== null && typeof rawPath !== 'string') {

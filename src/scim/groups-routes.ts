@@ -4,7 +4,7 @@ import { type GroupDirectory, GroupDirectory as Groups, type GroupView } from '.
 import { badRequest } from './errors.js';
 import { parseFilter } from './filter.js';
 import { parseGroupBody, parseGroupPatch, wantsMembers } from './group-input.js';
-import { listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
+import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
 
 type Json = Record<string, unknown>;
 
@@ -17,6 +17,30 @@ export interface GroupRouteDeps {
   defaultCount: number;
   maxCount: number;
   context(req: Request, res: Response): RequestContext;
+}
+
+/** One page of groups for GET /Groups, POST /Groups/.search and the root POST /.search. */
+export async function searchGroups(
+  deps: GroupRouteDeps,
+  req: Request,
+  res: Response,
+  params: ListParams,
+): Promise<{ total: number; resources: Json[] }> {
+  const filter = params.filter ? parseFilter(params.filter, GROUP_FILTER_ATTRIBUTES) : undefined;
+  const result = await deps.groups.list(
+    {
+      filter,
+      startIndex: params.startIndex,
+      count: params.count,
+      members: wantsMembers(params.attributes, params.excludedAttributes),
+    },
+    deps.context(req, res),
+  );
+  const base = scimBaseUrl(req, deps.publicBaseUrl);
+  const resources = result.views.map((view) =>
+    project(Groups.toScim(view, base), params.attributes, params.excludedAttributes),
+  );
+  return { total: result.total, resources };
 }
 
 export function groupsRouter(deps: GroupRouteDeps): Router {
@@ -46,19 +70,8 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
 
   const search = async (req: Request, res: Response, source: Json) => {
     const params = listParams(source, deps.defaultCount, deps.maxCount);
-    const ctx = deps.context(req, res);
-    const filter = params.filter ? parseFilter(params.filter, GROUP_FILTER_ATTRIBUTES) : undefined;
-    const result = await deps.groups.list(
-      {
-        filter,
-        startIndex: params.startIndex,
-        count: params.count,
-        members: wantsMembers(params.attributes, params.excludedAttributes),
-      },
-      ctx,
-    );
-    const resources = result.views.map((v) => render(req, v, params));
-    sendScim(res, 200, listResponse(result.total, params.startIndex, resources));
+    const page = await searchGroups(deps, req, res, params);
+    sendScim(res, 200, listResponse(page.total, params.startIndex, page.resources));
   };
 
   router.get('/', (req, res) => search(req, res, req.query as Json));

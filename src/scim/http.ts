@@ -46,15 +46,19 @@ export interface ListParams {
 
 function integerParam(name: string, raw: unknown, fallback: number): number {
   if (raw === undefined || raw === null || raw === '') return fallback;
-  const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+  // Only numbers and text: String() of a JSON object from a .search body may throw ({"toString": null}).
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw.trim()) : Number.NaN;
   if (!Number.isFinite(n) || !Number.isInteger(n))
     throw badRequest('invalidValue', `${name} must be an integer`);
   return n;
 }
 
-function listParam(raw: unknown): string[] | undefined {
+function listParam(name: string, raw: unknown): string[] | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined;
-  const parts = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+  const items = Array.isArray(raw) ? raw : [raw];
+  if (!items.every((item) => typeof item === 'string'))
+    throw badRequest('invalidValue', `${name} must be a string or an array of strings`);
+  const parts = Array.isArray(raw) ? (raw as string[]) : (raw as string).split(',');
   const names = parts.map((s) => s.trim()).filter(Boolean);
   return names.length ? names : undefined;
 }
@@ -70,8 +74,8 @@ export function listParams(source: Json, defaultCount: number, maxCount: number)
     filter: typeof filter === 'string' && filter.trim() !== '' ? filter : undefined,
     startIndex,
     count,
-    attributes: listParam(source.attributes),
-    excludedAttributes: listParam(source.excludedAttributes),
+    attributes: listParam('attributes', source.attributes),
+    excludedAttributes: listParam('excludedAttributes', source.excludedAttributes),
   };
 }
 

@@ -92,7 +92,9 @@ export function normalizePatchOperations(operations: unknown, current: Json): Pa
     if (!isPlainObject(raw)) throw badRequest('invalidValue', `operation ${index + 1} must be an object`);
     const op = typeof raw.op === 'string' ? raw.op.toLowerCase() : raw.op;
     if (op !== 'add' && op !== 'replace' && op !== 'remove') {
-      throw badRequest('invalidSyntax', `operation ${index + 1}: unknown op '${String(raw.op)}'`);
+      // JSON.stringify, not String(): an op such as {"toString": null} would make String() throw.
+      const shown = typeof raw.op === 'string' ? raw.op : JSON.stringify(raw.op);
+      throw badRequest('invalidSyntax', `operation ${index + 1}: unknown op '${shown}'`);
     }
     const path = typeof raw.path === 'string' ? raw.path.trim() : raw.path;
     if (path !== undefined && typeof path !== 'string') {

@@ -36,14 +36,19 @@ export function configureScimmy(): void {
   SCIMMY.Schemas.User.extend(SCIMMY.Schemas.EnterpriseUser as never, false);
   relaxCanonicalValues(SCIMMY.Schemas.User.definition);
   // Clients (the Microsoft validator) send free text in profileUrl; keep it as an opaque string.
-  const profileUrl = SCIMMY.Schemas.User.definition.attribute('profileUrl') as unknown as {
-    type: string;
-    config: { referenceTypes: unknown };
-  };
-  try {
-    profileUrl.config.referenceTypes = ['external'];
-  } catch {
-    // definition objects are frozen in some versions: leave as is
+  // Attributes are frozen (their type cannot change), so the reference attribute is swapped for a
+  // string one in the same position.
+  const definition = SCIMMY.Schemas.User.definition as unknown as { attributes: unknown[] };
+  const index = definition.attributes.indexOf(SCIMMY.Schemas.User.definition.attribute('profileUrl'));
+  if (index >= 0) {
+    definition.attributes.splice(
+      index,
+      1,
+      new SCIMMY.Types.Attribute('string', 'profileUrl', {
+        description:
+          "A URI that is a uniform resource locator and that points to a location representing the user's online profile (kept as sent).",
+      }),
+    );
   }
 }
 

@@ -6,7 +6,7 @@ import {
   normalizeResourceBody,
   type PatchOperation,
 } from './normalize.js';
-import { PATCH_SCHEMA, USER_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
+import { ENTERPRISE_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -66,6 +66,11 @@ export function parseUserBody(raw: unknown): UserInput {
     }
   } else {
     body.schemas = [USER_SCHEMA];
+  }
+  for (const [key, value] of Object.entries(body)) {
+    // scimmy silently drops an extension that is not an object; the client would never know.
+    if (key.toLowerCase() === ENTERPRISE_SCHEMA.toLowerCase() && value !== null && !isPlainObject(value))
+      throw badRequest('invalidValue', `${ENTERPRISE_SCHEMA} must be an object`);
   }
   const description = descriptionFrom(takeIgnoringCase(body, VOLC_USER_SCHEMA));
   const id = takeIgnoringCase(body, 'id');
@@ -128,7 +133,7 @@ const VOLC_PREFIX = VOLC_USER_SCHEMA.toLowerCase();
  * normalised), handling the Volcengine extension (which scimmy cannot describe) by hand.
  */
 export async function applyUserPatch(rawOperations: unknown[], current: Json): Promise<UserInput> {
-  const operations = normalizePatchOperations(rawOperations, current);
+  const operations = normalizePatchOperations(rawOperations.map(canonicalOperation), current);
   let description = descriptionFrom(current[VOLC_USER_SCHEMA]);
   const scimmyOps: PatchOperation[] = [];
   for (const operation of operations) {
@@ -179,4 +184,79 @@ export async function applyUserPatch(rawOperations: unknown[], current: Json): P
     if (e instanceof TypeError) throw badRequest('invalidValue', e.message);
     throw toScimError(e);
   }
+}
+
+// Attribute names are case-insensitive (RFC 7643 §2.1) but scimmy matches PATCH paths
+// case-sensitively; Entra's default mappings send `emails[type eq "other"].Value` and
+// `addresses[type eq "work"].Formatted`. Paths and path-less value keys are rewritten to the
+// schema's spelling first; names the schema does not know are left for scimmy to report.
+
+interface NameNode {
+  name: string;
+  sub: Map<string, NameNode>;
+}
+let userNames: Map<string, NameNode> | undefined;
+
+function userNameTree(): Map<string, NameNode> {
+  const build = (attributes: unknown[]): Map<string, NameNode> => {
+    const map = new Map<string, NameNode>();
+    for (const a of attributes as Array<{
+      name?: string;
+      id?: string;
+      subAttributes?: unknown[];
+      attributes?: unknown[];
+    }>) {
+      const name = a.id ?? a.name;
+      if (name) map.set(name.toLowerCase(), { name, sub: build(a.subAttributes ?? a.attributes ?? []) });
+    }
+    return map;
+  };
+  userNames ??= build((SCIMMY.Schemas.User.definition as unknown as { attributes: unknown[] }).attributes);
+  return userNames;
+}
+
+const CORE_USER_PREFIX = `${USER_SCHEMA}:`;
+
+/** `Emails[Type eq "work"].Value` → `emails[type eq "work"].value`; URN prefixes kept. */
+export function canonicalUserPath(path: string): string {
+  let names = userNameTree();
+  let prefix = '';
+  let rest = path;
+  const lower = path.toLowerCase();
+  if (lower.startsWith(CORE_USER_PREFIX.toLowerCase())) {
+    prefix = CORE_USER_PREFIX;
+    rest = path.slice(prefix.length);
+  } else if (lower.startsWith('urn:')) {
+    const extension = [...names.values()].find((n) => lower.startsWith(`${n.name.toLowerCase()}:`));
+    if (!extension) return path;
+    prefix = `${extension.name}:`;
+    rest = path.slice(prefix.length);
+    names = extension.sub;
+  }
+  const match = /^([^.[\]]+)(?:\[(.*)\])?(?:\.([^.[\]]+))?$/.exec(rest);
+  if (!match) return path;
+  const [, attribute, filter, sub] = match;
+  const node = names.get(attribute.toLowerCase());
+  if (!node) return path;
+  const subName = (name: string) => node.sub.get(name.toLowerCase())?.name ?? name;
+  const canonicalFilter =
+    filter === undefined
+      ? ''
+      : `[${filter
+          .split(/("(?:[^"\\]|\\.)*")/)
+          .map((part, i) => (i % 2 === 1 ? part : part.replace(/[A-Za-z$][\w$]*/g, subName)))
+          .join('')}]`;
+  return `${prefix}${node.name}${canonicalFilter}${sub === undefined ? '' : `.${subName(sub)}`}`;
+}
+
+function canonicalOperation(raw: unknown): unknown {
+  if (!isPlainObject(raw)) return raw;
+  const out: Json = { ...raw };
+  if (typeof out.path === 'string') out.path = canonicalUserPath(out.path.trim());
+  else if (out.path === undefined && isPlainObject(out.value)) {
+    out.value = Object.fromEntries(
+      Object.entries(out.value).map(([key, value]) => [canonicalUserPath(key), value]),
+    );
+  }
+  return out;
 }

@@ -2,9 +2,9 @@ import { type Request, type Response, Router } from 'express';
 import type { RequestContext } from '../directory/context.js';
 import type { UserView } from '../directory/user-mapping.js';
 import { type UserDirectory, UserDirectory as Users } from '../directory/users.js';
-import { badRequest, notFound } from './errors.js';
+import { badRequest, notFound, ScimError } from './errors.js';
 import { parseFilter } from './filter.js';
-import { listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
+import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
 import { ENTERPRISE_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
 import { applyUserPatch, parsePatchBody, parseUserBody } from './user-input.js';
 
@@ -47,6 +47,45 @@ export interface RouteDeps {
   context(req: Request, res: Response): RequestContext;
 }
 
+export interface SearchPage {
+  total: number;
+  resources: Json[];
+}
+
+/** One page of users for GET /Users, POST /Users/.search and the root POST /.search. */
+export async function searchUsers(
+  deps: RouteDeps,
+  req: Request,
+  res: Response,
+  params: ListParams,
+): Promise<SearchPage> {
+  const base = scimBaseUrl(req, deps.publicBaseUrl);
+  const location = (id: string) => `${base}/Users/${encodeURIComponent(id)}`;
+  const filter = params.filter ? parseFilter(params.filter, USER_FILTER_ATTRIBUTES) : undefined;
+  const result = await deps.users.list(
+    { filter, startIndex: params.startIndex, count: params.count },
+    deps.context(req, res),
+    location,
+  );
+  const views = wantsGroups(params)
+    ? await deps.users.withGroups(result.views, groupLocation(base))
+    : result.views;
+  const resources = views.map((view) =>
+    project(Users.toScim(view, location(view.scimId)), params.attributes, params.excludedAttributes),
+  );
+  return { total: result.total, resources };
+}
+
+const groupLocation = (base: string) => (id: string) => `${base}/Groups/${encodeURIComponent(id)}`;
+
+/** Is the read-only `groups` attribute part of the response? (It costs store queries.) */
+function wantsGroups(params: { attributes?: string[]; excludedAttributes?: string[] }): boolean {
+  const names = (list?: string[]) => (list ?? []).map((n) => n.toLowerCase().replace(/^urn:.*:user:/, ''));
+  if (params.attributes)
+    return names(params.attributes).some((n) => n === 'groups' || n.startsWith('groups.'));
+  return !names(params.excludedAttributes).includes('groups');
+}
+
 export function usersRouter(deps: RouteDeps): Router {
   const router = Router();
   const location = (req: Request) => {
@@ -60,8 +99,12 @@ export function usersRouter(deps: RouteDeps): Router {
   ) =>
     project(Users.toScim(view, location(req)(view.scimId)), params?.attributes, params?.excludedAttributes);
   const projection = (req: Request) => listParams(req.query as Json, deps.defaultCount, deps.maxCount);
-  const sendUser = (req: Request, res: Response, status: number, view: UserView) => {
-    const body = render(req, view, projection(req));
+  const sendUser = async (req: Request, res: Response, status: number, loaded: UserView) => {
+    const params = projection(req);
+    const [view] = wantsGroups(params)
+      ? await deps.users.withGroups([loaded], groupLocation(scimBaseUrl(req, deps.publicBaseUrl)))
+      : [loaded];
+    const body = render(req, view, params);
     const headers: Record<string, string> = { ETag: Users.version(view) };
     if (status === 201) headers.Location = location(req)(view.scimId);
     sendScim(res, status, body, headers);
@@ -69,15 +112,8 @@ export function usersRouter(deps: RouteDeps): Router {
 
   const search = async (req: Request, res: Response, source: Json) => {
     const params = listParams(source, deps.defaultCount, deps.maxCount);
-    const ctx = deps.context(req, res);
-    const filter = params.filter ? parseFilter(params.filter, USER_FILTER_ATTRIBUTES) : undefined;
-    const result = await deps.users.list(
-      { filter, startIndex: params.startIndex, count: params.count },
-      ctx,
-      location(req),
-    );
-    const resources = result.views.map((v) => render(req, v, params));
-    sendScim(res, 200, listResponse(result.total, params.startIndex, resources));
+    const page = await searchUsers(deps, req, res, params);
+    sendScim(res, 200, listResponse(page.total, params.startIndex, page.resources));
   };
 
   router.get('/', (req, res) => search(req, res, req.query as Json));
@@ -85,13 +121,13 @@ export function usersRouter(deps: RouteDeps): Router {
 
   router.get('/:id', async (req, res) => {
     const view = await deps.users.get(req.params.id, deps.context(req, res));
-    sendUser(req, res, 200, view);
+    await sendUser(req, res, 200, view);
   });
 
   router.post('/', async (req, res) => {
     const input = parseUserBody(req.body);
     const view = await deps.users.create(input, deps.context(req, res));
-    sendUser(req, res, 201, view);
+    await sendUser(req, res, 201, view);
   });
 
   router.put('/:id', async (req, res) => {
@@ -103,19 +139,25 @@ export function usersRouter(deps: RouteDeps): Router {
       );
     }
     const ctx = deps.context(req, res);
-    const view = await deps.users.get(req.params.id, ctx);
-    const updated = await deps.users.write(view, input, req.get('If-Match'), ctx);
-    sendUser(req, res, 200, updated);
+    const ifMatch = req.get('If-Match');
+    const updated = await retryingRaces(ifMatch, async () => {
+      const view = await deps.users.get(req.params.id, ctx);
+      return deps.users.write(view, input, ifMatch, ctx);
+    });
+    await sendUser(req, res, 200, updated);
   });
 
   router.patch('/:id', async (req, res) => {
     const { operations } = parsePatchBody(req.body);
     const ctx = deps.context(req, res);
-    const view = await deps.users.get(req.params.id, ctx);
-    const current = Users.toScim(view, location(req)(view.scimId));
-    const input = await applyUserPatch(operations, current);
-    const updated = await deps.users.write(view, input, req.get('If-Match'), ctx);
-    sendUser(req, res, 200, updated);
+    const ifMatch = req.get('If-Match');
+    const updated = await retryingRaces(ifMatch, async () => {
+      const view = await deps.users.get(req.params.id, ctx);
+      const current = Users.toScim(view, location(req)(view.scimId));
+      const input = await applyUserPatch(operations, current);
+      return deps.users.write(view, input, ifMatch, ctx);
+    });
+    await sendUser(req, res, 200, updated);
   });
 
   router.delete('/:id', async (req, res) => {
@@ -127,4 +169,22 @@ export function usersRouter(deps: RouteDeps): Router {
   });
 
   return router;
+}
+
+const WRITE_ATTEMPTS = 5;
+
+/**
+ * Read-apply-write, again when another request changed the user in between. Without If-Match the
+ * client asked for no precondition, so losing that race must not surface as a 412 (RFC 7644
+ * §3.14); with If-Match the 412 is the answer.
+ */
+async function retryingRaces<T>(ifMatch: string | undefined, write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (e) {
+      const race = e instanceof ScimError && e.status === 412;
+      if (!race || ifMatch !== undefined || attempt >= WRITE_ATTEMPTS) throw e;
+    }
+  }
 }

@@ -438,4 +438,19 @@ export class SqlStore implements BridgeStore {
     );
     return rows.map((r) => r.group_scim_id);
   }
+
+  async groupsOfUsers(userScimIds: string[]): Promise<Map<string, string[]>> {
+    const result = new Map<string, string[]>();
+    if (userScimIds.length === 0) return result;
+    const rows = await this.db.query<{ user_scim_id: string; group_scim_id: string }>(
+      'SELECT user_scim_id, group_scim_id FROM memberships WHERE user_scim_id = ANY($1::text[]) ORDER BY group_scim_id',
+      [userScimIds],
+    );
+    for (const row of rows) {
+      const list = result.get(row.user_scim_id) ?? [];
+      list.push(row.group_scim_id);
+      result.set(row.user_scim_id, list);
+    }
+    return result;
+  }
 }

@@ -104,4 +104,6 @@ export interface BridgeStore {
   addMembership(groupScimId: string, userScimId: string): Promise<void>;
   removeMembership(groupScimId: string, userScimId: string): Promise<void>;
   groupsOfUser(userScimId: string): Promise<string[]>;
+  /** groupsOfUser for many users in one query (list pages). */
+  groupsOfUsers(userScimIds: string[]): Promise<Map<string, string[]>>;
 }

@@ -1,7 +1,6 @@
 // /Groups end to end: HTTP → bridge → CloudIdentity emulator, checking upstream state and call counts.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { groupsOfUserForScim } from '../../src/directory/groups.js';
 import { type Harness, startHarness, storeKinds } from '../helpers/harness.js';
 
 type Json = Record<string, unknown>;
@@ -493,9 +492,19 @@ describe.each(kinds)('/Groups (%s store)', (store) => {
       await h.http
         .patch(`/scim/v2/Groups/${id}`)
         .send(patch({ op: 'add', path: 'members', value: [{ value: u1.id }, { value: u2.id }] }));
-      expect(await groupsOfUserForScim(h.store, u1.id, (g) => `https://x/scim/v2/Groups/${g}`)).toEqual([
-        { value: id, $ref: `https://x/scim/v2/Groups/${id}`, display: name, type: 'direct' },
+      const user = await h.http.get(`/scim/v2/Users/${u1.id}`);
+      expect(user.body.groups).toEqual([
+        {
+          value: id,
+          $ref: expect.stringMatching(new RegExp(`/scim/v2/Groups/${id}$`)),
+          display: name,
+          type: 'direct',
+        },
       ]);
+      const listed = await h.http.get('/scim/v2/Users').query({ filter: `id eq "${u2.id}"` });
+      expect(listed.body.Resources[0].groups.map((g: { value: string }) => g.value)).toEqual([id]);
+      const without = await h.http.get(`/scim/v2/Users/${u1.id}`).query({ excludedAttributes: 'groups' });
+      expect(without.body.groups).toBeUndefined();
 
       expect((await h.http.delete(`/scim/v2/Users/${u1.id}`)).status).toBe(204);
       const got = await h.http.get(`/scim/v2/Groups/${id}`);

@@ -10,6 +10,7 @@ import {
   startEmulator,
 } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logger.js';
+import { instrumentStore, type Metrics } from '../../src/ops/metrics.js';
 import { openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { CloudIdentityClient } from '../../src/volcengine/client.js';
@@ -26,6 +27,8 @@ export interface Harness {
   config: Config;
   /** every log line the bridge wrote, as text */
   logs: string[];
+  /** the metrics passed in HarnessOptions.metrics, if any */
+  metrics?: Metrics;
   /** emulator state through its control API */
   upstream(): Promise<EmulatorSnapshot>;
   close(): Promise<void>;
@@ -43,6 +46,8 @@ export interface HarnessOptions {
   emulator?: EmulatorOptions;
   /** 'pglite' (in memory) or 'postgres' (fresh schema on the test server) */
   store?: 'pglite' | 'postgres';
+  /** Instrument the client (observer), the store (timing proxy) and the app with these metrics. */
+  metrics?: Metrics;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -69,6 +74,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   } else {
     store = await openStore({ inMemory: true, logger });
   }
+  if (options.metrics) store = instrumentStore(store, options.metrics);
   const client = new CloudIdentityClient({
     accessKeyId: DEV_ACCESS_KEY,
     secretAccessKey: DEV_SECRET_KEY,
@@ -76,8 +82,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     baseDelayMs: 5,
     maxDelayMs: 50,
     logger: logger.child({ component: 'cloudidentity' }),
+    observer: options.metrics?.clientObserver,
   });
-  const app = buildApp({ config, api: client, store, logger });
+  const app = buildApp({ config, api: client, store, logger, metrics: options.metrics });
   const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
   return {
     http,
@@ -86,6 +93,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     client,
     config,
     logs,
+    metrics: options.metrics,
     async upstream() {
       const res = await fetch(`${emulator.url}/_emulator/state`);
       return (await res.json()) as EmulatorSnapshot;
