@@ -4,11 +4,19 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
+import { GroupDirectory } from './directory/groups.js';
 import { UserDirectory } from './directory/users.js';
+import { accessLogOptions } from './ops/access-log.js';
+import { Metrics } from './ops/metrics.js';
+import { Readiness } from './ops/readiness.js';
+import { requestContext } from './ops/request-context.js';
+import { opsRouter } from './ops/routes.js';
 import { bearerAuth } from './scim/auth.js';
 import { discoveryRouter } from './scim/discovery.js';
 import { isCredentialProblem, ScimError, toScimError } from './scim/errors.js';
+import { groupsRouter } from './scim/groups-routes.js';
 import { SCIM_BASE_PATH, sendError } from './scim/http.js';
+import { rootSearchRouter } from './scim/root-search.js';
 import { configureScimmy } from './scim/schemas.js';
 import { usersRouter } from './scim/users-routes.js';
 import type { BridgeStore } from './store/types.js';
@@ -19,12 +27,27 @@ export interface AppDeps {
   api: CloudIdentityApi;
   store: BridgeStore;
   logger: Logger;
+  /** Prometheus registry and instruments; a fresh one when omitted. */
+  metrics?: Metrics;
+  /** Readiness state; the bridge passes its own so that shutdown can turn it 503. */
+  readiness?: Readiness;
 }
 
 const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
-export function buildApp({ config, api, store, logger }: AppDeps): express.Express {
+export function buildApp(deps: AppDeps): express.Express {
+  const { config, api, store, logger } = deps;
+  const metrics = deps.metrics ?? new Metrics();
+  const readiness =
+    deps.readiness ??
+    new Readiness({
+      store,
+      api,
+      cacheMs: config.readinessCacheMs,
+      logger,
+      onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
+    });
   configureScimmy();
   const app = express();
   app.disable('x-powered-by');
@@ -38,32 +61,24 @@ export function buildApp({ config, api, store, logger }: AppDeps): express.Expre
     res.setHeader('X-Request-Id', id);
     next();
   });
+  app.use(requestContext());
+  app.use(metrics.httpMiddleware());
   app.use(
     pinoHttp({
       logger,
       genReqId: (_req, res) => (res as Response).locals.requestId,
-      customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
-      serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
+      ...accessLogOptions(config.logPii),
     }),
   );
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
+  app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
 
   const users = new UserDirectory(api, store, {
     deactivateAction: config.deactivateAction,
     filterScanLimit: config.filterScanLimit,
     logger,
   });
+  const groups = new GroupDirectory(api, store, { filterScanLimit: config.filterScanLimit, logger });
   const context = (req: Request, res: Response): RequestContext => {
     const started = (res.locals.startedAt as number | undefined) ?? Date.now();
     return { deadlineAt: started + config.requestDeadlineMs, log: req.log ?? logger };
@@ -77,19 +92,29 @@ export function buildApp({ config, api, store, logger }: AppDeps): express.Expre
   scim.use(bearerAuth(config.scimTokens));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
+  // No SCIM body nests deeper than a dozen levels; thousands would exhaust the stack of the recursive
+  // normalisation and validation code (a 500). Refused up front, whatever the route.
+  scim.use((req, _res, next) => {
+    next(
+      nestedDeeperThan(req.body, MAX_BODY_DEPTH)
+        ? new ScimError(400, 'invalidSyntax', `request body is nested deeper than ${MAX_BODY_DEPTH} levels`)
+        : undefined,
+    );
+  });
   scim.use(
-    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: false }),
+    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
   );
-  scim.use(
-    '/Users',
-    usersRouter({
-      users,
-      publicBaseUrl: config.publicBaseUrl,
-      defaultCount: 100,
-      maxCount: config.maxPageSize,
-      context,
-    }),
-  );
+  const listing = {
+    publicBaseUrl: config.publicBaseUrl,
+    defaultCount: 100,
+    maxCount: config.maxPageSize,
+    context,
+  };
+  const userRoutes = { users, ...listing };
+  const groupRoutes = { groups, ...listing };
+  scim.use('/Users', usersRouter(userRoutes));
+  scim.use('/Groups', groupsRouter(groupRoutes));
+  scim.use(rootSearchRouter(userRoutes, groupRoutes));
   scim.all('/Me', () => {
     throw new ScimError(501, undefined, '/Me is not supported: the bridge authenticates IdPs, not users');
   });
@@ -102,7 +127,7 @@ export function buildApp({ config, api, store, logger }: AppDeps): express.Expre
     next(new ScimError(404, undefined, `no such endpoint: ${req.method} ${req.path}`));
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const error = bodyParserError(err) ?? toScimError(err);
+    const error = bodyParserError(err) ?? pathDecodeError(err) ?? toScimError(err);
     const log = req.log ?? logger;
     if (error.status >= 500) {
       log.error({ err, credentialProblem: isCredentialProblem(err) || undefined }, 'request failed');
@@ -121,10 +146,34 @@ export function buildApp({ config, api, store, logger }: AppDeps): express.Expre
   return app;
 }
 
+const MAX_BODY_DEPTH = 64;
+
+/** Whether a parsed JSON value has arrays/objects nested more than `max` levels (iterative: no recursion). */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/** The router's URIError for a path segment that is not valid percent-encoding (`/Users/%`): a 400, not a 500. */
+function pathDecodeError(err: unknown): ScimError | undefined {
+  if (!(err instanceof URIError) || (err as { status?: number }).status !== 400) return undefined;
+  return new ScimError(400, undefined, 'the request path is not valid percent-encoding');
+}
+
 /** express.json() failures: malformed JSON, too large, bad charset. */
 function bodyParserError(err: unknown): ScimError | undefined {
-  const e = err as { type?: string; status?: number; message?: string };
-  if (!e || typeof e.type !== 'string') return undefined;
+  const e = err as { type?: string; status?: number; message?: string; expose?: boolean };
+  // http-errors from body-parser carry a `type`, except a broken compressed body (a zlib error
+  // wrapped as a 400 with only `expose`), which would otherwise surface as a 500.
+  if (!e || (typeof e.type !== 'string' && e.expose !== true) || err instanceof ScimError) return undefined;
   if (e.type === 'entity.parse.failed')
     return new ScimError(400, 'invalidSyntax', `request body is not valid JSON: ${e.message}`);
   if (e.type === 'entity.too.large') return new ScimError(413, undefined, 'request body is too large');

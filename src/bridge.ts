@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from './emulator/index.js';
+import { instrumentStore, Metrics } from './ops/metrics.js';
+import { Readiness } from './ops/readiness.js';
 import { openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
 import { CloudIdentityClient } from './volcengine/client.js';
@@ -14,12 +16,22 @@ export interface RunningBridge {
   url: string;
   store: BridgeStore;
   client: CloudIdentityClient;
+  metrics: Metrics;
+  readiness: Readiness;
   emulator?: RunningEmulator;
-  /** Stops accepting, lets in-flight requests finish (bounded), closes the pool and the store. */
+  /** Requests being served right now. */
+  inFlight(): number;
+  /**
+   * Readiness turns 503, then (after SHUTDOWN_DELAY_MS) the listener closes, in-flight requests
+   * finish (bounded by SHUTDOWN_GRACE_MS), and the pool and the store close. Idempotent.
+   */
   close(): Promise<void>;
 }
 
 export const generateToken = () => randomBytes(24).toString('base64url');
+
+/** Bounds for each close step after the grace period, so a stuck dependency cannot hang the exit. */
+const CLOSE_STEP_MS = 5_000;
 
 /** config → (emulator) → store → client → app → listen. */
 export async function startBridge(config: Config, logger: Logger): Promise<RunningBridge> {
@@ -36,7 +48,17 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
     endpoint = emulator.url;
   }
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  const metrics = new Metrics();
+  let store: BridgeStore;
+  try {
+    store = instrumentStore(
+      await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger }),
+      metrics,
+    );
+  } catch (err) {
+    await emulator?.close();
+    throw err;
+  }
   const client = new CloudIdentityClient({
     ...credentials,
     region: config.region,
@@ -47,38 +69,136 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     connections: config.upstreamConnections,
     deadlineMs: config.requestDeadlineMs,
     logger: logger.child({ component: 'cloudidentity' }),
+    observer: metrics.clientObserver,
   });
-  const app = buildApp({ config, api: client, store, logger });
-  const server = app.listen(config.port, config.host);
+  const readiness = new Readiness({
+    store,
+    api: client,
+    cacheMs: config.readinessCacheMs,
+    logger,
+    onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
+  });
+  const app = buildApp({ config, api: client, store, logger, metrics, readiness });
+
+  // Slowloris protection: a request must deliver its headers within HTTP_HEADERS_TIMEOUT_MS and
+  // finish within the SCIM deadline plus a margin; the server checks every second instead of the
+  // default 30 s. Keep-alive outlives load-balancer idle timeouts (ALB 60 s; set 620 s behind a
+  // Google Cloud load balancer) so the balancer never reuses a connection the bridge just closed.
+  const server = createServer({
+    connectionsCheckingInterval: Math.min(1_000, config.httpHeadersTimeoutMs),
+    headersTimeout: config.httpHeadersTimeoutMs,
+    requestTimeout: Math.max(config.requestDeadlineMs + 10_000, config.httpHeadersTimeoutMs),
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+  });
+  // Registered before the app so it sees every request first. With shouldKeepAlive false Node
+  // answers `Connection: close`: during the drain no client reuses a connection about to go away.
+  const inFlight = new Set<ServerResponse>();
+  let draining = false;
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    inFlight.add(res);
+    if (draining) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      inFlight.delete(res);
+      if (draining) server.closeIdleConnections();
+    });
+  });
+  server.on('request', app);
+
   await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
     server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch(async (err) => {
+    await client.close();
+    await store.close();
+    await emulator?.close();
+    throw err;
   });
-  // Slowloris protection, and keep-alive longer than typical load-balancer idle timeouts (60 s).
-  server.headersTimeout = 20_000;
-  server.requestTimeout = config.requestDeadlineMs + 10_000;
-  server.keepAliveTimeout = 65_000;
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    readiness.markShuttingDown();
+    if (config.shutdownDelayMs > 0) await sleep(config.shutdownDelayMs);
+    draining = true;
+    for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+    let closed = false;
+    const drained = await new Promise<boolean>((resolve) => {
+      // At the deadline only unfinished requests count as cut off, not idle keep-alive sockets.
+      const timer = setTimeout(() => resolve(inFlight.size === 0), config.shutdownGraceMs);
+      server.close(() => {
+        closed = true;
+        clearTimeout(timer);
+        resolve(true);
+      });
+      server.closeIdleConnections();
+    });
+    if (!drained) {
+      logger.warn(
+        { inFlight: inFlight.size, graceMs: config.shutdownGraceMs },
+        'shutdown grace period over: closing the remaining connections',
+      );
+    }
+    if (!closed) server.closeAllConnections();
+    const clean = [
+      // Not drained: abandoned handlers may still wait on CloudIdentity; do not wait for them long.
+      await step(logger, 'CloudIdentity pool', client.close(), drained ? CLOSE_STEP_MS : 1_000),
+      await step(logger, 'store', store.close()),
+      emulator ? await step(logger, 'emulator', emulator.close()) : true,
+    ];
+    if (!drained || clean.includes(false)) {
+      throw new Error(
+        drained
+          ? 'shutdown: a dependency did not close cleanly'
+          : 'shutdown: in-flight requests were cut off',
+      );
+    }
+  };
+
   return {
     server,
     url: `http://${host}:${port}`,
     store,
     client,
+    metrics,
+    readiness,
     emulator,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        const timer = setTimeout(() => {
-          server.closeAllConnections();
-          resolve();
-        }, config.shutdownGraceMs);
-        timer.unref();
-      });
-      await client.close();
-      await store.close();
-      await emulator?.close();
+    inFlight: () => inFlight.size,
+    close() {
+      closing ??= close();
+      return closing;
     },
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Awaits one close step for at most `timeoutMs`; a failure or a hang is logged and reported as false. */
+async function step(
+  logger: Logger,
+  what: string,
+  promise: Promise<unknown>,
+  timeoutMs = CLOSE_STEP_MS,
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    promise.then(
+      () => 'ok' as const,
+      (err: unknown) => {
+        logger.warn({ err }, `closing the ${what} failed`);
+        return 'failed' as const;
+      },
+    ),
+    new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') logger.warn({ timeoutMs }, `closing the ${what} timed out`);
+  return outcome === 'ok';
 }

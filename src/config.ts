@@ -17,62 +17,73 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-const envSchema = z
-  .object({
-    PORT: intFrom(8080, 0, 65535),
-    HOST: z.string().default('0.0.0.0'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    LOG_PII: booleanFrom(false),
-    NODE_ENV: z.string().default('development'),
-    PUBLIC_BASE_URL: optionalString.pipe(z.url().optional()),
-    SCIM_BEARER_TOKENS: optionalString,
-    VOLCENGINE_ACCESS_KEY: optionalString,
-    VOLCENGINE_SECRET_KEY: optionalString,
-    VOLCENGINE_SESSION_TOKEN: optionalString,
-    VOLCENGINE_REGION: z.string().min(1).default('cn-beijing'),
-    VOLCENGINE_ENDPOINT: z.url().default('https://open.volcengineapi.com'),
-    UPSTREAM_ATTEMPT_TIMEOUT_MS: intFrom(10_000, 100, 120_000),
-    UPSTREAM_MAX_ATTEMPTS: intFrom(4, 1, 10),
-    UPSTREAM_MUTATION_CONCURRENCY: intFrom(0, 0, 1000),
-    UPSTREAM_CONNECTIONS: intFrom(32, 1, 1024),
-    REQUEST_DEADLINE_MS: intFrom(45_000, 1_000, 58_000),
-    DEACTIVATE_ACTION: z.enum(['delete', 'retain']).default('delete'),
-    DATABASE_URL: optionalString,
-    DATA_DIR: z.string().default('./data'),
-    MAX_BODY_BYTES: intFrom(1_048_576, 1024, 50 * 1_048_576),
-    SCIM_MAX_PAGE_SIZE: intFrom(200, 1, 1000),
-    FILTER_SCAN_LIMIT: intFrom(2_000, 100, 100_000),
-    METRICS_TOKEN: optionalString,
-    SHUTDOWN_GRACE_MS: intFrom(20_000, 0, 600_000),
-    EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
-  })
-  .superRefine((env, ctx) => {
-    if (Boolean(env.VOLCENGINE_ACCESS_KEY) !== Boolean(env.VOLCENGINE_SECRET_KEY)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['VOLCENGINE_SECRET_KEY'],
-        message: 'VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must be set together',
-      });
-    }
-    if (env.VOLCENGINE_ACCESS_KEY && !env.SCIM_BEARER_TOKENS) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['SCIM_BEARER_TOKENS'],
-        message:
-          'real Volcengine credentials are set but no SCIM bearer token: refusing to expose CloudIdentity without authentication',
-      });
-    }
-    for (const token of splitTokens(env.SCIM_BEARER_TOKENS)) {
-      if (token.length < 16) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['SCIM_BEARER_TOKENS'],
-          message: 'every SCIM bearer token must be at least 16 characters long',
-        });
-        break;
-      }
-    }
-  });
+const envSchema = z.object({
+  PORT: intFrom(8080, 0, 65535),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PII: booleanFrom(false),
+  NODE_ENV: z.string().default('development'),
+  PUBLIC_BASE_URL: optionalString.pipe(z.url().optional()),
+  SCIM_BEARER_TOKENS: optionalString,
+  VOLCENGINE_ACCESS_KEY: optionalString,
+  VOLCENGINE_SECRET_KEY: optionalString,
+  VOLCENGINE_SESSION_TOKEN: optionalString,
+  VOLCENGINE_REGION: z.string().min(1).default('cn-beijing'),
+  VOLCENGINE_ENDPOINT: z.url().default('https://open.volcengineapi.com'),
+  UPSTREAM_ATTEMPT_TIMEOUT_MS: intFrom(10_000, 100, 120_000),
+  UPSTREAM_MAX_ATTEMPTS: intFrom(4, 1, 10),
+  UPSTREAM_MUTATION_CONCURRENCY: intFrom(0, 0, 1000),
+  UPSTREAM_CONNECTIONS: intFrom(32, 1, 1024),
+  REQUEST_DEADLINE_MS: intFrom(45_000, 1_000, 58_000),
+  DEACTIVATE_ACTION: z.enum(['delete', 'retain']).default('delete'),
+  DATABASE_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\/./.test(v), {
+    message: 'must be a postgres:// or postgresql:// URL',
+  }),
+  DATA_DIR: z.string().default('./data'),
+  MAX_BODY_BYTES: intFrom(1_048_576, 1024, 50 * 1_048_576),
+  SCIM_MAX_PAGE_SIZE: intFrom(200, 1, 1000),
+  FILTER_SCAN_LIMIT: intFrom(2_000, 100, 100_000),
+  METRICS_TOKEN: optionalString,
+  SHUTDOWN_GRACE_MS: intFrom(20_000, 0, 600_000),
+  SHUTDOWN_DELAY_MS: intFrom(0, 0, 120_000),
+  READINESS_CACHE_MS: intFrom(5_000, 0, 300_000),
+  HTTP_HEADERS_TIMEOUT_MS: intFrom(20_000, 100, 120_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(65_000, 1_000, 900_000),
+  EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
+});
+
+/**
+ * Rules spanning several variables. Checked on the raw environment, apart from the schema, so
+ * that they are reported together with every per-variable problem (zod skips object-level
+ * refinements once a field has failed).
+ */
+function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
+  const value = (name: string) => {
+    const v = raw[name]?.trim();
+    return v ? v : undefined;
+  };
+  const problems: string[] = [];
+  const accessKey = value('VOLCENGINE_ACCESS_KEY');
+  if (Boolean(accessKey) !== Boolean(value('VOLCENGINE_SECRET_KEY'))) {
+    problems.push(
+      'VOLCENGINE_SECRET_KEY: VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must be set together',
+    );
+  }
+  const tokens = splitTokens(value('SCIM_BEARER_TOKENS'));
+  if (accessKey && tokens.length === 0) {
+    problems.push(
+      'SCIM_BEARER_TOKENS: real Volcengine credentials are set but no SCIM bearer token: refusing to expose CloudIdentity without authentication',
+    );
+  }
+  if (tokens.some((t) => t.length < 16)) {
+    problems.push('SCIM_BEARER_TOKENS: every SCIM bearer token must be at least 16 characters long');
+  }
+  const metricsToken = value('METRICS_TOKEN');
+  if (metricsToken && metricsToken.length < 16) {
+    problems.push('METRICS_TOKEN: must be at least 16 characters long');
+  }
+  return problems;
+}
 
 export interface Config {
   port: number;
@@ -101,6 +112,11 @@ export interface Config {
   filterScanLimit: number;
   metricsToken?: string;
   shutdownGraceMs: number;
+  /** Time between readiness turning 503 and the server closing its listener (load balancers catch up). */
+  shutdownDelayMs: number;
+  readinessCacheMs: number;
+  httpHeadersTimeoutMs: number;
+  httpKeepAliveTimeoutMs: number;
   emulatorLatencyMs: number;
 }
 
@@ -120,11 +136,13 @@ function splitTokens(value: string | undefined): string[] {
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: () => string): Config {
   const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`),
-    );
-  }
+  const problems = [
+    ...(parsed.success
+      ? []
+      : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`)),
+    ...crossFieldProblems(env),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const tokens = splitTokens(e.SCIM_BEARER_TOKENS);
   const scimTokenGenerated = tokens.length === 0;
@@ -160,6 +178,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
     filterScanLimit: e.FILTER_SCAN_LIMIT,
     metricsToken: e.METRICS_TOKEN,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    shutdownDelayMs: e.SHUTDOWN_DELAY_MS,
+    readinessCacheMs: e.READINESS_CACHE_MS,
+    httpHeadersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+    httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     emulatorLatencyMs: e.EMULATOR_LATENCY_MS,
   };
 }

@@ -1,22 +1,40 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
 
-/** Paths that may carry secrets or personal data; censored in every log line. */
+/** Paths that may carry secrets; censored in every log line. */
 export const SECRET_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-security-token"]',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
   'headers.authorization',
+  'headers.Authorization',
   'authorization',
+  'Authorization',
   'password',
   '*.password',
   'token',
   '*.token',
   'secretAccessKey',
   '*.secretAccessKey',
+  'secretKey',
+  '*.secretKey',
   'sessionToken',
   '*.sessionToken',
+  'metricsToken',
+  '*.metricsToken',
+  'databaseUrl',
+  '*.databaseUrl',
   'config.scimTokens',
+  'scimTokens',
+  'VOLCENGINE_SECRET_KEY',
+  'VOLCENGINE_SESSION_TOKEN',
+  'SCIM_BEARER_TOKENS',
+  'METRICS_TOKEN',
+  'DATABASE_URL',
 ];
+/** Paths that carry personal data; censored unless LOG_PII=true. */
 export const PII_PATHS = [
   'email',
   '*.email',
@@ -27,8 +45,67 @@ export const PII_PATHS = [
   'phoneNumbers',
   '*.phoneNumbers',
   'Email',
+  '*.Email',
   'Phone',
+  '*.Phone',
+  'userName',
+  '*.userName',
+  'UserName',
+  '*.UserName',
 ];
+
+const EMAIL = /[\w.!#$%&'*+?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g;
+/** International numbers (+86 138 0013 8000, tel:+1-201-555-0123): what SCIM phoneNumbers carry. */
+const PHONE = /\+\d[\d\s().-]{5,}\d/g;
+
+/** Masks e-mail addresses and international phone numbers inside free text (URLs, error messages). */
+export function scrubPii(text: string): string {
+  return text.replace(EMAIL, '[email]').replace(PHONE, '[phone]');
+}
+
+/**
+ * A request URL fit for the log: string literals of a SCIM `filter` (userName eq "…", emails co
+ * "…") are masked, and e-mail addresses or phone numbers anywhere else too, unless `logPii`.
+ */
+export function redactUrl(url: string, logPii: boolean): string {
+  if (logPii) return url;
+  const q = url.indexOf('?');
+  const path = scrubPii(safeDecode(q < 0 ? url : url.slice(0, q)));
+  if (q < 0) return path;
+  const parts: string[] = [];
+  for (const [key, value] of new URLSearchParams(url.slice(q + 1))) {
+    const masked =
+      key.toLowerCase() === 'filter' ? value.replace(/"(?:[^"\\]|\\.)*"/g, '"[redacted]"') : value;
+    parts.push(`${key}=${scrubPii(masked)}`);
+  }
+  return `${path}?${parts.join('&')}`;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** pino's error serializer, with personal data masked in messages and stacks unless `logPii`. */
+export function errorSerializer(logPii: boolean): (err: unknown) => unknown {
+  return (err: unknown) => {
+    const serialized = pino.stdSerializers.err(err as Error) as unknown as Record<string, unknown>;
+    if (logPii || !serialized || typeof serialized !== 'object') return serialized;
+    return scrubObject(serialized, 0);
+  };
+}
+
+function scrubObject(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return scrubPii(value);
+  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => scrubObject(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = scrubObject(v, depth + 1);
+  return out;
+}
 
 export interface LoggerOptions {
   level: string;
@@ -42,10 +119,25 @@ export function createLogger(options: LoggerOptions): Logger {
     paths: options.logPii ? SECRET_PATHS : [...SECRET_PATHS, ...PII_PATHS],
     censor: '[redacted]',
   };
-  const base = { level: options.level, redact, base: { service: 'volc-scim-bridge' } };
+  const base = {
+    level: options.level,
+    redact,
+    base: { service: 'volc-scim-bridge' },
+    serializers: { err: errorSerializer(options.logPii) },
+  };
   if (options.destination) return pino(base, options.destination);
-  if (options.pretty) {
+  // pino-pretty is a development dependency: absent from the production image, JSON is used then.
+  if (options.pretty && prettyAvailable()) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
   }
   return pino(base);
+}
+
+function prettyAvailable(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,13 @@
 import { generateToken, startBridge } from './bridge.js';
+import { checkConfig } from './check-config.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+
+async function check(): Promise<void> {
+  const outcome = await checkConfig(process.env);
+  (outcome.ok ? process.stdout : process.stderr).write(`${outcome.lines.join('\n')}\n`);
+  process.exit(outcome.ok ? 0 : 1);
+}
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -33,16 +40,36 @@ async function main(): Promise<void> {
         `  curl -H "Authorization: Bearer ${config.scimTokens[0]}" ${scimUrl}/Users\n\n`,
     );
   }
+  const port = Number(new URL(bridge.url).port);
   logger.info(
-    { url: scimUrl, store: config.databaseUrl ? 'postgres' : 'pglite' },
+    { url: scimUrl, port, store: config.databaseUrl ? 'postgres' : 'pglite' },
     'volc-scim-bridge listening',
   );
 
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      logger.warn({ signal }, 'second signal during shutdown: exiting now');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    logger.info(
+      {
+        signal,
+        inFlight: bridge.inFlight(),
+        graceMs: config.shutdownGraceMs,
+        delayMs: config.shutdownDelayMs,
+      },
+      'shutting down: readiness is 503, finishing in-flight requests',
+    );
+    // Last resort if a close step hangs despite its own bounds.
+    setTimeout(
+      () => {
+        logger.error('shutdown did not complete in time: exiting');
+        process.exit(1);
+      },
+      config.shutdownDelayMs + config.shutdownGraceMs + 20_000,
+    ).unref();
     try {
       await bridge.close();
       logger.info('stopped');
@@ -56,7 +83,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-main().catch((err) => {
+const run = process.argv.includes('--check-config') ? check : main;
+run().catch((err) => {
   process.stderr.write(
     `volc-scim-bridge failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
   );

@@ -1,0 +1,208 @@
+import { readFileSync } from 'node:fs';
+import type { NextFunction, Request, Response } from 'express';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { BridgeStore } from '../store/types.js';
+import type { ClientObserver } from '../volcengine/client.js';
+import { recordUpstreamRequestId, routeLabel } from './request-context.js';
+
+// Prometheus metrics, one registry per Metrics instance (never prom-client's global one), so that
+// tests and several apps in one process do not collide. No label ever carries user data: routes
+// are templates, upstream outcomes are error codes checked against a strict pattern.
+
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const STORE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const ACTIONS = new Set([
+  'CreateUser',
+  'GetUser',
+  'ListUsers',
+  'UpdateUser',
+  'DeleteUser',
+  'CreateGroup',
+  'GetGroup',
+  'ListGroups',
+  'UpdateGroup',
+  'DeleteGroup',
+  'AddUserToGroup',
+  'RemoveUserFromGroup',
+  'ListGroupMembers',
+]);
+/** Upstream error codes and transport kinds look like this; anything else becomes 'other'. */
+const CODE = /^[A-Za-z][A-Za-z0-9_.]{0,63}$/;
+
+const code = (value: string) => (CODE.test(value) ? value : 'other');
+const action = (value: string) => (ACTIONS.has(value) ? value : 'other');
+
+export interface MetricsOptions {
+  /** Default process and Node.js metrics (CPU, memory, event loop, GC). Default true. */
+  defaultMetrics?: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly httpInFlight: Gauge;
+  readonly upstreamDuration: Histogram<'action' | 'outcome'>;
+  readonly upstreamRetries: Counter<'action' | 'reason'>;
+  readonly upstreamDeadlines: Counter<'action'>;
+  readonly storeDuration: Histogram<'operation' | 'outcome'>;
+  readonly ready: Gauge;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.httpDuration = new Histogram({
+      name: 'scim_bridge_http_request_duration_seconds',
+      help: 'HTTP requests served by the bridge, by method, route template and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+    this.httpInFlight = new Gauge({
+      name: 'scim_bridge_http_requests_in_flight',
+      help: 'HTTP requests being served right now',
+      registers,
+    });
+    this.upstreamDuration = new Histogram({
+      name: 'scim_bridge_upstream_request_duration_seconds',
+      help: 'CloudIdentity attempts by Action and outcome (ok, the upstream Error.Code, or a transport failure kind)',
+      labelNames: ['action', 'outcome'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+    this.upstreamRetries = new Counter({
+      name: 'scim_bridge_upstream_retries_total',
+      help: 'CloudIdentity retries by Action and the reason of the failed attempt',
+      labelNames: ['action', 'reason'],
+      registers,
+    });
+    this.upstreamDeadlines = new Counter({
+      name: 'scim_bridge_upstream_deadline_exceeded_total',
+      help: 'CloudIdentity calls abandoned because the request deadline was reached',
+      labelNames: ['action'],
+      registers,
+    });
+    this.storeDuration = new Histogram({
+      name: 'scim_bridge_store_operation_duration_seconds',
+      help: 'Store operations by method and outcome (ok or error)',
+      labelNames: ['operation', 'outcome'],
+      buckets: STORE_BUCKETS,
+      registers,
+    });
+    this.ready = new Gauge({
+      name: 'scim_bridge_ready',
+      help: '1 when the last readiness check passed, 0 otherwise',
+      registers,
+    });
+    new Gauge({
+      name: 'scim_bridge_build_info',
+      help: 'Always 1; labels carry the bridge and Node.js versions',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }).set({ version: packageVersion(), node_version: process.version }, 1);
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Observer for CloudIdentityClient: timings, retries, deadlines, and the request's upstream RequestIds. */
+  readonly clientObserver: ClientObserver = {
+    onAttempt: (e) => {
+      this.upstreamDuration.observe(
+        { action: action(e.action), outcome: code(e.outcome) },
+        Math.max(0, e.durationMs) / 1000,
+      );
+      recordUpstreamRequestId(e.requestId);
+    },
+    onRetry: (e) => {
+      this.upstreamRetries.inc({ action: action(e.action), reason: code(e.reason) });
+    },
+    onDeadline: (e) => {
+      this.upstreamDeadlines.inc({ action: action(e.action) });
+    },
+  };
+
+  /** Express middleware timing every request; must come after requestContext(). */
+  httpMiddleware() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      const started = process.hrtime.bigint();
+      this.httpInFlight.inc();
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        this.httpInFlight.dec();
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        this.httpDuration.observe(
+          {
+            method: METHODS.has(req.method) ? req.method : 'OTHER',
+            route: routeLabel(req, res),
+            status: res.writableFinished ? String(res.statusCode) : 'aborted',
+          },
+          seconds,
+        );
+      };
+      res.once('finish', finish);
+      res.once('close', finish);
+      next();
+    };
+  }
+
+  /** Prometheus text exposition of this registry. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** A BridgeStore whose every method call is timed into `scim_bridge_store_operation_duration_seconds`. */
+export function instrumentStore(store: BridgeStore, metrics: Metrics): BridgeStore {
+  const wrappers = new Map<string, unknown>();
+  return new Proxy(store, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      let wrapper = wrappers.get(prop);
+      if (!wrapper) {
+        const fn = value as (...args: unknown[]) => unknown;
+        wrapper = (...args: unknown[]) => {
+          const end = metrics.storeDuration.startTimer({ operation: prop });
+          let result: unknown;
+          try {
+            result = fn.apply(target, args);
+          } catch (err) {
+            end({ outcome: 'error' });
+            throw err;
+          }
+          if (result instanceof Promise) {
+            return result.then(
+              (v) => {
+                end({ outcome: 'ok' });
+                return v;
+              },
+              (err: unknown) => {
+                end({ outcome: 'error' });
+                throw err;
+              },
+            );
+          }
+          end({ outcome: 'ok' });
+          return result;
+        };
+        wrappers.set(prop, wrapper);
+      }
+      return wrapper;
+    },
+  });
+}
+
+let version: string | undefined;
+function packageVersion(): string {
+  if (version === undefined) {
+    try {
+      // src/ops/metrics.ts and dist/ops/metrics.js are both two levels below package.json.
+      const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+      version = String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
+    } catch {
+      version = 'unknown';
+    }
+  }
+  return version;
+}

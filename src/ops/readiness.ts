@@ -1,0 +1,198 @@
+import type { Logger } from 'pino';
+import { isCredentialProblem } from '../scim/errors.js';
+import type { BridgeStore } from '../store/types.js';
+import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
+import type { CloudIdentityApi } from '../volcengine/types.js';
+
+// Readiness: the store answers and CloudIdentity accepts the bridge's credentials. The result is
+// cached (READINESS_CACHE_MS) and concurrent probes share one check, so a probe every second from
+// every kubelet and load balancer costs at most one upstream call per cache period. Once shutdown
+// starts the answer is 503 at once, without any check.
+
+export interface CheckResult {
+  status: 'ok' | 'failed';
+  durationMs: number;
+  /** Short, secret-free explanation (error code or kind, never a connection string). */
+  detail?: string;
+}
+
+export interface ReadinessReport {
+  status: 'ready' | 'not_ready' | 'shutting_down';
+  /** Why the bridge is not ready; absent when ready. */
+  reason?: string;
+  checks?: { store: CheckResult; upstream: CheckResult };
+  /** When the checks ran (RFC 3339); cached reports keep their original time. */
+  checkedAt: string;
+}
+
+export interface UpstreamVerdict {
+  ok: boolean;
+  detail: string;
+  code?: string;
+  requestId?: string;
+}
+
+const PERMISSION_CODES = new Set(['AccessDenied', 'LackPolicy', 'PermissionError']);
+
+/**
+ * Whether an answer to a signed call proves the credentials are usable. Credential and permission
+ * errors do not; an unreachable service proves nothing (not ready); other upstream errors such as
+ * throttling or a 5xx mean the request was authenticated and the credentials are fine.
+ */
+export function judgeUpstreamFailure(err: unknown): UpstreamVerdict {
+  if (err instanceof VolcengineApiError) {
+    const base = { code: err.code, requestId: err.requestId };
+    if (isCredentialProblem(err))
+      return { ok: false, detail: `CloudIdentity rejected the bridge credentials (${err.code})`, ...base };
+    if (PERMISSION_CODES.has(err.code))
+      return {
+        ok: false,
+        detail: `the bridge credentials lack permission for ${err.action} (${err.code})`,
+        ...base,
+      };
+    return {
+      ok: true,
+      detail: `CloudIdentity answered ${err.code}; credentials were not rejected`,
+      ...base,
+    };
+  }
+  if (err instanceof VolcengineTransportError)
+    return { ok: false, detail: `CloudIdentity unreachable (${err.kind})`, requestId: err.requestId };
+  return { ok: false, detail: 'CloudIdentity check failed' };
+}
+
+export interface ReadinessOptions {
+  store: Pick<BridgeStore, 'ping'>;
+  api: Pick<CloudIdentityApi, 'listUsers'>;
+  /** How long a result is reused. 0 = check on every probe. */
+  cacheMs: number;
+  /** Bound for each check. Default 5 s. */
+  timeoutMs?: number;
+  logger?: Logger;
+  /** Called with every fresh result (e.g. to set a gauge). */
+  onResult?(ready: boolean): void;
+  now?: () => number;
+}
+
+export class Readiness {
+  private cached: { report: ReadinessReport; at: number } | undefined;
+  private running: Promise<ReadinessReport> | undefined;
+  private stopping = false;
+  private lastReady: boolean | undefined;
+  private readonly now: () => number;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: ReadinessOptions) {
+    this.now = options.now ?? Date.now;
+    this.timeoutMs = options.timeoutMs ?? 5_000;
+  }
+
+  get shuttingDown(): boolean {
+    return this.stopping;
+  }
+
+  /** From now on every probe answers 503 shutting_down. */
+  markShuttingDown(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.options.onResult?.(false);
+  }
+
+  async check(): Promise<ReadinessReport> {
+    if (this.stopping) return this.shutdownReport();
+    const cached = this.cached;
+    if (cached && this.now() - cached.at < this.options.cacheMs) return cached.report;
+    if (!this.running) {
+      this.running = this.run().finally(() => {
+        this.running = undefined;
+      });
+    }
+    const report = await this.running;
+    return this.stopping ? this.shutdownReport() : report;
+  }
+
+  private shutdownReport(): ReadinessReport {
+    return {
+      status: 'shutting_down',
+      reason: 'the bridge is shutting down',
+      checkedAt: new Date(this.now()).toISOString(),
+    };
+  }
+
+  private async run(): Promise<ReadinessReport> {
+    const started = this.now();
+    const [store, upstream] = await Promise.all([this.checkStore(), this.checkUpstream()]);
+    const problems = [store, upstream].filter((c) => c.status === 'failed');
+    const report: ReadinessReport = {
+      status: problems.length ? 'not_ready' : 'ready',
+      ...(problems.length
+        ? {
+            reason: [
+              store.status === 'failed' ? store.detail : undefined,
+              upstream.status === 'failed' ? upstream.detail : undefined,
+            ]
+              .filter(Boolean)
+              .join('; '),
+          }
+        : {}),
+      checks: { store, upstream },
+      checkedAt: new Date(started).toISOString(),
+    };
+    this.cached = { report, at: this.now() };
+    const ready = report.status === 'ready';
+    if (ready !== this.lastReady) {
+      if (ready) this.options.logger?.info('ready: store and CloudIdentity checks pass');
+      else this.options.logger?.warn({ reason: report.reason }, 'not ready');
+      this.lastReady = ready;
+    }
+    this.options.onResult?.(ready);
+    return report;
+  }
+
+  private async checkStore(): Promise<CheckResult> {
+    const started = this.now();
+    try {
+      await withTimeout(this.options.store.ping(), this.timeoutMs, 'store ping timed out');
+      return { status: 'ok', durationMs: this.now() - started };
+    } catch (err) {
+      this.options.logger?.debug({ err }, 'readiness: store ping failed');
+      const code = (err as { code?: unknown })?.code;
+      const suffix = typeof code === 'string' && /^[\w.-]{1,40}$/.test(code) ? ` (${code})` : '';
+      return {
+        status: 'failed',
+        durationMs: this.now() - started,
+        detail: err instanceof TimeoutError ? err.message : `store unreachable${suffix}`,
+      };
+    }
+  }
+
+  private async checkUpstream(): Promise<CheckResult> {
+    const started = this.now();
+    try {
+      await this.options.api.listUsers(
+        { PageNumber: 1, PageSize: 1 },
+        { deadlineAt: Date.now() + this.timeoutMs },
+      );
+      return { status: 'ok', durationMs: this.now() - started };
+    } catch (err) {
+      const verdict = judgeUpstreamFailure(err);
+      if (!verdict.ok) this.options.logger?.debug({ err }, 'readiness: CloudIdentity check failed');
+      return {
+        status: verdict.ok ? 'ok' : 'failed',
+        durationMs: this.now() - started,
+        detail: verdict.detail,
+      };
+    }
+  }
+}
+
+class TimeoutError extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(message)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,41 @@
+import { Router } from 'express';
+import { bearerAuth } from '../scim/auth.js';
+import type { Metrics } from './metrics.js';
+import type { Readiness } from './readiness.js';
+
+export const OPS_PATHS = ['/healthz', '/readyz', '/metrics'] as const;
+
+export interface OpsRouterOptions {
+  readiness: Readiness;
+  metrics: Metrics;
+  /** When set, /metrics requires `Authorization: Bearer <token>` (compared in constant time). */
+  metricsToken?: string;
+}
+
+/** /healthz (liveness), /readyz (readiness), /metrics (Prometheus). No SCIM authentication. */
+export function opsRouter({ readiness, metrics, metricsToken }: OpsRouterOptions): Router {
+  const router = Router();
+
+  // Liveness: the process is up and its event loop turns. Deliberately touches neither the store
+  // nor CloudIdentity: a dependency outage must not get healthy pods restarted.
+  router.get('/healthz', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/readyz', async (_req, res) => {
+    const report = await readiness.check();
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(report.status === 'ready' ? 200 : 503).json(report);
+  });
+
+  const guard = metricsToken ? [bearerAuth([metricsToken])] : [];
+  router.get('/metrics', ...guard, async (_req, res) => {
+    const { contentType, body } = await metrics.render();
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Type', contentType);
+    res.send(body);
+  });
+
+  return router;
+}

@@ -1,0 +1,178 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
+import { Metrics } from '../../src/ops/metrics.js';
+import { Readiness } from '../../src/ops/readiness.js';
+import type { CloudIdentityClient } from '../../src/volcengine/client.js';
+import { emulatorClient, opsApp, pingOnlyStore, sample, silentLogger } from './helpers.js';
+
+describe('probes', () => {
+  let emulator: RunningEmulator;
+  const clients: CloudIdentityClient[] = [];
+  const client = (url = emulator.url, extra = {}) => {
+    const c = emulatorClient(url, extra);
+    clients.push(c);
+    return c;
+  };
+  const listUsersCalls = () => emulator.calls().ListUsers ?? 0;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({ port: 0 });
+  });
+  afterEach(async () => {
+    emulator.setFaults([]);
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+  afterAll(async () => {
+    await emulator?.close();
+  });
+
+  it('/healthz answers 200 without auth and touches neither the store nor CloudIdentity', async () => {
+    const store = pingOnlyStore(async () => {
+      throw new Error('store is down');
+    });
+    const { http } = opsApp({ store, client: client('http://127.0.0.1:9') });
+    const before = listUsersCalls();
+    for (let i = 0; i < 5; i++) {
+      const res = await http.get('/healthz');
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ status: 'ok' });
+      expect(res.headers['cache-control']).toBe('no-store');
+    }
+    expect(store.pings).toBe(0);
+    expect(listUsersCalls()).toBe(before);
+  });
+
+  it('/readyz is 200 when the store answers and CloudIdentity accepts the credentials', async () => {
+    const store = pingOnlyStore(async () => {});
+    const { http } = opsApp({ store, client: client() });
+    const res = await http.get('/readyz');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.body).toMatchObject({
+      status: 'ready',
+      checks: { store: { status: 'ok' }, upstream: { status: 'ok' } },
+    });
+    expect(res.body.reason).toBeUndefined();
+    expect(Date.parse(res.body.checkedAt)).not.toBeNaN();
+    const text = (await http.get('/metrics')).text;
+    expect(sample(text, 'scim_bridge_ready')).toBe(1);
+  });
+
+  it('caches the result: a probe every few ms makes one store ping and one upstream call per period', async () => {
+    const store = pingOnlyStore(async () => {});
+    const { http } = opsApp({ store, client: client(), env: { READINESS_CACHE_MS: '60000' } });
+    const before = listUsersCalls();
+    // Concurrent probes share the one running check...
+    const first = await Promise.all(Array.from({ length: 10 }, () => http.get('/readyz')));
+    // ...and later ones reuse its result.
+    for (let i = 0; i < 20; i++) expect((await http.get('/readyz')).status).toBe(200);
+    expect(first.every((r) => r.status === 200)).toBe(true);
+    expect(listUsersCalls() - before).toBe(1);
+    expect(store.pings).toBe(1);
+    expect(new Set(first.map((r) => r.body.checkedAt)).size).toBe(1);
+  });
+
+  it('re-checks after READINESS_CACHE_MS and notices recovery', async () => {
+    let storeUp = false;
+    const store = pingOnlyStore(async () => {
+      if (!storeUp)
+        throw Object.assign(new Error('connect ECONNREFUSED 10.1.2.3:5432'), { code: 'ECONNREFUSED' });
+    });
+    const { http } = opsApp({ store, client: client(), env: { READINESS_CACHE_MS: '200' } });
+    const down = await http.get('/readyz');
+    expect(down.status).toBe(503);
+    expect(down.body.status).toBe('not_ready');
+    expect(down.body.reason).toBe('store unreachable (ECONNREFUSED)');
+    // The address of the database is not for unauthenticated eyes.
+    expect(down.text).not.toContain('10.1.2.3');
+    storeUp = true;
+    expect((await http.get('/readyz')).status).toBe(503); // still cached
+    await new Promise((r) => setTimeout(r, 250));
+    const up = await http.get('/readyz');
+    expect(up.status).toBe(200);
+    expect(store.pings).toBe(2);
+  });
+
+  it('is 503 with a reason when CloudIdentity rejects the credentials', async () => {
+    const store = pingOnlyStore(async () => {});
+    const { http } = opsApp({
+      store,
+      client: client(emulator.url, { secretAccessKey: 'not-the-right-secret' }),
+    });
+    const res = await http.get('/readyz');
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({
+      status: 'not_ready',
+      reason: 'CloudIdentity rejected the bridge credentials (SignatureDoesNotMatch)',
+      checks: { store: { status: 'ok' }, upstream: { status: 'failed' } },
+    });
+    expect(res.text).not.toContain('not-the-right-secret');
+    expect(sample((await http.get('/metrics')).text, 'scim_bridge_ready')).toBe(0);
+  });
+
+  it('is 503 when CloudIdentity is unreachable, and lists every failed check', async () => {
+    const store = pingOnlyStore(async () => {
+      throw new Error('boom');
+    });
+    const { http } = opsApp({ store, client: client('http://127.0.0.1:9') });
+    const res = await http.get('/readyz');
+    expect(res.status).toBe(503);
+    expect(res.body.reason).toBe('store unreachable; CloudIdentity unreachable (network)');
+  });
+
+  it('is 503 when the store ping hangs (bounded by the check timeout)', async () => {
+    const store = pingOnlyStore(() => new Promise(() => {}));
+    const readiness = new Readiness({
+      store,
+      api: client(),
+      cacheMs: 0,
+      timeoutMs: 100,
+      logger: silentLogger,
+    });
+    const { http } = opsApp({ store, client: client(), readiness });
+    const started = Date.now();
+    const res = await http.get('/readyz');
+    expect(res.status).toBe(503);
+    expect(res.body.reason).toBe('store ping timed out');
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('stays ready when CloudIdentity throttles: the credentials were accepted', async () => {
+    emulator.setFaults([{ action: 'ListUsers', probability: 1, fault: 'FlowLimitExceeded' }]);
+    const store = pingOnlyStore(async () => {});
+    const { http } = opsApp({ store, client: client() });
+    const res = await http.get('/readyz');
+    expect(res.status).toBe(200);
+    expect(res.body.checks.upstream.detail).toMatch(/FlowLimitExceeded; credentials were not rejected/);
+  });
+
+  it('turns 503 at once when shutdown starts, without any check', async () => {
+    const store = pingOnlyStore(async () => {});
+    const api = client();
+    const metrics = new Metrics({ defaultMetrics: false });
+    const readiness = new Readiness({
+      store,
+      api,
+      cacheMs: 60_000,
+      onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
+    });
+    const { http } = opsApp({ store, client: api, readiness, metrics });
+    expect((await http.get('/readyz')).status).toBe(200);
+    const calls = listUsersCalls();
+    readiness.markShuttingDown();
+    const res = await http.get('/readyz');
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({ status: 'shutting_down', reason: 'the bridge is shutting down' });
+    expect(listUsersCalls()).toBe(calls);
+    expect(sample((await http.get('/metrics')).text, 'scim_bridge_ready')).toBe(0);
+    // Liveness is unaffected: the pod must not be restarted while it drains.
+    expect((await http.get('/healthz')).status).toBe(200);
+  });
+
+  it('answers HEAD for both probes', async () => {
+    const store = pingOnlyStore(async () => {});
+    const { http } = opsApp({ store, client: client() });
+    expect((await http.head('/healthz')).status).toBe(200);
+    expect((await http.head('/readyz')).status).toBe(200);
+  });
+});

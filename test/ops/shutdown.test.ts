@@ -1,0 +1,164 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type RunningBridge, startBridge } from '../../src/bridge.js';
+import { silentLogger, testConfig } from './helpers.js';
+import { type BridgeProcess, fastStoreEnv, httpRequest, spawnBridge } from './process.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
+const tsx = (env: Record<string, string>) =>
+  spawnBridge(process.execPath, ['--import', 'tsx', 'src/main.ts'], env);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe('graceful shutdown of the real process', () => {
+  let proc: BridgeProcess | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await proc?.cleanup();
+    proc = undefined;
+    await drop?.();
+    drop = undefined;
+  });
+  /** The bridge on PostgreSQL when the test server is up (fast start), else on PGlite. */
+  const onFastStore = async (env: Record<string, string>) => {
+    const store = await fastStoreEnv();
+    drop = store.drop;
+    return tsx({ ...store.env, ...env });
+  };
+
+  it('SIGTERM under in-flight load: readiness 503 first, every request answered, exit 0', async () => {
+    proc = await onFastStore({
+      EMULATOR_LATENCY_MS: '2000',
+      SHUTDOWN_DELAY_MS: '300',
+      SHUTDOWN_GRACE_MS: '15000',
+    });
+    const { port } = proc;
+    expect((await httpRequest(port, 'GET', '/readyz')).status).toBe(200);
+
+    // Keep-alive connections, as a load balancer would hold them.
+    const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+    const reads = Array.from({ length: 20 }, () =>
+      httpRequest(port, 'GET', '/scim/v2/Users?count=5', { token: TOKEN, agent }),
+    );
+    const writes = Array.from({ length: 5 }, (_, i) =>
+      httpRequest(port, 'POST', '/scim/v2/Users', {
+        token: TOKEN,
+        agent,
+        body: { schemas: [USER], userName: `drain.${i}@example.com` },
+      }),
+    );
+    // Wait until every request is being served (they are all waiting on the slow upstream).
+    await waitFor('25 requests in flight', async () => {
+      const text = (await httpRequest(port, 'GET', '/metrics')).body;
+      return Number(/^scim_bridge_http_requests_in_flight (\d+)$/m.exec(text)?.[1]) >= 26; // + this scrape
+    });
+    proc.child.kill('SIGTERM');
+    await sleep(50);
+    // During SHUTDOWN_DELAY_MS the listener still accepts, but readiness already says no.
+    const ready = await httpRequest(port, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toMatchObject({ status: 'shutting_down' });
+    expect((await httpRequest(port, 'GET', '/healthz')).status).toBe(200);
+
+    const answers = await Promise.all([...reads, ...writes]);
+    expect(answers.map((a) => a.status)).toEqual([...reads.map(() => 200), ...writes.map(() => 201)]);
+    // Answered during the drain: the client is told not to reuse the connection.
+    expect(answers.every((a) => a.headers.connection === 'close')).toBe(true);
+    agent.destroy();
+
+    const { code, signal } = await proc.exited;
+    expect(signal).toBeNull();
+    expect(code).toBe(0);
+    const msgs = proc.lines.map((l) => l.msg);
+    expect(msgs).toContain('shutting down: readiness is 503, finishing in-flight requests');
+    expect(msgs.at(-1)).toBe('stopped');
+    const shutdown = proc.lines.find((l) => String(l.msg).startsWith('shutting down'))!;
+    expect(shutdown.inFlight).toBe(25);
+    // No new connection is accepted once the listener is closed.
+    await expect(httpRequest(port, 'GET', '/healthz')).rejects.toThrow(/ECONNREFUSED/);
+  }, 60_000);
+
+  it('SIGINT exits 0 as well (embedded PGlite store closed cleanly; nothing in flight, so even grace 0 is clean)', async () => {
+    proc = await tsx({ SHUTDOWN_GRACE_MS: '0' });
+    expect((await httpRequest(proc.port, 'GET', '/healthz')).status).toBe(200);
+    proc.child.kill('SIGINT');
+    const { code } = await proc.exited;
+    expect(code).toBe(0);
+    expect(proc.lines.at(-1)?.msg).toBe('stopped');
+  }, 60_000);
+
+  it('in-flight requests are bounded by SHUTDOWN_GRACE_MS (then cut off, exit 1)', async () => {
+    proc = await onFastStore({ EMULATOR_LATENCY_MS: '20000', SHUTDOWN_GRACE_MS: '500' });
+    const stuck = httpRequest(proc.port, 'GET', '/scim/v2/Users', { token: TOKEN }).catch((e: Error) => e);
+    await sleep(300);
+    const started = Date.now();
+    proc.child.kill('SIGTERM');
+    const { code } = await proc.exited;
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(code).toBe(1);
+    expect(await stuck).toBeInstanceOf(Error);
+    expect(proc.lines.map((l) => l.msg)).toContain(
+      'shutdown grace period over: closing the remaining connections',
+    );
+  }, 60_000);
+});
+
+describe('server timeouts', () => {
+  let bridge: RunningBridge | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  let dataDir: string | undefined;
+  afterEach(async () => {
+    await bridge?.close().catch(() => {});
+    bridge = undefined;
+    await drop?.();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('a slowloris client is cut off after HTTP_HEADERS_TIMEOUT_MS; keep-alive outlives LB idle timeouts', async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'bridge-ops-'));
+    const store = await fastStoreEnv();
+    drop = store.drop;
+    bridge = await startBridge(
+      testConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        HTTP_HEADERS_TIMEOUT_MS: '500',
+        REQUEST_DEADLINE_MS: '45000',
+        ...store.env,
+      }),
+      silentLogger,
+    );
+    expect(bridge.server.headersTimeout).toBe(500);
+    expect(bridge.server.requestTimeout).toBe(55_000);
+    // Default 65 s: above the 60 s idle timeout of common load balancers (AWS ALB, nginx).
+    expect(bridge.server.keepAliveTimeout).toBe(65_000);
+
+    const port = Number(new URL(bridge.url).port);
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (d) => {
+      received += d;
+    });
+    const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+    const started = Date.now();
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    const trickle = setInterval(() => socket.write('X-Slow: 1\r\n'), 100);
+    const at = await closed;
+    clearInterval(trickle);
+    expect(at - started).toBeLessThan(3_000);
+    expect(received).toMatch(/^HTTP\/1\.1 408/);
+  });
+});
