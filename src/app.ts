@@ -76,6 +76,9 @@ export function buildApp(deps: AppDeps): express.Express {
   const users = new UserDirectory(api, store, {
     deactivateAction: config.deactivateAction,
     filterScanLimit: config.filterScanLimit,
+    // No request outlives its deadline by much, so a create pending for longer was interrupted (a
+    // crash, or a failure whose outcome could not be checked): a retried POST may take it over.
+    pendingTakeoverMs: config.requestDeadlineMs + 10_000,
     logger,
   });
   const groups = new GroupDirectory(api, store, { filterScanLimit: config.filterScanLimit, logger });
@@ -92,14 +95,11 @@ export function buildApp(deps: AppDeps): express.Express {
   scim.use(bearerAuth(config.scimTokens));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
-  // No SCIM body nests deeper than a dozen levels; thousands would exhaust the stack of the recursive
-  // normalisation and validation code (a 500). Refused up front, whatever the route.
+  // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of
+  // levels exhaust the stack of the recursive normalisation code), and NUL characters, which
+  // PostgreSQL text cannot hold (the store would fail, possibly after CloudIdentity was changed).
   scim.use((req, _res, next) => {
-    next(
-      nestedDeeperThan(req.body, MAX_BODY_DEPTH)
-        ? new ScimError(400, 'invalidSyntax', `request body is nested deeper than ${MAX_BODY_DEPTH} levels`)
-        : undefined,
-    );
+    next(unacceptableInput(req.body, 'request body') ?? unacceptableInput(req.query, 'query string'));
   });
   scim.use(
     discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
@@ -148,18 +148,28 @@ export function buildApp(deps: AppDeps): express.Express {
 
 const MAX_BODY_DEPTH = 64;
 
-/** Whether a parsed JSON value has arrays/objects nested more than `max` levels (iterative: no recursion). */
-function nestedDeeperThan(value: unknown, max: number): boolean {
+/** A 400 for input nested deeper than MAX_BODY_DEPTH or holding U+0000 (iterative: no recursion). */
+function unacceptableInput(value: unknown, where: string): ScimError | undefined {
   const stack: Array<[unknown, number]> = [[value, 1]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
-    if (node === null || typeof node !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    if (typeof node === 'string') {
+      if (node.includes('\u0000'))
+        return new ScimError(
+          400,
+          'invalidValue',
+          `${where} contains a NUL character (U+0000), which cannot be stored`,
+        );
+      continue;
     }
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > MAX_BODY_DEPTH)
+      return new ScimError(400, 'invalidSyntax', `${where} is nested deeper than ${MAX_BODY_DEPTH} levels`);
+    // Keys and values alike.
+    for (const child of Array.isArray(node) ? node : Object.entries(node).flat())
+      stack.push([child, depth + 1]);
   }
-  return false;
+  return undefined;
 }
 
 /** The router's URIError for a path segment that is not valid percent-encoding (`/Users/%`): a 400, not a 500. */

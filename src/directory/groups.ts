@@ -33,7 +33,7 @@ import { VolcengineApiError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { toUtc } from './user-mapping.js';
-import { etagMatches } from './users.js';
+import { etagMatches, mayHaveCommitted } from './users.js';
 
 type Json = Record<string, unknown>;
 
@@ -464,6 +464,12 @@ export class GroupDirectory {
           opts,
         );
       } catch (e) {
+        // Failed, but possibly created (answer lost, then the retries failed): without this, the group
+        // would stay in CloudIdentity without its record (externalId) and block its name.
+        if (mayHaveCommitted(e)) {
+          upstream = await this.createdDespite(groupName, input.displayName, ctx).catch(() => undefined);
+          if (upstream) continue;
+        }
         // The name was taken meanwhile (or is held by a group QueryString did not show): new suffix.
         if (!isCode(e, UpstreamCode.GroupNameAlreadyExists) || attempt >= 3) throw e;
         groupName = withSuffix(groupNameFor(input.displayName));
@@ -494,6 +500,24 @@ export class GroupDirectory {
     }
     if (additions.length > 0) await this.applyMembers(upstream.GroupId, [], additions, ctx);
     return { scimId: upstream.GroupId, record, upstream };
+  }
+
+  /** The group a failed but possibly committed CreateGroup made: our GroupName and DisplayName, no record. */
+  private async createdDespite(
+    groupName: string,
+    displayName: string,
+    ctx: RequestContext,
+  ): Promise<CloudIdentityGroup | undefined> {
+    const page = await this.api.listGroups(
+      { QueryString: groupName, PageNumber: 1, PageSize: UPSTREAM_PAGE },
+      { deadlineAt: ctx.deadlineAt },
+    );
+    const found = page.Groups.find(
+      (g) => g.GroupName.toLowerCase() === groupName.toLowerCase() && g.DisplayName === displayName,
+    );
+    if (!found || (await this.store.getGroup(found.GroupId))) return undefined;
+    ctx.log.info({ groupId: found.GroupId }, 'CreateGroup failed after it had created the group: kept');
+    return found;
   }
 
   /**

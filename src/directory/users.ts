@@ -4,7 +4,7 @@ import { badRequest, conflict, notFound, ScimError, UpstreamCode } from '../scim
 import { equalityAnchor, type Filter, matchesFilter } from '../scim/filter.js';
 import type { UserInput } from '../scim/user-input.js';
 import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/types.js';
-import { VolcengineApiError } from '../volcengine/errors.js';
+import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { groupsOfUsersForScim } from './groups.js';
@@ -130,7 +130,8 @@ export class UserDirectory {
     const total = upstreamTotal + detachedTotal;
     const end = Math.min(total, start + query.count - 1);
     const views: UserView[] = query.count > 0 ? await this.viewsOf(slice.users) : [];
-    if (query.count > 0 && end > upstreamTotal) {
+    // end < start: a page past the end (startIndex > totalResults) is empty, not a negative LIMIT.
+    if (query.count > 0 && end > upstreamTotal && end >= start) {
       const offset = Math.max(0, start - upstreamTotal - 1);
       const records = await this.store.listUsers(
         detachedQuery,
@@ -225,6 +226,13 @@ export class UserDirectory {
         exact.length === 1 && record?.upstreamUserId === exact[0].UserId
           ? [{ scimId: record.scimId, record, upstream: exact[0] }]
           : await this.viewsOf(exact);
+      if (record?.state === 'pending' && (record.active || this.options.deactivateAction === 'retain')) {
+        // A create interrupted after CreateUser committed (a crash, a lost answer): the CloudIdentity
+        // user of that name that no record maps is the one it made. Finish it, so that the IdP's match
+        // before it re-POSTs finds the user under its SCIM id and with its attributes.
+        const i = views.findIndex((v) => !v.record && v.upstream);
+        if (i >= 0) views[i] = await this.finishInterrupted(record, views[i].upstream!, ctx);
+      }
       if (record && record.state === 'ready' && !record.upstreamUserId) {
         views.push({ scimId: record.scimId, record, upstream: null });
       } else if (record?.state === 'ready' && !exact.some((u) => u.UserId === record.upstreamUserId)) {
@@ -349,14 +357,28 @@ export class UserDirectory {
         upstream = await this.createUpstream(desired, ctx, takeover);
       }
     } catch (e) {
-      await this.store
-        .deleteUser(record.scimId)
-        .catch((cleanup) =>
-          ctx.log.warn({ err: cleanup }, 'could not remove the pending record of a failed create'),
-        );
-      if (isCode(e, UpstreamCode.UserNameAlreadyExists))
-        throw conflict(`userName '${desired.UserName}' is already taken`);
-      throw e;
+      // The call failed, yet an attempt may have created the user (answer lost, then the retries failed).
+      // Created: the create did happen. Unknown (the check failed too): the record stays pending, for the
+      // IdP's match by userName or a later takeover to finish; dropping it could orphan the user.
+      let created: CloudIdentityUser | null | 'unknown' = null;
+      if (mayHaveCommitted(e)) {
+        created = await this.createdDespite(record, desired, ctx).catch(() => 'unknown' as const);
+      }
+      if (created === 'unknown') {
+        ctx.log.warn('CreateUser failed and could not be checked: the record stays pending');
+        throw e;
+      }
+      upstream = created;
+      if (!upstream) {
+        await this.store
+          .deleteUser(record.scimId)
+          .catch((cleanup) =>
+            ctx.log.warn({ err: cleanup }, 'could not remove the pending record of a failed create'),
+          );
+        if (isCode(e, UpstreamCode.UserNameAlreadyExists))
+          throw conflict(`userName '${desired.UserName}' is already taken`);
+        throw e;
+      }
     }
     const ready = await this.store.updateUser(record.scimId, {
       state: 'ready',
@@ -364,6 +386,51 @@ export class UserDirectory {
     });
     if (!ready) throw new ScimError(500, undefined, 'the user record vanished while it was being created');
     return { scimId: ready.scimId, record: ready, upstream };
+  }
+
+  /**
+   * The user a failed but possibly committed CreateUser made for `record`: the CloudIdentity user of that
+   * name, unless another record maps it. (Like the client's own recovery, it takes a user of that name
+   * to be the one the lost attempt created.)
+   */
+  private async createdDespite(
+    record: UserRecord,
+    desired: UpstreamUserFields,
+    ctx: RequestContext,
+  ): Promise<CloudIdentityUser | null> {
+    const wanted = desired.UserName.toLowerCase();
+    const page = await this.api.listUsers(
+      { UserName: desired.UserName, PageSize: UPSTREAM_PAGE },
+      { deadlineAt: ctx.deadlineAt },
+    );
+    const found = page.Users.find((u) => u.UserName.toLowerCase() === wanted);
+    if (!found) return null;
+    const mapped = (await this.store.getUsersByUpstreamIds([found.UserId])).get(found.UserId);
+    if (mapped && mapped.scimId !== record.scimId) return null;
+    ctx.log.info({ upstreamUserId: found.UserId }, 'CreateUser failed after it had created the user: kept');
+    return found;
+  }
+
+  /** Marks an interrupted pending create ready with the CloudIdentity user it made. */
+  private async finishInterrupted(
+    record: UserRecord,
+    upstream: CloudIdentityUser,
+    ctx: RequestContext,
+  ): Promise<UserView> {
+    try {
+      const ready = await this.store.updateUser(record.scimId, {
+        state: 'ready',
+        upstreamUserId: upstream.UserId,
+      });
+      if (ready) {
+        ctx.log.info({ upstreamUserId: upstream.UserId }, 'finished a create interrupted after CreateUser');
+        return { scimId: ready.scimId, record: ready, upstream };
+      }
+    } catch (e) {
+      // Mapped meanwhile by another record: show the user as CloudIdentity has it.
+      if (!(e instanceof StoreConflictError)) throw e;
+    }
+    return { scimId: upstream.UserId, record: null, upstream };
   }
 
   /**
@@ -568,6 +635,15 @@ export class UserDirectory {
     }
     return attributes;
   }
+}
+
+/** A failed create that may still have happened upstream: an answer lost, or a retry failing after it. */
+export function mayHaveCommitted(e: unknown): boolean {
+  if (e instanceof VolcengineTransportError) return true;
+  return (
+    e instanceof VolcengineApiError &&
+    (e.httpStatus >= 500 || e.httpStatus === 429 || e.code === UpstreamCode.ConcurrentException)
+  );
 }
 
 function nonEmpty(fields: UpstreamUserFields) {
