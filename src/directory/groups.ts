@@ -32,6 +32,7 @@ import { type BridgeStore, type GroupRecord, StoreConflictError, type UserRecord
 import { VolcengineApiError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { toUtc } from './user-mapping.js';
 import { etagMatches, mayHaveCommitted } from './users.js';
 
@@ -72,7 +73,6 @@ export interface GroupListResult {
   views: GroupView[];
 }
 
-const UPSTREAM_PAGE = 100;
 const SAFE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 const GROUP_NAME_MAX = 63;
 const FALLBACK_GROUP_NAME = 'group';
@@ -144,20 +144,6 @@ export function groupNameFor(displayName: string): string {
 function withSuffix(name: string): string {
   const suffix = randomBytes(4).toString('hex').slice(0, 6);
   return `${name.slice(0, GROUP_NAME_MAX - suffix.length - 1)}-${suffix}`;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /**
@@ -310,37 +296,18 @@ export class GroupDirectory {
     return { total, views: await this.viewsOf(groups) };
   }
 
-  /**
-   * Items start..end (1-based, inclusive) of ListGroups with the fewest calls: one whenever a page
-   * size ≤ 100 holds the whole range. Also returns the upstream Total.
-   */
-  private async upstreamSlice(
-    start: number,
-    end: number,
-    ctx: RequestContext,
-  ): Promise<{ total: number; groups: CloudIdentityGroup[] }> {
-    const count = end - start + 1;
-    let pageSize = UPSTREAM_PAGE;
-    for (let size = Math.min(UPSTREAM_PAGE, count); size <= UPSTREAM_PAGE; size++) {
-      if (Math.floor((start - 1) / size) === Math.floor((end - 1) / size)) {
-        pageSize = size;
-        break;
-      }
-    }
-    const firstPage = Math.floor((start - 1) / pageSize) + 1;
-    const lastPage = Math.floor((end - 1) / pageSize) + 1;
-    const opts = { deadlineAt: ctx.deadlineAt };
-    const first = await this.api.listGroups({ PageNumber: firstPage, PageSize: pageSize }, opts);
-    // Pages past the end are not worth asking for.
-    const last = Math.min(lastPage, Math.max(firstPage, Math.ceil(first.Total / pageSize)));
-    const rest = await mapLimit(
-      Array.from({ length: last - firstPage }, (_, i) => firstPage + 1 + i),
+  /** Items start..end (1-based, inclusive) of ListGroups, and CloudIdentity's Total. */
+  private async upstreamSlice(start: number, end: number, ctx: RequestContext) {
+    const slice = await upstreamSlice(
+      start,
+      end,
+      async (PageNumber, PageSize) => {
+        const page = await this.api.listGroups({ PageNumber, PageSize }, { deadlineAt: ctx.deadlineAt });
+        return { Total: page.Total, items: page.Groups };
+      },
       this.parallelism * 2,
-      (page) => this.api.listGroups({ PageNumber: page, PageSize: pageSize }, opts),
     );
-    const items = [first, ...rest].flatMap((p) => p.Groups);
-    const offset = start - 1 - (firstPage - 1) * pageSize;
-    return { total: first.Total, groups: items.slice(offset, offset + count) };
+    return { total: slice.total, groups: slice.items };
   }
 
   private async filtered(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {

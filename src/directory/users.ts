@@ -8,6 +8,7 @@ import { VolcengineApiError, VolcengineTransportError } from '../volcengine/erro
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { groupsOfUsersForScim } from './groups.js';
+import { UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import {
   changedFields,
   toScimUser,
@@ -39,7 +40,6 @@ export interface ListResult {
   views: UserView[];
 }
 
-const UPSTREAM_PAGE = 100;
 const SAFE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 /** caseExact attributes (RFC 7643 §3.1). */
 export const USER_CASE_EXACT: ReadonlySet<string> = new Set(['id', 'externalid']);
@@ -143,31 +143,13 @@ export class UserDirectory {
     return { total, views };
   }
 
-  /** Items start..end (1-based, inclusive) of ListUsers, with the fewest upstream calls. */
-  private async upstreamSlice(
-    start: number,
-    end: number,
-    ctx: RequestContext,
-  ): Promise<{ users: CloudIdentityUser[]; total: number }> {
-    const count = end - start + 1;
-    let pageSize = UPSTREAM_PAGE;
-    // One call whenever some page size ≤ 100 holds the whole range in one page.
-    for (let size = Math.min(UPSTREAM_PAGE, Math.max(count, 1)); size <= UPSTREAM_PAGE; size++) {
-      if (Math.floor((start - 1) / size) === Math.floor((end - 1) / size)) {
-        pageSize = size;
-        break;
-      }
-    }
-    const firstPage = Math.floor((start - 1) / pageSize) + 1;
-    const lastPage = Math.floor((end - 1) / pageSize) + 1;
-    const pages = await Promise.all(
-      Array.from({ length: lastPage - firstPage + 1 }, (_, i) =>
-        this.api.listUsers({ PageNumber: firstPage + i, PageSize: pageSize }, { deadlineAt: ctx.deadlineAt }),
-      ),
-    );
-    const items = pages.flatMap((p) => p.Users);
-    const offset = start - 1 - (firstPage - 1) * pageSize;
-    return { users: items.slice(offset, offset + count), total: pages[0].Total };
+  /** Items start..end (1-based, inclusive) of ListUsers, and CloudIdentity's Total. */
+  private async upstreamSlice(start: number, end: number, ctx: RequestContext) {
+    const slice = await upstreamSlice(start, end, async (PageNumber, PageSize) => {
+      const page = await this.api.listUsers({ PageNumber, PageSize }, { deadlineAt: ctx.deadlineAt });
+      return { Total: page.Total, items: page.Users };
+    });
+    return { users: slice.items, total: slice.total };
   }
 
   private async filtered(

@@ -1,0 +1,55 @@
+// Paging over CloudIdentity's PageNumber/PageSize lists, shared by users and groups.
+
+/** CloudIdentity's largest PageSize. */
+export const UPSTREAM_PAGE = 100;
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * Items start..end (1-based, inclusive) of an upstream list with the fewest calls: one whenever some
+ * page size ≤ 100 holds the whole range in one page. The first page's answer carries the upstream
+ * Total, so pages past the end are never asked for, and no separate count call is needed.
+ */
+export async function upstreamSlice<T>(
+  start: number,
+  end: number,
+  fetchPage: (pageNumber: number, pageSize: number) => Promise<{ Total: number; items: T[] }>,
+  parallelism = 8,
+): Promise<{ items: T[]; total: number }> {
+  const count = end - start + 1;
+  let pageSize = UPSTREAM_PAGE;
+  for (let size = Math.min(UPSTREAM_PAGE, Math.max(count, 1)); size <= UPSTREAM_PAGE; size++) {
+    if (Math.floor((start - 1) / size) === Math.floor((end - 1) / size)) {
+      pageSize = size;
+      break;
+    }
+  }
+  const firstPage = Math.floor((start - 1) / pageSize) + 1;
+  const lastPage = Math.floor((end - 1) / pageSize) + 1;
+  const first = await fetchPage(firstPage, pageSize);
+  const last = Math.min(lastPage, Math.max(firstPage, Math.ceil(first.Total / pageSize)));
+  const rest = await mapLimit(
+    Array.from({ length: last - firstPage }, (_, i) => firstPage + 1 + i),
+    parallelism,
+    (page) => fetchPage(page, pageSize),
+  );
+  const items = [first, ...rest].flatMap((p) => p.items);
+  const offset = start - 1 - (firstPage - 1) * pageSize;
+  return { items: items.slice(offset, offset + count), total: first.Total };
+}
