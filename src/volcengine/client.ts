@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import { ErrorCode, VolcengineApiError, type VolcengineError, VolcengineTransportError } from './errors.js';
-import { canonicalQueryString, normalizeHost, signRequest } from './signer.js';
+import { normalizeHost, signRequest } from './signer.js';
 import type {
   CallOptions,
   CloudIdentityApi,
@@ -787,7 +787,8 @@ export class CloudIdentityClient implements CloudIdentityApi {
     try {
       const res = await this.pool.request({
         method: 'POST',
-        path: `${this.basePath}?${canonicalQueryString(query)}`,
+        // The query exactly as signed (the signer already built its canonical form).
+        path: `${this.basePath}?${signed.canonicalQueryString}`,
         headers: { ...headers, ...signed.headers },
         body,
         signal: ac.signal,

@@ -1,5 +1,6 @@
 // Volcengine OpenAPI request signing (HMAC-SHA256), as described in
-// shared/reference/volcengine-cloudidentity.md §7. Pure functions: no I/O, no clock.
+// shared/reference/volcengine-cloudidentity.md §7. Pure functions: no I/O, no clock (the derived
+// signing key is memoised, which changes no result).
 import { createHash, createHmac } from 'node:crypto';
 
 export const SIGNING_ALGORITHM = 'HMAC-SHA256';
@@ -13,9 +14,12 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
 ];
 
 const UNRESERVED = /^[A-Za-z0-9\-_.~]$/;
+const ALL_UNRESERVED = /^[A-Za-z0-9\-_.~]*$/;
 
 /** RFC 3986 encoding: unreserved characters kept, every other UTF-8 byte as uppercase `%XX`. */
 export function percentEncode(s: string): string {
+  // Fast path: Action, Version and typical path segments need no encoding at all.
+  if (ALL_UNRESERVED.test(s)) return s;
   let out = '';
   for (const byte of Buffer.from(s, 'utf8')) {
     const ch = String.fromCharCode(byte);
@@ -53,6 +57,24 @@ export function deriveSigningKey(secret: string, shortDate: string, region: stri
   const kRegion = hmac(kDate, region);
   const kService = hmac(kRegion, service);
   return hmac(kService, 'request');
+}
+
+/**
+ * The signing key depends only on (secret, day, region, service): four HMACs that every request of
+ * the same day would repeat. The last derived key is kept (one entry: a bridge signs with one
+ * credential) and re-derived whenever any input differs, so the result is always exactly
+ * deriveSigningKey's.
+ */
+let lastKey: { secret: string; shortDate: string; region: string; service: string; key: Buffer } | undefined;
+
+function cachedSigningKey(secret: string, shortDate: string, region: string, service: string): Buffer {
+  const k = lastKey;
+  if (k && k.secret === secret && k.shortDate === shortDate && k.region === region && k.service === service) {
+    return k.key;
+  }
+  const key = deriveSigningKey(secret, shortDate, region, service);
+  lastKey = { secret, shortDate, region, service, key };
+  return key;
 }
 
 /** `YYYYMMDD'T'HHMMSS'Z'` in UTC. */
@@ -148,7 +170,7 @@ export function signRequest(input: SignRequestInput): SignRequestResult {
 
   const credentialScope = `${shortDate}/${input.region}/${input.service}/request`;
   const stringToSign = [SIGNING_ALGORITHM, xDate, credentialScope, sha256Hex(canonicalRequest)].join('\n');
-  const key = deriveSigningKey(input.secretAccessKey, shortDate, input.region, input.service);
+  const key = cachedSigningKey(input.secretAccessKey, shortDate, input.region, input.service);
   const signature = createHmac('sha256', key).update(stringToSign, 'utf8').digest('hex');
   const authorization =
     `${SIGNING_ALGORITHM} Credential=${input.accessKeyId}/${credentialScope}, ` +

@@ -1,0 +1,254 @@
+// The processes under test: the standalone emulator and the bridge, each a child process on
+// loopback with its log in a file, plus readers for their CPU time and peak RSS from /proc.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { DEV_ACCESS_KEY, DEV_SECRET_KEY } from '../../src/emulator/index.js';
+import { parseStoreOps } from './stats.js';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
+
+let clockTicks: number | undefined;
+/** USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100 on Linux almost everywhere). */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** utime + stime of a process, in ms, from /proc/<pid>/stat; undefined when unreadable. */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / clockTicksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmHWM (peak RSS) of a process in KiB from /proc/<pid>/status; undefined when unreadable. */
+export function processPeakRssKb(pid: number): number | undefined {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kills (SIGKILL) every child this module started and that is still running: for crash paths only. */
+export function killAllChildren(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+export interface Proc {
+  name: string;
+  pid: number;
+  url: string;
+  logFile: string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+  stop(graceMs?: number): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+function startProcess(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  url: string,
+): Proc {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  if (!child.pid) throw new Error(`could not start ${name}`);
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    });
+  });
+  const pid = child.pid;
+  return {
+    name,
+    pid,
+    url,
+    logFile,
+    exited,
+    async stop(graceMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Polls `url` until it answers 2xx, the process exits, or `timeoutMs` passes. */
+async function waitReady(proc: Proc, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void proc.exited.then(() => {
+    exited = true;
+  });
+  while (Date.now() < deadline) {
+    if (exited) break;
+    try {
+      const res = await request(url, { headersTimeout: 2000, bodyTimeout: 2000 });
+      await res.body.dump();
+      if (res.statusCode >= 200 && res.statusCode < 300) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const tail = readFileSync(proc.logFile, 'utf8').split('\n').slice(-15).join('\n');
+  await proc.stop(1000);
+  throw new Error(
+    `${proc.name} did not become ready (${exited ? 'it exited' : 'timeout'}); log tail:\n${tail}`,
+  );
+}
+
+export interface EmulatorProcOptions {
+  dir: string;
+  name: string;
+  latencyMs?: number;
+  seedUsers?: number;
+}
+
+export async function startEmulatorProcess(opts: EmulatorProcOptions): Promise<Proc> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'production',
+    EMULATOR_PORT: String(port),
+    EMULATOR_HOST: '127.0.0.1',
+    EMULATOR_LATENCY_MS: String(opts.latencyMs ?? 0),
+    EMULATOR_SEED_USERS: String(opts.seedUsers ?? 0),
+    EMULATOR_LOG_LEVEL: 'warn',
+    VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+    VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startProcess(
+    opts.name,
+    [join(ROOT, 'dist/emulator/main.js')],
+    env,
+    join(opts.dir, `${opts.name}.log`),
+    url,
+  );
+  // Seeding 100,000 users takes a few seconds before the port opens.
+  await waitReady(proc, `${url}/_emulator/state?summary=1`, 120_000);
+  return proc;
+}
+
+export interface BridgeProcOptions {
+  dir: string;
+  name: string;
+  emulatorUrl: string;
+  /** PostgreSQL URL; else an embedded PGlite DATA_DIR under `dir`. */
+  databaseUrl?: string;
+  logLevel: string;
+  /** Directory for `node --cpu-prof`; no profiling when undefined. */
+  cpuProfDir?: string;
+  extraEnv?: Record<string, string>;
+  /** Another build of the bridge (an A/B comparison); default this checkout's dist/main.js. */
+  mainJs?: string;
+}
+
+export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    SCIM_BEARER_TOKENS: BENCH_TOKEN,
+    VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+    VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+    VOLCENGINE_ENDPOINT: opts.emulatorUrl,
+    LOG_LEVEL: opts.logLevel,
+    // Stop promptly when the runner is done with a bridge (no load balancer to drain).
+    SHUTDOWN_DELAY_MS: '0',
+    ...(opts.databaseUrl
+      ? { DATABASE_URL: opts.databaseUrl }
+      : { DATA_DIR: join(opts.dir, `${opts.name}-data`) }),
+    ...opts.extraEnv,
+  };
+  const main = opts.mainJs ?? join(ROOT, 'dist/main.js');
+  const args = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, main] : [main];
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startProcess(opts.name, args, env, join(opts.dir, `${opts.name}.log`), url);
+  // A fresh PGlite DATA_DIR runs initdb (WASM) first: seconds on a slow machine.
+  await waitReady(proc, `${url}/healthz`, 180_000);
+  return proc;
+}
+
+/** The emulator's control API: call counts per Action, and object counts. */
+export async function emulatorSummary(url: string): Promise<{
+  userCount: number;
+  groupCount: number;
+  membershipCount: number;
+  calls: Record<string, number>;
+}> {
+  const res = await request(`${url}/_emulator/state?summary=1`);
+  if (res.statusCode !== 200) throw new Error(`emulator state: HTTP ${res.statusCode}`);
+  return (await res.body.json()) as {
+    userCount: number;
+    groupCount: number;
+    membershipCount: number;
+    calls: Record<string, number>;
+  };
+}
+
+/**
+ * Store operations the bridge has made so far, from its /metrics (Prometheus); undefined when the
+ * bridge has no such endpoint or metric.
+ */
+export async function bridgeStoreOps(url: string): Promise<Record<string, number> | undefined> {
+  try {
+    const res = await request(`${url}/metrics`, { headersTimeout: 5000, bodyTimeout: 5000 });
+    const text = await res.body.text();
+    if (res.statusCode !== 200 || !text.includes('scim_bridge_store_operation_duration_seconds'))
+      return undefined;
+    return parseStoreOps(text);
+  } catch {
+    return undefined;
+  }
+}
