@@ -204,10 +204,11 @@ describe('closedLoop (counts only, no timing assertions)', () => {
       concurrency: 3,
       durationMs: 30,
       op: async () => {
-        n++;
+        // The request's own number, taken before it yields (other workers move n meanwhile).
+        const k = ++n;
         await new Promise((resolve) => setImmediate(resolve));
-        if (n % 3 === 0) return 'HTTP 409';
-        if (n % 5 === 0) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+        if (k % 3 === 0) return 'HTTP 409';
+        if (k % 5 === 0) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
         return undefined;
       },
     });
