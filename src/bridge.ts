@@ -1,12 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from './emulator/index.js';
 import { instrumentStore, Metrics } from './ops/metrics.js';
 import { Readiness } from './ops/readiness.js';
+import { ERROR_SCHEMA } from './scim/errors.js';
 import { openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
 import { CloudIdentityClient } from './volcengine/client.js';
@@ -103,6 +111,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     });
   });
   server.on('request', app);
+  server.on('clientError', answerClientError);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -201,4 +210,28 @@ async function step(
   clearTimeout(timer);
   if (outcome === 'timeout') logger.warn({ timeoutMs }, `closing the ${what} timed out`);
   return outcome === 'ok';
+}
+
+/**
+ * What Node answers before the app sees a request (headers over 16 KiB, malformed HTTP, a header
+ * timeout) gets a SCIM error body too, like every other answer of the bridge.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const detail =
+    status === 431
+      ? 'request headers are larger than 16 KiB'
+      : status === 408
+        ? 'the request was not received in time'
+        : 'malformed HTTP request';
+  const body = JSON.stringify({ schemas: [ERROR_SCHEMA], status: String(status), detail });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/scim+json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

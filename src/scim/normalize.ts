@@ -119,25 +119,40 @@ export function normalizePatchOperations(operations: unknown, current: Json): Pa
       value = v;
     }
     if (path && (op === 'add' || op === 'replace')) {
-      const created = createMissingElement(path, value, current);
-      if (created) return created;
+      const fitted = fitValueFilterPath(op, path, value, current);
+      if (fitted) return fitted;
     }
     return { op, ...(path !== undefined ? { path } : {}), ...(value !== undefined ? { value } : {}) };
   });
 }
 
-function createMissingElement(path: string, value: unknown, current: Json): PatchOperation | undefined {
+/**
+ * add/replace on `attr[key eq "x"].sub`: creates the element when none matches (Entra expects it),
+ * and matches an element whose key differs only in letter case.
+ */
+function fitValueFilterPath(
+  op: string,
+  path: string,
+  value: unknown,
+  current: Json,
+): PatchOperation | undefined {
   const match = VALUE_FILTER_PATH.exec(path);
   if (!match) return undefined;
   const [, attribute, key, expected, sub] = match;
   const existing = Object.entries(current).find(([k]) => k.toLowerCase() === attribute.toLowerCase())?.[1];
   const elements = Array.isArray(existing) ? existing : [];
-  const found = elements.some((element) => {
-    if (!isPlainObject(element)) return false;
+  const actualValue = (element: unknown) => {
+    if (!isPlainObject(element)) return undefined;
     const actual = Object.entries(element).find(([k]) => k.toLowerCase() === key.toLowerCase())?.[1];
-    return typeof actual === 'string' && actual.toLowerCase() === expected.toLowerCase();
-  });
-  if (found) return undefined;
+    return typeof actual === 'string' && actual.toLowerCase() === expected.toLowerCase() ? actual : undefined;
+  };
+  const found = elements.map(actualValue).find((v) => v !== undefined);
+  if (found === expected) return undefined;
+  if (found !== undefined) {
+    // `type` values compare case-insensitively (caseExact false), scimmy's filter does not: match
+    // the element as stored, so `emails[type eq "Work"]` reaches a stored "work".
+    return { op, path: `${attribute}[${key} eq "${found}"].${sub}`, value };
+  }
   return {
     op: 'add',
     path: attribute,

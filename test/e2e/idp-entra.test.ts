@@ -219,6 +219,24 @@ describe('Entra ID request sequences', () => {
     expect(await upstreamOf(renamed)).toMatchObject({ DisplayName: 'Britta S.', Email: newMail });
   });
 
+  it('a filtered PATCH path matches an element whose type differs only in letter case', async () => {
+    const created = await matchThenCreate(uniqueName('typecase', 'contoso.com'));
+    const id = created.id as string;
+    const mail = uniqueName('typecase.mail', 'contoso.com');
+    const res = await h.http
+      .patch(user(id))
+      .set('Content-Type', ENTRA_CT)
+      .send({
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+        Operations: [{ op: 'Replace', path: 'emails[type eq "Work"].value', value: mail }],
+      });
+    expect(res.status, res.text).toBe(200);
+    const work = (res.body.emails as Json[]).filter((e) => String(e.type).toLowerCase() === 'work');
+    expect(work).toHaveLength(1);
+    expect(work[0].value).toBe(mail);
+    expect((await upstreamOf(created.userName as string))?.Email).toBe(mail);
+  });
+
   it('updates with aadOptscim062020: lower-case ops, path-less replace with dotted keys, real booleans', async () => {
     const upn = uniqueName('compliant', 'contoso.com');
     const created = await matchThenCreate(upn);

@@ -160,5 +160,16 @@ describe('server timeouts', () => {
     clearInterval(trickle);
     expect(at - started).toBeLessThan(3_000);
     expect(received).toMatch(/^HTTP\/1\.1 408/);
+    expect(received).toContain('Content-Type: application/scim+json');
+    expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+      status: '408',
+    });
+
+    // Headers over Node's 16 KiB limit: Node answers before the app, still with a SCIM error body.
+    const big = await fetch(`${bridge.url}/scim/v2/Users`, { headers: { 'X-Big': 'x'.repeat(20_000) } });
+    expect(big.status).toBe(431);
+    expect(big.headers.get('content-type')).toBe('application/scim+json');
+    expect(await big.json()).toMatchObject({ status: '431', detail: expect.stringContaining('16 KiB') });
   });
 });
