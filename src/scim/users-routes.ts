@@ -101,7 +101,8 @@ export function usersRouter(deps: RouteDeps): Router {
   const projection = (req: Request) => listParams(req.query as Json, deps.defaultCount, deps.maxCount);
   const sendUser = async (req: Request, res: Response, status: number, loaded: UserView) => {
     const params = projection(req);
-    const [view] = wantsGroups(params)
+    // A user just created belongs to no group yet: no store query for its `groups`.
+    const [view] = status !== 201 && wantsGroups(params)
       ? await deps.users.withGroups([loaded], groupLocation(scimBaseUrl(req, deps.publicBaseUrl)))
       : [loaded];
     const body = render(req, view, params);
