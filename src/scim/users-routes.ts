@@ -102,9 +102,10 @@ export function usersRouter(deps: RouteDeps): Router {
   const sendUser = async (req: Request, res: Response, status: number, loaded: UserView) => {
     const params = projection(req);
     // A user just created belongs to no group yet: no store query for its `groups`.
-    const [view] = status !== 201 && wantsGroups(params)
-      ? await deps.users.withGroups([loaded], groupLocation(scimBaseUrl(req, deps.publicBaseUrl)))
-      : [loaded];
+    const [view] =
+      status !== 201 && wantsGroups(params)
+        ? await deps.users.withGroups([loaded], groupLocation(scimBaseUrl(req, deps.publicBaseUrl)))
+        : [loaded];
     const body = render(req, view, params);
     const headers: Record<string, string> = { ETag: Users.version(view) };
     if (status === 201) headers.Location = location(req)(view.scimId);
