@@ -32,7 +32,7 @@ import { type BridgeStore, type GroupRecord, StoreConflictError, type UserRecord
 import { VolcengineApiError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
-import { mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { toUtc } from './user-mapping.js';
 import { etagMatches, mayHaveCommitted } from './users.js';
 
@@ -310,20 +310,16 @@ export class GroupDirectory {
     return { total: slice.total, groups: slice.items };
   }
 
-  private async filtered(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
-    const filter = query.filter!;
-    const candidates = new Map<string, GroupView>();
-    const anchored = await Promise.all(filter.map((term) => this.anchoredCandidates(term, ctx)));
-    if (anchored.every((c) => c !== undefined)) {
-      for (const views of anchored) for (const v of views!) candidates.set(v.scimId, v);
-    } else {
-      for (const v of await this.scanAll(ctx)) candidates.set(v.scimId, v);
-    }
-    const matches = [...candidates.values()].filter((view) =>
-      matchesFilter(filter, toScimGroup(view, ''), GROUP_CASE_EXACT),
-    );
-    const start = Math.max(1, query.startIndex);
-    return { total: matches.length, views: matches.slice(start - 1, start - 1 + query.count) };
+  private filtered(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
+    return filterAndSlice({
+      filter: query.filter!,
+      startIndex: query.startIndex,
+      count: query.count,
+      anchored: (term) => this.anchoredCandidates(term, ctx),
+      scanAll: () => this.scanAll(ctx),
+      toResource: (view) => toScimGroup(view, ''),
+      caseExact: GROUP_CASE_EXACT,
+    });
   }
 
   /** Candidates for one AND-term via an index (displayName, externalId, id), or undefined. */

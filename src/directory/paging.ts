@@ -1,4 +1,5 @@
-// Paging over CloudIdentity's PageNumber/PageSize lists, shared by users and groups.
+// Listing over CloudIdentity's PageNumber/PageSize lists and filtered lists, shared by users and groups.
+import { type Filter, matchesFilter } from '../scim/filter.js';
 
 /** CloudIdentity's largest PageSize. */
 export const UPSTREAM_PAGE = 100;
@@ -52,4 +53,29 @@ export async function upstreamSlice<T>(
   const items = [first, ...rest].flatMap((p) => p.items);
   const offset = start - 1 - (firstPage - 1) * pageSize;
   return { items: items.slice(offset, offset + count), total: first.Total };
+}
+
+/**
+ * A filtered list: the union of each OR-branch's index candidates (or, when some branch has no
+ * index lookup, a bounded scan of everything), then the whole filter evaluated on the SCIM form of
+ * each candidate, then the requested slice. Shared by users and groups.
+ */
+export async function filterAndSlice<V extends { scimId: string }>(opts: {
+  filter: Filter;
+  startIndex: number;
+  count: number;
+  anchored: (term: Filter[number]) => Promise<V[] | undefined>;
+  scanAll: () => Promise<V[]>;
+  toResource: (view: V) => Record<string, unknown>;
+  caseExact: ReadonlySet<string>;
+}): Promise<{ total: number; views: V[] }> {
+  const candidates = new Map<string, V>();
+  const anchored = await Promise.all(opts.filter.map((term) => opts.anchored(term)));
+  const pools = anchored.every((c) => c !== undefined) ? (anchored as V[][]) : [await opts.scanAll()];
+  for (const views of pools) for (const v of views) candidates.set(v.scimId, v);
+  const matches = [...candidates.values()].filter((view) =>
+    matchesFilter(opts.filter, opts.toResource(view), opts.caseExact),
+  );
+  const start = Math.max(1, opts.startIndex);
+  return { total: matches.length, views: matches.slice(start - 1, start - 1 + opts.count) };
 }

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { badRequest, conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
-import { equalityAnchor, type Filter, matchesFilter } from '../scim/filter.js';
+import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { UserInput } from '../scim/user-input.js';
 import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/types.js';
 import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { groupsOfUsersForScim } from './groups.js';
-import { UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import {
   changedFields,
   toScimUser,
@@ -152,24 +152,20 @@ export class UserDirectory {
     return { users: slice.items, total: slice.total };
   }
 
-  private async filtered(
+  private filtered(
     query: ListQuery,
     ctx: RequestContext,
     location: (id: string) => string,
   ): Promise<ListResult> {
-    const filter = query.filter!;
-    const candidates = new Map<string, UserView>();
-    const anchored = await Promise.all(filter.map((term) => this.anchoredCandidates(term, ctx)));
-    if (anchored.every((c) => c !== undefined)) {
-      for (const views of anchored) for (const v of views!) candidates.set(v.scimId, v);
-    } else {
-      for (const v of await this.scanAll(ctx)) candidates.set(v.scimId, v);
-    }
-    const matches = [...candidates.values()].filter((view) =>
-      matchesFilter(filter, toScimUser(view, location(view.scimId)), USER_CASE_EXACT),
-    );
-    const start = Math.max(1, query.startIndex);
-    return { total: matches.length, views: matches.slice(start - 1, start - 1 + query.count) };
+    return filterAndSlice({
+      filter: query.filter!,
+      startIndex: query.startIndex,
+      count: query.count,
+      anchored: (term) => this.anchoredCandidates(term, ctx),
+      scanAll: () => this.scanAll(ctx),
+      toResource: (view) => toScimUser(view, location(view.scimId)),
+      caseExact: USER_CASE_EXACT,
+    });
   }
 
   /** Candidates for one AND-term via an index (userName, externalId, id), or undefined if none applies. */
