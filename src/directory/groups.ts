@@ -29,12 +29,11 @@ import { equalityAnchor, type Filter, matchesFilter } from '../scim/filter.js';
 import type { GroupInput, GroupPatch } from '../scim/group-input.js';
 import { GROUP_SCHEMA } from '../scim/schemas.js';
 import { type BridgeStore, type GroupRecord, StoreConflictError, type UserRecord } from '../store/types.js';
-import { VolcengineApiError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import { toUtc } from './user-mapping.js';
-import { etagMatches, mayHaveCommitted } from './users.js';
 
 type Json = Record<string, unknown>;
 
@@ -73,12 +72,8 @@ export interface GroupListResult {
   views: GroupView[];
 }
 
-const SAFE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 const GROUP_NAME_MAX = 63;
 const FALLBACK_GROUP_NAME = 'group';
-const GROUP_CASE_EXACT: ReadonlySet<string> = new Set(['id', 'externalid']);
-
-const isCode = (e: unknown, code: string) => e instanceof VolcengineApiError && e.code === code;
 
 /** A member to change upstream, after its SCIM id was translated. */
 type Resolved =
@@ -318,7 +313,7 @@ export class GroupDirectory {
       anchored: (term) => this.anchoredCandidates(term, ctx),
       scanAll: () => this.scanAll(ctx),
       toResource: (view) => toScimGroup(view, ''),
-      caseExact: GROUP_CASE_EXACT,
+      caseExact: CASE_EXACT,
     });
   }
 

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { badRequest, conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
+import { conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
 import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { UserInput } from '../scim/user-input.js';
 import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/types.js';
-import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { groupsOfUsersForScim } from './groups.js';
-import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import {
   changedFields,
   toScimUser,
@@ -39,12 +39,6 @@ export interface ListResult {
   total: number;
   views: UserView[];
 }
-
-const SAFE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
-/** caseExact attributes (RFC 7643 §3.1). */
-export const USER_CASE_EXACT: ReadonlySet<string> = new Set(['id', 'externalid']);
-
-const isCode = (e: unknown, code: string) => e instanceof VolcengineApiError && e.code === code;
 
 /**
  * Users as the bridge sees them: CloudIdentity for the five mapped fields and existence,
@@ -164,7 +158,7 @@ export class UserDirectory {
       anchored: (term) => this.anchoredCandidates(term, ctx),
       scanAll: () => this.scanAll(ctx),
       toResource: (view) => toScimUser(view, location(view.scimId)),
-      caseExact: USER_CASE_EXACT,
+      caseExact: CASE_EXACT,
     });
   }
 
@@ -249,10 +243,12 @@ export class UserDirectory {
           'filter with userName eq, externalId eq or id eq instead',
       );
     }
-    const rest = await Promise.all(
-      Array.from({ length: Math.ceil(first.Total / UPSTREAM_PAGE) - 1 }, (_, i) =>
-        this.api.listUsers({ PageNumber: i + 2, PageSize: UPSTREAM_PAGE }, { deadlineAt: ctx.deadlineAt }),
-      ),
+    // Bounded parallelism: FILTER_SCAN_LIMIT may allow hundreds of pages.
+    const rest = await mapLimit(
+      Array.from({ length: Math.max(0, Math.ceil(first.Total / UPSTREAM_PAGE) - 1) }, (_, i) => i + 2),
+      8,
+      (page) =>
+        this.api.listUsers({ PageNumber: page, PageSize: UPSTREAM_PAGE }, { deadlineAt: ctx.deadlineAt }),
     );
     const views = await this.viewsOf([first, ...rest].flatMap((p) => p.Users));
     const records = await this.store.listUsers({ detached: true, state: 'ready' }, 0, detached);
@@ -615,25 +611,8 @@ export class UserDirectory {
   }
 }
 
-/** A failed create that may still have happened upstream: an answer lost, or a retry failing after it. */
-export function mayHaveCommitted(e: unknown): boolean {
-  if (e instanceof VolcengineTransportError) return true;
-  return (
-    e instanceof VolcengineApiError &&
-    (e.httpStatus >= 500 || e.httpStatus === 429 || e.code === UpstreamCode.ConcurrentException)
-  );
-}
-
 function nonEmpty(fields: UpstreamUserFields) {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(fields)) if (v !== '') out[k] = v;
   return out as unknown as UpstreamUserFields;
 }
-
-export function etagMatches(header: string, version: string): boolean {
-  if (header.trim() === '*') return true;
-  const strip = (v: string) => v.trim().replace(/^W\//, '');
-  return header.split(',').some((candidate) => strip(candidate) === strip(version));
-}
-
-export { badRequest };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { etagMatches } from '../../src/directory/shared.js';
 import {
   changedFields,
   derivedDisplayName,
@@ -8,7 +9,6 @@ import {
   upstreamFieldsFor,
   userVersion,
 } from '../../src/directory/user-mapping.js';
-import { etagMatches } from '../../src/directory/users.js';
 import { ScimError } from '../../src/scim/errors.js';
 import type { UserRecord } from '../../src/store/types.js';
 import type { CloudIdentityUser } from '../../src/volcengine/types.js';
