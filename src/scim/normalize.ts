@@ -119,11 +119,31 @@ export function normalizePatchOperations(operations: unknown, current: Json): Pa
       value = v;
     }
     if (path && (op === 'add' || op === 'replace')) {
-      const fitted = fitValueFilterPath(op, path, value, current);
+      const fitted = fitValueFilterPath(op, path, value, current) ?? fitAbsentParent(path, value, current);
       if (fitted) return fitted;
     }
     return { op, ...(path !== undefined ? { path } : {}), ...(value !== undefined ? { value } : {}) };
   });
+}
+
+const EXTENSION_SUB_PATH = /^(urn:[^[\]]+):([\w$-]+)\.([\w$-]+)$/i;
+
+/**
+ * add/replace on an extension's `urn:…:manager.value` when the user has no manager yet: an add of
+ * `{value}` to `urn:…:manager` (RFC 7644 §3.5.2.3: a replace of what does not exist is an add).
+ * scimmy refuses the sub-attribute path there ("does not match any values"), although it accepts
+ * the same on core attributes (`name.familyName` with no name).
+ */
+function fitAbsentParent(path: string, value: unknown, current: Json): PatchOperation | undefined {
+  const match = EXTENSION_SUB_PATH.exec(path);
+  if (!match || value === null || value === undefined) return undefined;
+  const [, urn, attribute, sub] = match;
+  const extension = Object.entries(current).find(([k]) => k.toLowerCase() === urn.toLowerCase())?.[1];
+  const parent = isPlainObject(extension)
+    ? Object.entries(extension).find(([k]) => k.toLowerCase() === attribute.toLowerCase())?.[1]
+    : undefined;
+  if (parent !== undefined && parent !== null) return undefined;
+  return { op: 'add', path: `${urn}:${attribute}`, value: { [sub]: value } };
 }
 
 /**

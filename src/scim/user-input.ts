@@ -43,14 +43,38 @@ function descriptionFrom(volc: unknown): string | undefined {
   return value;
 }
 
+/**
+ * Validates and casts a user with scimmy's schema definition. `definition.coerce` runs the same
+ * attribute checks as `new SCIMMY.Schemas.User(body, 'in')` at a quarter of the CPU (the
+ * constructor also builds per-instance accessors, about 0.2 ms per body); the one difference,
+ * an extension object left with no values, is dropped here as the constructor would.
+ */
 function coerce(body: Json): Json {
   try {
-    return { ...(new SCIMMY.Schemas.User(body, 'in') as unknown as Json) };
+    const coerced = SCIMMY.Schemas.User.definition.coerce(body, 'in') as unknown as Json;
+    return withoutEmptyExtensions(coerced);
   } catch (e) {
     if (e instanceof TypeError) throw badRequest('invalidValue', e.message);
     const err = toScimError(e);
     throw err.status === 500 ? badRequest('invalidValue', err.detail) : err;
   }
+}
+
+function withoutEmptyExtensions(coerced: Json): Json {
+  for (const key of Object.keys(coerced)) {
+    if (!key.toLowerCase().startsWith('urn:') || !isPlainObject(coerced[key])) continue;
+    if (hasValues(coerced[key])) continue;
+    delete coerced[key];
+    if (Array.isArray(coerced.schemas)) coerced.schemas = coerced.schemas.filter((id) => id !== key);
+  }
+  return coerced;
+}
+
+function hasValues(value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  if (Array.isArray(value)) return value.some(hasValues);
+  if (isPlainObject(value)) return Object.values(value).some(hasValues);
+  return true;
 }
 
 /** POST/PUT body → UserInput, or a 400 with a detail that names the problem. */
@@ -132,7 +156,12 @@ const VOLC_PREFIX = VOLC_USER_SCHEMA.toLowerCase();
  * Applies PATCH operations to a user's current SCIM form with scimmy (after the IdP quirks are
  * normalised), handling the Volcengine extension (which scimmy cannot describe) by hand.
  */
-export async function applyUserPatch(rawOperations: unknown[], current: Json): Promise<UserInput> {
+export async function applyUserPatch(
+  rawOperations: unknown[],
+  current: Json,
+  // false: always scimmy's PatchOp (tests compare both paths on the same input)
+  { plainFastPath = true }: { plainFastPath?: boolean } = {},
+): Promise<UserInput> {
   const operations = normalizePatchOperations(rawOperations.map(canonicalOperation), current);
   let description = descriptionFrom(current[VOLC_USER_SCHEMA]);
   const scimmyOps: PatchOperation[] = [];
@@ -173,6 +202,17 @@ export async function applyUserPatch(rawOperations: unknown[], current: Json): P
   const base: Json = { ...current };
   delete base[VOLC_USER_SCHEMA];
   if (scimmyOps.length === 0) return splitCoerced(coerce(base), description);
+  const direct = plainFastPath ? applyPlainReplaces(scimmyOps, base) : undefined;
+  if (direct) return splitCoerced(direct, description);
+  return applyWithScimmy(scimmyOps, base, description);
+}
+
+/** The general case: scimmy's PatchOp on a User instance (about 0.8 ms). */
+async function applyWithScimmy(
+  scimmyOps: PatchOperation[],
+  base: Json,
+  description: string | undefined,
+): Promise<UserInput> {
   try {
     const instance = new SCIMMY.Schemas.User(base, 'in');
     const patch = new SCIMMY.Messages.PatchOp({ schemas: [PATCH_SCHEMA], Operations: scimmyOps as never });
@@ -184,6 +224,90 @@ export async function applyUserPatch(rawOperations: unknown[], current: Json): P
     if (e instanceof TypeError) throw badRequest('invalidValue', e.message);
     throw toScimError(e);
   }
+}
+
+/**
+ * Entra's everyday PATCH is `replace` of plain attributes by path (`displayName`,
+ * `name.familyName`, `urn:…:enterprise:2.0:User:department`, `active`). Those are set here on a
+ * copy of the resource, which is then validated like a POST body: the result scimmy's PatchOp
+ * gives, without the two schema instances it builds. Anything else (filters, multi-valued or
+ * complex targets, read-only attributes, removals, null, path-less values) returns undefined and
+ * goes to scimmy, as does a value the validation refuses (so the error is scimmy's own).
+ */
+function applyPlainReplaces(operations: PatchOperation[], base: Json): Json | undefined {
+  const targets: Array<[keys: string[], value: unknown]> = [];
+  for (const { op, path, value } of operations) {
+    if ((op !== 'replace' && op !== 'add') || path === undefined) return undefined;
+    if (value === null || value === undefined || typeof value === 'object') return undefined;
+    const target = plainAttribute(path);
+    if (!target) return undefined;
+    // Each value on its own, as PatchOp checks each operation (a later one may overwrite it).
+    try {
+      target.attribute.coerce(value, 'in');
+    } catch {
+      return undefined;
+    }
+    targets.push([target.keys, value]);
+  }
+  const patched = structuredClone(base);
+  for (const [keys, value] of targets) {
+    let node = patched;
+    for (const key of keys.slice(0, -1)) {
+      const child = node[key];
+      if (!isPlainObject(child)) node[key] = {};
+      node = node[key] as Json;
+    }
+    node[keys[keys.length - 1]] = value;
+  }
+  try {
+    return coerce(patched);
+  } catch {
+    return undefined;
+  }
+}
+
+interface AttributeShape {
+  name: string;
+  type: unknown;
+  config: { multiValued?: boolean; mutable?: boolean | string; direction?: string };
+  coerce(value: unknown, direction: string): unknown;
+}
+
+/**
+ * The attribute a path names, and its JSON keys, when it is a single-valued, writable,
+ * non-complex attribute reached only through single-valued complex parents; otherwise undefined.
+ */
+function plainAttribute(path: string): { attribute: AttributeShape; keys: string[] } | undefined {
+  if (path.includes('[')) return undefined;
+  let container: string | undefined;
+  let local = path;
+  const lower = path.toLowerCase();
+  if (lower.startsWith(CORE_USER_PREFIX.toLowerCase())) local = path.slice(CORE_USER_PREFIX.length);
+  else if (lower.startsWith(`${ENTERPRISE_SCHEMA.toLowerCase()}:`)) {
+    container = ENTERPRISE_SCHEMA;
+    local = path.slice(ENTERPRISE_SCHEMA.length + 1);
+  } else if (lower.startsWith('urn:')) return undefined;
+  const names = local.split('.');
+  const keys = container ? [container] : [];
+  for (let i = 0; i < names.length; i++) {
+    const partial = names.slice(0, i + 1).join('.');
+    let attribute: AttributeShape;
+    try {
+      attribute = SCIMMY.Schemas.User.definition.attribute(
+        container ? `${container}:${partial}` : partial,
+      ) as unknown as AttributeShape;
+    } catch {
+      return undefined;
+    }
+    const { multiValued, mutable, direction } = attribute.config;
+    if (multiValued || (mutable !== true && mutable !== 'readWrite')) return undefined;
+    if (direction !== undefined && direction !== 'both' && direction !== 'in') return undefined;
+    const complex = String(attribute.type) === 'complex';
+    if (complex === (i === names.length - 1)) return undefined;
+    keys.push(attribute.name);
+    if (i === names.length - 1) return { attribute, keys };
+  }
+  return undefined;
 }
 
 // Attribute names are case-insensitive (RFC 7643 §2.1) but scimmy matches PATCH paths
@@ -217,15 +341,16 @@ function userNameTree(): Map<string, NameNode> {
 
 const CORE_USER_PREFIX = `${USER_SCHEMA}:`;
 
-/** `Emails[Type eq "work"].Value` → `emails[type eq "work"].value`; URN prefixes kept. */
+/** `Emails[Type eq "work"].Value` → `emails[type eq "work"].value`; extension URN prefixes kept, the core one dropped. */
 export function canonicalUserPath(path: string): string {
   let names = userNameTree();
   let prefix = '';
   let rest = path;
   const lower = path.toLowerCase();
   if (lower.startsWith(CORE_USER_PREFIX.toLowerCase())) {
-    prefix = CORE_USER_PREFIX;
-    rest = path.slice(prefix.length);
+    // A fully qualified core attribute (RFC 7644 §3.10) is the attribute itself; scimmy's PatchOp
+    // only understands the short form.
+    rest = path.slice(CORE_USER_PREFIX.length);
   } else if (lower.startsWith('urn:')) {
     const extension = [...names.values()].find((n) => lower.startsWith(`${n.name.toLowerCase()}:`));
     if (!extension) return path;
