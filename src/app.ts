@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
 import { GroupDirectory } from './directory/groups.js';
 import { UserDirectory } from './directory/users.js';
-import { accessLogOptions } from './ops/access-log.js';
+import { accessLog } from './ops/access-log.js';
 import { Metrics } from './ops/metrics.js';
 import { Readiness } from './ops/readiness.js';
 import { requestContext } from './ops/request-context.js';
@@ -33,8 +31,6 @@ export interface AppDeps {
   readiness?: Readiness;
 }
 
-const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
-
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
 export function buildApp(deps: AppDeps): express.Express {
   const { config, api, store, logger } = deps;
@@ -54,22 +50,9 @@ export function buildApp(deps: AppDeps): express.Express {
   app.set('trust proxy', true);
   app.set('etag', false);
 
-  app.use((req, res, next) => {
-    const incoming = req.get('x-request-id');
-    const id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = id;
-    res.setHeader('X-Request-Id', id);
-    next();
-  });
+  app.use(accessLog(logger, config.logPii));
   app.use(requestContext());
   app.use(metrics.httpMiddleware());
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (_req, res) => (res as Response).locals.requestId,
-      ...accessLogOptions(config.logPii),
-    }),
-  );
 
   app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
 
@@ -84,14 +67,16 @@ export function buildApp(deps: AppDeps): express.Express {
   const groups = new GroupDirectory(api, store, { filterScanLimit: config.filterScanLimit, logger });
   const context = (req: Request, res: Response): RequestContext => {
     const started = (res.locals.startedAt as number | undefined) ?? Date.now();
-    return { deadlineAt: started + config.requestDeadlineMs, log: req.log ?? logger };
+    return {
+      deadlineAt: started + config.requestDeadlineMs,
+      // A getter: the request's child logger is only made when something is logged.
+      get log() {
+        return req.log ?? logger;
+      },
+    };
   };
 
   const scim = express.Router();
-  scim.use((_req, res, next) => {
-    res.locals.startedAt = Date.now();
-    next();
-  });
   scim.use(bearerAuth(config.scimTokens));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));

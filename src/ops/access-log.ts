@@ -1,55 +1,95 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Request, Response } from 'express';
-import { errorSerializer, redactUrl } from '../logger.js';
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { redactUrl } from '../logger.js';
 import { routeLabel, upstreamRequestIds } from './request-context.js';
 import { OPS_PATHS } from './routes.js';
 
-// pino-http options for the one access-log line per request: request id, method, URL (personal
-// data masked unless LOG_PII), route template, status, latency (responseTime, ms) and the
-// CloudIdentity RequestIds of the calls made for the request. Headers are not logged at all, so
-// Authorization never reaches the log; the logger's redaction paths are a second line of defence.
+// One access-log line per request: request id, method, URL (personal data masked unless LOG_PII),
+// route template, status, latency (responseTime, ms) and the CloudIdentity RequestIds of the calls
+// made for the request. Headers are never logged, so Authorization cannot reach the log.
+//
+// Written by hand rather than with pino-http, which builds a child logger and serialises the
+// request for every request, and runs the logger's redaction over a line that, built from the
+// fields above only, has nothing to redact: together about a tenth of the bridge's CPU per
+// request. Everything else logged while serving a request goes through `req.log`, a child made
+// on first use, with the logger's full redaction.
 
-type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+type Level = 'error' | 'warn' | 'info' | 'debug';
 
 const PROBES = new Set<string>(OPS_PATHS);
+const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-export function accessLogOptions(logPii: boolean) {
-  const extra = (req: IncomingMessage, res: ServerResponse, val: Record<string, unknown>) => {
-    const ids = upstreamRequestIds(res as Response);
-    return {
-      ...val,
-      route: routeLabel(req as Request, res as Response),
-      ...(ids.length ? { upstreamRequestIds: ids } : {}),
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Logger bound to this request ({req: {id, method, url}}), created on first use. */
+    log: Logger;
+  }
+}
+
+/**
+ * First middleware: assigns the request id (the client's X-Request-Id when safe, else a UUID),
+ * echoes it, exposes `req.log`, and writes the access line when the response finishes or the
+ * connection closes first.
+ */
+export function accessLog(logger: Logger, logPii: boolean) {
+  // Same destination and level as `logger`, without redaction (see above).
+  const lineLogger = logger.child({}, { redact: [] });
+  return (req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint();
+    const incoming = req.headers['x-request-id'];
+    const id = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = id;
+    // The request's deadline (REQUEST_DEADLINE_MS) counts from here.
+    res.locals.startedAt = Date.now();
+    res.setHeader('X-Request-Id', id);
+    const url = req.originalUrl ?? req.url ?? '';
+    let child: Logger | undefined;
+    Object.defineProperty(req, 'log', {
+      configurable: true,
+      get: () => {
+        child ??= logger.child({ req: { id, method: req.method, url: redactUrl(url, logPii) } });
+        return child;
+      },
+    });
+
+    let logged = false;
+    const finished = () => {
+      if (logged) return;
+      logged = true;
+      res.removeListener('finish', finished);
+      res.removeListener('close', finished);
+      const completed = res.writableEnded && !req.readableAborted;
+      const level = levelOf(res.statusCode, url, completed);
+      if (!lineLogger.isLevelEnabled(level)) return;
+      const ids = upstreamRequestIds(res);
+      const line: Record<string, unknown> = {
+        req: { id, method: req.method, url: redactUrl(url, logPii) },
+        res: { statusCode: res.statusCode },
+        responseTime: Math.round(Number(process.hrtime.bigint() - started) / 1e6),
+        route: routeLabel(req, res),
+      };
+      if (ids.length > 0) line.upstreamRequestIds = ids;
+      if (res.statusCode >= 500) line.err = { message: `failed with status code ${res.statusCode}` };
+      const message =
+        res.statusCode >= 500 ? 'request errored' : completed ? 'request completed' : 'request aborted';
+      lineLogger[level](line, message);
     };
-  };
-  return {
-    customLogLevel: (req: IncomingMessage, res: ServerResponse, err?: Error): Level => {
-      if (err || res.statusCode >= 500) return 'error';
-      // Probes and scrapes arrive every few seconds: keep them out of the info stream when they succeed.
-      if (res.statusCode < 400 && PROBES.has(pathOf(req))) return 'debug';
-      return res.statusCode >= 400 ? 'warn' : 'info';
-    },
-    customSuccessObject: extra,
-    customErrorObject: (
-      req: IncomingMessage,
-      res: ServerResponse,
-      _err: Error,
-      val: Record<string, unknown>,
-    ) => extra(req, res, val),
-    serializers: {
-      req: (req: { id: string; method: string; url: string }) => ({
-        id: req.id,
-        method: req.method,
-        url: redactUrl(req.url, logPii),
-      }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      err: errorSerializer(logPii),
-    },
+    res.on('finish', finished);
+    res.on('close', finished);
+    next();
   };
 }
 
-function pathOf(req: IncomingMessage): string {
-  const url = (req as Request).originalUrl ?? req.url ?? '';
+function levelOf(status: number, url: string, completed: boolean): Level {
+  if (status >= 500) return 'error';
+  if (status >= 400) return 'warn';
+  // Probes and scrapes arrive every few seconds: keep them out of the info stream when they succeed.
+  if (completed && PROBES.has(pathOf(url))) return 'debug';
+  return 'info';
+}
+
+function pathOf(url: string): string {
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);
 }

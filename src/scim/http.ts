@@ -14,11 +14,23 @@ export function sendScim(
   headers: Record<string, string> = {},
 ): void {
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.statusCode = status;
   if (body === undefined) {
-    res.status(status).end();
+    res.end();
     return;
   }
-  res.status(status).setHeader('Content-Type', SCIM_CONTENT_TYPE).send(JSON.stringify(body));
+  // A conditional GET whose If-None-Match names the current ETag (RFC 7644 §3.14): 304, no body.
+  if (res.req.headers['if-none-match'] !== undefined && res.req.fresh) {
+    res.statusCode = 304;
+    res.end();
+    return;
+  }
+  // Straight to Node rather than Express's res.send, which re-parses the Content-Type and
+  // evaluates conditional-request headers on every response.
+  const payload = Buffer.from(JSON.stringify(body));
+  res.setHeader('Content-Type', `${SCIM_CONTENT_TYPE}; charset=utf-8`);
+  res.setHeader('Content-Length', payload.length);
+  res.end(payload);
 }
 
 export function sendError(res: Response, error: ScimError): void {

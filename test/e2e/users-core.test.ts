@@ -387,6 +387,23 @@ describe.each(kinds)('/Users core lifecycle (%s store)', (store) => {
       expect(patched.headers.etag).toBe((patched.body.meta as Record<string, string>).version);
     });
 
+    it('a conditional GET with the current ETag in If-None-Match is 304 without a body; a stale one is 200', async () => {
+      const user = await create(uniqueName('core.ifnonematch'));
+      const got = (await h.http.get(`/scim/v2/Users/${user.id}`)) as unknown as Res;
+      const current = got.headers.etag;
+      const notModified = (await h.http
+        .get(`/scim/v2/Users/${user.id}`)
+        .set('If-None-Match', current)) as unknown as Res;
+      expect(notModified.status).toBe(304);
+      expect(notModified.text ?? '').toBe('');
+      const stale = (await h.http
+        .get(`/scim/v2/Users/${user.id}`)
+        .set('If-None-Match', 'W/"stale"')) as unknown as Res;
+      expect(stale.status).toBe(200);
+      expect(stale.body.id).toBe(user.id);
+      expect(stale.headers['content-type']).toMatch(SCIM_CONTENT_TYPE);
+    });
+
     it('a stale If-Match on PUT, PATCH and DELETE is 412 and changes nothing', async () => {
       const userName = uniqueName('core.ifmatch');
       const user = await create(userName);
