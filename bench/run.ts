@@ -15,7 +15,7 @@
 //   BENCH_AB_MAIN_B=/path/dist/main.js  …or against that build
 //   BENCH_SCENARIOS=create,get,filter,patch,groupAdd   a subset (main, latency and profile phases)
 //   BENCH_LOG_LEVEL=info        the bridge's LOG_LEVEL (its log goes to a file)
-//   BENCH_DATABASE_URL=…        use PostgreSQL (a fresh schema per bridge) instead of embedded PGlite
+//   BENCH_DATABASE_URL=…        use PostgreSQL (a fresh schema per bridge) instead of the embedded store
 //   BENCH_KEEP=1                keep the temporary directory (logs, data) for inspection
 import { randomBytes } from 'node:crypto';
 import {
@@ -568,7 +568,7 @@ async function main(): Promise<void> {
       pacedRate: PACED_RATE,
       store: DATABASE_URL
         ? 'PostgreSQL (BENCH_DATABASE_URL, a fresh schema per bridge)'
-        : 'embedded PGlite (DATA_DIR in a temp dir)',
+        : 'embedded (in memory + journal in DATA_DIR, a temp dir)',
       logLevel: LOG_LEVEL,
       scaleSizes: SCALE_SIZES,
       runId,

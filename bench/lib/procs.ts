@@ -182,7 +182,7 @@ export interface BridgeProcOptions {
   dir: string;
   name: string;
   emulatorUrl: string;
-  /** PostgreSQL URL; else an embedded PGlite DATA_DIR under `dir`. */
+  /** PostgreSQL URL; else the embedded store's DATA_DIR under `dir`. */
   databaseUrl?: string;
   logLevel: string;
   /** Directory for `node --cpu-prof`; no profiling when undefined. */
@@ -215,7 +215,7 @@ export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc>
   const args = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, main] : [main];
   const url = `http://127.0.0.1:${port}`;
   const proc = startProcess(opts.name, args, env, join(opts.dir, `${opts.name}.log`), url);
-  // A fresh PGlite DATA_DIR runs initdb (WASM) first: seconds on a slow machine.
+  // Generous: a shared machine under load can be slow to start a process.
   await waitReady(proc, `${url}/healthz`, 180_000);
   return proc;
 }

@@ -1,5 +1,5 @@
 // Reads a V8 .cpuprofile (node --cpu-prof) and says where the time went: self time by category
-// (PGlite, scimmy, pino, signing, …) and by function, and inclusive time of the bridge's own
+// (store, scimmy, pino, signing, …) and by function, and inclusive time of the bridge's own
 // functions. Pure: unit-tested in test/bench.
 
 export interface CpuProfileNode {
