@@ -86,9 +86,6 @@ export function buildApp(deps: AppDeps): express.Express {
   scim.use((req, _res, next) => {
     next(unacceptableInput(req.body, 'request body') ?? unacceptableInput(req.query, 'query string'));
   });
-  scim.use(
-    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
-  );
   const listing = {
     publicBaseUrl: config.publicBaseUrl,
     defaultCount: 100,
@@ -100,6 +97,10 @@ export function buildApp(deps: AppDeps): express.Express {
   scim.use('/Users', usersRouter(userRoutes));
   scim.use('/Groups', groupsRouter(groupRoutes));
   scim.use(rootSearchRouter(userRoutes, groupRoutes));
+  // After the resources: Express tries routers in order, and /Users and /Groups carry the load.
+  scim.use(
+    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
+  );
   scim.all('/Me', () => {
     throw new ScimError(501, undefined, '/Me is not supported: the bridge authenticates IdPs, not users');
   });
