@@ -1,5 +1,6 @@
-// The only surface the SQL store needs from a database library. Both drivers speak the same
-// PostgreSQL dialect, so everything above this interface is shared.
+// The only surface the SQL store needs from a database library. Both drivers (pg for PostgreSQL,
+// PGlite for the legacy import) speak the same PostgreSQL dialect, so everything above this
+// interface is shared.
 
 /** Runs one parameterised statement ($1, $2, …) and returns its rows. */
 export interface Queryable {

@@ -10,7 +10,7 @@ export interface Migration {
 
 // Append only; never edit a migration that has shipped. Constraint names are spelled out because
 // sql-store.ts maps unique violations to StoreConflictError fields by constraint name.
-// user_name_lower/display_name_lower hold the JS-folded name (see foldCase in sql-store.ts).
+// user_name_lower/display_name_lower hold the JS-folded name (see fold-case.ts).
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { SqlDriver } from './driver.js';
+import type { Queryable, SqlDriver } from './driver.js';
+import { foldCase } from './fold-case.js';
 import { migrate } from './migrations.js';
 import {
   type BridgeStore,
@@ -13,15 +14,6 @@ import {
   type UserQuery,
   type UserRecord,
 } from './types.js';
-
-/**
- * Case folding for the unique, case-insensitive names. Done in JS rather than with SQL lower(),
- * whose result for non-ASCII letters depends on the database's LC_CTYPE (a C-locale PostgreSQL
- * would not fold 'Ä'); toLowerCase is the same everywhere, and every write and lookup uses it.
- */
-export function foldCase(name: string): string {
-  return name.toLowerCase();
-}
 
 // Explicit column lists (never *): user_name_lower and display_name_lower stay in the database.
 const USER_COLUMNS =
@@ -180,6 +172,24 @@ function buildUpdate<C extends object>(
   return { sql: `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where} RETURNING ${returning}`, params };
 }
 
+/** Every record, for the import of a PGlite DATA_DIR into the embedded store (plain SQL, no filters). */
+export async function readAllRecords(db: Queryable): Promise<{
+  users: UserRecord[];
+  groups: GroupRecord[];
+  memberships: Array<[group: string, user: string]>;
+}> {
+  const users = await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users ORDER BY created_at, scim_id`);
+  const groups = await db.query<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups ORDER BY created_at, scim_id`);
+  const memberships = await db.query<{ group_scim_id: string; user_scim_id: string }>(
+    'SELECT group_scim_id, user_scim_id FROM memberships ORDER BY group_scim_id, user_scim_id',
+  );
+  return {
+    users: users.map(toUser),
+    groups: groups.map(toGroup),
+    memberships: memberships.map((m) => [m.group_scim_id, m.user_scim_id]),
+  };
+}
+
 /** WHERE clause for a UserQuery; detached: false selects the users that do have an upstream user. */
 function userFilter(query: UserQuery, params: unknown[]): string {
   const conditions: string[] = [];
@@ -197,7 +207,10 @@ function userFilter(query: UserQuery, params: unknown[]): string {
   return conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
 }
 
-/** The BridgeStore over any SqlDriver; PGlite and PostgreSQL run exactly this SQL. */
+/**
+ * The BridgeStore over any SqlDriver: PostgreSQL (DATABASE_URL), and PGlite for the one-time import
+ * of a DATA_DIR written by an earlier version (legacy-import.ts).
+ */
 export class SqlStore implements BridgeStore {
   constructor(
     private readonly db: SqlDriver,

@@ -1,5 +1,6 @@
-// The bridge's own state: what CloudIdentity cannot hold. One interface, two implementations
-// (embedded PGlite in DATA_DIR, PostgreSQL when DATABASE_URL is set) sharing the same SQL.
+// The bridge's own state: what CloudIdentity cannot hold. One interface, two implementations that
+// behave the same: the embedded store (memory + journal in DATA_DIR, memory-store.ts) and SqlStore
+// on PostgreSQL when DATABASE_URL is set (sql-store.ts).
 
 export type JsonObject = Record<string, unknown>;
 

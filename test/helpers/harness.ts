@@ -44,8 +44,8 @@ export interface EmulatorSnapshot {
 export interface HarnessOptions {
   env?: Record<string, string>;
   emulator?: EmulatorOptions;
-  /** 'pglite' (in memory) or 'postgres' (fresh schema on the test server) */
-  store?: 'pglite' | 'postgres';
+  /** 'embedded' (in memory, no DATA_DIR) or 'postgres' (fresh schema on the test server) */
+  store?: StoreKind;
   /** Instrument the client (observer), the store (timing proxy) and the app with these metrics. */
   metrics?: Metrics;
 }
@@ -107,13 +107,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 }
 
-/** Which stores the same suite runs against: PGlite always, PostgreSQL when reachable. */
-export async function storeKinds(): Promise<Array<'pglite' | 'postgres'>> {
+export type StoreKind = 'embedded' | 'postgres';
+
+/** Which stores the same suite runs against: the embedded one always, PostgreSQL when reachable. */
+export async function storeKinds(): Promise<StoreKind[]> {
   const pg = await freshPostgresUrl();
   if ('skip' in pg) {
     console.warn(`[skip] PostgreSQL store variant not run: ${pg.skip}`);
-    return ['pglite'];
+    return ['embedded'];
   }
   await pg.drop();
-  return ['pglite', 'postgres'];
+  return ['embedded', 'postgres'];
 }

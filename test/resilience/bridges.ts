@@ -2,7 +2,6 @@
 // loopback port) and a real child process (`node --import tsx src/main.ts`) that can be SIGKILLed and
 // restarted on the same store and port, against an emulator that outlives it.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -16,7 +15,6 @@ import {
 } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logger.js';
 import { openStore } from '../../src/store/index.js';
-import { PGLITE_TEMPLATE_ENV } from '../../src/store/pglite-driver.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { CloudIdentityClient } from '../../src/volcengine/client.js';
 
@@ -38,7 +36,7 @@ export interface InProcessOptions {
   env?: Record<string, string>;
 }
 
-/** Emulator + in-memory PGlite + the app, listening on a loopback port (real HTTP, like the harness). */
+/** Emulator + in-memory embedded store + the app, listening on a loopback port (real HTTP, like the harness). */
 export async function startInProcessBridge(options: InProcessOptions = {}): Promise<InProcessBridge> {
   const logs: string[] = [];
   const destination = new Writable({
@@ -102,20 +100,6 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
-}
-
-/**
- * Seeds an empty PGlite DATA_DIR from the fresh-cluster dump the test global setup made (initdb in
- * WASM takes many seconds on a busy machine; loading the dump is equivalent and much faster).
- * Returns false when no dump is available (the bridge then runs initdb itself).
- */
-export async function seedPGliteDataDir(dataDir: string): Promise<boolean> {
-  const file = process.env[PGLITE_TEMPLATE_ENV];
-  if (!file || !existsSync(file)) return false;
-  const { PGlite } = await import('@electric-sql/pglite');
-  const db = await PGlite.create(dataDir, { loadDataDir: new Blob([readFileSync(file)]) });
-  await db.close();
-  return true;
 }
 
 export interface ChildBridgeOptions {
