@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   }
   const port = Number(new URL(bridge.url).port);
   logger.info(
-    { url: scimUrl, port, store: config.databaseUrl ? 'postgres' : 'pglite' },
+    { url: scimUrl, port, store: config.databaseUrl ? 'postgres' : 'embedded' },
     'volc-scim-bridge listening',
   );
 

@@ -1,4 +1,5 @@
 import SCIMMY from 'scimmy';
+import { StoreBrokenError } from '../store/journal.js';
 import { ErrorCode, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 
 export const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
@@ -76,6 +77,10 @@ export function toScimError(e: unknown): ScimError {
     return new ScimError(Number(err.status) || 400, err.scimType, err.message);
   }
   if (e instanceof VolcengineApiError) return fromUpstream(e);
+  if (e instanceof StoreBrokenError) {
+    // The embedded store's disk failed; it refuses everything until a restart (readiness is 503 too).
+    return new ScimError(503, undefined, 'the bridge cannot write its data directory; retry later', 30);
+  }
   if (e instanceof VolcengineTransportError) {
     if (e.kind === 'deadline' || e.kind === 'timeout') {
       return new ScimError(504, undefined, `CloudIdentity did not answer ${e.action} in time`);

@@ -1,6 +1,7 @@
 import SCIMMY from 'scimmy';
 import { describe, expect, it } from 'vitest';
 import { ERROR_SCHEMA, isCredentialProblem, ScimError, toScimError } from '../../src/scim/errors.js';
+import { StoreBrokenError } from '../../src/store/journal.js';
 import { VolcengineApiError, VolcengineTransportError } from '../../src/volcengine/errors.js';
 
 const api = (code: string, httpStatus: number, message = 'upstream says no', retryAfter?: number) =>
@@ -61,6 +62,16 @@ describe('toScimError: DESIGN.md §3', () => {
     expect(
       toScimError(api('ReachedQuotaLimit', 429, 'The count of user is exceeded quota limit')).detail,
     ).toContain('user');
+  });
+
+  it('a broken embedded store (its disk failed) is 503 with Retry-After, and says nothing of paths or errno', () => {
+    const broken = new StoreBrokenError('journal write failed: ENOSPC /var/lib/bridge/journal.jsonl', {
+      cause: Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }),
+    });
+    const err = toScimError(broken);
+    expect(err.status).toBe(503);
+    expect(err.retryAfter).toBe(30);
+    expect(err.detail).not.toMatch(/ENOSPC|journal|\//);
   });
 
   it('keeps the upstream Retry-After for throttling', () => {
