@@ -73,7 +73,7 @@ function results(over: Partial<BenchResults> = {}): BenchResults {
       latencyConcurrency: 64,
       upstreamLatencyMs: 30,
       pacedRate: 25,
-      store: 'embedded PGlite',
+      store: 'embedded',
       logLevel: 'info',
       scaleSizes: [100, 100_000],
       runId: 'b1',

@@ -1,4 +1,4 @@
-// The core /Users lifecycle, run against every store implementation (PGlite always, PostgreSQL
+// The core /Users lifecycle, run against every store implementation (the embedded store always, PostgreSQL
 // when the test server is reachable): create, read, PATCH, PUT, deactivate, reactivate, delete,
 // filter, ETag/If-Match, DEACTIVATE_ACTION=delete vs retain, and users created outside the bridge.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

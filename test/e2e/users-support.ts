@@ -1,5 +1,5 @@
 // Shared pieces of the /Users end-to-end tests: SCIM constants, assertions, unique names, and
-// "variant" apps that reuse a harness's store (starting PGlite costs seconds) with another client,
+// "variant" apps that reuse a harness's store (no second store to set up) with another client,
 // configuration or upstream in front.
 import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';

@@ -17,8 +17,8 @@ export interface BridgeProcess {
 }
 
 /**
- * DATABASE_URL of a fresh schema on the test PostgreSQL when it is reachable (starts in well under
- * a second), else {} so the bridge uses its embedded PGlite (which can take many seconds to open).
+ * DATABASE_URL of a fresh schema on the test PostgreSQL when it is reachable, else {} so the bridge
+ * uses its embedded store.
  */
 export async function fastStoreEnv(): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
   const pg = await freshPostgresUrl('ops');

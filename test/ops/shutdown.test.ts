@@ -31,7 +31,7 @@ describe('graceful shutdown of the real process', () => {
     await drop?.();
     drop = undefined;
   });
-  /** The bridge on PostgreSQL when the test server is up (fast start), else on PGlite. */
+  /** The bridge on PostgreSQL when the test server is up, else on the embedded store. */
   const onFastStore = async (env: Record<string, string>) => {
     const store = await fastStoreEnv();
     drop = store.drop;
@@ -90,7 +90,7 @@ describe('graceful shutdown of the real process', () => {
     await expect(httpRequest(port, 'GET', '/healthz')).rejects.toThrow(/ECONNREFUSED/);
   }, 60_000);
 
-  it('SIGINT exits 0 as well (embedded PGlite store closed cleanly; nothing in flight, so even grace 0 is clean)', async () => {
+  it('SIGINT exits 0 as well (embedded store closed cleanly; nothing in flight, so even grace 0 is clean)', async () => {
     proc = await tsx({ SHUTDOWN_GRACE_MS: '0' });
     expect((await httpRequest(proc.port, 'GET', '/healthz')).status).toBe(200);
     proc.child.kill('SIGINT');
