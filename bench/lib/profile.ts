@@ -32,7 +32,7 @@ export interface ProfileSummary {
   categories: ProfileEntry[];
   /**
    * Like categories, but time in V8 builtins and Node core (syscalls, crypto, streams) is charged to
-   * the nearest caller that is a library or our code: "PGlite" then includes its file I/O.
+   * the nearest caller that is a library or our code: "ours: store" then includes its file I/O.
    */
   components: ProfileEntry[];
   topSelf: ProfileEntry[];
@@ -66,8 +66,9 @@ export function categorize(url: string, functionName: string): string {
   if (functionName === '(program)') return 'V8/native (program)';
   if (functionName === '(root)') return 'V8/native (program)';
   if (url === '') return JSON_BUILTINS.has(functionName) ? 'JSON parse/stringify' : 'V8 builtins';
-  // The only WebAssembly in the bridge is PGlite's PostgreSQL.
-  if (url.startsWith('wasm://')) return 'PGlite store (WASM Postgres)';
+  // The bridge's WebAssembly is undici's HTTP parser (llhttp); PGlite's only loads for the one-time
+  // import of an old DATA_DIR, which no benchmark runs.
+  if (url.startsWith('wasm://')) return 'undici (HTTP client)';
   for (const [re, name] of PACKAGE_CATEGORIES) if (re.test(url)) return name;
   const ours = /\/dist\/(.+)$/.exec(url)?.[1] ?? /\/src\/(.+)$/.exec(url)?.[1];
   if (ours && !url.includes('node_modules')) {

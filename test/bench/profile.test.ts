@@ -7,7 +7,8 @@ const frame = (functionName: string, url: string, lineNumber = 0) => ({ function
 describe('categorize', () => {
   it('knows the libraries and our own layers', () => {
     expect(categorize('file:///app/node_modules/@electric-sql/pglite/dist/x.js', 'f')).toMatch(/PGlite/);
-    expect(categorize('wasm://wasm/022c915e', 'wasm-function[1]')).toMatch(/PGlite/);
+    // undici's llhttp is the bridge's WebAssembly.
+    expect(categorize('wasm://wasm/022c915e', 'wasm-function[1]')).toBe('undici (HTTP client)');
     expect(categorize('file:///app/node_modules/scimmy/dist/lib/types.js', 'coerce')).toMatch(/scimmy/);
     expect(categorize('file:///app/node_modules/pino-http/logger.js', 'f')).toBe('pino logging');
     expect(categorize('file:///app/node_modules/router/index.js', 'f')).toBe('express & middleware');
