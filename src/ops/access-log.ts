@@ -44,11 +44,17 @@ export function accessLog(logger: Logger, logPii: boolean) {
     res.locals.startedAt = Date.now();
     res.setHeader('X-Request-Id', id);
     const url = req.originalUrl ?? req.url ?? '';
+    // {id, method, url} as logged (URL masked unless LOG_PII): built once, on first use.
+    let shown: Record<string, string> | undefined;
+    const requestFields = () => {
+      shown ??= { id, method: req.method, url: redactUrl(url, logPii) };
+      return shown;
+    };
     let child: Logger | undefined;
     Object.defineProperty(req, 'log', {
       configurable: true,
       get: () => {
-        child ??= logger.child({ req: { id, method: req.method, url: redactUrl(url, logPii) } });
+        child ??= logger.child({ req: requestFields() });
         return child;
       },
     });
@@ -64,7 +70,7 @@ export function accessLog(logger: Logger, logPii: boolean) {
       if (!lineLogger.isLevelEnabled(level)) return;
       const ids = upstreamRequestIds(res);
       const line: Record<string, unknown> = {
-        req: { id, method: req.method, url: redactUrl(url, logPii) },
+        req: requestFields(),
         res: { statusCode: res.statusCode },
         responseTime: Math.round(Number(process.hrtime.bigint() - started) / 1e6),
         route: routeLabel(req, res),

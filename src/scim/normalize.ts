@@ -13,6 +13,14 @@ export function isPlainObject(v: unknown): v is Json {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** The value of `key` in `object`, matching the key in any letter case (SCIM names are case-insensitive). */
+export function valueIgnoringCase(object: unknown, key: string): unknown {
+  if (!isPlainObject(object)) return undefined;
+  const lower = key.toLowerCase();
+  for (const k of Object.keys(object)) if (k.toLowerCase() === lower) return object[k];
+  return undefined;
+}
+
 /** Entra: `"active": "True"`, `roles[].primary: "False"`: string booleans, any case. */
 function booleanish(value: unknown): unknown {
   if (typeof value !== 'string') return value;
@@ -138,10 +146,7 @@ function fitAbsentParent(path: string, value: unknown, current: Json): PatchOper
   const match = EXTENSION_SUB_PATH.exec(path);
   if (!match || value === null || value === undefined) return undefined;
   const [, urn, attribute, sub] = match;
-  const extension = Object.entries(current).find(([k]) => k.toLowerCase() === urn.toLowerCase())?.[1];
-  const parent = isPlainObject(extension)
-    ? Object.entries(extension).find(([k]) => k.toLowerCase() === attribute.toLowerCase())?.[1]
-    : undefined;
+  const parent = valueIgnoringCase(valueIgnoringCase(current, urn), attribute);
   if (parent !== undefined && parent !== null) return undefined;
   return { op: 'add', path: `${urn}:${attribute}`, value: { [sub]: value } };
 }
@@ -159,11 +164,10 @@ function fitValueFilterPath(
   const match = VALUE_FILTER_PATH.exec(path);
   if (!match) return undefined;
   const [, attribute, key, expected, sub] = match;
-  const existing = Object.entries(current).find(([k]) => k.toLowerCase() === attribute.toLowerCase())?.[1];
+  const existing = valueIgnoringCase(current, attribute);
   const elements = Array.isArray(existing) ? existing : [];
   const actualValue = (element: unknown) => {
-    if (!isPlainObject(element)) return undefined;
-    const actual = Object.entries(element).find(([k]) => k.toLowerCase() === key.toLowerCase())?.[1];
+    const actual = valueIgnoringCase(element, key);
     return typeof actual === 'string' && actual.toLowerCase() === expected.toLowerCase() ? actual : undefined;
   };
   const found = elements.map(actualValue).find((v) => v !== undefined);

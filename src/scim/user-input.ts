@@ -5,6 +5,7 @@ import {
   normalizePatchOperations,
   normalizeResourceBody,
   type PatchOperation,
+  valueIgnoringCase,
 } from './normalize.js';
 import { ENTERPRISE_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
 
@@ -36,7 +37,7 @@ function takeIgnoringCase(body: Json, key: string): unknown {
 function descriptionFrom(volc: unknown): string | undefined {
   if (volc === undefined || volc === null) return undefined;
   if (!isPlainObject(volc)) throw badRequest('invalidValue', `${VOLC_USER_SCHEMA} must be an object`);
-  const value = Object.entries(volc).find(([k]) => k.toLowerCase() === 'description')?.[1];
+  const value = valueIgnoringCase(volc, 'description');
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string')
     throw badRequest('invalidValue', `${VOLC_USER_SCHEMA}:description must be a string`);
@@ -98,7 +99,7 @@ export function parseUserBody(raw: unknown): UserInput {
   }
   const description = descriptionFrom(takeIgnoringCase(body, VOLC_USER_SCHEMA));
   const id = takeIgnoringCase(body, 'id');
-  const userName = Object.entries(body).find(([k]) => k.toLowerCase() === 'username')?.[1];
+  const userName = valueIgnoringCase(body, 'userName');
   if (userName === undefined || userName === null || userName === '') {
     throw badRequest('invalidValue', 'userName is required');
   }
@@ -282,8 +283,8 @@ function plainAttribute(path: string): { attribute: AttributeShape; keys: string
   let container: string | undefined;
   let local = path;
   const lower = path.toLowerCase();
-  if (lower.startsWith(CORE_USER_PREFIX.toLowerCase())) local = path.slice(CORE_USER_PREFIX.length);
-  else if (lower.startsWith(`${ENTERPRISE_SCHEMA.toLowerCase()}:`)) {
+  // Paths arrive canonical (canonicalUserPath): no core URN prefix on an attribute the schema knows.
+  if (lower.startsWith(`${ENTERPRISE_SCHEMA.toLowerCase()}:`)) {
     container = ENTERPRISE_SCHEMA;
     local = path.slice(ENTERPRISE_SCHEMA.length + 1);
   } else if (lower.startsWith('urn:')) return undefined;
