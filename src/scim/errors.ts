@@ -1,4 +1,5 @@
 import SCIMMY from 'scimmy';
+import { StoreUnavailableError } from '../store/errors.js';
 import { StoreBrokenError } from '../store/journal.js';
 import { ErrorCode, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 
@@ -77,6 +78,10 @@ export function toScimError(e: unknown): ScimError {
     return new ScimError(Number(err.status) || 400, err.scimType, err.message);
   }
   if (e instanceof VolcengineApiError) return fromUpstream(e);
+  if (e instanceof StoreUnavailableError) {
+    // Readiness is 503 too; nothing was acknowledged, so the client's retry is safe.
+    return new ScimError(503, undefined, 'the bridge cannot reach its store; retry later', 10);
+  }
   if (e instanceof StoreBrokenError) {
     // The embedded store's disk failed; it refuses everything until a restart (readiness is 503 too).
     return new ScimError(503, undefined, 'the bridge cannot write its data directory; retry later', 30);

@@ -1,0 +1,37 @@
+// Failures of the bridge's own store, as domain errors with a stable `code` (like undici's
+// lib/core/errors.js). The SCIM layer maps them once (scim/errors.ts); nothing above the store
+// looks at a driver's error text.
+
+/**
+ * The store cannot be used right now: the database is unreachable or refused the connection, the
+ * disk failed, or the database file is locked by something else for longer than the busy timeout.
+ * The request changed nothing the store acknowledged; retrying later is the right answer (SCIM 503
+ * with Retry-After, readiness 503).
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  readonly code = 'STORE_UNAVAILABLE';
+  constructor(
+    /** Secret-free reason for logs: an error code or kind, never a connection string. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`the store is unavailable (${reason})`, options);
+  }
+}
+
+/**
+ * The store cannot be opened as configured. `setting` names the environment variable an operator
+ * has to look at; the message says what to do. Start-up and --check-config print it and exit.
+ */
+export class StoreSetupError extends Error {
+  override readonly name = 'StoreSetupError';
+  readonly code = 'STORE_SETUP';
+  constructor(
+    readonly setting: 'DATABASE_URL' | 'DATA_DIR',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${setting}: ${message}`, options);
+  }
+}
