@@ -70,7 +70,8 @@ export async function filterAndSlice<V extends { scimId: string }>(opts: {
   caseExact: ReadonlySet<string>;
 }): Promise<{ total: number; views: V[] }> {
   const candidates = new Map<string, V>();
-  const anchored = await Promise.all(opts.filter.map((term) => opts.anchored(term)));
+  // A filter may have up to MAX_FILTER_TERMS OR-branches, each an index lookup: a few at a time.
+  const anchored = await mapLimit(opts.filter, 8, (term) => opts.anchored(term));
   const pools = anchored.every((c) => c !== undefined) ? (anchored as V[][]) : [await opts.scanAll()];
   for (const views of pools) for (const v of views) candidates.set(v.scimId, v);
   const matches = [...candidates.values()].filter((view) =>

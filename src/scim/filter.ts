@@ -1,12 +1,10 @@
-import SCIMMY from 'scimmy';
 import { badRequest } from './errors.js';
+import { type Comparison, filterToDnf, type Literal } from './filter-parse.js';
 
-// Filters are parsed by scimmy into disjunctive normal form (an array of AND-terms). Two of its
-// quirks are corrected here: attribute names are only partly case-normalised, and unquoted
-// capitalised booleans (`active eq True`) parse as false. Matching is done here, not with
-// scimmy's Filter.match(), because that compares strings case-sensitively and ignores caseExact.
+// Filters are parsed (filter-parse.ts, under a complexity budget) into disjunctive normal form: an
+// array of AND-terms, each a tree of conditions keyed by attribute name. Matching is done here, not
+// with scimmy's Filter.match(), because that compares strings case-sensitively and ignores caseExact.
 
-type Comparison = unknown[];
 export interface FilterNode {
   [attribute: string]: Comparison | Comparison[] | FilterNode;
 }
@@ -18,59 +16,113 @@ const CORE_PREFIXES = [
   'urn:ietf:params:scim:schemas:core:2.0:group:',
 ];
 const ORDERING = new Set(['gt', 'ge', 'lt', 'le']);
-const OPERATORS = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'ge', 'lt', 'le', 'pr', 'np']);
+export const MAX_FILTER_LENGTH = 2000;
+
+export interface FilterOptions {
+  /**
+   * Canonical attribute names whose string values are uniqueness keys kept in Unicode NFC (userName,
+   * a group's displayName): their comparison values are normalised the same way, so that a filter
+   * typed in NFD finds the resource.
+   */
+  nfc?: readonly string[];
+}
 
 /**
  * @param catalog canonical top-level attribute names that may be filtered on (extension URNs included)
- * @param caseExact canonical names (lower-case) whose string values compare case-sensitively
  */
-export function parseFilter(expression: string, catalog: readonly string[]): Filter {
-  if (expression.length > 2000) throw badRequest('invalidFilter', 'filter is longer than 2000 characters');
-  let parsed: FilterNode[];
-  try {
-    parsed = new SCIMMY.Types.Filter(lowercaseBareLiterals(expression)) as unknown as FilterNode[];
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    throw badRequest('invalidFilter', `invalid filter '${expression}': ${message}`);
-  }
-  if (DANGLING_LOGICAL.test(stripQuoted(expression))) {
-    throw badRequest('invalidFilter', `invalid filter '${expression}': it ends with a logical operator`);
+export function parseFilter(
+  expression: string,
+  catalog: readonly string[],
+  options: FilterOptions = {},
+): Filter {
+  if (expression.length > MAX_FILTER_LENGTH) {
+    throw badRequest('invalidFilter', `filter is longer than ${MAX_FILTER_LENGTH} characters`);
   }
   const byLower = new Map(catalog.map((name) => [name.toLowerCase(), name]));
-  return parsed.map((term) => {
+  const nfc = new Set(options.nfc ?? []);
+  return filterToDnf(expression).map((term) => {
     const out: FilterNode = {};
-    for (const [rawName, condition] of Object.entries(term)) {
-      validateCondition(rawName, condition);
-      const name = canonicalName(rawName, byLower);
-      if (name) {
-        out[name] = condition;
-        continue;
+    for (const literal of term) {
+      const [rawName, ...rest] = literal.path;
+      const keys = topLevelKeys(rawName, byLower, catalog);
+      if ('comparison' in literal) {
+        const comparison = nfc.has(keys[0]) ? toNfc(literal.comparison) : literal.comparison;
+        setComparison(out, [...keys, ...rest], comparison, literal.path.join('.'));
+      } else {
+        addValueFilter(out, [...keys, ...rest], literal.valueFilter, literal.path.join('.'));
       }
-      // `urn:…:enterprise:2.0:User:department` arrives as one flat key: nest it under its schema.
-      const extension = extensionPath(rawName, catalog);
-      if (!extension) {
-        throw badRequest(
-          'invalidFilter',
-          `unknown attribute '${rawName}' in filter; filterable attributes: ${catalog.join(', ')}`,
-        );
-      }
-      const [urn, subPath] = extension;
-      const parts = subPath.split('.');
-      let node = out;
-      for (const part of [urn, ...parts.slice(0, -1)]) {
-        if (node[part] === undefined) node[part] = {};
-        node = node[part] as FilterNode;
-      }
-      node[parts[parts.length - 1]] = condition;
     }
     return out;
   });
 }
 
-const DANGLING_LOGICAL = /(^|\s)(and|or|not)\s*$/i;
+/** The attribute's keys in the resource: `[userName]`, or `[<extension URN>, department]`. */
+function topLevelKeys(rawName: string, byLower: Map<string, string>, catalog: readonly string[]): string[] {
+  const name = canonicalName(rawName, byLower);
+  if (name) return [name];
+  // `urn:…:enterprise:2.0:User:department` arrives as one name: nest it under its schema.
+  const extension = extensionPath(rawName, catalog);
+  if (!extension) {
+    throw badRequest(
+      'invalidFilter',
+      `unknown attribute '${rawName}' in filter; filterable attributes: ${catalog.join(', ')}`,
+    );
+  }
+  const [urn, subPath] = extension;
+  return [urn, ...subPath.split('.')];
+}
 
-function stripQuoted(expression: string): string {
-  return expression.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+function toNfc(comparison: Comparison): Comparison {
+  return comparison.map((part, i) => (i > 0 && typeof part === 'string' ? part.normalize('NFC') : part));
+}
+
+/** The node at `keys`, made on the way; a comparison already there is a conflict. */
+function nodeAt(root: FilterNode, keys: string[], shown: string): FilterNode {
+  let node = root;
+  for (const key of keys) {
+    if (node[key] === undefined) node[key] = {};
+    if (Array.isArray(node[key])) throw conflict(shown);
+    node = node[key] as FilterNode;
+  }
+  return node;
+}
+
+function setComparison(root: FilterNode, keys: string[], comparison: Comparison, shown: string): void {
+  checkComparison(comparison, shown);
+  const node = nodeAt(root, keys.slice(0, -1), shown);
+  const leaf = keys[keys.length - 1];
+  const existing = node[leaf];
+  if (existing === undefined) node[leaf] = comparison;
+  else if (!Array.isArray(existing)) throw conflict(shown);
+  else if (Array.isArray(existing[0])) (existing as Comparison[]).push(comparison);
+  else node[leaf] = [existing as Comparison, comparison];
+}
+
+/** `emails[type eq "work" and value co "x"]`: the conditions nest under `emails`, bound to one element. */
+function addValueFilter(root: FilterNode, keys: string[], literals: Literal[], shown: string): void {
+  const node = nodeAt(root, keys, shown);
+  for (const literal of literals) {
+    const path = literal.path;
+    if ('comparison' in literal) setComparison(node, path, literal.comparison, `${shown}.${path.join('.')}`);
+    else addValueFilter(node, path, literal.valueFilter, `${shown}.${path.join('.')}`);
+  }
+}
+
+function conflict(shown: string) {
+  return badRequest(
+    'invalidFilter',
+    `filter compares '${shown}' both as a whole and by its sub-attributes in one AND-term; that is not supported`,
+  );
+}
+
+function checkComparison(comparison: Comparison, name: string): void {
+  const [op, value] = comparison[0] === 'not' ? comparison.slice(1) : comparison;
+  if (ORDERING.has(op as string) && (typeof value === 'boolean' || value === null)) {
+    throw badRequest(
+      'invalidFilter',
+      `operator '${String(op)}' cannot compare '${name}' with ${String(value)}`,
+    );
+  }
 }
 
 /** `urn:…:User:sub.attr` → [catalog URN, 'sub.attr'] when the URN is a filterable extension. */
@@ -86,34 +138,6 @@ function canonicalName(raw: string, byLower: Map<string, string>): string | unde
   let lower = raw.toLowerCase();
   for (const prefix of CORE_PREFIXES) if (lower.startsWith(prefix)) lower = lower.slice(prefix.length);
   return byLower.get(lower);
-}
-
-function validateCondition(name: string, condition: Comparison | Comparison[] | FilterNode): void {
-  if (!Array.isArray(condition)) {
-    for (const [sub, nested] of Object.entries(condition)) validateCondition(`${name}.${sub}`, nested);
-    return;
-  }
-  const comparisons = Array.isArray(condition[0]) ? (condition as Comparison[]) : [condition as Comparison];
-  for (const comparison of comparisons) {
-    const [op, value] = comparison[0] === 'not' ? comparison.slice(1) : comparison;
-    if (typeof op !== 'string' || !OPERATORS.has(op)) {
-      throw badRequest('invalidFilter', `unsupported operator '${String(op)}' on '${name}'`);
-    }
-    if (op !== 'pr' && op !== 'np' && comparison.length < (comparison[0] === 'not' ? 3 : 2)) {
-      throw badRequest('invalidFilter', `operator '${op}' on '${name}' needs a value`);
-    }
-    if (ORDERING.has(op) && (typeof value === 'boolean' || value === null)) {
-      throw badRequest('invalidFilter', `operator '${op}' cannot compare '${name}' with ${String(value)}`);
-    }
-  }
-}
-
-/** `active eq True` → `active eq true`, leaving quoted strings untouched. */
-function lowercaseBareLiterals(expression: string): string {
-  return expression
-    .split(/("(?:[^"\\]|\\.)*")/)
-    .map((part, i) => (i % 2 === 1 ? part : part.replace(/\b(true|false|null)\b/gi, (m) => m.toLowerCase())))
-    .join('');
 }
 
 export function matchesFilter(

@@ -26,7 +26,9 @@ export async function searchGroups(
   res: Response,
   params: ListParams,
 ): Promise<{ total: number; resources: Json[] }> {
-  const filter = params.filter ? parseFilter(params.filter, GROUP_FILTER_ATTRIBUTES) : undefined;
+  const filter = params.filter
+    ? parseFilter(params.filter, GROUP_FILTER_ATTRIBUTES, { nfc: ['displayName'] })
+    : undefined;
   const result = await deps.groups.list(
     {
       filter,

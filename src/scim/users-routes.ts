@@ -61,7 +61,9 @@ export async function searchUsers(
 ): Promise<SearchPage> {
   const base = scimBaseUrl(req, deps.publicBaseUrl);
   const location = (id: string) => `${base}/Users/${encodeURIComponent(id)}`;
-  const filter = params.filter ? parseFilter(params.filter, USER_FILTER_ATTRIBUTES) : undefined;
+  const filter = params.filter
+    ? parseFilter(params.filter, USER_FILTER_ATTRIBUTES, { nfc: ['userName'] })
+    : undefined;
   const result = await deps.users.list(
     { filter, startIndex: params.startIndex, count: params.count },
     deps.context(req, res),

@@ -122,3 +122,105 @@ describe('equalityAnchor', () => {
     expect(equalityAnchor(parse('not (userName eq "a")')[0], 'userName')).toBeUndefined();
   });
 });
+
+describe('complexity budget (issue 11, finding 8)', () => {
+  const pair = '(title eq "0" or nickName eq "0")';
+  const repeatedUpTo = (first: string, joiner: string, limit = 2000) => {
+    let f = first;
+    while ((f + joiner + first).length <= limit) f += joiner + first;
+    return f;
+  };
+
+  it('a filter whose DNF would explode is refused before it is expanded', () => {
+    const f = repeatedUpTo(pair, ' and ');
+    expect(f.length).toBeGreaterThan(1900);
+    expectInvalid(f, /^filter is too complex: it expands to more than 100 alternatives/);
+    // 2^6 = 64 terms is within the budget and expanded; 2^7 = 128 is not.
+    expect(parse(Array(6).fill(pair).join(' and '))).toHaveLength(64);
+    expectInvalid(Array(7).fill(pair).join(' and '), /too complex/);
+  });
+
+  it('deep nesting is refused by a depth limit, never by the stack', () => {
+    expect(parse(`${'('.repeat(15)}title eq "x"${')'.repeat(15)}`)).toEqual([{ title: ['eq', 'x'] }]);
+    for (const f of [
+      `${'('.repeat(900)}title eq "x"${')'.repeat(900)}`,
+      `${'not ('.repeat(300)}title eq "x"${')'.repeat(300)}`,
+      '('.repeat(2000),
+      `emails[${'type eq "a" and ('.repeat(100)}`,
+    ]) {
+      expectInvalid(f, /^filter is too complex: .*nest deeper than 16 levels/);
+    }
+  });
+
+  it('long OR chains: within the budget they plan, past it they are refused', () => {
+    const hundred = Array.from({ length: 100 }, (_, i) => `id eq "${i}"`).join(' or ');
+    expect(parse(hundred)).toHaveLength(100);
+    expectInvalid(`${hundred} or id eq "x"`, /too complex/);
+    const longAnd = repeatedUpTo('title eq "0"', ' and ');
+    expect(parse(longAnd)).toHaveLength(1);
+  });
+
+  it('no detail ever reports a JavaScript runtime error', () => {
+    for (const f of [
+      repeatedUpTo(pair, ' and '),
+      '('.repeat(2000),
+      ')'.repeat(2000),
+      '['.repeat(2000),
+      '"'.repeat(1999),
+    ]) {
+      try {
+        parse(f);
+      } catch (e) {
+        expect((e as ScimError).detail).not.toMatch(/call stack|TypeError|undefined/i);
+      }
+    }
+  });
+});
+
+describe('parser details', () => {
+  it('value paths distribute OR over elements and bind AND to one element', () => {
+    expect(parse('emails[type eq "work" or type eq "home"]')).toEqual([
+      { emails: { type: ['eq', 'work'] } },
+      { emails: { type: ['eq', 'home'] } },
+    ]);
+    expect(parse('emails[type eq "work"].value eq "x"')).toEqual([
+      { emails: { type: ['eq', 'work'], value: ['eq', 'x'] } },
+    ]);
+  });
+
+  it('not is pushed down to the comparisons (De Morgan)', () => {
+    expect(parse('not (title eq "a" or title eq "b")')).toEqual([
+      {
+        title: [
+          ['not', 'eq', 'a'],
+          ['not', 'eq', 'b'],
+        ],
+      },
+    ]);
+    expect(parse('not (title eq "a" and nickName eq "b")')).toEqual([
+      { title: ['not', 'eq', 'a'] },
+      { nickName: ['not', 'eq', 'b'] },
+    ]);
+    expect(matches('not (title eq "boss" and userName eq "x")', alice)).toBe(true);
+    expectInvalid('not (emails[type eq "work"])', /not supported/);
+  });
+
+  it('strings are JSON strings; numbers, booleans and null are literals; other bare words are strings', () => {
+    expect(parse('title eq "a\\"b and c"')).toEqual([{ title: ['eq', 'a"b and c'] }]);
+    expect(parse('title eq "caf\\u00e9"')).toEqual([{ title: ['eq', 'café'] }]);
+    expect(parse('title eq 1.5e2')).toEqual([{ title: ['eq', 150] }]);
+    expect(parse('title eq NULL')).toEqual([{ title: ['eq', null] }]);
+    expect(parse('externalId eq 12345-ab')).toEqual([{ externalId: ['eq', '12345-ab'] }]);
+    expectInvalid('title eq "unterminated', /not closed/);
+    expectInvalid('title eq "x" title eq "y"', /unexpected/);
+    expectInvalid('title eq "x" && nickName pr', /unexpected character/);
+  });
+
+  it('userName values are normalised to NFC when asked', () => {
+    const nfd = 'jose\u0301';
+    expect(parseFilter(`userName eq "${nfd}"`, USER_FILTER_ATTRIBUTES, { nfc: ['userName'] })).toEqual([
+      { userName: ['eq', 'jos\u00e9'] },
+    ]);
+    expect(parse(`title eq "${nfd}"`)).toEqual([{ title: ['eq', nfd] }]);
+  });
+});
