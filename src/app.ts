@@ -47,7 +47,9 @@ export function buildApp(deps: AppDeps): express.Express {
   configureScimmy();
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
+  // X-Forwarded-For/-Proto/-Host are client-controlled unless a proxy in front overwrites them:
+  // trusted only as TRUST_PROXY says (default: not at all).
+  app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
 
   app.use(accessLog(logger, config.logPii));
@@ -93,7 +95,7 @@ export function buildApp(deps: AppDeps): express.Express {
     context,
   };
   const userRoutes = { users, ...listing };
-  const groupRoutes = { groups, ...listing };
+  const groupRoutes = { groups, ...listing, inputLimits: { maxMembers: config.maxMembersPerRequest } };
   scim.use('/Users', usersRouter(userRoutes));
   scim.use('/Groups', groupsRouter(groupRoutes));
   scim.use(rootSearchRouter(userRoutes, groupRoutes));

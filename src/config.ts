@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 // Every environment variable the bridge reads, validated in one place. An invalid configuration
@@ -44,6 +45,15 @@ const envSchema = z.object({
   SCIM_MAX_PAGE_SIZE: intFrom(200, 1, 1000),
   FILTER_SCAN_LIMIT: intFrom(2_000, 100, 100_000),
   METRICS_TOKEN: optionalString,
+  MAX_MEMBERS_PER_REQUEST: intFrom(1000, 1, 100_000),
+  TRUST_PROXY: optionalString.transform((v, ctx) => {
+    const parsed = parseTrustProxy(v);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', message: parsed });
+      return z.NEVER;
+    }
+    return parsed;
+  }),
   SHUTDOWN_GRACE_MS: intFrom(20_000, 0, 600_000),
   SHUTDOWN_DELAY_MS: intFrom(0, 0, 120_000),
   READINESS_CACHE_MS: intFrom(5_000, 0, 300_000),
@@ -51,6 +61,35 @@ const envSchema = z.object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(65_000, 1_000, 900_000),
   EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
 });
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * TRUST_PROXY, as Express's `trust proxy` takes it: false (default: X-Forwarded-* ignored), true
+ * (trust every hop: only behind a proxy that overwrites these headers), a hop count, or a comma
+ * list of proxy addresses, CIDRs and the names loopback, linklocal, uniquelocal. A string result
+ * is the problem.
+ */
+export function parseTrustProxy(value: string | undefined): boolean | number | string[] | string {
+  if (value === undefined || value.toLowerCase() === 'false') return false;
+  if (value.toLowerCase() === 'true') return true;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return hops <= 32 ? hops : 'a hop count must be between 0 and 32';
+  }
+  const items = value.split(',').map((item) => item.trim());
+  for (const item of items) {
+    if (PROXY_NAMES.has(item.toLowerCase())) continue;
+    const [address, prefix, extra] = item.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || extra !== undefined) {
+      return `'${item}' is not true, false, a hop count, an IP address, a CIDR or loopback/linklocal/uniquelocal`;
+    }
+  }
+  return items.map((item) => (PROXY_NAMES.has(item.toLowerCase()) ? item.toLowerCase() : item));
+}
 
 /**
  * Rules spanning several variables. Checked on the raw environment, apart from the schema, so
@@ -111,6 +150,10 @@ export interface Config {
   maxPageSize: number;
   filterScanLimit: number;
   metricsToken?: string;
+  /** Member values one group POST, PUT or PATCH may name (refused with 400 past it). */
+  maxMembersPerRequest: number;
+  /** Express `trust proxy`: only then do X-Forwarded-Proto/-Host shape meta.location (without PUBLIC_BASE_URL). */
+  trustProxy: boolean | number | string[];
   shutdownGraceMs: number;
   /** Time between readiness turning 503 and the server closing its listener (load balancers catch up). */
   shutdownDelayMs: number;
@@ -177,6 +220,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
     maxPageSize: e.SCIM_MAX_PAGE_SIZE,
     filterScanLimit: e.FILTER_SCAN_LIMIT,
     metricsToken: e.METRICS_TOKEN,
+    maxMembersPerRequest: e.MAX_MEMBERS_PER_REQUEST,
+    trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     shutdownDelayMs: e.SHUTDOWN_DELAY_MS,
     readinessCacheMs: e.READINESS_CACHE_MS,

@@ -63,22 +63,49 @@ export function scrubPii(text: string): string {
   return text.replace(EMAIL, '[email]').replace(PHONE, '[phone]');
 }
 
+/** Query parameters logged as sent (paging and projection): nothing a secret hides in. */
+const SAFE_PARAMETERS = new Set([
+  'startindex',
+  'count',
+  'attributes',
+  'excludedattributes',
+  'sortby',
+  'sortorder',
+]);
+/** A parameter name shown as is; anything else (a token pasted as a name) is redacted too. */
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z_.-]{0,31}$/;
+
 /**
- * A request URL fit for the log: string literals of a SCIM `filter` (userName eq "…", emails co
- * "…") are masked, and e-mail addresses or phone numbers anywhere else too, unless `logPii`.
+ * A request URL fit for the log. Query parameters other than the SCIM paging and projection ones
+ * are redacted whatever LOG_PII says (`?access_token=…`, `?password=…` never reach the log). A
+ * SCIM `filter` keeps its structure with its values masked (a string left unterminated included),
+ * and e-mail addresses or phone numbers in the path are masked, unless `logPii`.
  */
 export function redactUrl(url: string, logPii: boolean): string {
-  if (logPii) return url;
   const q = url.indexOf('?');
-  const path = scrubPii(safeDecode(q < 0 ? url : url.slice(0, q)));
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const path = logPii ? rawPath : scrubPii(safeDecode(rawPath));
   if (q < 0) return path;
   const parts: string[] = [];
   for (const [key, value] of new URLSearchParams(url.slice(q + 1))) {
-    const masked =
-      key.toLowerCase() === 'filter' ? value.replace(/"(?:[^"\\]|\\.)*"/g, '"[redacted]"') : value;
-    parts.push(`${key}=${scrubPii(masked)}`);
+    const name = key.toLowerCase();
+    const shownKey = PLAIN_NAME.test(key) ? key : '[redacted]';
+    let shown: string;
+    if (name === 'filter') shown = logPii ? value : scrubPii(maskFilter(value));
+    else if (SAFE_PARAMETERS.has(name)) shown = logPii ? value : scrubPii(value);
+    else shown = '[redacted]';
+    parts.push(`${shownKey}=${shown}`);
   }
   return `${path}?${parts.join('&')}`;
+}
+
+const QUOTED = /"(?:[^"\\]|\\[\s\S]?)*(?:"|$)/g;
+const BARE_VALUE = /\b(eq|ne|co|sw|ew|gt|ge|lt|le)(\s+)(?!"\[redacted\]")[^\s()[\]"]+/gi;
+
+/** `userName eq "x" and title eq y` → `userName eq "[redacted]" and title eq [redacted]`. */
+export function maskFilter(filter: string): string {
+  // A quote never closed runs to the end: masked to the end.
+  return filter.replace(QUOTED, '"[redacted]"').replace(BARE_VALUE, '$1$2[redacted]');
 }
 
 function safeDecode(text: string): string {

@@ -712,9 +712,17 @@ export class GroupDirectory {
     const mapped = foreign.length > 0 ? await this.store.getUsersByUpstreamIds(foreign) : new Map();
     const exists = new Map<string, boolean>();
     if (purpose === 'add') {
+      // Checked one batch at a time, stopping at the first batch holding an unknown id: a list of
+      // made-up ids costs one batch of GetUser calls, not one per id.
       const unmapped = foreign.filter((id) => !mapped.has(id));
-      const found = await mapLimit(unmapped, this.parallelism * 2, (id) => this.userExists(id, ctx));
-      for (const [i, id] of unmapped.entries()) exists.set(id, found[i]);
+      const batch = this.parallelism * 2;
+      for (let start = 0; start < unmapped.length; start += batch) {
+        const chunk = unmapped.slice(start, start + batch);
+        const found = await mapLimit(chunk, batch, (id) => this.userExists(id, ctx));
+        const missing = chunk.filter((_, i) => !found[i]);
+        if (missing.length > 0) throw unknownMembers(missing);
+        for (const id of chunk) exists.set(id, true);
+      }
     }
     const unknown: string[] = [];
     const resolved = ids.map((scimId, i): Resolved => {

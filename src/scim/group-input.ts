@@ -1,5 +1,6 @@
 import { badRequest, type ScimError } from './errors.js';
 import { type Filter, parseFilter } from './filter.js';
+import { checkMemberCount, checkRecordSize, DEFAULT_MAX_MEMBERS_PER_REQUEST } from './input-limits.js';
 import { isPlainObject } from './normalize.js';
 import { GROUP_SCHEMA, LIMITS } from './schemas.js';
 
@@ -40,6 +41,12 @@ export interface GroupPatch {
   members: MemberOperation[];
 }
 
+/** MAX_MEMBERS_PER_REQUEST: member values one POST, PUT or PATCH may name in all. */
+export interface GroupInputLimits {
+  maxMembers: number;
+}
+const DEFAULT_LIMITS: GroupInputLimits = { maxMembers: DEFAULT_MAX_MEMBERS_PER_REQUEST };
+
 const MEMBER_FILTER_ATTRIBUTES = ['value', 'display', 'type', '$ref'] as const;
 const CORE_GROUP_PREFIX = `${GROUP_SCHEMA.toLowerCase()}:`;
 const READ_ONLY = new Set(['id', 'meta', 'schemas']);
@@ -64,14 +71,16 @@ export function checkDisplayName(value: unknown, where = 'displayName'): string 
   if (typeof value !== 'string' || value.trim() === '') {
     throw badRequest('invalidValue', `${where} is required and must be a non-empty string`);
   }
-  const length = [...value].length;
+  // A uniqueness key: kept in NFC, so that `é` typed as e + U+0301 names the same group.
+  const name = value.normalize('NFC');
+  const length = [...name].length;
   if (length > LIMITS.groupDisplayName) {
     throw badRequest(
       'invalidValue',
       `${where} is ${length} characters long; CloudIdentity accepts at most ${LIMITS.groupDisplayName}`,
     );
   }
-  return value;
+  return name;
 }
 
 function checkExternalId(value: unknown, where = 'externalId'): string | null {
@@ -107,7 +116,7 @@ export function memberIds(value: unknown, where = 'members'): string[] {
 }
 
 /** POST/PUT body → GroupInput. Unknown attributes are ignored, as for users; readOnly ones too. */
-export function parseGroupBody(raw: unknown): GroupInput {
+export function parseGroupBody(raw: unknown, limits: GroupInputLimits = DEFAULT_LIMITS): GroupInput {
   if (!isPlainObject(raw)) throw badRequest('invalidSyntax', 'request body must be a JSON object');
   const schemas = getIgnoringCase(raw, 'schemas');
   if (
@@ -119,12 +128,15 @@ export function parseGroupBody(raw: unknown): GroupInput {
   }
   const id = getIgnoringCase(raw, 'id');
   const members = getIgnoringCase(raw, 'members');
-  return {
+  if (Array.isArray(members)) checkMemberCount(members.length, limits.maxMembers);
+  const input: GroupInput = {
     displayName: checkDisplayName(getIgnoringCase(raw, 'displayName')),
     externalId: checkExternalId(getIgnoringCase(raw, 'externalId')),
     ...(members !== undefined ? { members: memberIds(members) } : {}),
     ...(typeof id === 'string' ? { id } : {}),
   };
+  checkRecordSize('group', { displayName: input.displayName, externalId: input.externalId });
+  return input;
 }
 
 const MEMBER_FILTER_PATH = /^members\s*\[(.*)\]\s*(\.\s*[\w$]+)?$/is;
@@ -162,7 +174,7 @@ function memberFilter(expression: string, where: string): MemberOperation {
  * with a value array (default) or `remove members[value eq "id"]` (aadOptscim062020); Okta's
  * remove-then-add in one request and its rename `replace {id, displayName}` (id ignored).
  */
-export function parseGroupPatch(raw: unknown): GroupPatch {
+export function parseGroupPatch(raw: unknown, limits: GroupInputLimits = DEFAULT_LIMITS): GroupPatch {
   if (!isPlainObject(raw)) throw badRequest('invalidSyntax', 'PATCH body must be a JSON object');
   const schemas = raw.schemas;
   if (!Array.isArray(schemas) || !schemas.includes('urn:ietf:params:scim:api:messages:2.0:PatchOp')) {
@@ -179,6 +191,9 @@ export function parseGroupPatch(raw: unknown): GroupPatch {
   for (const [index, operation] of operations.entries()) {
     applyOperation(plan, operation, `operation ${index + 1}`);
   }
+  const named = plan.members.reduce((n, op) => n + ('ids' in op ? op.ids.length : 0), 0);
+  checkMemberCount(named, limits.maxMembers);
+  checkRecordSize('group', { displayName: plan.displayName, externalId: plan.externalId });
   return plan;
 }
 

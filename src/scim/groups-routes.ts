@@ -3,7 +3,7 @@ import type { RequestContext } from '../directory/context.js';
 import { type GroupDirectory, GroupDirectory as Groups, type GroupView } from '../directory/groups.js';
 import { badRequest } from './errors.js';
 import { parseFilter } from './filter.js';
-import { parseGroupBody, parseGroupPatch, wantsMembers } from './group-input.js';
+import { type GroupInputLimits, parseGroupBody, parseGroupPatch, wantsMembers } from './group-input.js';
 import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
 
 type Json = Record<string, unknown>;
@@ -16,6 +16,8 @@ export interface GroupRouteDeps {
   publicBaseUrl?: string;
   defaultCount: number;
   maxCount: number;
+  /** MAX_MEMBERS_PER_REQUEST (default when absent) */
+  inputLimits?: GroupInputLimits;
   context(req: Request, res: Response): RequestContext;
 }
 
@@ -85,14 +87,14 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
   });
 
   router.post('/', async (req, res) => {
-    const input = parseGroupBody(req.body);
+    const input = parseGroupBody(req.body, deps.inputLimits);
     const ctx = deps.context(req, res);
     const view = await deps.groups.create(input, ctx);
     sendGroup(req, res, 201, await reload(req, view, ctx, !input.members?.length));
   });
 
   router.put('/:id', async (req, res) => {
-    const input = parseGroupBody(req.body);
+    const input = parseGroupBody(req.body, deps.inputLimits);
     if (input.id !== undefined && input.id !== req.params.id) {
       throw badRequest(
         'mutability',
@@ -107,7 +109,7 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
 
   // 204 (Entra's recommendation, fine for Okta) unless the client asked for attributes (RFC 7644 §3.5.2).
   router.patch('/:id', async (req, res) => {
-    const plan = parseGroupPatch(req.body);
+    const plan = parseGroupPatch(req.body, deps.inputLimits);
     const ctx = deps.context(req, res);
     const view = await deps.groups.get(req.params.id, ctx);
     const updated = await deps.groups.patch(view, plan, req.get('If-Match'), ctx);

@@ -42,9 +42,12 @@ export function sendError(res: Response, error: ScimError): void {
 
 export const SCIM_BASE_PATH = '/scim/v2';
 
-/** The base URL resources are located under: PUBLIC_BASE_URL, else what the request was sent to. */
+/**
+ * The base URL resources are located under: PUBLIC_BASE_URL, else what the request was sent to.
+ * `req.protocol` and `req.host` follow X-Forwarded-Proto/-Host only for a proxy TRUST_PROXY trusts.
+ */
 export function scimBaseUrl(req: Request, publicBaseUrl: string | undefined): string {
-  const origin = publicBaseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+  const origin = publicBaseUrl ?? `${req.protocol}://${req.host ?? 'localhost'}`;
   return `${origin}${SCIM_BASE_PATH}`;
 }
 

@@ -1,5 +1,6 @@
 import SCIMMY from 'scimmy';
 import { badRequest, ScimError, toScimError } from './errors.js';
+import { checkRecordSize } from './input-limits.js';
 import {
   isPlainObject,
   normalizePatchOperations,
@@ -124,6 +125,10 @@ function splitCoerced(coerced: Json, description: string | undefined, id?: strin
   }
   if (active !== undefined && typeof active !== 'boolean')
     throw badRequest('invalidValue', 'active must be a boolean');
+  // userName is a uniqueness key: NFC, so that `josé` typed as e + U+0301 is the same user (and
+  // the same CloudIdentity UserName) as `josé` with a precomposed é.
+  if (typeof attributes.userName === 'string') attributes.userName = attributes.userName.normalize('NFC');
+  checkRecordSize('user', { attributes, externalId, description });
   return {
     attributes,
     ...(externalId ? { externalId } : {}),

@@ -195,7 +195,7 @@ describe('redaction', () => {
     try {
       await pii.http.get(`/scim/v2/Users?filter=${encodeURIComponent(`userName eq "${EMAIL}"`)}`);
       const text = pii.logs.join('');
-      expect(text).toContain('pii.bob.rossi%40example.org');
+      expect(text).toContain('pii.bob.rossi@example.org');
       expect(text).not.toContain(TEST_TOKEN);
     } finally {
       await pii.close();
@@ -260,5 +260,62 @@ describe('redaction', () => {
       '/scim/v2/Users?filter=userName eq "a@b.com"',
     );
     expect(scrubPii('call tel:+1-201-555-0123 now')).toBe('call tel:[phone] now');
+  });
+});
+
+describe('query strings in logs (issue 11, finding 9)', () => {
+  const SECRET = 'tok-9f8e7d6c5b4a';
+
+  it('only paging and projection parameters are kept; every other value is redacted, LOG_PII or not', () => {
+    for (const logPii of [false, true]) {
+      const shown = redactUrl(
+        `/scim/v2/Users?access_token=${SECRET}&password=${SECRET}&startIndex=3&count=5&attributes=userName&sortBy=userName&sortOrder=ascending&excludedAttributes=groups`,
+        logPii,
+      );
+      expect(shown).not.toContain(SECRET);
+      expect(shown).toBe(
+        '/scim/v2/Users?access_token=[redacted]&password=[redacted]&startIndex=3&count=5&attributes=userName&sortBy=userName&sortOrder=ascending&excludedAttributes=groups',
+      );
+    }
+    // A secret pasted as a parameter name is not a plain name: redacted too.
+    expect(redactUrl(`/scim/v2/Users?${SECRET}`, true)).toBe('/scim/v2/Users?[redacted]=[redacted]');
+  });
+
+  it('filter values are masked, an unterminated or escaped string and bare values included', () => {
+    const cases: Array<[string, string]> = [
+      [`userName eq "${SECRET}`, 'userName eq "[redacted]"'],
+      [`userName eq "${SECRET}\\`, 'userName eq "[redacted]"'],
+      [`title eq "a\\"${SECRET}" or nickName pr`, 'title eq "[redacted]" or nickName pr'],
+      [`externalId eq ${SECRET} and active eq true`, 'externalId eq [redacted] and active eq [redacted]'],
+      [`emails[value co "${SECRET}"]`, 'emails[value co "[redacted]"]'],
+    ];
+    for (const [filter, masked] of cases) {
+      const shown = redactUrl(`/scim/v2/Users?filter=${encodeURIComponent(filter)}`, false);
+      expect(shown).toBe(`/scim/v2/Users?filter=${masked}`);
+      expect(shown).not.toContain(SECRET);
+    }
+  });
+
+  it('the access log of a real request holds no secret from its query string', async () => {
+    for (const logPii of ['false', 'true']) {
+      const h = await startHarness({ env: { LOG_PII: logPii } });
+      try {
+        await h.http.get(`/scim/v2/Users?access_token=${SECRET}&count=1`);
+        await h.http.get(`/scim/v2/Users?password=${SECRET}`);
+        await h.http.get(`/scim/v2/Users?filter=${encodeURIComponent(`userName eq "${SECRET}`)}`);
+        await h.http.get(`/nowhere?access_token=${SECRET}`);
+        const lines = accessLines(h.logs);
+        expect(lines.length).toBeGreaterThanOrEqual(4);
+        expect(lines.some((l) => l.req?.url === '/scim/v2/Users?access_token=[redacted]&count=1')).toBe(true);
+        if (logPii === 'false') expect(h.logs.join('')).not.toContain(SECRET);
+        else {
+          // LOG_PII keeps personal data (the filter as sent), never parameters outside SCIM's own.
+          const nonFilter = h.logs.filter((l) => !l.includes('filter='));
+          expect(nonFilter.join('')).not.toContain(SECRET);
+        }
+      } finally {
+        await h.close();
+      }
+    }
   });
 });
