@@ -189,3 +189,43 @@ describe('--check-config', () => {
     expect(out.stderr).toMatch(/invalid configuration:\n {2}- PORT: .*\n {2}- LOG_LEVEL: /);
   });
 });
+
+describe('MAX_MEMBERS_PER_REQUEST and TRUST_PROXY (issue 11)', () => {
+  const load = (env: Record<string, string>) => loadConfig(env, () => 'generated-token-0123456789');
+
+  it('defaults: 1000 members per request, no proxy trusted', () => {
+    expect(load({})).toMatchObject({ maxMembersPerRequest: 1000, trustProxy: false });
+    expect(load({ MAX_MEMBERS_PER_REQUEST: '5000' }).maxMembersPerRequest).toBe(5000);
+    expect(problems({ MAX_MEMBERS_PER_REQUEST: '0' })[0]).toMatch(/^MAX_MEMBERS_PER_REQUEST: /);
+    expect(problems({ MAX_MEMBERS_PER_REQUEST: 'lots' })[0]).toMatch(/^MAX_MEMBERS_PER_REQUEST: /);
+  });
+
+  it('TRUST_PROXY takes false, true, a hop count or a list of addresses, CIDRs and names', () => {
+    expect(load({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(load({ TRUST_PROXY: ' ' }).trustProxy).toBe(false);
+    expect(load({ TRUST_PROXY: 'TRUE' }).trustProxy).toBe(true);
+    expect(load({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(load({ TRUST_PROXY: 'Loopback, 10.0.0.0/8,fd00::/8, 192.168.1.7' }).trustProxy).toEqual([
+      'loopback',
+      '10.0.0.0/8',
+      'fd00::/8',
+      '192.168.1.7',
+    ]);
+  });
+
+  it('anything else is refused naming TRUST_PROXY', () => {
+    for (const value of [
+      'yes',
+      '10.0.0.0/33',
+      '300.1.1.1',
+      'proxy.internal',
+      '10.0.0.1/8/1',
+      '99',
+      '1.2.3.4,',
+    ]) {
+      const found = problems({ TRUST_PROXY: value });
+      expect(found, value).toHaveLength(1);
+      expect(found[0], value).toMatch(/^TRUST_PROXY: /);
+    }
+  });
+});
