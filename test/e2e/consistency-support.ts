@@ -3,7 +3,7 @@
 // I3 group members = users' `groups` = CloudIdentity members · I5 no duplicate accounts.
 import { expect } from 'vitest';
 import { GROUP_SCHEMA } from '../../src/scim/schemas.js';
-import type { Harness } from '../helpers/harness.js';
+import { type Harness, type HarnessOptions, startHarness } from '../helpers/harness.js';
 import { filterUrl, type LooseJson, patchBody, userBody } from './users-support.js';
 
 export async function createUser(h: Harness, userName: string): Promise<string> {
@@ -89,4 +89,40 @@ export async function expectInvariants(
       expect(theirs, `I3 ${member} in ${groupId}`).toContain(groupId);
     }
   }
+}
+
+/** Where findings 5–7 run: each store with one bridge, and two bridges sharing one PostgreSQL schema. */
+export interface Topology {
+  name: string;
+  store: 'embedded' | 'postgres';
+  twoBridges: boolean;
+}
+
+export function topologies(kinds: Array<'embedded' | 'postgres'>): Topology[] {
+  const list: Topology[] = kinds.map((store) => ({ name: `${store} store`, store, twoBridges: false }));
+  if (kinds.includes('postgres'))
+    list.push({ name: 'two bridges on one PostgreSQL', store: 'postgres', twoBridges: true });
+  return list;
+}
+
+/** Bridge `a` and bridge `b` (the same one unless two bridges); close() closes both, peer first. */
+export async function startBridges(
+  t: Topology,
+  optionsA: HarnessOptions = {},
+): Promise<{ a: Harness; b: Harness; close(): Promise<void> }> {
+  const a = await startHarness({ store: t.store, ...optionsA });
+  const b = t.twoBridges ? await startHarness({ peer: a }) : a;
+  return {
+    a,
+    b,
+    async close() {
+      if (b !== a) await b.close();
+      await a.close();
+    },
+  };
+}
+
+/** True once a request for `key` is queued (one bridge) or holds b's local lock waiting on the store's. */
+export function queuedOn(a: Harness, b: Harness, key: string): boolean {
+  return b === a ? a.locks.waiting(key) >= 1 : b.locks.isHeld(key);
 }
