@@ -48,7 +48,14 @@ describe.each(topologies(kinds))('consistency: concurrent writers of one user ($
         .set('If-Match', etag)
         .send(patchBody({ op: 'replace', path: 'title', value: 'Loser' })),
     );
-    await waitUntil(() => queuedOn(a, b, `user:${id}`), 'the second PATCH waits for the first');
+    let settled = false;
+    void second.finally(() => {
+      settled = true;
+    });
+    await waitUntil(
+      () => queuedOn(a, b, `user:${id}`, () => settled),
+      'the second PATCH waits for the first',
+    );
     held.release();
     expect((await first).status).toBe(200);
     const lost = await second;
@@ -89,9 +96,7 @@ describe.each(topologies(kinds))('consistency: concurrent writers of one user ($
     const answers = await Promise.all(
       changes.map(([path, value], i) =>
         fire(
-          (i % 2 ? b : a).http
-            .patch(`/scim/v2/Users/${id}`)
-            .send(patchBody({ op: 'replace', path, value })),
+          (i % 2 ? b : a).http.patch(`/scim/v2/Users/${id}`).send(patchBody({ op: 'replace', path, value })),
         ),
       ),
     );

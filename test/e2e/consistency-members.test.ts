@@ -74,7 +74,14 @@ describe.each(topologies(kinds))('consistency: group membership ($name)', (topol
     const add = fire(memberPatch(a, groupIds[0], 'add', id));
     await held.reached;
     const remove = fire(memberPatch(b, groupIds[0], 'remove', id));
-    await waitUntil(() => queuedOn(a, b, `group:${groupIds[0]}`), 'the remove waits for the add');
+    let settled = false;
+    void remove.finally(() => {
+      settled = true;
+    });
+    await waitUntil(
+      () => queuedOn(a, b, `group:${groupIds[0]}`, () => settled),
+      'the remove waits for the add',
+    );
     held.release();
     expect((await add).status).toBe(204);
     expect((await remove).status).toBe(204);

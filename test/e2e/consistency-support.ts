@@ -1,6 +1,7 @@
 // The invariants of DESIGN.md §8, checked against the emulator's state (what CloudIdentity holds):
 // I1 deleted / deactivated (delete mode) ⇒ no account · I2 one person, one SCIM resource ·
 // I3 group members = users' `groups` = CloudIdentity members · I5 no duplicate accounts.
+import pg from 'pg';
 import { expect } from 'vitest';
 import { GROUP_SCHEMA } from '../../src/scim/schemas.js';
 import { type Harness, type HarnessOptions, startHarness } from '../helpers/harness.js';
@@ -122,7 +123,36 @@ export async function startBridges(
   };
 }
 
-/** True once a request for `key` is queued (one bridge) or holds b's local lock waiting on the store's. */
-export function queuedOn(a: Harness, b: Harness, key: string): boolean {
-  return b === a ? a.locks.waiting(key) >= 1 : b.locks.isHeld(key);
+/**
+ * True once a request for `key` waits behind the holder: in the queue of the one bridge, or (two
+ * bridges) on PostgreSQL's advisory lock. `settled` says the racing request already answered: then
+ * it did not wait at all, and the caller goes on so that its checks catch what that broke.
+ */
+export async function queuedOn(
+  a: Harness,
+  b: Harness,
+  key: string,
+  settled: () => boolean,
+): Promise<boolean> {
+  if (settled()) return true;
+  if (b === a) return a.locks.waiting(key) >= 1;
+  const client = new pg.Client({ connectionString: a.databaseUrl });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const [{ hash }] = (
+      await client.query(
+        `SELECT hashtextextended('volc-scim-bridge/resource/' || coalesce(current_schema(), '') || '/' || $1, 0)::text AS hash`,
+        [key],
+      )
+    ).rows as Array<{ hash: string }>;
+    const waiting = (
+      await client.query(
+        "SELECT classid::text AS hi, objid::text AS lo FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+      )
+    ).rows as Array<{ hi: string; lo: string }>;
+    return waiting.some((w) => BigInt.asIntN(64, (BigInt(w.hi) << 32n) | BigInt(w.lo)) === BigInt(hash));
+  } finally {
+    await client.end();
+  }
 }

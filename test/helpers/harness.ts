@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import supertest from 'supertest';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { ResourceLocks } from '../../src/directory/resource-locks.js';
 import {
   DEV_ACCESS_KEY,
   DEV_SECRET_KEY,
@@ -9,7 +10,6 @@ import {
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
-import { ResourceLocks } from '../../src/directory/resource-locks.js';
 import { createLogger } from '../../src/logger.js';
 import { instrumentStore, type Metrics } from '../../src/ops/metrics.js';
 import { openStore } from '../../src/store/index.js';
@@ -82,7 +82,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   let store: BridgeStore;
   let databaseUrl: string | undefined;
   if (peer) {
-    if (!peer.databaseUrl) throw new Error('a peer bridge needs a PostgreSQL peer (the embedded store is one per DATA_DIR)');
+    if (!peer.databaseUrl)
+      throw new Error('a peer bridge needs a PostgreSQL peer (the embedded store is one per DATA_DIR)');
     databaseUrl = peer.databaseUrl;
     store = await openStore({ databaseUrl, logger });
   } else if (options.store === 'postgres') {
