@@ -48,6 +48,17 @@ export interface ListResult {
  * Users as the bridge sees them: CloudIdentity for the five mapped fields and existence,
  * the store for everything else. Upstream is written first, the store second, so a crash in
  * between leaves a state the client's retry converges from.
+ *
+ * What a failure part-way leaves, for the client's retry (or a future reconciler) to finish:
+ * - deactivate: DeleteUser failed → nothing written, the user reads active:true. DeleteUser done but
+ *   the tombstone write failed → an active record whose account is gone (reads 404); finish by writing
+ *   active:false, upstreamUserId null, tombstoneGroupIds = mirror rows.
+ * - reactivate: CreateUser done but the mapping write failed → an unmapped account of that userName
+ *   (a second resource); finish by mapping it (createUpstream's adopt path does so on the retry).
+ *   Mapping written, memberships not all restored → active record with tombstoneGroupIds ≠ []; the
+ *   next write of the user restores them (restoreMemberships).
+ * - delete: DeleteUser done, record delete failed → active record without account (reads 404);
+ *   finish by deleting the record.
  */
 export class UserDirectory {
   private readonly pendingTakeoverMs: number;
