@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
 import { GroupDirectory } from './directory/groups.js';
+import { ResourceLocks } from './directory/resource-locks.js';
 import { UserDirectory } from './directory/users.js';
 import { accessLog } from './ops/access-log.js';
 import { Metrics } from './ops/metrics.js';
@@ -29,6 +30,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Readiness state; the bridge passes its own so that shutdown can turn it 503. */
   readiness?: Readiness;
+  /** The per-resource write locks; tests pass their own to watch requests queue. */
+  locks?: ResourceLocks;
 }
 
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
@@ -58,7 +61,10 @@ export function buildApp(deps: AppDeps): express.Express {
 
   app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
 
+  // One set of locks for both directories: a group's member change also takes that user's key.
+  const locks = deps.locks ?? new ResourceLocks();
   const users = new UserDirectory(api, store, {
+    locks,
     deactivateAction: config.deactivateAction,
     filterScanLimit: config.filterScanLimit,
     // No request outlives its deadline by much, so a create pending for longer was interrupted (a
@@ -66,7 +72,11 @@ export function buildApp(deps: AppDeps): express.Express {
     pendingTakeoverMs: config.requestDeadlineMs + 10_000,
     logger,
   });
-  const groups = new GroupDirectory(api, store, { filterScanLimit: config.filterScanLimit, logger });
+  const groups = new GroupDirectory(api, store, {
+    filterScanLimit: config.filterScanLimit,
+    logger,
+    locks,
+  });
   const context = (req: Request, res: Response): RequestContext => {
     const started = (res.locals.startedAt as number | undefined) ?? Date.now();
     return {

@@ -31,7 +31,9 @@ import { GROUP_SCHEMA } from '../scim/schemas.js';
 import { type BridgeStore, type GroupRecord, StoreConflictError, type UserRecord } from '../store/types.js';
 import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import { toUtc } from './user-mapping.js';
 
@@ -43,6 +45,8 @@ export interface GroupDirectoryOptions {
   /** Parallel upstream calls one request makes for member pages and member changes. Default 8. */
   parallelism?: number;
   logger?: Logger;
+  /** Shared with the user directory: a group change holds the group's key, each member step the user's. */
+  locks: ResourceLocks;
 }
 
 export interface GroupMember {
@@ -168,6 +172,7 @@ export async function groupsOfUsersForScim(
 
 export class GroupDirectory {
   private readonly parallelism: number;
+  private readonly locks: ResourceLocks;
 
   constructor(
     private readonly api: CloudIdentityApi,
@@ -175,6 +180,13 @@ export class GroupDirectory {
     private readonly options: GroupDirectoryOptions,
   ) {
     this.parallelism = Math.max(1, options.parallelism ?? 8);
+    this.locks = options.locks;
+  }
+
+  /** Runs `fn` as the group's only writer (resource-locks.ts). */
+  private withGroup<T>(groupId: string, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
+    if (!SAFE_ID.test(groupId)) throw notFound(`Group ${groupId} not found`);
+    return withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, fn);
   }
 
   static toScim(view: GroupView, baseUrl: string): Json {
@@ -505,13 +517,13 @@ export class GroupDirectory {
 
   /** PUT: displayName, externalId and (when sent) the whole member list, as a diff. */
   async replace(
-    view: GroupView,
+    groupId: string,
     input: GroupInput,
     ifMatch: string | undefined,
     ctx: RequestContext,
   ): Promise<GroupView> {
     return this.patch(
-      view,
+      groupId,
       {
         displayName: input.displayName,
         externalId: input.externalId,
@@ -526,7 +538,19 @@ export class GroupDirectory {
    * PATCH (and PUT): member changes become exactly the Add/Remove calls needed; displayName and
    * externalId are written only when they change.
    */
-  async patch(
+  patch(
+    groupId: string,
+    plan: GroupPatch,
+    ifMatch: string | undefined,
+    ctx: RequestContext,
+  ): Promise<GroupView> {
+    // Under the group's key: If-Match is compared with the group as it is now, before any change.
+    return this.withGroup(groupId, ctx, async () =>
+      this.patchHeld(await this.get(groupId, ctx), plan, ifMatch, ctx),
+    );
+  }
+
+  private async patchHeld(
     view: GroupView,
     plan: GroupPatch,
     ifMatch: string | undefined,
@@ -750,69 +774,96 @@ export class GroupDirectory {
     }
   }
 
-  /** Removals, then additions; each one upstream call plus its mirror row. */
+  /**
+   * Removals, then additions; each one upstream call plus its mirror row (and the user's tombstone or
+   * memberships-to-restore), under that user's key: every write of one (group, user) pair is
+   * serialised with the user's deactivation, reactivation and deletion, whoever started it.
+   */
   private async applyMembers(
     groupId: string,
     removes: Resolved[],
     adds: Resolved[],
     ctx: RequestContext,
   ): Promise<void> {
-    const opts = { deadlineAt: ctx.deadlineAt };
-    await mapLimit(removes, this.parallelism, async (m) => {
-      if (m.kind === 'upstream') {
-        try {
-          await this.api.removeUserFromGroup({ GroupId: groupId, UserId: m.userId }, opts);
-        } catch (e) {
-          // Already not a member, or the user is gone (which took its memberships with it).
-          if (!isCode(e, UpstreamCode.UserNotInGroup) && !isCode(e, UpstreamCode.UserNotFound)) throw e;
-        }
-      } else if (m.kind === 'tombstone') {
-        await this.editTombstone(m.scimId, groupId, 'remove');
-      }
-      await this.store.removeMembership(groupId, m.scimId);
-    });
-    await mapLimit(adds, this.parallelism, async (m) => {
-      if (m.kind === 'upstream') {
-        try {
-          await this.api.addUserToGroup({ GroupId: groupId, UserId: m.userId }, opts);
-        } catch (e) {
-          if (isCode(e, UpstreamCode.UserNotFound)) throw unknownMembers([m.scimId]);
-          if (!isCode(e, UpstreamCode.UserAlreadyInGroup)) throw e;
-        }
-      } else if (m.kind === 'tombstone') {
-        await this.editTombstone(m.scimId, groupId, 'add');
-      } else {
-        return;
-      }
-      await this.store.addMembership(groupId, m.scimId);
-    });
+    const step = (m: Resolved, change: 'add' | 'remove') =>
+      withResource(this.locks, this.store, userKey(m.scimId), ctx.deadlineAt, () =>
+        this.changeMember(groupId, m, change, ctx),
+      );
+    await mapLimit(removes, this.parallelism, (m) => step(m, 'remove'));
+    await mapLimit(adds, this.parallelism, (m) => step(m, 'add'));
   }
 
-  /** Adds or removes a group in a deactivated user's tombstone (compare-and-set, retried). */
-  private async editTombstone(userScimId: string, groupId: string, change: 'add' | 'remove'): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const record = await this.store.getUser(userScimId);
-      if (!record) return;
-      const groups = new Set(record.tombstoneGroupIds);
-      if (change === 'add' ? groups.has(groupId) : !groups.has(groupId)) return;
-      if (change === 'add') groups.add(groupId);
-      else groups.delete(groupId);
-      const updated = await this.store.updateUser(
-        userScimId,
-        { tombstoneGroupIds: [...groups] },
-        record.version,
-      );
-      if (updated) return;
+  /** One member change, the user's key held. The user is read again: it may have changed since. */
+  private async changeMember(
+    groupId: string,
+    resolved: Resolved,
+    change: 'add' | 'remove',
+    ctx: RequestContext,
+  ): Promise<void> {
+    const m = await this.current(resolved);
+    if (m.kind === 'absent') {
+      if (change === 'add') throw unknownMembers([m.scimId]);
+      await this.store.removeMembership(groupId, m.scimId);
+      return;
     }
-    throw new ScimError(503, undefined, 'the user kept changing while its groups were updated; retry', 1);
+    if (m.kind === 'tombstone') {
+      await this.editTombstone(m.scimId, groupId, change);
+    } else if (change === 'remove') {
+      await removeUpstreamMember(this.api, { groupId, userId: m.userId, userName: m.userName }, ctx);
+      // Also no longer one to restore, if a reactivation left it pending.
+      await this.editTombstone(m.scimId, groupId, 'remove');
+    } else {
+      let outcome: 'added' | 'groupGone';
+      try {
+        outcome = await addUpstreamMember(this.api, { groupId, userId: m.userId, userName: m.userName }, ctx);
+      } catch (e) {
+        if (isCode(e, UpstreamCode.UserNotFound)) throw unknownMembers([m.scimId]);
+        throw e;
+      }
+      if (outcome === 'groupGone') throw notFound(`Group ${groupId} not found`);
+    }
+    if (change === 'add') await this.store.addMembership(groupId, m.scimId);
+    else await this.store.removeMembership(groupId, m.scimId);
+  }
+
+  /** What a member resolved earlier is now (its record is read again under its key). */
+  private async current(m: Resolved): Promise<Resolved & { userName?: string }> {
+    const record = await this.store.getUser(m.scimId);
+    if (record) {
+      if (record.upstreamUserId)
+        return {
+          kind: 'upstream',
+          scimId: m.scimId,
+          userId: record.upstreamUserId,
+          userName: record.userName,
+        };
+      if (record.state === 'ready') return { kind: 'tombstone', scimId: m.scimId };
+      return { kind: 'absent', scimId: m.scimId };
+    }
+    // No record: a user created outside the bridge (SCIM id = UserId), or one deleted meanwhile.
+    return m;
+  }
+
+  /** Adds or removes a group in the user's tombstoneGroupIds (its key held by the caller). */
+  private async editTombstone(userScimId: string, groupId: string, change: 'add' | 'remove'): Promise<void> {
+    const record = await this.store.getUser(userScimId);
+    if (!record) return;
+    const groups = new Set(record.tombstoneGroupIds);
+    if (change === 'add' ? groups.has(groupId) : !groups.has(groupId)) return;
+    if (change === 'add') groups.add(groupId);
+    else groups.delete(groupId);
+    await this.store.updateUser(userScimId, { tombstoneGroupIds: [...groups].sort() });
   }
 
   /**
    * DeleteGroup; when CloudIdentity refuses because the group still has members, removes them
    * (all pages) and tries again. Then the store record and its membership mirror go.
    */
-  async delete(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
-    if (!SAFE_ID.test(scimId)) throw notFound(`Group ${scimId} not found`);
+  delete(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
+    return this.withGroup(scimId, ctx, () => this.deleteHeld(scimId, ifMatch, ctx));
+  }
+
+  private async deleteHeld(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
     if (ifMatch !== undefined) {
       const view = await this.get(scimId, ctx);
       if (!etagMatches(ifMatch, groupVersion(view))) {

@@ -7,7 +7,9 @@ import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { groupsOfUsersForScim } from './groups.js';
+import { addUpstreamMember } from './memberships.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import {
   changedFields,
@@ -27,6 +29,8 @@ export interface UserDirectoryOptions {
   /** A pending create older than this is an abandoned attempt (crash) that a retry may take over. */
   pendingTakeoverMs?: number;
   logger: Logger;
+  /** One writer per user; shared with the group directory (member changes take user keys too). */
+  locks: ResourceLocks;
 }
 
 export interface ListQuery {
@@ -44,9 +48,21 @@ export interface ListResult {
  * Users as the bridge sees them: CloudIdentity for the five mapped fields and existence,
  * the store for everything else. Upstream is written first, the store second, so a crash in
  * between leaves a state the client's retry converges from.
+ *
+ * What a failure part-way leaves, for the client's retry (or a future reconciler) to finish:
+ * - deactivate: DeleteUser failed → nothing written, the user reads active:true. DeleteUser done but
+ *   the tombstone write failed → an active record whose account is gone (reads 404); finish by writing
+ *   active:false, upstreamUserId null, tombstoneGroupIds = mirror rows.
+ * - reactivate: CreateUser done but the mapping write failed → an unmapped account of that userName
+ *   (a second resource); finish by mapping it (createUpstream's adopt path does so on the retry).
+ *   Mapping written, memberships not all restored → active record with tombstoneGroupIds ≠ []; the
+ *   next write of the user restores them (restoreMemberships).
+ * - delete: DeleteUser done, record delete failed → active record without account (reads 404);
+ *   finish by deleting the record.
  */
 export class UserDirectory {
   private readonly pendingTakeoverMs: number;
+  private readonly locks: ResourceLocks;
 
   constructor(
     private readonly api: CloudIdentityApi,
@@ -54,6 +70,7 @@ export class UserDirectory {
     private readonly options: UserDirectoryOptions,
   ) {
     this.pendingTakeoverMs = options.pendingTakeoverMs ?? 60_000;
+    this.locks = options.locks;
   }
 
   static toScim(view: UserView, location: string): Json {
@@ -437,20 +454,39 @@ export class UserDirectory {
     }
   }
 
-  /** PUT and PATCH both end here: make CloudIdentity and the store hold `input`. */
-  async write(
-    view: UserView,
-    input: UserInput,
+  // Every write below runs under the user's lock (resource-locks.ts): the view is read, If-Match
+  // compared and the change made with no other writer of this user in between, here or on another
+  // replica. So a 412 is decided before any upstream call, and requests without If-Match queue.
+
+  /** PUT and PATCH: `build` turns the current view into the input to write. */
+  async update(
+    scimId: string,
+    build: (view: UserView) => UserInput | Promise<UserInput>,
     ifMatch: string | undefined,
     ctx: RequestContext,
   ): Promise<UserView> {
-    if (ifMatch !== undefined && !etagMatches(ifMatch, userVersion(view))) {
-      throw new ScimError(
-        412,
-        undefined,
-        `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
-      );
-    }
+    if (!SAFE_ID.test(scimId)) throw notFound(`User ${scimId} not found`);
+    return withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
+      const view = await this.get(scimId, ctx);
+      checkIfMatch(view, ifMatch);
+      return this.write(view, await build(view), ctx);
+    });
+  }
+
+  /** DELETE: the CloudIdentity user first, then the record (and its memberships and tombstone). */
+  async delete(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
+    if (!SAFE_ID.test(scimId)) throw notFound(`User ${scimId} not found`);
+    await withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
+      const view = await this.get(scimId, ctx);
+      checkIfMatch(view, ifMatch);
+      const userId = view.upstream?.UserId ?? view.record?.upstreamUserId;
+      if (userId) await this.deleteUpstream(userId, ctx);
+      if (view.record) await this.store.deleteUser(view.record.scimId);
+    });
+  }
+
+  /** Make CloudIdentity and the store hold `input` (caller holds the lock). */
+  private async write(view: UserView, input: UserInput, ctx: RequestContext): Promise<UserView> {
     const active = input.active ?? view.record?.active ?? true;
     const desired = upstreamFieldsFor(input.attributes, input.description);
     const record = view.record ?? (await this.adoptForeign(view));
@@ -475,14 +511,15 @@ export class UserDirectory {
           await this.api.updateUser({ UserId: upstream.UserId, ...diff }, { deadlineAt: ctx.deadlineAt });
           upstream = { ...upstream, ...diff };
         }
-        updated = await this.store.updateUser(
-          record.scimId,
-          { ...changes, upstreamUserId: upstream.UserId },
-          record.version,
-        );
+        updated = await this.store.updateUser(record.scimId, { ...changes, upstreamUserId: upstream.UserId });
+        // A reactivation that failed part-way left memberships to restore: any later write finishes it.
+        if (updated?.active && updated.tombstoneGroupIds.length > 0) {
+          updated = await this.restoreMemberships(updated, upstream, ctx);
+        }
       } else if (wantsUpstream) {
-        updated = await this.reactivate(record, desired, changes, ctx);
-        upstream = updated ? ((await this.getUpstream(updated.upstreamUserId!, ctx)) ?? null) : null;
+        const created = await this.reactivate(record, desired, changes, ctx);
+        updated = created.record;
+        upstream = created.upstream;
       } else {
         updated = await this.deactivate(record, upstream, changes, ctx);
         upstream = null;
@@ -493,13 +530,7 @@ export class UserDirectory {
       }
       throw e;
     }
-    if (!updated) {
-      throw new ScimError(
-        412,
-        undefined,
-        'the user was changed by another request meanwhile; read it again and retry',
-      );
-    }
+    if (!updated) throw new ScimError(404, undefined, `User ${record.scimId} was deleted meanwhile`);
     return { scimId: updated.scimId, record: updated, upstream };
   }
 
@@ -527,77 +558,105 @@ export class UserDirectory {
     }
   }
 
+  /** DeleteUser; a user already gone counts as deleted, and so does a failed call that committed. */
+  private async deleteUpstream(userId: string, ctx: RequestContext): Promise<void> {
+    try {
+      await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+    } catch (e) {
+      if (isCode(e, UpstreamCode.UserNotFound)) return;
+      if (mayHaveCommitted(e) && (await this.getUpstream(userId, ctx).catch(() => undefined)) === null) {
+        ctx.log.info({ upstreamUserId: userId }, 'DeleteUser failed after it had deleted the user');
+        return;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * active:false. DEACTIVATE_ACTION=delete: DeleteUser first, the tombstone only once it succeeded,
+   * so a failed DeleteUser leaves a user that reads active:true (its account still works) and a 5xx.
+   * The tombstone keeps every membership to restore: the mirror rows (kept while deactivated) plus
+   * those a failed reactivation had not restored yet.
+   */
   private async deactivate(
     record: UserRecord,
     upstream: CloudIdentityUser | null,
     changes: Partial<UserRecord>,
     ctx: RequestContext,
   ): Promise<UserRecord | null> {
-    // Record the intent (and the memberships to restore) before the user disappears upstream.
-    const groups = record.active ? await this.store.groupsOfUser(record.scimId) : record.tombstoneGroupIds;
-    const marked = await this.store.updateUser(
-      record.scimId,
-      { ...changes, tombstoneGroupIds: groups },
-      record.version,
-    );
-    if (!marked) return null;
     const userId = upstream?.UserId ?? record.upstreamUserId;
-    if (userId) {
-      try {
-        await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
-      } catch (e) {
-        if (!isCode(e, UpstreamCode.UserNotFound)) throw e;
-      }
-    }
-    return this.store.updateUser(record.scimId, { upstreamUserId: null });
+    if (userId) await this.deleteUpstream(userId, ctx);
+    const groups = union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
+    return this.store.updateUser(record.scimId, {
+      ...changes,
+      upstreamUserId: null,
+      tombstoneGroupIds: groups,
+    });
   }
 
+  /**
+   * active:true for a tombstone: CreateUser, then at once the record (new UserId, active:true, the
+   * memberships still to restore in tombstoneGroupIds), so that whatever fails next there is one
+   * resource, reading active:true, that a DELETE removes with its account. Then the memberships.
+   */
   private async reactivate(
     record: UserRecord,
     desired: UpstreamUserFields,
     changes: Partial<UserRecord>,
     ctx: RequestContext,
-  ): Promise<UserRecord | null> {
+  ): Promise<{ record: UserRecord | null; upstream: CloudIdentityUser }> {
+    const pending = union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
     const created = await this.createUpstream(desired, ctx, true);
-    for (const groupId of record.tombstoneGroupIds) {
-      try {
-        await this.api.addUserToGroup(
-          { GroupId: groupId, UserId: created.UserId },
-          { deadlineAt: ctx.deadlineAt },
+    const mapped = await this.store.updateUser(record.scimId, {
+      ...changes,
+      upstreamUserId: created.UserId,
+      tombstoneGroupIds: pending,
+    });
+    if (!mapped) return { record: null, upstream: created };
+    return { record: await this.restoreMemberships(mapped, created, ctx), upstream: created };
+  }
+
+  /**
+   * Restores `record.tombstoneGroupIds` upstream, one AddUserToGroup each. Until a membership is
+   * restored it has no mirror row (the user's `groups` must not claim it) and stays in
+   * tombstoneGroupIds; on a failure the rest stay there and the error goes up (5xx): the next write
+   * of the user (e.g. the IdP's retry) or a reconciler finishes it. Restoring is idempotent.
+   */
+  private async restoreMemberships(
+    record: UserRecord,
+    upstream: CloudIdentityUser,
+    ctx: RequestContext,
+  ): Promise<UserRecord | null> {
+    const remaining = [...record.tombstoneGroupIds];
+    for (const groupId of remaining) await this.store.removeMembership(groupId, record.scimId);
+    try {
+      while (remaining.length > 0) {
+        const groupId = remaining[0];
+        const outcome = await addUpstreamMember(
+          this.api,
+          { groupId, userId: upstream.UserId, userName: upstream.UserName },
+          ctx,
         );
-      } catch (e) {
-        if (isCode(e, UpstreamCode.UserGroupNotFound)) {
+        if (outcome === 'added') await this.store.addMembership(groupId, record.scimId);
+        else {
           ctx.log.info(
             { groupId },
             'a group of the deactivated user no longer exists; membership not restored',
           );
-        } else if (!isCode(e, UpstreamCode.UserAlreadyInGroup)) throw e;
+        }
+        remaining.shift();
       }
-    }
-    return this.store.updateUser(
-      record.scimId,
-      { ...changes, upstreamUserId: created.UserId, tombstoneGroupIds: [] },
-      record.version,
-    );
-  }
-
-  async delete(view: UserView, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
-    if (ifMatch !== undefined && !etagMatches(ifMatch, userVersion(view))) {
-      throw new ScimError(
-        412,
-        undefined,
-        `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
+    } catch (e) {
+      await this.store
+        .updateUser(record.scimId, { tombstoneGroupIds: remaining })
+        .catch((err) => ctx.log.warn({ err }, 'could not record the memberships left to restore'));
+      ctx.log.warn(
+        { groups: remaining.length },
+        'reactivation: memberships not restored yet; the next write of the user retries them',
       );
+      throw e;
     }
-    const userId = view.upstream?.UserId ?? view.record?.upstreamUserId;
-    if (userId) {
-      try {
-        await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
-      } catch (e) {
-        if (!isCode(e, UpstreamCode.UserNotFound)) throw e;
-      }
-    }
-    if (view.record) await this.store.deleteUser(view.record.scimId);
+    return this.store.updateUser(record.scimId, { tombstoneGroupIds: [] });
   }
 
   private storedAttributes(input: UserInput): Json {
@@ -609,6 +668,22 @@ export class UserDirectory {
     }
     return attributes;
   }
+}
+
+/** 412 unless If-Match (when sent) names the current version. */
+function checkIfMatch(view: UserView, ifMatch: string | undefined): void {
+  if (ifMatch !== undefined && !etagMatches(ifMatch, userVersion(view))) {
+    throw new ScimError(
+      412,
+      undefined,
+      `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
+    );
+  }
+}
+
+/** Distinct group ids of both lists, in a stable order. */
+function union(a: string[], b: string[]): string[] {
+  return [...new Set([...a, ...b])].sort();
 }
 
 function nonEmpty(fields: UpstreamUserFields) {

@@ -102,8 +102,7 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
       );
     }
     const ctx = deps.context(req, res);
-    const view = await deps.groups.get(req.params.id, ctx);
-    const updated = await deps.groups.replace(view, input, req.get('If-Match'), ctx);
+    const updated = await deps.groups.replace(req.params.id, input, req.get('If-Match'), ctx);
     sendGroup(req, res, 200, await reload(req, updated, ctx));
   });
 
@@ -111,8 +110,7 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
   router.patch('/:id', async (req, res) => {
     const plan = parseGroupPatch(req.body, deps.inputLimits);
     const ctx = deps.context(req, res);
-    const view = await deps.groups.get(req.params.id, ctx);
-    const updated = await deps.groups.patch(view, plan, req.get('If-Match'), ctx);
+    const updated = await deps.groups.patch(req.params.id, plan, req.get('If-Match'), ctx);
     const query = req.query as Json;
     if (query.attributes === undefined && query.excludedAttributes === undefined) {
       sendScim(res, 204, undefined, { ETag: Groups.version(updated) });

@@ -2,7 +2,7 @@ import { type Request, type Response, Router } from 'express';
 import type { RequestContext } from '../directory/context.js';
 import type { UserView } from '../directory/user-mapping.js';
 import { type UserDirectory, UserDirectory as Users } from '../directory/users.js';
-import { badRequest, notFound, ScimError } from './errors.js';
+import { badRequest } from './errors.js';
 import { parseFilter } from './filter.js';
 import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
 import { ENTERPRISE_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
@@ -143,52 +143,27 @@ export function usersRouter(deps: RouteDeps): Router {
       );
     }
     const ctx = deps.context(req, res);
-    const ifMatch = req.get('If-Match');
-    const updated = await retryingRaces(ifMatch, async () => {
-      const view = await deps.users.get(req.params.id, ctx);
-      return deps.users.write(view, input, ifMatch, ctx);
-    });
+    const updated = await deps.users.update(req.params.id, () => input, req.get('If-Match'), ctx);
     await sendUser(req, res, 200, updated);
   });
 
   router.patch('/:id', async (req, res) => {
     const { operations } = parsePatchBody(req.body);
     const ctx = deps.context(req, res);
-    const ifMatch = req.get('If-Match');
-    const updated = await retryingRaces(ifMatch, async () => {
-      const view = await deps.users.get(req.params.id, ctx);
-      const current = Users.toScim(view, location(req)(view.scimId));
-      const input = await applyUserPatch(operations, current);
-      return deps.users.write(view, input, ifMatch, ctx);
-    });
+    // The patch applies to the user as it is once this request holds it (no lost update).
+    const updated = await deps.users.update(
+      req.params.id,
+      (view) => applyUserPatch(operations, Users.toScim(view, location(req)(view.scimId))),
+      req.get('If-Match'),
+      ctx,
+    );
     await sendUser(req, res, 200, updated);
   });
 
   router.delete('/:id', async (req, res) => {
-    const ctx = deps.context(req, res);
-    const view = await deps.users.find(req.params.id, ctx);
-    if (!view) throw notFound(`User ${req.params.id} not found`);
-    await deps.users.delete(view, req.get('If-Match'), ctx);
+    await deps.users.delete(req.params.id, req.get('If-Match'), deps.context(req, res));
     sendScim(res, 204);
   });
 
   return router;
-}
-
-const WRITE_ATTEMPTS = 5;
-
-/**
- * Read-apply-write, again when another request changed the user in between. Without If-Match the
- * client asked for no precondition, so losing that race must not surface as a 412 (RFC 7644
- * §3.14); with If-Match the 412 is the answer.
- */
-async function retryingRaces<T>(ifMatch: string | undefined, write: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (e) {
-      const race = e instanceof ScimError && e.status === 412;
-      if (!race || ifMatch !== undefined || attempt >= WRITE_ATTEMPTS) throw e;
-    }
-  }
 }

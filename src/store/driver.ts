@@ -11,4 +11,18 @@ export interface SqlDriver extends Queryable {
   /** Runs fn inside BEGIN/COMMIT on one connection; rolls back and rethrows when fn throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * Optional: one connection of its own, outside the query pool, until released (session-level
+   * state such as advisory locks). `tier` names a separate set of connections: a holder of a
+   * connection of one tier may wait for another tier's, never for its own, so tiers cannot starve
+   * each other into a deadlock.
+   */
+  session?(tier: string): Promise<Session>;
+}
+
+export interface Session extends Queryable {
+  /** Back to its tier; `broken` discards the connection instead (its session state is gone). */
+  release(broken?: Error): void;
+  /** Set when the connection failed while held (session locks are gone with it). */
+  readonly failure: Error | undefined;
 }

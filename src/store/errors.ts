@@ -35,3 +35,15 @@ export class StoreSetupError extends Error {
     super(`${setting}: ${message}`, options);
   }
 }
+
+/**
+ * A resource lock (BridgeStore.lockResource) was not granted before the caller's deadline: another
+ * replica holds it. Nothing was changed; the SCIM layer answers 503 with Retry-After.
+ */
+export class StoreLockTimeoutError extends Error {
+  override readonly name = 'StoreLockTimeoutError';
+  readonly code = 'LOCK_TIMEOUT';
+  constructor(readonly key: string) {
+    super(`resource lock not granted in time (${key})`);
+  }
+}

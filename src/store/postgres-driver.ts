@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { Queryable, SqlDriver } from './driver.js';
+import type { Queryable, Session, SqlDriver } from './driver.js';
 
 export interface PostgresDriverOptions {
   /** libpq-style URL; `?options=-c search_path=…` selects a schema, `sslmode=…` TLS. */
@@ -18,11 +18,54 @@ export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err }, 'idle PostgreSQL connection failed'));
-  return new PostgresDriver(pool);
+  return new PostgresDriver(pool, opts);
 }
 
+/** Connections per session tier (resource locks: one per resource a replica is changing). */
+const SESSION_POOL_MAX = 16;
+
 class PostgresDriver implements SqlDriver {
-  constructor(private readonly pool: pg.Pool) {}
+  /** Session connections live in pools of their own: a lock holder's queries never wait behind locks. */
+  private readonly sessionPools = new Map<string, pg.Pool>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly opts: PostgresDriverOptions,
+  ) {}
+
+  async session(tier: string): Promise<Session> {
+    let pool = this.sessionPools.get(tier);
+    if (!pool) {
+      pool = new pg.Pool({
+        connectionString: this.opts.connectionString,
+        connectionTimeoutMillis: 10_000,
+        max: SESSION_POOL_MAX,
+        application_name: 'volc-scim-bridge',
+      });
+      pool.on('error', (err) => this.opts.logger?.warn({ err }, 'idle PostgreSQL session connection failed'));
+      this.sessionPools.set(tier, pool);
+    }
+    const client = await pool.connect();
+    let failure: Error | undefined;
+    // A checked-out client that loses its connection emits 'error': unhandled, it would crash the process.
+    const onError = (err: Error) => {
+      failure = err;
+    };
+    client.on('error', onError);
+    let released = false;
+    return {
+      query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params),
+      get failure() {
+        return failure;
+      },
+      release(broken?: Error) {
+        if (released) return;
+        released = true;
+        client.off('error', onError);
+        client.release(broken ?? failure);
+      },
+    };
+  }
 
   query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
     return run<T>(this.pool, sql, params);
@@ -51,8 +94,10 @@ class PostgresDriver implements SqlDriver {
     }
   }
 
-  close(): Promise<void> {
-    return this.pool.end();
+  async close(): Promise<void> {
+    const pools = [...this.sessionPools.values()];
+    this.sessionPools.clear();
+    await Promise.all([this.pool.end(), ...pools.map((p) => p.end())]);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Queryable, SqlDriver } from './driver.js';
+import type { Queryable, Session, SqlDriver } from './driver.js';
+import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import { migrate } from './migrations.js';
 import {
@@ -172,6 +173,11 @@ function buildUpdate<C extends object>(
   return { sql: `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where} RETURNING ${returning}`, params };
 }
 
+function unavailable(err: unknown): StoreUnavailableError {
+  const code = (err as { code?: unknown })?.code;
+  return new StoreUnavailableError(typeof code === 'string' ? code : 'connection failed', { cause: err });
+}
+
 /** Every record, for the import of a PGlite DATA_DIR into the embedded store (plain SQL, no filters). */
 export async function readAllRecords(db: Queryable): Promise<{
   users: UserRecord[];
@@ -212,10 +218,58 @@ function userFilter(query: UserQuery, params: unknown[]): string {
  * of a DATA_DIR written by an earlier version (legacy-import.ts).
  */
 export class SqlStore implements BridgeStore {
+  /** Present when the driver has sessions (PostgreSQL), absent for PGlite (the one-time import). */
+  readonly lockResource?: (key: string, opts?: { deadlineAt?: number }) => Promise<() => Promise<void>>;
+
   constructor(
     private readonly db: SqlDriver,
     private readonly logger?: Logger,
-  ) {}
+  ) {
+    if (db.session) this.lockResource = (key, opts) => this.advisoryLock(key, opts?.deadlineAt);
+  }
+
+  /**
+   * A session-level advisory lock on a connection of its own, held until the release runs. The key
+   * is hashed (64 bits) with the schema, so bridges on other schemas of the same database do not
+   * contend. If that connection dies, PostgreSQL drops the lock: the release then reports the store
+   * unavailable, and the request's answer (503) makes the client retry what may have overlapped.
+   */
+  private async advisoryLock(key: string, deadlineAt: number | undefined): Promise<() => Promise<void>> {
+    const tier = key.slice(0, Math.max(0, key.indexOf(':'))) || 'default';
+    let session: Session;
+    try {
+      session = await this.db.session!(tier);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const hashed = `hashtextextended('volc-scim-bridge/resource/' || coalesce(current_schema(), '') || '/' || $1, 0)`;
+    try {
+      // lock_timeout bounds the wait by the request's deadline (0 would mean no limit).
+      const waitMs = deadlineAt === undefined ? 0 : Math.max(1, Math.floor(deadlineAt - Date.now()));
+      await session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]);
+      await session.query(`SELECT pg_advisory_lock(${hashed})`, [key]);
+    } catch (err) {
+      session.release(err instanceof Error ? err : new Error(String(err)));
+      if ((err as { code?: unknown })?.code === '55P03') throw new StoreLockTimeoutError(key);
+      throw unavailable(err);
+    }
+    return async () => {
+      const lost = session.failure;
+      if (lost) {
+        session.release(lost);
+        this.logger?.warn({ err: lost, key }, 'the connection holding a resource lock failed while held');
+        throw unavailable(lost);
+      }
+      try {
+        await session.query(`SELECT pg_advisory_unlock(${hashed})`, [key]);
+        session.release();
+      } catch (err) {
+        // Discarding the connection ends its session, which releases the lock too.
+        session.release(err instanceof Error ? err : new Error(String(err)));
+        this.logger?.warn({ err, key }, 'could not release a resource lock; its connection was closed');
+      }
+    };
+  }
 
   async init(): Promise<void> {
     await migrate(this.db, this.logger);

@@ -107,4 +107,14 @@ export interface BridgeStore {
   groupsOfUser(userScimId: string): Promise<string[]>;
   /** groupsOfUser for many users in one query (list pages). */
   groupsOfUsers(userScimIds: string[]): Promise<Map<string, string[]>>;
+
+  /**
+   * Optional: a lock on `key` across every bridge sharing this store, held until the returned
+   * release runs (PostgreSQL: a session advisory lock on a dedicated connection). Stores that only
+   * one bridge can open (the embedded one) leave it out: the in-process lock is enough there.
+   * Keys are 'group:…' or 'user:…'; a holder of a group key may wait for user keys, never the
+   * reverse (directory/resource-locks.ts). Rejects with StoreLockTimeoutError when `deadlineAt`
+   * passes first, StoreUnavailableError when the database cannot be reached.
+   */
+  lockResource?(key: string, opts?: { deadlineAt?: number }): Promise<() => Promise<void>>;
 }

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import supertest from 'supertest';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { ResourceLocks } from '../../src/directory/resource-locks.js';
 import {
   DEV_ACCESS_KEY,
   DEV_SECRET_KEY,
@@ -14,6 +15,7 @@ import { instrumentStore, type Metrics } from '../../src/ops/metrics.js';
 import { openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { CloudIdentityClient } from '../../src/volcengine/client.js';
+import type { CloudIdentityApi } from '../../src/volcengine/types.js';
 import { freshPostgresUrl } from './postgres.js';
 
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
@@ -29,6 +31,10 @@ export interface Harness {
   logs: string[];
   /** the metrics passed in HarnessOptions.metrics, if any */
   metrics?: Metrics;
+  /** the bridge's per-resource write locks (to see a request queue behind another) */
+  locks: ResourceLocks;
+  /** the PostgreSQL URL (its schema) when store is 'postgres' */
+  databaseUrl?: string;
   /** emulator state through its control API */
   upstream(): Promise<EmulatorSnapshot>;
   close(): Promise<void>;
@@ -48,6 +54,13 @@ export interface HarnessOptions {
   store?: StoreKind;
   /** Instrument the client (observer), the store (timing proxy) and the app with these metrics. */
   metrics?: Metrics;
+  /** Wraps the CloudIdentity client the app uses (e.g. to hold a call at an exact point). */
+  wrapApi?: (api: CloudIdentityApi) => CloudIdentityApi;
+  /**
+   * A second bridge on the same emulator and the same store (PostgreSQL: the same schema) as `peer`,
+   * like two replicas. `store` is taken from the peer; closing this one leaves the peer's intact.
+   */
+  peer?: Harness;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -63,13 +76,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     () => TEST_TOKEN,
   );
   const logger = createLogger({ level: 'debug', logPii: config.logPii, destination });
-  const emulator = await startEmulator({ port: 0, ...options.emulator });
+  const peer = options.peer;
+  const emulator = peer ? peer.emulator : await startEmulator({ port: 0, ...options.emulator });
   let dropSchema: (() => Promise<void>) | undefined;
   let store: BridgeStore;
-  if (options.store === 'postgres') {
+  let databaseUrl: string | undefined;
+  if (peer) {
+    if (!peer.databaseUrl)
+      throw new Error('a peer bridge needs a PostgreSQL peer (the embedded store is one per DATA_DIR)');
+    databaseUrl = peer.databaseUrl;
+    store = await openStore({ databaseUrl, logger });
+  } else if (options.store === 'postgres') {
     const pg = await freshPostgresUrl();
     if ('skip' in pg) throw new Error(`PostgreSQL unavailable: ${pg.skip}`);
     dropSchema = pg.drop;
+    databaseUrl = pg.url;
     store = await openStore({ databaseUrl: pg.url, logger });
   } else {
     store = await openStore({ inMemory: true, logger });
@@ -84,7 +105,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logger: logger.child({ component: 'cloudidentity' }),
     observer: options.metrics?.clientObserver,
   });
-  const app = buildApp({ config, api: client, store, logger, metrics: options.metrics });
+  const locks = new ResourceLocks();
+  const api = options.wrapApi ? options.wrapApi(client) : client;
+  const app = buildApp({ config, api, store, logger, metrics: options.metrics, locks });
   const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
   return {
     http,
@@ -94,6 +117,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     config,
     logs,
     metrics: options.metrics,
+    locks,
+    databaseUrl,
     async upstream() {
       const res = await fetch(`${emulator.url}/_emulator/state`);
       return (await res.json()) as EmulatorSnapshot;
@@ -101,7 +126,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async close() {
       await client.close();
       await store.close();
-      await emulator.close();
+      if (!peer) await emulator.close();
       await dropSchema?.();
     },
   };
