@@ -1,4 +1,5 @@
 // The embedded store's DATA_DIR at start: one owner, never served empty or damaged, PGlite refused.
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -75,16 +76,29 @@ describe('one bridge per DATA_DIR', () => {
   });
 
   it('refuses a DATA_DIR it cannot write, naming the uid', async () => {
+    // Run as an unprivileged uid (root writes anywhere): as root, a child as nobody; else chmod.
+    const parent = newDir();
+    mkdirSync(parent, { mode: 0o755 });
+    const dataDir = join(parent, 'data');
     if (process.getuid?.() === 0) {
-      // root writes anywhere; a read-only bind is what a container would show instead.
-      console.warn('[skip] running as root: directory permissions do not apply');
-      return;
+      const script = `import('./src/store/index.ts').then((m) => m.openStore({ dataDir: ${JSON.stringify(dataDir)} }))
+        .then(() => process.exit(0), (e) => { console.error(e.constructor.name + ' ' + e.message); process.exit(3); })`;
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+        uid: 65534,
+        gid: 65534,
+        cwd: process.cwd(),
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      expect(child.status, String(child.stderr)).toBe(3);
+      expect(String(child.stderr).trim()).toBe(
+        `StoreSetupError DATA_DIR ${dataDir}: the directory must be writable by uid 65534 (the bridge runs as uid 65534); EACCES`,
+      );
+    } else {
+      chmodSync(parent, 0o500);
+      const err = await refusal(openStore({ dataDir }));
+      expect(err.message).toMatch(/must be writable by uid \d+ \(the bridge runs as uid \d+\)/);
+      chmodSync(parent, 0o700);
     }
-    const dataDir = newDir();
-    mkdirSync(dataDir, { mode: 0o500 });
-    const err = await refusal(openStore({ dataDir }));
-    expect(err.message).toMatch(/must be writable by uid \d+/);
-    chmodSync(dataDir, 0o700);
   });
 
   it('refuses a DATA_DIR that is a file', async () => {
