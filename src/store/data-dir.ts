@@ -356,7 +356,7 @@ export function openEmbeddedStore(opts: EmbeddedStoreOptions): SqliteStore {
       OWNER_KEY,
       JSON.stringify({ host: hostname(), pid: process.pid, since: new Date().toISOString() }),
     );
-    return new SqliteStore(db, { logger, onClose: () => lock.close() });
+    return new SqliteStore(db, { logger, file: dbPath, onClose: () => lock.close() });
   } catch (err) {
     db?.close();
     lock.close();

@@ -5,6 +5,7 @@
 // Isolation holds by construction: better-sqlite3 is synchronous, so each store operation runs to
 // its COMMIT on the event loop without yielding, and no other request can observe (or interleave
 // with) a transaction before it commits. The async methods only wrap synchronous work.
+import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { StoreMeta } from './binding.js';
@@ -95,6 +96,8 @@ export interface SqliteStoreOptions {
   logger?: Logger;
   /** Called after the database closes (releases the DATA_DIR lock). */
   onClose?: () => void;
+  /** The database file, which ping checks is still the one open (DATA_DIR removed or swapped). */
+  file?: string;
 }
 
 /** Opens a database for the store: PRAGMAs and migrations. `:memory:` for tests. */
@@ -121,11 +124,14 @@ export function prepareDatabase(db: Database.Database, logger?: Logger): void {
 export class SqliteStore implements BridgeStore, StoreMeta {
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
+  private readonly inode: number | undefined;
 
   constructor(
     readonly db: Database.Database,
     private readonly options: SqliteStoreOptions = {},
-  ) {}
+  ) {
+    this.inode = options.file ? statSync(options.file).ino : undefined;
+  }
 
   /** The schema is brought up to date when the database is opened (prepareDatabase). */
   async init(): Promise<void> {
@@ -143,8 +149,19 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     }
   }
 
+  /**
+   * For readiness: a round trip, and the file in DATA_DIR must still be the one open. Writes to a
+   * file deleted underneath (DATA_DIR removed, volume swapped) would succeed and be lost on restart.
+   */
   async ping(): Promise<void> {
     this.sync(() => this.stmt('SELECT 1').get());
+    if (this.options.file === undefined) return;
+    let ino: number | undefined;
+    try {
+      ino = statSync(this.options.file).ino;
+    } catch {}
+    if (ino !== this.inode)
+      throw new StoreUnavailableError('the database file in DATA_DIR was removed or replaced');
   }
 
   /** Runs fn, mapping SQLite failures to StoreConflictError/StoreUnavailableError. */

@@ -2,7 +2,7 @@
 // by reopening the directory: what was acknowledged must read back the same), plus what only a file
 // has: its mode, WAL + FULL sync, readers beside the bridge, failures mapped to 503.
 import { statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -124,6 +124,16 @@ storeContract<DirTarget>(
           reader.close();
         }
         expect(await t.store.countUsers({})).toBe(2);
+      });
+
+      it('fails its readiness ping once the database file is removed or replaced underneath', async () => {
+        const t = target();
+        await t.store.ping();
+        const file = join(t.dataDir, 'bridge.sqlite');
+        await rename(file, `${file}.moved`);
+        await expect(t.store.ping()).rejects.toThrow(/removed or replaced/);
+        await rename(`${file}.moved`, file);
+        await t.store.ping();
       });
 
       it('answers a write that waits out the busy timeout with StoreUnavailableError, changing nothing', async () => {
