@@ -53,6 +53,7 @@ function secondBridge(
   dataDir: string,
   port: number,
   wrap?: (node: string[]) => string[],
+  options: { credentials?: boolean; stopWhenListening?: boolean } = {},
 ): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const node = [process.execPath, '--import', 'tsx', 'src/main.ts'];
   const argv = wrap ? wrap(node) : node;
@@ -64,9 +65,13 @@ function secondBridge(
       HOST: '127.0.0.1',
       DATA_DIR: dataDir,
       SCIM_BEARER_TOKENS: SOAK_TOKEN,
-      VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
-      VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
-      VOLCENGINE_ENDPOINT: emulator.url,
+      ...(options.credentials === false
+        ? {}
+        : {
+            VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+            VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+            VOLCENGINE_ENDPOINT: emulator.url,
+          }),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -77,6 +82,7 @@ function secondBridge(
   });
   child.stdout.on('data', (d) => {
     stdout += d;
+    if (options.stopWhenListening && stdout.includes('"volc-scim-bridge listening"')) child.kill('SIGTERM');
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   return new Promise((resolve) =>
@@ -136,6 +142,52 @@ describe('embedded store under real processes', () => {
     }
     expect(lost, `${lost} of ${before} acknowledged creates lost`).toBe(0);
     await bridge.stop();
+  }, 180_000);
+
+  it('main.ts flags: a DATA_DIR used with the in-process emulator refuses real credentials until --rebind-store; a lost database until --accept-empty-store', async () => {
+    emulator ??= await startEmulator({ port: 0 });
+    const dataDir = join(root, 'rebind');
+    // First start without credentials: the in-process emulator; SIGTERM once it listens.
+    const trial = await secondBridge(dataDir, await freePort(), undefined, {
+      credentials: false,
+      stopWhenListening: true,
+    });
+    expect(trial.code, trial.stderr).toBe(0);
+
+    const refused = await secondBridge(dataDir, await freePort());
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('mirrors the in-process CloudIdentity emulator');
+    expect(refused.stderr).toContain(`configured for CloudIdentity at ${emulator.url}`);
+    expect(refused.stderr).toContain('--rebind-store');
+    expect(refused.stderr).not.toContain(DEV_SECRET_KEY);
+
+    const rebound = await secondBridge(dataDir, await freePort(), (node) => [...node, '--rebind-store'], {
+      stopWhenListening: true,
+    });
+    expect(rebound.code, rebound.stderr).toBe(0);
+    expect(rebound.stdout).toContain('--rebind-store: the store in DATA_DIR');
+    // Bound to the new one from now on: a plain start is accepted.
+    const plain = await secondBridge(dataDir, await freePort(), undefined, { stopWhenListening: true });
+    expect(plain.code, plain.stderr).toBe(0);
+
+    // The database file gone, the marker left: refused, then accepted with --accept-empty-store.
+    for (const f of ['bridge.sqlite', 'bridge.sqlite-wal', 'bridge.sqlite-shm']) {
+      await rm(join(dataDir, f), { force: true });
+    }
+    const lost = await secondBridge(dataDir, await freePort());
+    expect(lost.code).not.toBe(0);
+    expect(lost.stderr).toMatch(
+      /DATA_DIR: .*bridge\.sqlite is missing, but .* says a store .* was created here/,
+    );
+    const accepted = await secondBridge(
+      dataDir,
+      await freePort(),
+      (node) => [...node, '--accept-empty-store'],
+      {
+        stopWhenListening: true,
+      },
+    );
+    expect(accepted.code, accepted.stderr).toBe(0);
   }, 180_000);
 
   it('refuses a second bridge on the same DATA_DIR (same host, then another hostname); the first keeps serving', async () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreSetupError, StoreUnavailableError } from '../../src/store/errors.js';
 import { inspectStore, openStore } from '../../src/store/index.js';
-import { openPostgresDriver, unavailableReason } from '../../src/store/postgres-driver.js';
+import { openPostgresDriver, startupError, unavailableReason } from '../../src/store/postgres-driver.js';
 import { freshPostgresUrl, TEST_DATABASE_URL } from '../helpers/postgres.js';
 import { newUser } from './contract.js';
 
@@ -57,6 +57,22 @@ describe('PostgreSQL start-up errors name DATABASE_URL and what to do, never the
       /^DATABASE_URL: database "scim_missing_db" does not exist at .+; create it first: createdb scim_missing_db$/,
     );
     expect(err.message).not.toContain('s3cretpw');
+  });
+
+  it('a failed login or a missing privilege names DATABASE_URL and what to check', () => {
+    const url = 'postgres://scim:s3cretpw@db.internal:6543/scim';
+    for (const code of ['28P01', '28000']) {
+      const err = startupError(
+        Object.assign(new Error('password authentication failed for user "scim"'), { code }),
+        url,
+      );
+      expect(err).toBeInstanceOf(StoreSetupError);
+      expect((err as Error).message).toBe(
+        `DATABASE_URL: PostgreSQL at db.internal:6543 refused the login (${code}: authentication failed); check the user and password in DATABASE_URL`,
+      );
+    }
+    const other = new Error('syntax error');
+    expect(startupError(Object.assign(other, { code: '42601' }), url)).toBe(other);
   });
 
   it('classifies connection-class failures as unavailable, others not', () => {
