@@ -2,6 +2,8 @@
 // DATA_DIR lock and the start-up checks are data-dir.ts). WAL with synchronous=FULL: a write is
 // acknowledged only after its commit is fsync'ed, so it survives SIGKILL and power loss.
 //
+// One transaction per operation: a single statement is its own (implicit) transaction in SQLite;
+// operations of several statements (a delete with its memberships) run in BEGIN IMMEDIATE … COMMIT.
 // Isolation holds by construction: better-sqlite3 is synchronous, so each store operation runs to
 // its COMMIT on the event loop without yielding, and no other request can observe (or interleave
 // with) a transaction before it commits. The async methods only wrap synchronous work.
