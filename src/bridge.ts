@@ -15,7 +15,7 @@ import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } f
 import { instrumentStore, Metrics } from './ops/metrics.js';
 import { Readiness } from './ops/readiness.js';
 import { ERROR_SCHEMA } from './scim/errors.js';
-import { openStore } from './store/index.js';
+import { type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 
@@ -41,8 +41,19 @@ export const generateToken = () => randomBytes(24).toString('base64url');
 /** Bounds for each close step after the grace period, so a stuck dependency cannot hang the exit. */
 const CLOSE_STEP_MS = 5_000;
 
+export interface StartOptions {
+  /** --rebind-store: bind the store to this CloudIdentity even though it mirrors another one. */
+  rebindStore?: boolean;
+  /** --accept-empty-store: start even though the embedded store lost records or its file. */
+  acceptEmptyStore?: boolean;
+}
+
 /** config → (emulator) → store → client → app → listen. */
-export async function startBridge(config: Config, logger: Logger): Promise<RunningBridge> {
+export async function startBridge(
+  config: Config,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<RunningBridge> {
   let emulator: RunningEmulator | undefined;
   let credentials = config.volcengine;
   let endpoint = config.endpoint;
@@ -60,7 +71,14 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
   let store: BridgeStore;
   try {
     store = instrumentStore(
-      await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger }),
+      await openStore({
+        databaseUrl: config.databaseUrl,
+        dataDir: config.dataDir,
+        logger,
+        upstream: upstreamOf(config),
+        rebind: options.rebindStore,
+        acceptEmptyStore: options.acceptEmptyStore,
+      }),
       metrics,
     );
   } catch (err) {
@@ -181,6 +199,18 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
       return closing;
     },
   };
+}
+
+/** The CloudIdentity the store is bound to: the configured account, or the in-process emulator. */
+export function upstreamOf(config: Config): CloudIdentity {
+  return config.volcengine
+    ? {
+        kind: 'volcengine',
+        endpoint: config.endpoint,
+        region: config.region,
+        accessKeyId: config.volcengine.accessKeyId,
+      }
+    : { kind: 'emulator' };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -25,7 +25,10 @@ async function main(): Promise<void> {
     logPii: config.logPii,
     pretty: !config.production && process.stdout.isTTY,
   });
-  const bridge = await startBridge(config, logger);
+  const bridge = await startBridge(config, logger, {
+    rebindStore: process.argv.includes('--rebind-store'),
+    acceptEmptyStore: process.argv.includes('--accept-empty-store'),
+  });
   const scimUrl = `${config.publicBaseUrl ?? bridge.url}/scim/v2`;
   if (bridge.emulator) {
     logger.warn(

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isCredentialProblem } from '../scim/errors.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import type { BridgeStore } from '../store/types.js';
 import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
@@ -156,8 +157,9 @@ export class Readiness {
       return { status: 'ok', durationMs: this.now() - started };
     } catch (err) {
       this.options.logger?.debug({ err }, 'readiness: store ping failed');
-      const code = (err as { code?: unknown })?.code;
-      const suffix = typeof code === 'string' && /^[\w.-]{1,40}$/.test(code) ? ` (${code})` : '';
+      // StoreUnavailableError carries a secret-free reason ("PostgreSQL: ECONNREFUSED", "SQLite SQLITE_IOERR").
+      const code = err instanceof StoreUnavailableError ? err.reason : (err as { code?: unknown })?.code;
+      const suffix = typeof code === 'string' && /^[\w.: -]{1,80}$/.test(code) ? ` (${code})` : '';
       return {
         status: 'failed',
         durationMs: this.now() - started,

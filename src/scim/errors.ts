@@ -1,6 +1,5 @@
 import SCIMMY from 'scimmy';
 import { StoreUnavailableError } from '../store/errors.js';
-import { StoreBrokenError } from '../store/journal.js';
 import { ErrorCode, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 
 export const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
@@ -81,10 +80,6 @@ export function toScimError(e: unknown): ScimError {
   if (e instanceof StoreUnavailableError) {
     // Readiness is 503 too; nothing was acknowledged, so the client's retry is safe.
     return new ScimError(503, undefined, 'the bridge cannot reach its store; retry later', 10);
-  }
-  if (e instanceof StoreBrokenError) {
-    // The embedded store's disk failed; it refuses everything until a restart (readiness is 503 too).
-    return new ScimError(503, undefined, 'the bridge cannot write its data directory; retry later', 30);
   }
   if (e instanceof VolcengineTransportError) {
     if (e.kind === 'deadline' || e.kind === 'timeout') {

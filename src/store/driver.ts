@@ -1,6 +1,6 @@
-// The only surface the SQL store needs from a database library. Both drivers (pg for PostgreSQL,
-// PGlite for the legacy import) speak the same PostgreSQL dialect, so everything above this
-// interface is shared.
+// The only surface SqlStore (PostgreSQL) needs from a database library: pg behind it
+// (postgres-driver.ts), a counting wrapper in tests. The embedded SQLite store is synchronous and
+// uses better-sqlite3 directly (sqlite-store.ts).
 
 /** Runs one parameterised statement ($1, $2, …) and returns its rows. */
 export interface Queryable {

@@ -32,7 +32,25 @@ export class StoreSetupError extends Error {
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(`${setting}: ${message}`, options);
+    // Messages may start with the setting already ("DATA_DIR /data is in use …").
+    super(message.startsWith(setting) ? message : `${setting}: ${message}`, options);
+  }
+}
+
+/**
+ * The store mirrors a different CloudIdentity than the one the bridge is configured for (another
+ * account, region or endpoint, or the in-process emulator): its SCIM ids, tombstones and memberships
+ * belong to that one, so the bridge refuses to serve them. `held` and `requested` describe both.
+ */
+export class StoreBindingError extends Error {
+  override readonly name = 'StoreBindingError';
+  readonly code = 'STORE_BINDING';
+  constructor(
+    readonly held: string,
+    readonly requested: string,
+    message: string,
+  ) {
+    super(message);
   }
 }
 

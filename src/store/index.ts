@@ -1,7 +1,14 @@
+// Opening the store: SQLite in DATA_DIR by default (one bridge), PostgreSQL when DATABASE_URL is set
+// (several replicas). Both are bound to the CloudIdentity they mirror (binding.ts).
+import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { MemoryStore } from './memory-store.js';
+import { bindUpstream, type CloudIdentity } from './binding.js';
+import { openEmbeddedStore } from './data-dir.js';
+import { prepareDatabase, SqliteStore } from './sqlite-store.js';
 import type { BridgeStore } from './types.js';
 
+export type { CloudIdentity } from './binding.js';
+export { inspectStore, type StoreInspection } from './inspect.js';
 export * from './types.js';
 
 export interface OpenStoreOptions {
@@ -9,40 +16,76 @@ export interface OpenStoreOptions {
   databaseUrl?: string;
   /** The embedded store's directory (DATA_DIR) when no databaseUrl; default ./data, created if missing. */
   dataDir?: string;
-  /** The embedded store without any file, for tests; takes precedence over the other two. */
+  /** An embedded store in memory (SQLite :memory:), for tests; takes precedence over the other two. */
   inMemory?: boolean;
+  /**
+   * The CloudIdentity this bridge talks to: recorded on first start, a different one refused
+   * (StoreBindingError). Omitted (tools, tests): the binding is neither checked nor recorded.
+   */
+  upstream?: CloudIdentity;
+  /** --rebind-store: record `upstream` even though the store mirrors another CloudIdentity. */
+  rebind?: boolean;
+  /** --accept-empty-store: start even though the embedded store lost its records or its file. */
+  acceptEmptyStore?: boolean;
   logger?: Logger;
 }
 
-/** Opens the store: PostgreSQL with its schema brought up to date, or the embedded store loaded. */
+/** Opens the store: PostgreSQL with its schema brought up to date, or the embedded store in DATA_DIR. */
 export async function openStore(opts: OpenStoreOptions = {}): Promise<BridgeStore> {
-  let store: BridgeStore;
+  const logger = opts.logger;
   // What gets logged once the store is ready; never the URL, which may carry a password.
   let where: { store: 'embedded' | 'postgres'; dataDir?: string };
   if (opts.inMemory) {
-    store = await MemoryStore.open({ logger: opts.logger });
-    where = { store: 'embedded', dataDir: ':memory:' };
-  } else if (opts.databaseUrl) {
-    // Loaded only here: the embedded store needs neither pg nor the SQL layer.
-    const [{ openPostgresDriver }, { SqlStore }] = await Promise.all([
+    const db = new Database(':memory:');
+    prepareDatabase(db, logger);
+    const store = new SqliteStore(db, { logger });
+    if (opts.upstream)
+      await bindUpstream(store, opts.upstream, { ...opts, where: 'memory', fresh: 'a new store' });
+    logger?.info({ store: 'embedded', dataDir: ':memory:' }, 'store ready');
+    return store;
+  }
+  if (opts.databaseUrl) {
+    // Loaded only here: the embedded store needs neither pg nor its SQL layer.
+    const [{ openPostgresDriver, startupError }, { SqlStore }] = await Promise.all([
       import('./postgres-driver.js'),
       import('./sql-store.js'),
     ]);
-    const driver = openPostgresDriver({ connectionString: opts.databaseUrl, logger: opts.logger });
-    const sql = new SqlStore(driver, opts.logger);
+    const driver = openPostgresDriver({ connectionString: opts.databaseUrl, logger });
+    const sql = new SqlStore(driver, logger);
     try {
       await sql.init();
+      if (opts.upstream) {
+        await bindUpstream(sql, opts.upstream, {
+          rebind: opts.rebind,
+          logger,
+          where: 'the PostgreSQL database of DATABASE_URL',
+          fresh: 'a new database (or schema) in DATABASE_URL',
+        });
+      }
     } catch (err) {
       await driver.close().catch(() => {});
-      throw err;
+      throw startupError(err, opts.databaseUrl);
     }
-    store = sql;
     where = { store: 'postgres' };
-  } else {
-    const dataDir = opts.dataDir ?? './data';
-    store = await MemoryStore.open({ dataDir, logger: opts.logger });
-    where = { store: 'embedded', dataDir };
+    logger?.info(where, 'store ready');
+    return sql;
   }
-  opts.logger?.info(where, 'store ready');
+  const dataDir = opts.dataDir ?? './data';
+  const started = Date.now();
+  const store = openEmbeddedStore({ dataDir, logger, acceptEmptyStore: opts.acceptEmptyStore });
+  try {
+    if (opts.upstream) {
+      await bindUpstream(store, opts.upstream, {
+        rebind: opts.rebind,
+        logger,
+        where: `DATA_DIR ${dataDir}`,
+        fresh: 'a new DATA_DIR',
+      });
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  logger?.info({ store: 'embedded', dataDir, ms: Date.now() - started }, 'store ready');
   return store;
 }

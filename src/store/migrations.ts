@@ -4,7 +4,7 @@ import type { SqlDriver } from './driver.js';
 export interface Migration {
   readonly version: number;
   readonly name: string;
-  /** One statement per entry: PGlite's extended protocol (and so our driver) runs one at a time. */
+  /** One statement per entry: the driver sends each as one parameterised query. */
   readonly statements: readonly string[];
 }
 
@@ -55,6 +55,16 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
       // (user, group) rather than (user): groupsOfUser becomes an ordered index-only scan.
       'CREATE INDEX memberships_user_idx ON memberships (user_scim_id, group_scim_id)',
+    ],
+  },
+  {
+    version: 2,
+    name: 'store_meta: the CloudIdentity the store mirrors',
+    statements: [
+      `CREATE TABLE store_meta (
+        key text NOT NULL CONSTRAINT store_meta_pkey PRIMARY KEY,
+        value text NOT NULL
+      )`,
     ],
   },
 ];

@@ -1,19 +1,25 @@
+// The pg Pool behind SqlStore. Connection-class failures (server down, restarted, network cut,
+// pool exhausted) become StoreUnavailableError here, once, so a PostgreSQL outage under a running
+// bridge answers 503 with Retry-After instead of 500; everything else (constraint violations,
+// syntax) passes through unchanged for sql-store.ts.
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Queryable, Session, SqlDriver } from './driver.js';
+import { StoreSetupError, StoreUnavailableError } from './errors.js';
 
 export interface PostgresDriverOptions {
   /** libpq-style URL; `?options=-c search_path=…` selects a schema, `sslmode=…` TLS. */
   connectionString: string;
   logger?: Logger;
+  /** Fail a request rather than hang it when the database is unreachable (default 10 s). */
+  connectionTimeoutMillis?: number;
 }
 
 /** A pg Pool: statements run on any idle connection, transactions pin one. */
 export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
-    // Fail a request rather than hang it when the database is unreachable or the pool is drained.
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 10_000,
     application_name: 'volc-scim-bridge',
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
@@ -23,6 +29,38 @@ export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
 
 /** Connections per session tier (resource locks: one per resource a replica is changing). */
 const SESSION_POOL_MAX = 16;
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+// 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 53300 too many connections.
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/** The secret-free reason when `err` means "PostgreSQL cannot be used right now", else null. */
+export function unavailableReason(err: unknown): string | null {
+  if (err instanceof StoreUnavailableError) return err.reason;
+  if (typeof err !== 'object' || err === null) return null;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    if (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code)) return code;
+    // SQLSTATE class 08: connection exception.
+    if (/^08[0-9A-Z]{3}$/.test(code)) return code;
+  }
+  if (typeof message === 'string') {
+    if (message.includes('timeout exceeded when trying to connect')) return 'connect timeout';
+    if (message.includes('Connection terminated')) return 'connection terminated';
+    if (message.includes('Client has encountered a connection error')) return 'connection error';
+  }
+  // AggregateError (happy eyeballs: one error per address) carries the codes inside.
+  const errors = (err as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) for (const e of errors) if (unavailableReason(e)) return unavailableReason(e);
+  return null;
+}
+
+function mapped(err: unknown): unknown {
+  const reason = unavailableReason(err);
+  return reason && !(err instanceof StoreUnavailableError)
+    ? new StoreUnavailableError(`PostgreSQL: ${reason}`, { cause: err })
+    : err;
+}
 
 class PostgresDriver implements SqlDriver {
   /** Session connections live in pools of their own: a lock holder's queries never wait behind locks. */
@@ -45,7 +83,12 @@ class PostgresDriver implements SqlDriver {
       pool.on('error', (err) => this.opts.logger?.warn({ err }, 'idle PostgreSQL session connection failed'));
       this.sessionPools.set(tier, pool);
     }
-    const client = await pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw mapped(err);
+    }
     let failure: Error | undefined;
     // A checked-out client that loses its connection emits 'error': unhandled, it would crash the process.
     const onError = (err: Error) => {
@@ -72,7 +115,12 @@ class PostgresDriver implements SqlDriver {
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw mapped(err);
+    }
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -88,7 +136,7 @@ class PostgresDriver implements SqlDriver {
         // The connection is in an unknown state: have the pool discard it instead of reusing it.
         broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
       }
-      throw err;
+      throw mapped(err);
     } finally {
       client.release(broken);
     }
@@ -102,6 +150,63 @@ class PostgresDriver implements SqlDriver {
 }
 
 async function run<T>(on: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]): Promise<T[]> {
-  const result = await on.query(sql, params as unknown[] | undefined);
-  return result.rows as T[];
+  try {
+    const result = await on.query(sql, params as unknown[] | undefined);
+    return result.rows as T[];
+  } catch (err) {
+    throw mapped(err);
+  }
+}
+
+/** host:port of a DATABASE_URL, never its user or password. */
+export function describeTarget(connectionString: string): { where: string; database: string } {
+  try {
+    const url = new URL(connectionString);
+    const host = url.hostname || 'localhost';
+    const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres';
+    return { where: `${host}:${url.port || '5432'}`, database };
+  } catch {
+    return { where: 'the configured host', database: 'the configured database' };
+  }
+}
+
+/**
+ * A failure while opening the PostgreSQL store, as the StoreSetupError an operator can act on
+ * (naming DATABASE_URL and what to do); other errors are returned unchanged.
+ */
+export function startupError(err: unknown, connectionString: string): unknown {
+  const { where, database } = describeTarget(connectionString);
+  const code = (err as { code?: unknown } | null)?.code;
+  const cause = err instanceof StoreUnavailableError ? err.cause : err;
+  const causeCode = (cause as { code?: unknown } | null)?.code;
+  if (code === '3D000' || causeCode === '3D000') {
+    return new StoreSetupError(
+      'DATABASE_URL',
+      `database "${database}" does not exist at ${where}; create it first: createdb ${database}`,
+      { cause: err },
+    );
+  }
+  if (code === '28P01' || code === '28000') {
+    return new StoreSetupError(
+      'DATABASE_URL',
+      `PostgreSQL at ${where} refused the login (${code}: authentication failed); check the user and password in DATABASE_URL`,
+      { cause: err },
+    );
+  }
+  if (code === '42501') {
+    return new StoreSetupError(
+      'DATABASE_URL',
+      `the PostgreSQL user lacks a privilege the bridge needs (42501: ${(err as Error).message}); grant it CREATE on the schema, or run the migrations as its owner`,
+      { cause: err },
+    );
+  }
+  const reason = unavailableReason(err);
+  if (reason) {
+    return new StoreSetupError(
+      'DATABASE_URL',
+      `cannot connect to PostgreSQL at ${where} (${reason.replace(/^PostgreSQL: /, '')}); is the server running and reachable?`,
+      { cause: err },
+    );
+  }
+  return err;
 }

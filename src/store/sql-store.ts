@@ -1,13 +1,26 @@
 import type { Logger } from 'pino';
-import type { Queryable, Session, SqlDriver } from './driver.js';
+import type { Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import { migrate } from './migrations.js';
 import {
+  buildUpdate,
+  GROUP_ASSIGNMENTS,
+  GROUP_COLUMNS,
+  type GroupRow,
+  groupByUser,
+  json,
+  toGroup,
+  toUser,
+  USER_ASSIGNMENTS,
+  USER_COLUMNS,
+  type UserRow,
+  userFilter,
+} from './sql-common.js';
+import {
   type BridgeStore,
   type GroupChanges,
   type GroupRecord,
-  type JsonObject,
   type NewGroupRecord,
   type NewUserRecord,
   StoreConflictError,
@@ -15,81 +28,6 @@ import {
   type UserQuery,
   type UserRecord,
 } from './types.js';
-
-// Explicit column lists (never *): user_name_lower and display_name_lower stay in the database.
-const USER_COLUMNS =
-  'scim_id, upstream_user_id, user_name, external_id, active, state, attributes, tombstone_group_ids, version, created_at, updated_at';
-const GROUP_COLUMNS =
-  'scim_id, group_name, display_name, external_id, attributes, version, created_at, updated_at';
-
-/** Timestamps arrive as Date from both drivers; accept text too in case a parser is swapped. */
-type Timestamp = Date | string;
-
-interface UserRow {
-  scim_id: string;
-  upstream_user_id: string | null;
-  user_name: string;
-  external_id: string | null;
-  active: boolean;
-  state: UserRecord['state'];
-  attributes: JsonObject;
-  tombstone_group_ids: string[];
-  version: number;
-  created_at: Timestamp;
-  updated_at: Timestamp;
-}
-
-interface GroupRow {
-  scim_id: string;
-  group_name: string;
-  display_name: string;
-  external_id: string | null;
-  attributes: JsonObject;
-  version: number;
-  created_at: Timestamp;
-  updated_at: Timestamp;
-}
-
-function iso(value: Timestamp): string {
-  return (value instanceof Date ? value : new Date(value)).toISOString();
-}
-
-function toUser(row: UserRow): UserRecord {
-  return {
-    scimId: row.scim_id,
-    upstreamUserId: row.upstream_user_id,
-    userName: row.user_name,
-    externalId: row.external_id,
-    active: row.active,
-    state: row.state,
-    attributes: row.attributes,
-    tombstoneGroupIds: row.tombstone_group_ids,
-    version: row.version,
-    createdAt: iso(row.created_at),
-    updatedAt: iso(row.updated_at),
-  };
-}
-
-function toGroup(row: GroupRow): GroupRecord {
-  return {
-    scimId: row.scim_id,
-    groupName: row.group_name,
-    displayName: row.display_name,
-    externalId: row.external_id,
-    attributes: row.attributes,
-    version: row.version,
-    createdAt: iso(row.created_at),
-    updatedAt: iso(row.updated_at),
-  };
-}
-
-/**
- * jsonb parameters are always sent as JSON text: pg would turn a JS array into a PostgreSQL array
- * literal, which jsonb rejects.
- */
-function json(value: unknown): string {
-  return JSON.stringify(value);
-}
 
 // Unique constraint (named in migrations.ts) → the field a caller can report.
 const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
@@ -100,7 +38,7 @@ const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
   groups_display_name_lower_key: 'displayName',
 };
 
-/** pg and PGlite both raise errors carrying the SQLSTATE `code` and the `constraint` name. */
+/** pg raises errors carrying the SQLSTATE `code` and the `constraint` name. */
 function asConflict(err: unknown): unknown {
   if (typeof err !== 'object' || err === null) return err;
   const { code, constraint } = err as { code?: unknown; constraint?: unknown };
@@ -109,116 +47,16 @@ function asConflict(err: unknown): unknown {
   return field ? new StoreConflictError(field) : err;
 }
 
-/** For each updatable field: the column assignments it produces (userName also writes its folded form). */
-type Assignments<C> = {
-  [K in keyof C]-?: (
-    value: Exclude<C[K], undefined>,
-  ) => ReadonlyArray<readonly [column: string, value: unknown]>;
-};
-
-const USER_ASSIGNMENTS: Assignments<UserChanges> = {
-  upstreamUserId: (v) => [['upstream_user_id', v]],
-  userName: (v) => [
-    ['user_name', v],
-    ['user_name_lower', foldCase(v)],
-  ],
-  externalId: (v) => [['external_id', v]],
-  active: (v) => [['active', v]],
-  state: (v) => [['state', v]],
-  attributes: (v) => [['attributes', json(v)]],
-  tombstoneGroupIds: (v) => [['tombstone_group_ids', json(v)]],
-};
-
-const GROUP_ASSIGNMENTS: Assignments<GroupChanges> = {
-  groupName: (v) => [['group_name', v]],
-  displayName: (v) => [
-    ['display_name', v],
-    ['display_name_lower', foldCase(v)],
-  ],
-  externalId: (v) => [['external_id', v]],
-  attributes: (v) => [['attributes', json(v)]],
-};
-
-/**
- * One compare-and-set UPDATE: the version check and the write are a single statement, so two
- * replicas updating with the same expectedVersion cannot both succeed (the second re-checks the
- * WHERE clause against the committed row and matches nothing). Iterates the known fields, not the
- * keys of `changes`, so only whitelisted column names ever reach the SQL text; undefined means
- * "leave as is", null writes NULL.
- */
-function buildUpdate<C extends object>(
-  table: string,
-  returning: string,
-  assignments: Assignments<C>,
-  scimId: string,
-  changes: C,
-  expectedVersion: number | undefined,
-): { sql: string; params: unknown[] } {
-  const params: unknown[] = [scimId];
-  const sets: string[] = [];
-  for (const key of Object.keys(assignments) as Array<keyof C>) {
-    const value = changes[key];
-    if (value === undefined) continue;
-    for (const [column, param] of assignments[key](value as Exclude<C[keyof C], undefined>)) {
-      params.push(param);
-      sets.push(`${column} = $${params.length}`);
-    }
-  }
-  sets.push('version = version + 1', 'updated_at = now()');
-  let where = 'scim_id = $1';
-  if (expectedVersion !== undefined) {
-    params.push(expectedVersion);
-    where += ` AND version = $${params.length}`;
-  }
-  return { sql: `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where} RETURNING ${returning}`, params };
-}
-
+/** The lock session's failure as the store's outage error (the driver maps its own queries already). */
 function unavailable(err: unknown): StoreUnavailableError {
+  if (err instanceof StoreUnavailableError) return err;
   const code = (err as { code?: unknown })?.code;
   return new StoreUnavailableError(typeof code === 'string' ? code : 'connection failed', { cause: err });
 }
 
-/** Every record, for the import of a PGlite DATA_DIR into the embedded store (plain SQL, no filters). */
-export async function readAllRecords(db: Queryable): Promise<{
-  users: UserRecord[];
-  groups: GroupRecord[];
-  memberships: Array<[group: string, user: string]>;
-}> {
-  const users = await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users ORDER BY created_at, scim_id`);
-  const groups = await db.query<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups ORDER BY created_at, scim_id`);
-  const memberships = await db.query<{ group_scim_id: string; user_scim_id: string }>(
-    'SELECT group_scim_id, user_scim_id FROM memberships ORDER BY group_scim_id, user_scim_id',
-  );
-  return {
-    users: users.map(toUser),
-    groups: groups.map(toGroup),
-    memberships: memberships.map((m) => [m.group_scim_id, m.user_scim_id]),
-  };
-}
-
-/** WHERE clause for a UserQuery; detached: false selects the users that do have an upstream user. */
-function userFilter(query: UserQuery, params: unknown[]): string {
-  const conditions: string[] = [];
-  if (query.active !== undefined) {
-    params.push(query.active);
-    conditions.push(`active = $${params.length}`);
-  }
-  if (query.detached !== undefined) {
-    conditions.push(query.detached ? 'upstream_user_id IS NULL' : 'upstream_user_id IS NOT NULL');
-  }
-  if (query.state !== undefined) {
-    params.push(query.state);
-    conditions.push(`state = $${params.length}`);
-  }
-  return conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
-}
-
-/**
- * The BridgeStore over any SqlDriver: PostgreSQL (DATABASE_URL), and PGlite for the one-time import
- * of a DATA_DIR written by an earlier version (legacy-import.ts).
- */
+/** The BridgeStore on PostgreSQL (DATABASE_URL), shared by every replica. */
 export class SqlStore implements BridgeStore {
-  /** Present when the driver has sessions (PostgreSQL), absent for PGlite (the one-time import). */
+  /** Present when the driver has sessions (PostgreSQL); the embedded store has one bridge per DATA_DIR, so the in-process lock is enough there. */
   readonly lockResource?: (key: string, opts?: { deadlineAt?: number }) => Promise<() => Promise<void>>;
 
   constructor(
@@ -281,6 +119,27 @@ export class SqlStore implements BridgeStore {
 
   async ping(): Promise<void> {
     await this.db.query('SELECT 1');
+  }
+
+  // ---- store_meta (the upstream binding, binding.ts) ----
+
+  async getMeta(key: string): Promise<string | null> {
+    const rows = await this.db.query<{ value: string }>('SELECT value FROM store_meta WHERE key = $1', [key]);
+    return rows.length > 0 ? rows[0].value : null;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.db.query(
+      'INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      [key, value],
+    );
+  }
+
+  async insertMetaIfAbsent(key: string, value: string): Promise<void> {
+    await this.db.query('INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [
+      key,
+      value,
+    ]);
   }
 
   // ---- users ----
@@ -349,14 +208,7 @@ export class SqlStore implements BridgeStore {
     changes: UserChanges,
     expectedVersion?: number,
   ): Promise<UserRecord | null> {
-    const { sql, params } = buildUpdate(
-      'users',
-      USER_COLUMNS,
-      USER_ASSIGNMENTS,
-      scimId,
-      changes,
-      expectedVersion,
-    );
+    const { sql, params } = buildUpdate('users', USER_ASSIGNMENTS, scimId, changes, expectedVersion, 'now()');
     try {
       const rows = await this.db.query<UserRow>(sql, params);
       return rows.length > 0 ? toUser(rows[0]) : null;
@@ -459,11 +311,11 @@ export class SqlStore implements BridgeStore {
   ): Promise<GroupRecord | null> {
     const { sql, params } = buildUpdate(
       'groups',
-      GROUP_COLUMNS,
       GROUP_ASSIGNMENTS,
       scimId,
       changes,
       expectedVersion,
+      'now()',
     );
     try {
       const rows = await this.db.query<GroupRow>(sql, params);
@@ -507,17 +359,11 @@ export class SqlStore implements BridgeStore {
   }
 
   async groupsOfUsers(userScimIds: string[]): Promise<Map<string, string[]>> {
-    const result = new Map<string, string[]>();
-    if (userScimIds.length === 0) return result;
+    if (userScimIds.length === 0) return new Map();
     const rows = await this.db.query<{ user_scim_id: string; group_scim_id: string }>(
       'SELECT user_scim_id, group_scim_id FROM memberships WHERE user_scim_id = ANY($1::text[]) ORDER BY group_scim_id',
       [userScimIds],
     );
-    for (const row of rows) {
-      const list = result.get(row.user_scim_id) ?? [];
-      list.push(row.group_scim_id);
-      result.set(row.user_scim_id, list);
-    }
-    return result;
+    return groupByUser(rows);
   }
 }

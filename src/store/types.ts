@@ -1,6 +1,8 @@
 // The bridge's own state: what CloudIdentity cannot hold. One interface, two implementations that
-// behave the same: the embedded store (memory + journal in DATA_DIR, memory-store.ts) and SqlStore
-// on PostgreSQL when DATABASE_URL is set (sql-store.ts).
+// behave the same (test/store/contract.ts, differential.test.ts): the embedded store, SQLite in
+// DATA_DIR/bridge.sqlite for one bridge (sqlite-store.ts, data-dir.ts), and SqlStore on PostgreSQL
+// when DATABASE_URL is set, shared by several replicas (sql-store.ts). Both share their SQL and row
+// mapping (sql-common.ts) and are bound to the CloudIdentity they mirror (binding.ts).
 
 export type JsonObject = Record<string, unknown>;
 

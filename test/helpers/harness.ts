@@ -50,7 +50,7 @@ export interface EmulatorSnapshot {
 export interface HarnessOptions {
   env?: Record<string, string>;
   emulator?: EmulatorOptions;
-  /** 'embedded' (in memory, no DATA_DIR) or 'postgres' (fresh schema on the test server) */
+  /** 'embedded' (SQLite in memory, no DATA_DIR) or 'postgres' (fresh schema on the test server) */
   store?: StoreKind;
   /** Instrument the client (observer), the store (timing proxy) and the app with these metrics. */
   metrics?: Metrics;

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Readiness } from '../../src/ops/readiness.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
 import type { CloudIdentityClient } from '../../src/volcengine/client.js';
 import { emulatorClient, opsApp, pingOnlyStore, sample, silentLogger } from './helpers.js';
 
@@ -91,6 +92,19 @@ describe('probes', () => {
     const up = await http.get('/readyz');
     expect(up.status).toBe(200);
     expect(store.pings).toBe(2);
+  });
+
+  it('names the reason a store reports as unavailable (PostgreSQL or SQLite), nothing more', async () => {
+    const store = pingOnlyStore(async () => {
+      throw new StoreUnavailableError('PostgreSQL: ECONNREFUSED', {
+        cause: Object.assign(new Error('connect ECONNREFUSED 10.1.2.3:5432'), { code: 'ECONNREFUSED' }),
+      });
+    });
+    const { http } = opsApp({ store, client: client() });
+    const down = await http.get('/readyz');
+    expect(down.status).toBe(503);
+    expect(down.body.reason).toBe('store unreachable (PostgreSQL: ECONNREFUSED)');
+    expect(down.text).not.toContain('10.1.2.3');
   });
 
   it('is 503 with a reason when CloudIdentity rejects the credentials', async () => {

@@ -43,7 +43,7 @@ describe(`kill -9 and restart mid-load (child process bridge, seed ${seed})`, ()
     async () => {
       const notes: string[] = [];
       // The store: PostgreSQL in the long run when reachable, else (and in the short run) the
-      // embedded store, whose journal must hold every acknowledged write across each SIGKILL.
+      // embedded store (SQLite in DATA_DIR), which must hold every acknowledged write across each SIGKILL.
       let env: Record<string, string>;
       let storeKind: string;
       const pg = LONG ? await freshPostgresUrl('resilience') : undefined;

@@ -7,7 +7,7 @@ export default defineConfig({
   root: fileURLToPath(new URL('../..', import.meta.url)),
   test: {
     include: ['test/resilience/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts', 'test/resilience/report-setup.ts'],
+    globalSetup: ['test/resilience/report-setup.ts'],
     env: { RESILIENCE_LONG: '1' },
     fileParallelism: false,
     testTimeout: 900_000,

@@ -1,7 +1,7 @@
 import SCIMMY from 'scimmy';
 import { describe, expect, it } from 'vitest';
 import { ERROR_SCHEMA, isCredentialProblem, ScimError, toScimError } from '../../src/scim/errors.js';
-import { StoreBrokenError } from '../../src/store/journal.js';
+import { mapSqliteError } from '../../src/store/sqlite-store.js';
 import { VolcengineApiError, VolcengineTransportError } from '../../src/volcengine/errors.js';
 
 const api = (code: string, httpStatus: number, message = 'upstream says no', retryAfter?: number) =>
@@ -64,14 +64,14 @@ describe('toScimError: DESIGN.md §3', () => {
     ).toContain('user');
   });
 
-  it('a broken embedded store (its disk failed) is 503 with Retry-After, and says nothing of paths or errno', () => {
-    const broken = new StoreBrokenError('journal write failed: ENOSPC /var/lib/bridge/journal.jsonl', {
-      cause: Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }),
-    });
-    const err = toScimError(broken);
-    expect(err.status).toBe(503);
-    expect(err.retryAfter).toBe(30);
-    expect(err.detail).not.toMatch(/ENOSPC|journal|\//);
+  it('a failing embedded store (disk full, I/O error, locked) is 503 with Retry-After, and says nothing of paths', () => {
+    for (const code of ['SQLITE_FULL', 'SQLITE_IOERR_FSYNC', 'SQLITE_BUSY', 'SQLITE_READONLY_DBMOVED']) {
+      const failure = Object.assign(new Error(`disk I/O error /var/lib/bridge/bridge.sqlite`), { code });
+      const err = toScimError(mapSqliteError(failure));
+      expect(err.status).toBe(503);
+      expect(err.retryAfter).toBeGreaterThan(0);
+      expect(err.detail).not.toMatch(/SQLITE|bridge\.sqlite|\//);
+    }
   });
 
   it('keeps the upstream Retry-After for throttling', () => {

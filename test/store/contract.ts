@@ -1,5 +1,5 @@
 // The behavioural contract of a BridgeStore, run against every implementation: the embedded
-// store (in memory and in a DATA_DIR) and SqlStore on PostgreSQL. Whatever the request path may
+// store (SQLite, :memory: and in a DATA_DIR) and SqlStore on PostgreSQL. Whatever the request path may
 // observe must be the same on all of them.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {

@@ -1,10 +1,13 @@
-// The embedded store must answer exactly like SqlStore on PostgreSQL: random sequences of writes
+// The embedded store (SQLite) must answer exactly like SqlStore on PostgreSQL: random sequences of writes
 // over a small universe of ids and names (so that conflicts, compare-and-set misses and no-ops are
 // frequent) go to both, and every answer and the final state must match.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SqlDriver } from '../../src/store/driver.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { openStore } from '../../src/store/index.js';
 import { openPostgresDriver } from '../../src/store/postgres-driver.js';
 import { SqlStore } from '../../src/store/sql-store.js';
 import {
@@ -220,7 +223,13 @@ describe.skipIf('skip' in pg)('embedded store vs SqlStore on PostgreSQL', () => 
     sql = new SqlStore(driver);
     await sql.init();
   });
+  let runs = 0;
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'differential-'));
+  });
   afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
     await driver?.close();
     if ('url' in pg) await pg.drop();
   });
@@ -231,7 +240,10 @@ describe.skipIf('skip' in pg)('embedded store vs SqlStore on PostgreSQL', () => 
       await fc.assert(
         fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), async (ops) => {
           await driver.query('TRUNCATE users, groups, memberships');
-          const embedded = await MemoryStore.open();
+          // Alternate runs use a file in a temp DATA_DIR, the others :memory:.
+          const embedded = await openStore(
+            ++runs % 2 === 0 ? { dataDir: join(root, `run${runs}`) } : { inMemory: true },
+          );
           try {
             for (const [i, o] of ops.entries()) {
               // Distinct creation milliseconds: PostgreSQL orders same-millisecond rows by their

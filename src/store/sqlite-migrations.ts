@@ -1,0 +1,113 @@
+// The embedded store's schema (SQLite), versioned by PRAGMA user_version. Append only; never edit a
+// migration that has shipped. The same tables and columns as PostgreSQL (migrations.ts) so the SQL
+// and the row mapping are shared (sql-common.ts); the differences are SQLite's types:
+// - STRICT tables, so a value of the wrong type is refused as PostgreSQL would refuse it;
+// - JSON as TEXT, booleans as 0/1 with a CHECK, timestamps as ISO-8601 UTC text with milliseconds
+//   (strftime '%Y-%m-%dT%H:%M:%fZ'), which sorts like the time it names;
+// - user_name_lower/display_name_lower hold the JS-folded name (fold-case.ts): SQLite's NOCASE
+//   folds ASCII only.
+// Unique constraints are declared in the reverse of PostgreSQL's column order because SQLite checks
+// the last declared unique index first: a row breaking several reports the same field as PostgreSQL
+// (scimId, then upstreamUserId, then userName), which the store contract checks.
+import type Database from 'better-sqlite3';
+
+export interface SqliteMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** What the SQLite store writes for "now" (updated_at), matching JS toISOString(). */
+export const SQLITE_NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
+
+export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    version: 1,
+    name: 'users, groups, memberships, store_meta, row_counts',
+    sql: `
+      CREATE TABLE users (
+        scim_id TEXT NOT NULL,
+        upstream_user_id TEXT,
+        user_name TEXT NOT NULL,
+        user_name_lower TEXT NOT NULL,
+        external_id TEXT,
+        active INTEGER NOT NULL CHECK (active IN (0, 1)),
+        state TEXT NOT NULL CHECK (state IN ('pending', 'ready')),
+        attributes TEXT NOT NULL DEFAULT '{}',
+        tombstone_group_ids TEXT NOT NULL DEFAULT '[]',
+        version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL DEFAULT (${SQLITE_NOW}),
+        updated_at TEXT NOT NULL DEFAULT (${SQLITE_NOW}),
+        CONSTRAINT users_user_name_lower_key UNIQUE (user_name_lower),
+        CONSTRAINT users_upstream_user_id_key UNIQUE (upstream_user_id),
+        CONSTRAINT users_pkey PRIMARY KEY (scim_id)
+      ) STRICT;
+      CREATE INDEX users_external_id_idx ON users (external_id);
+      CREATE INDEX users_created_at_scim_id_idx ON users (created_at, scim_id);
+      CREATE INDEX users_detached_idx ON users (created_at, scim_id) WHERE upstream_user_id IS NULL;
+      CREATE TABLE groups (
+        scim_id TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        display_name_lower TEXT NOT NULL,
+        external_id TEXT,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL DEFAULT (${SQLITE_NOW}),
+        updated_at TEXT NOT NULL DEFAULT (${SQLITE_NOW}),
+        CONSTRAINT groups_display_name_lower_key UNIQUE (display_name_lower),
+        CONSTRAINT groups_pkey PRIMARY KEY (scim_id)
+      ) STRICT;
+      CREATE INDEX groups_external_id_idx ON groups (external_id);
+      CREATE TABLE memberships (
+        group_scim_id TEXT NOT NULL,
+        user_scim_id TEXT NOT NULL,
+        CONSTRAINT memberships_pkey PRIMARY KEY (group_scim_id, user_scim_id)
+      ) STRICT;
+      CREATE INDEX memberships_user_idx ON memberships (user_scim_id, group_scim_id);
+      CREATE TABLE store_meta (
+        key TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT;
+      -- Rows each table held at the last commit, kept by triggers in the writing transaction: a start
+      -- that finds fewer rows than recorded (tables emptied, file swapped) refuses (data-dir.ts).
+      CREATE TABLE row_counts (
+        name TEXT NOT NULL PRIMARY KEY,
+        n INTEGER NOT NULL
+      ) STRICT;
+      INSERT INTO row_counts (name, n) VALUES ('users', 0), ('groups', 0), ('memberships', 0);
+      CREATE TRIGGER users_counted_insert AFTER INSERT ON users
+        BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'users'; END;
+      CREATE TRIGGER users_counted_delete AFTER DELETE ON users
+        BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'users'; END;
+      CREATE TRIGGER groups_counted_insert AFTER INSERT ON groups
+        BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'groups'; END;
+      CREATE TRIGGER groups_counted_delete AFTER DELETE ON groups
+        BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'groups'; END;
+      CREATE TRIGGER memberships_counted_insert AFTER INSERT ON memberships
+        BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'memberships'; END;
+      CREATE TRIGGER memberships_counted_delete AFTER DELETE ON memberships
+        BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'memberships'; END;
+    `,
+  },
+];
+
+export const SQLITE_SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1].version;
+
+/**
+ * Applies the migrations newer than user_version, each with its version bump in one transaction.
+ * Returns the versions applied; a database newer than this build is left alone (the caller warns).
+ */
+export function migrateSqlite(db: Database.Database): number[] {
+  const applied: number[] = [];
+  for (const m of SQLITE_MIGRATIONS) {
+    db.transaction(() => {
+      const current = db.pragma('user_version', { simple: true }) as number;
+      if (current >= m.version) return;
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+      applied.push(m.version);
+    }).immediate();
+  }
+  return applied;
+}

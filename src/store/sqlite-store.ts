@@ -1,0 +1,466 @@
+// The embedded store: SQLite through better-sqlite3, one file DATA_DIR/bridge.sqlite (opening, the
+// DATA_DIR lock and the start-up checks are data-dir.ts). WAL with synchronous=FULL: a write is
+// acknowledged only after its commit is fsync'ed, so it survives SIGKILL and power loss.
+//
+// One transaction per operation: a single statement is its own (implicit) transaction in SQLite;
+// operations of several statements (a delete with its memberships) run in BEGIN IMMEDIATE … COMMIT.
+// Isolation holds by construction: better-sqlite3 is synchronous, so each store operation runs to
+// its COMMIT on the event loop without yielding, and no other request can observe (or interleave
+// with) a transaction before it commits. The async methods only wrap synchronous work.
+import { statSync } from 'node:fs';
+import type Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { StoreMeta } from './binding.js';
+import { StoreUnavailableError } from './errors.js';
+import { foldCase } from './fold-case.js';
+import {
+  buildUpdate,
+  GROUP_ASSIGNMENTS,
+  GROUP_COLUMNS,
+  type GroupRow,
+  groupByUser,
+  json,
+  toGroup,
+  toUser,
+  USER_ASSIGNMENTS,
+  USER_COLUMNS,
+  type UserRow,
+  userFilter,
+} from './sql-common.js';
+import { migrateSqlite, SQLITE_NOW, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.js';
+import {
+  type BridgeStore,
+  type GroupChanges,
+  type GroupRecord,
+  type NewGroupRecord,
+  type NewUserRecord,
+  StoreConflictError,
+  type UserChanges,
+  type UserQuery,
+  type UserRecord,
+} from './types.js';
+
+/** busy_timeout: how long a statement waits for a lock held by another connection (a backup). */
+export const BUSY_TIMEOUT_MS = 5_000;
+
+// "UNIQUE constraint failed: <table>.<column>" → the field a caller can report.
+const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
+  'users.scim_id': 'scimId',
+  'users.user_name_lower': 'userName',
+  'users.upstream_user_id': 'upstreamUserId',
+  'groups.scim_id': 'scimId',
+  'groups.display_name_lower': 'displayName',
+};
+
+// Result codes (extended ones start with these) that mean the database cannot be used right now.
+const UNAVAILABLE = [
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_IOERR',
+  'SQLITE_FULL',
+  'SQLITE_READONLY',
+  'SQLITE_CANTOPEN',
+  'SQLITE_CORRUPT',
+  'SQLITE_NOTADB',
+  'SQLITE_PROTOCOL',
+];
+
+/** A better-sqlite3 error as the store's domain error; other errors unchanged. */
+export function mapSqliteError(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+      const column = /constraint failed: (\S+)/.exec((err as Error).message)?.[1];
+      const field = column ? CONFLICT_FIELDS[column] : undefined;
+      return field ? new StoreConflictError(field) : err;
+    }
+    // The code is secret-free: no path, no data.
+    if (UNAVAILABLE.some((c) => code === c || code.startsWith(`${c}_`))) {
+      return new StoreUnavailableError(`SQLite ${code}`, { cause: err });
+    }
+  }
+  if (err instanceof TypeError && /database connection is not open/.test(err.message)) {
+    return new StoreUnavailableError('the embedded store is closed', { cause: err });
+  }
+  return err;
+}
+
+/** `$1…$n` placeholders bind by name in better-sqlite3; SQLite has no boolean type. */
+function bind(params: readonly unknown[]): Record<string, unknown> {
+  const named: Record<string, unknown> = {};
+  params.forEach((p, i) => {
+    named[i + 1] = typeof p === 'boolean' ? (p ? 1 : 0) : p;
+  });
+  return named;
+}
+
+export interface SqliteStoreOptions {
+  logger?: Logger;
+  /** Called after the database closes (releases the DATA_DIR lock). */
+  onClose?: () => void;
+  /** The database file, which ping checks is still the one open (DATA_DIR removed or swapped). */
+  file?: string;
+}
+
+/** Opens a database for the store: PRAGMAs and migrations. `:memory:` for tests. */
+export function prepareDatabase(db: Database.Database, logger?: Logger): void {
+  if (db.memory) db.pragma('journal_mode = MEMORY');
+  else db.pragma('journal_mode = WAL');
+  // FULL: the WAL is fsync'ed at every commit (NORMAL would only at checkpoints: a power loss could
+  // lose acknowledged writes).
+  db.pragma('synchronous = FULL');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  // No foreign keys: members and groups created outside the bridge have no record (as in PostgreSQL).
+  db.pragma('foreign_keys = OFF');
+  const applied = migrateSqlite(db);
+  for (const version of applied) logger?.info({ version }, 'embedded store migration applied');
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SQLITE_SCHEMA_VERSION) {
+    logger?.warn(
+      { version: current, known: SQLITE_SCHEMA_VERSION },
+      'embedded store schema is newer than this build; a newer bridge migrated it',
+    );
+  }
+}
+
+export class SqliteStore implements BridgeStore, StoreMeta {
+  private readonly statements = new Map<string, Database.Statement>();
+  private closed = false;
+  private readonly inode: number | undefined;
+
+  constructor(
+    readonly db: Database.Database,
+    private readonly options: SqliteStoreOptions = {},
+  ) {
+    this.inode = options.file ? statSync(options.file).ino : undefined;
+  }
+
+  /** The schema is brought up to date when the database is opened (prepareDatabase). */
+  async init(): Promise<void> {
+    this.sync(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.statements.clear();
+    try {
+      this.db.close();
+    } finally {
+      this.options.onClose?.();
+    }
+  }
+
+  /**
+   * For readiness: a round trip, and the file in DATA_DIR must still be the one open. Writes to a
+   * file deleted underneath (DATA_DIR removed, volume swapped) would succeed and be lost on restart.
+   */
+  async ping(): Promise<void> {
+    this.sync(() => this.stmt('SELECT 1').get());
+    if (this.options.file === undefined) return;
+    let ino: number | undefined;
+    try {
+      ino = statSync(this.options.file).ino;
+    } catch {}
+    if (ino !== this.inode)
+      throw new StoreUnavailableError('the database file in DATA_DIR was removed or replaced');
+  }
+
+  /** Runs fn, mapping SQLite failures to StoreConflictError/StoreUnavailableError. */
+  private sync<T>(fn: () => T): T {
+    if (this.closed) throw new StoreUnavailableError('the embedded store is closed');
+    try {
+      return fn();
+    } catch (err) {
+      throw mapSqliteError(err);
+    }
+  }
+
+  /** One transaction around several statements (BEGIN IMMEDIATE: no upgrade deadlock with a reader). */
+  private tx<T>(fn: () => T): T {
+    return this.sync(() => this.db.transaction(fn).immediate());
+  }
+
+  /** Prepared once per SQL text: the dynamic UPDATEs have a handful of shapes. */
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private all<T>(sql: string, params: readonly unknown[]): T[] {
+    return this.stmt(sql).all(bind(params)) as T[];
+  }
+
+  private one<T>(sql: string, params: readonly unknown[]): T | undefined {
+    return (params.length > 0 ? this.stmt(sql).get(bind(params)) : this.stmt(sql).get()) as T | undefined;
+  }
+
+  private exec(sql: string, params: readonly unknown[]): number {
+    return this.stmt(sql).run(bind(params)).changes;
+  }
+
+  // ---- store_meta ----
+
+  async getMeta(key: string): Promise<string | null> {
+    return this.sync(
+      () => this.one<{ value: string }>('SELECT value FROM store_meta WHERE key = $1', [key])?.value ?? null,
+    );
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.sync(() =>
+      this.exec(
+        'INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        [key, value],
+      ),
+    );
+  }
+
+  async insertMetaIfAbsent(key: string, value: string): Promise<void> {
+    this.sync(() =>
+      this.exec('INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [
+        key,
+        value,
+      ]),
+    );
+  }
+
+  // ---- users ----
+
+  async getUser(scimId: string): Promise<UserRecord | null> {
+    return this.sync(() => {
+      const row = this.one<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE scim_id = $1`, [scimId]);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
+    const byUpstream = new Map<string, UserRecord>();
+    if (upstreamUserIds.length === 0) return byUpstream;
+    const rows = this.sync(() =>
+      this.all<UserRow>(
+        `SELECT ${USER_COLUMNS} FROM users WHERE upstream_user_id IN (SELECT value FROM json_each($1))`,
+        [json(upstreamUserIds)],
+      ),
+    );
+    for (const row of rows) byUpstream.set(row.upstream_user_id!, toUser(row));
+    return byUpstream;
+  }
+
+  async findUserByUserName(userName: string): Promise<UserRecord | null> {
+    return this.sync(() => {
+      const row = this.one<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE user_name_lower = $1`, [
+        foldCase(userName),
+      ]);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  async findUsersByExternalId(externalId: string): Promise<UserRecord[]> {
+    return this.sync(() =>
+      this.all<UserRow>(
+        `SELECT ${USER_COLUMNS} FROM users WHERE external_id = $1 ORDER BY created_at, scim_id`,
+        [externalId],
+      ).map(toUser),
+    );
+  }
+
+  async insertUser(record: NewUserRecord): Promise<UserRecord> {
+    return this.sync(() => {
+      const row = this.one<UserRow>(
+        `INSERT INTO users (scim_id, upstream_user_id, user_name, user_name_lower, external_id, active, state,
+           attributes, tombstone_group_ids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING ${USER_COLUMNS}`,
+        [
+          record.scimId,
+          record.upstreamUserId,
+          record.userName,
+          typeof record.userName === 'string' ? foldCase(record.userName) : record.userName,
+          record.externalId,
+          record.active,
+          record.state,
+          json(record.attributes),
+          json(record.tombstoneGroupIds),
+        ],
+      );
+      return toUser(row!);
+    });
+  }
+
+  async updateUser(
+    scimId: string,
+    changes: UserChanges,
+    expectedVersion?: number,
+  ): Promise<UserRecord | null> {
+    const { sql, params } = buildUpdate(
+      'users',
+      USER_ASSIGNMENTS,
+      scimId,
+      changes,
+      expectedVersion,
+      SQLITE_NOW,
+    );
+    return this.sync(() => {
+      const row = this.one<UserRow>(sql, params);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  async deleteUser(scimId: string): Promise<boolean> {
+    return this.tx(() => {
+      this.exec('DELETE FROM memberships WHERE user_scim_id = $1', [scimId]);
+      return this.exec('DELETE FROM users WHERE scim_id = $1', [scimId]) > 0;
+    });
+  }
+
+  async listUsers(query: UserQuery, offset: number, limit: number): Promise<UserRecord[]> {
+    const params: unknown[] = [];
+    const where = userFilter(query, params);
+    params.push(limit, offset);
+    return this.sync(() =>
+      this.all<UserRow>(
+        `SELECT ${USER_COLUMNS} FROM users ${where}
+         ORDER BY created_at, scim_id LIMIT $${params.length - 1} OFFSET $${params.length}`,
+        params,
+      ).map(toUser),
+    );
+  }
+
+  async countUsers(query: UserQuery): Promise<number> {
+    const params: unknown[] = [];
+    const where = userFilter(query, params);
+    return this.sync(() => this.one<{ n: number }>(`SELECT count(*) AS n FROM users ${where}`, params)!.n);
+  }
+
+  // ---- groups ----
+
+  async getGroup(scimId: string): Promise<GroupRecord | null> {
+    return this.sync(() => {
+      const row = this.one<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id = $1`, [scimId]);
+      return row ? toGroup(row) : null;
+    });
+  }
+
+  async getGroups(scimIds: string[]): Promise<Map<string, GroupRecord>> {
+    const byId = new Map<string, GroupRecord>();
+    if (scimIds.length === 0) return byId;
+    const rows = this.sync(() =>
+      this.all<GroupRow>(
+        `SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id IN (SELECT value FROM json_each($1))`,
+        [json(scimIds)],
+      ),
+    );
+    for (const row of rows) byId.set(row.scim_id, toGroup(row));
+    return byId;
+  }
+
+  async findGroupByDisplayName(displayName: string): Promise<GroupRecord | null> {
+    return this.sync(() => {
+      const row = this.one<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE display_name_lower = $1`, [
+        foldCase(displayName),
+      ]);
+      return row ? toGroup(row) : null;
+    });
+  }
+
+  async findGroupsByExternalId(externalId: string): Promise<GroupRecord[]> {
+    return this.sync(() =>
+      this.all<GroupRow>(
+        `SELECT ${GROUP_COLUMNS} FROM groups WHERE external_id = $1 ORDER BY created_at, scim_id`,
+        [externalId],
+      ).map(toGroup),
+    );
+  }
+
+  async insertGroup(record: NewGroupRecord): Promise<GroupRecord> {
+    return this.sync(() => {
+      const row = this.one<GroupRow>(
+        `INSERT INTO groups (scim_id, group_name, display_name, display_name_lower, external_id, attributes)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING ${GROUP_COLUMNS}`,
+        [
+          record.scimId,
+          record.groupName,
+          record.displayName,
+          typeof record.displayName === 'string' ? foldCase(record.displayName) : record.displayName,
+          record.externalId,
+          json(record.attributes),
+        ],
+      );
+      return toGroup(row!);
+    });
+  }
+
+  async updateGroup(
+    scimId: string,
+    changes: GroupChanges,
+    expectedVersion?: number,
+  ): Promise<GroupRecord | null> {
+    const { sql, params } = buildUpdate(
+      'groups',
+      GROUP_ASSIGNMENTS,
+      scimId,
+      changes,
+      expectedVersion,
+      SQLITE_NOW,
+    );
+    return this.sync(() => {
+      const row = this.one<GroupRow>(sql, params);
+      return row ? toGroup(row) : null;
+    });
+  }
+
+  async deleteGroup(scimId: string): Promise<boolean> {
+    return this.tx(() => {
+      this.exec('DELETE FROM memberships WHERE group_scim_id = $1', [scimId]);
+      return this.exec('DELETE FROM groups WHERE scim_id = $1', [scimId]) > 0;
+    });
+  }
+
+  // ---- memberships ----
+
+  async addMembership(groupScimId: string, userScimId: string): Promise<void> {
+    this.sync(() =>
+      this.exec(
+        'INSERT INTO memberships (group_scim_id, user_scim_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+        [groupScimId, userScimId],
+      ),
+    );
+  }
+
+  async removeMembership(groupScimId: string, userScimId: string): Promise<void> {
+    this.sync(() =>
+      this.exec('DELETE FROM memberships WHERE group_scim_id = $1 AND user_scim_id = $2', [
+        groupScimId,
+        userScimId,
+      ]),
+    );
+  }
+
+  async groupsOfUser(userScimId: string): Promise<string[]> {
+    return this.sync(() =>
+      this.all<{ group_scim_id: string }>(
+        'SELECT group_scim_id FROM memberships WHERE user_scim_id = $1 ORDER BY group_scim_id',
+        [userScimId],
+      ).map((r) => r.group_scim_id),
+    );
+  }
+
+  async groupsOfUsers(userScimIds: string[]): Promise<Map<string, string[]>> {
+    if (userScimIds.length === 0) return new Map();
+    return this.sync(() =>
+      groupByUser(
+        this.all<{ user_scim_id: string; group_scim_id: string }>(
+          `SELECT user_scim_id, group_scim_id FROM memberships
+           WHERE user_scim_id IN (SELECT value FROM json_each($1)) ORDER BY group_scim_id`,
+          [json(userScimIds)],
+        ),
+      ),
+    );
+  }
+}
