@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
+import { adminApiRouter } from './admin/api.js';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
 import { GroupDirectory } from './directory/groups.js';
@@ -60,6 +61,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(metrics.httpMiddleware());
 
   app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
+  app.use('/admin/api', adminApiRouter({ adminTokens: config.adminTokens, mounts: [] }));
 
   // One set of locks for both directories: a group's member change also takes that user's key.
   const locks = deps.locks ?? new ResourceLocks();

@@ -45,6 +45,7 @@ const envSchema = z.object({
   SCIM_MAX_PAGE_SIZE: intFrom(200, 1, 1000),
   FILTER_SCAN_LIMIT: intFrom(2_000, 100, 100_000),
   METRICS_TOKEN: optionalString,
+  ADMIN_TOKENS: optionalString,
   MAX_MEMBERS_PER_REQUEST: intFrom(1000, 1, 100_000),
   TRUST_PROXY: optionalString.transform((v, ctx) => {
     const parsed = parseTrustProxy(v);
@@ -117,6 +118,9 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
   if (tokens.some((t) => t.length < 16)) {
     problems.push('SCIM_BEARER_TOKENS: every SCIM bearer token must be at least 16 characters long');
   }
+  if (splitTokens(value('ADMIN_TOKENS')).some((t) => t.length < 16)) {
+    problems.push('ADMIN_TOKENS: every admin token must be at least 16 characters long');
+  }
   const metricsToken = value('METRICS_TOKEN');
   if (metricsToken && metricsToken.length < 16) {
     problems.push('METRICS_TOKEN: must be at least 16 characters long');
@@ -150,6 +154,8 @@ export interface Config {
   maxPageSize: number;
   filterScanLimit: number;
   metricsToken?: string;
+  /** Tokens for /admin and /admin/api/* (operator console, reconciler report); empty: both are off. */
+  adminTokens: string[];
   /** Member values one group POST, PUT or PATCH may name (refused with 400 past it). */
   maxMembersPerRequest: number;
   /** Express `trust proxy`: only then do X-Forwarded-Proto/-Host shape meta.location (without PUBLIC_BASE_URL). */
@@ -220,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
     maxPageSize: e.SCIM_MAX_PAGE_SIZE,
     filterScanLimit: e.FILTER_SCAN_LIMIT,
     metricsToken: e.METRICS_TOKEN,
+    adminTokens: splitTokens(e.ADMIN_TOKENS),
     maxMembersPerRequest: e.MAX_MEMBERS_PER_REQUEST,
     trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
