@@ -99,6 +99,8 @@ export class EmulatorState {
   membershipCount = 0;
   /** Undefined for a memory-only emulator: then no mutation pays for persistence. */
   sink: StateSink | undefined;
+  /** Users created inside the running batch (only user creation is batched: seeding). */
+  private batchCreated: UserRecord[] | undefined;
 
   clear(): void {
     this.sink?.clear();
@@ -144,6 +146,7 @@ export class EmulatorState {
     };
     this.users.add(user.UserId, user);
     this.usersByName.set(user.nameKey, user);
+    if (persist) this.batchCreated?.push(user);
     return user;
   }
 
@@ -163,6 +166,11 @@ export class EmulatorState {
   /** Deletes the user and every membership it had. */
   deleteUser(user: UserRecord): void {
     this.sink?.deleteUser(user.UserId);
+    this.forgetUser(user);
+  }
+
+  /** The in-memory half of deleteUser. */
+  private forgetUser(user: UserRecord): void {
     for (const groupId of user.groups ?? []) {
       if (this.groups.get(groupId)?.members.delete(user.UserId)) this.membershipCount--;
     }
@@ -246,10 +254,20 @@ export class EmulatorState {
     }
   }
 
-  /** Runs a bulk change as one write-through transaction (or directly when memory-only). */
+  /** Runs a bulk user creation as one write-through transaction (or directly when memory-only). */
   batch(fn: () => void): void {
-    if (this.sink) this.sink.batch(fn);
-    else fn();
+    if (!this.sink) return fn();
+    // A failed transaction writes none of the batch: memory must forget the users it created too.
+    const created: UserRecord[] = [];
+    this.batchCreated = created;
+    try {
+      this.sink.batch(fn);
+    } catch (err) {
+      for (const u of created) this.forgetUser(u);
+      throw err;
+    } finally {
+      this.batchCreated = undefined;
+    }
   }
 
   /**

@@ -97,6 +97,32 @@ describe('EmulatorState write-through', () => {
     state.removeMember(g, v);
     expect(sink.calls).toEqual([]);
   });
+
+  it('a bulk batch whose transaction fails leaves none of its users in memory', () => {
+    const state = new EmulatorState();
+    const sink = flakySink();
+    state.sink = sink;
+    state.createUser({ UserName: 'before' }, 0);
+    const before = snapshot(state);
+    // The fourth insert fails: the file rolls the whole batch back, so must memory.
+    let inserts = 0;
+    sink.insertUser = () => {
+      if (++inserts === 4) throw new Error('SQLITE_FULL: database or disk is full');
+    };
+    expect(() =>
+      state.batch(() => {
+        for (let i = 0; i < 10; i++) state.createUser({ UserName: `bulk-${i}` }, 0);
+      }),
+    ).toThrow('SQLITE_FULL');
+    expect(snapshot(state)).toEqual(before);
+    expect(state.usersByName.has('bulk-0')).toBe(false);
+    // A later batch works and is not confused by the failed one.
+    inserts = 100;
+    state.batch(() => {
+      state.createUser({ UserName: 'bulk-0' }, 0);
+    });
+    expect([...state.users.values()].map((u) => u.UserName)).toEqual(['before', 'bulk-0']);
+  });
 });
 
 describe('a failed state-file write over the wire', () => {
