@@ -256,7 +256,10 @@ export class EmulatorState {
 
   /** Runs a bulk user creation as one write-through transaction (or directly when memory-only). */
   batch(fn: () => void): void {
-    if (!this.sink) return fn();
+    if (!this.sink) {
+      fn();
+      return;
+    }
     // A failed transaction writes none of the batch: memory must forget the users it created too.
     const created: UserRecord[] = [];
     this.batchCreated = created;
