@@ -7,6 +7,7 @@ import {
   STATUS_CODES,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -63,6 +64,8 @@ export async function startBridge(
       region: config.region,
       latencyMs: config.emulatorLatencyMs,
       logger: logger.child({ component: 'emulator' }),
+      // Its users and groups live next to the store's, so a restart finds both (docs/emulator.md).
+      stateFile: join(config.dataDir, 'emulator.sqlite'),
     });
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
     endpoint = emulator.url;

@@ -81,6 +81,7 @@ const envSchema = z.object({
       .pipe(faultRulesSchema),
   ),
   EMULATOR_SEED_USERS: intWithDefault(0, 10_000_000, 0),
+  EMULATOR_STATE_FILE: z.preprocess(blankToUndefined, z.string().optional()),
   EMULATOR_LOG_LEVEL: z.preprocess(
     blankToUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -122,6 +123,7 @@ export function parseEmulatorEnv(env: NodeJS.ProcessEnv): EnvParseResult {
         ...(e.VOLCENGINE_ACCESS_KEY !== undefined ? { accessKeyId: e.VOLCENGINE_ACCESS_KEY } : {}),
         ...(e.VOLCENGINE_SECRET_KEY !== undefined ? { secretAccessKey: e.VOLCENGINE_SECRET_KEY } : {}),
         ...(e.EMULATOR_USER_QUOTA !== undefined ? { userQuota: e.EMULATOR_USER_QUOTA } : {}),
+        ...(e.EMULATOR_STATE_FILE !== undefined ? { stateFile: e.EMULATOR_STATE_FILE } : {}),
       },
       seedUsers: e.EMULATOR_SEED_USERS,
       logLevel: e.EMULATOR_LOG_LEVEL,

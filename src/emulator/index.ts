@@ -6,9 +6,11 @@ import { describeIssues, FaultInjector } from './faults.js';
 import { Authenticator } from './gateway/auth.js';
 import { createRequestListener } from './server.js';
 import { EmulatorState, nameKey } from './state.js';
+import { StateFile } from './state-file.js';
 import type { EmulatorOptions, FaultRule, RunningEmulator } from './types.js';
 
 export { parseFaultRules } from './faults.js';
+export { StateFileError } from './state-file.js';
 export type { EmulatorOptions, FaultKind, FaultRule, RunningEmulator } from './types.js';
 
 /** Documented development credentials accepted when none are configured. Never use them for real. */
@@ -33,6 +35,7 @@ const optionsSchema = z.object({
   userQuota: z.int().min(0).optional(),
   sensitiveWords: z.array(z.string()).optional(),
   maxSkewSeconds: z.number().min(0).optional(),
+  stateFile: z.string().min(1).optional(),
 });
 
 /** Starts an emulator on `host:port` (default 127.0.0.1 and an ephemeral port). */
@@ -46,10 +49,23 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const logger = opts.logger ?? pino({ level: 'silent' });
   const region = opts.region ?? DEFAULT_REGION;
   const state = new EmulatorState();
+  // Opened first: a file that is locked, damaged or foreign stops the start before anything listens.
+  const file = opts.stateFile === undefined ? undefined : StateFile.open(opts.stateFile);
+  if (file) {
+    try {
+      const loaded = file.load(state);
+      logger.info({ stateFile: file.path, ...loaded }, 'emulator state loaded');
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+    state.sink = file;
+  }
   const faults = new FaultInjector();
   faults.set(opts.faults ?? []);
   const calls = new Map<string, number>();
 
+  // Data is cleared in the state file too; faults and call counts never persist.
   const reset = () => {
     state.clear();
     faults.clear();
@@ -78,7 +94,12 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
 
   const server = createServer(listener);
   const host = opts.host ?? '127.0.0.1';
-  await listen(server, opts.port ?? 0, host);
+  try {
+    await listen(server, opts.port ?? 0, host);
+  } catch (err) {
+    file?.close();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
 
@@ -91,12 +112,22 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     },
     reset,
     calls: () => Object.fromEntries(calls),
+    counts: () => ({
+      users: state.users.size,
+      groups: state.groups.size,
+      memberships: state.membershipCount,
+    }),
     seedUsers(n: number, prefix = DEFAULT_SEED_PREFIX) {
       seedUsers(state, n, prefix, now());
     },
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
+        server.close((err) => {
+          // After the last request: nothing writes through any more.
+          file?.close();
+          if (err) reject(err);
+          else resolve();
+        });
         // Keep-alive sockets would otherwise hold close() open until they time out.
         server.closeAllConnections();
       });
@@ -123,14 +154,17 @@ function seedUsers(state: EmulatorState, n: number, prefix: string, nowMs: numbe
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new RangeError(`seedUsers: n must be a non-negative integer, got ${n}`);
   }
-  let created = 0;
-  for (let i = 1; created < n; i++) {
-    const userName = `${prefix}${i}`;
-    if (state.usersByName.has(nameKey(userName))) continue;
-    state.createUser(
-      { UserName: userName, DisplayName: `Seed User ${i}`, Email: `${userName}@example.com` },
-      nowMs,
-    );
-    created++;
-  }
+  // One transaction for the whole batch when a state file is in use.
+  state.batch(() => {
+    let created = 0;
+    for (let i = 1; created < n; i++) {
+      const userName = `${prefix}${i}`;
+      if (state.usersByName.has(nameKey(userName))) continue;
+      state.createUser(
+        { UserName: userName, DisplayName: `Seed User ${i}`, Email: `${userName}@example.com` },
+        nowMs,
+      );
+      created++;
+    }
+  });
 }

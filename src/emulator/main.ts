@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { parseEmulatorEnv } from './env.js';
-import { DEV_ACCESS_KEY, startEmulator } from './index.js';
+import { DEV_ACCESS_KEY, type RunningEmulator, StateFileError, startEmulator } from './index.js';
 
 // Standalone CloudIdentity emulator (`npm run emulator`), configured only through the environment.
 
@@ -12,8 +12,22 @@ if (!parsed.ok) {
 const { options, seedUsers, logLevel, devCredentials } = parsed.config;
 const logger = pino({ level: logLevel, base: { component: 'cloudidentity-emulator' } });
 
-const emulator = await startEmulator({ ...options, logger });
-if (seedUsers > 0) emulator.seedUsers(seedUsers);
+let emulator: RunningEmulator;
+try {
+  emulator = await startEmulator({ ...options, logger });
+} catch (err) {
+  // A state file that is locked, damaged or unwritable: one clear line, no stack.
+  if (err instanceof StateFileError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+// A restored state file already holds its users: seed only an empty emulator, so restarts do not
+// add another n users each time.
+const restored = emulator.counts();
+const seeded = seedUsers > 0 && restored.users === 0 ? seedUsers : 0;
+if (seeded > 0) emulator.seedUsers(seeded);
 
 if (devCredentials) {
   logger.warn(
@@ -31,7 +45,9 @@ logger.info(
     userQuota: options.userQuota ?? null,
     sensitiveWords: options.sensitiveWords?.length ?? 0,
     faults: options.faults,
-    seededUsers: seedUsers,
+    seededUsers: seeded,
+    stateFile: options.stateFile ?? null,
+    ...(options.stateFile !== undefined ? { restored } : {}),
   },
   'CloudIdentity emulator listening',
 );

@@ -62,7 +62,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: GatewayDe
   } catch (caught) {
     let err: ApiError;
     if (caught instanceof ApiError) err = caught;
-    else if (req.destroyed || res.destroyed) {
+    // Not req.destroyed: a request whose body was read to the end is destroyed too, and a crash
+    // after that (e.g. a failed state-file write) must still be answered.
+    else if (res.destroyed || req.socket.destroyed) {
       outcome = 'client went away';
       return;
     } else {

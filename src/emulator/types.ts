@@ -43,6 +43,11 @@ export interface EmulatorOptions {
   /** Clock in ms since the epoch; tests pin it to signing vectors' X-Date. */
   now?: () => number;
   logger?: Logger;
+  /**
+   * SQLite file that keeps users, groups and memberships across restarts (created if missing,
+   * locked while open). Absent: memory only.
+   */
+  stateFile?: string;
 }
 
 export interface RunningEmulator {
@@ -51,6 +56,7 @@ export interface RunningEmulator {
   setFaults(rules: FaultRule[]): void;
   reset(): void;
   calls(): Record<string, number>;
+  counts(): { users: number; groups: number; memberships: number };
   /** Fast bulk insert for load tests. */
   seedUsers(n: number, prefix?: string): void;
   close(): Promise<void>;

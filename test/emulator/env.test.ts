@@ -34,6 +34,7 @@ describe('parseEmulatorEnv', () => {
       EMULATOR_SENSITIVE_WORDS: ' foo, Bar ,,baz ',
       EMULATOR_FAULTS: '[{"action":"CreateUser","probability":0.1,"fault":"commitThenReset","times":2}]',
       EMULATOR_SEED_USERS: '100000',
+      EMULATOR_STATE_FILE: '/var/lib/emulator/state.sqlite',
       EMULATOR_LOG_LEVEL: 'debug',
     });
     expect(r).toEqual({
@@ -49,6 +50,7 @@ describe('parseEmulatorEnv', () => {
           faults: [{ action: 'CreateUser', probability: 0.1, fault: 'commitThenReset', times: 2 }],
           accessKeyId: 'AKLTx',
           secretAccessKey: 'sk',
+          stateFile: '/var/lib/emulator/state.sqlite',
         },
         seedUsers: 100000,
         logLevel: 'debug',
@@ -63,8 +65,11 @@ describe('parseEmulatorEnv', () => {
       VOLCENGINE_ACCESS_KEY: '',
       VOLCENGINE_SECRET_KEY: ' ',
       EMULATOR_FAULTS: '',
+      EMULATOR_STATE_FILE: ' ',
     });
     expect(r.ok && r.config.options.port).toBe(9100);
+    // Memory only: no stateFile key at all.
+    expect(r.ok && 'stateFile' in r.config.options).toBe(false);
     expect(r.ok && r.config.devCredentials).toBe(true);
   });
 

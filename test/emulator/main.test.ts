@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEV_ACCESS_KEY } from '../../src/emulator/index.js';
 import { call, ok } from './helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 
 interface Started {
   child: ChildProcess;
@@ -25,8 +27,9 @@ function run(env: Record<string, string>): {
   stderr: () => string;
   exit: Started['exit'];
 } {
-  // Same as `npx tsx src/emulator/main.ts`, without npx's extra process in the signal path.
-  const child = spawn(tsx, ['src/emulator/main.ts'], {
+  // Same as `npx tsx src/emulator/main.ts`, with no npx or tsx parent process in the signal path
+  // (a SIGKILL must reach the emulator itself, not a wrapper that leaves it running).
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/emulator/main.ts'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -108,4 +111,47 @@ describe('standalone main', () => {
     expect(msg).toMatch(/EMULATOR_USER_QUOTA:/);
     expect(msg).toMatch(/EMULATOR_FAULTS:/);
   });
+
+  it('keeps its state in EMULATOR_STATE_FILE across a SIGKILL, seeds only an empty file, refuses a bad one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'emu-main-'));
+    try {
+      const file = join(dir, 'state.sqlite');
+      const env = { EMULATOR_STATE_FILE: file, EMULATOR_SEED_USERS: '3' };
+      const first = await start(env);
+      expect(first.logs.find((l) => l.msg === 'CloudIdentity emulator listening')).toMatchObject({
+        stateFile: file,
+        seededUsers: 3,
+        restored: { users: 0, groups: 0, memberships: 0 },
+      });
+      const u = await ok(call(first.url, 'CreateUser', { UserName: 'acknowledged' }));
+      // No clean shutdown: an acknowledged write must already be in the file.
+      first.child.kill('SIGKILL');
+      await first.exit;
+
+      const second = await start(env);
+      expect(second.logs.find((l) => l.msg === 'CloudIdentity emulator listening')).toMatchObject({
+        seededUsers: 0,
+        restored: { users: 4, groups: 0, memberships: 0 },
+      });
+      const r = await ok(call(second.url, 'ListUsers', { PageSize: 100 }));
+      expect(r.Users.map((x: { UserName: string }) => x.UserName)).toEqual([
+        'seed-user-1',
+        'seed-user-2',
+        'seed-user-3',
+        'acknowledged',
+      ]);
+      expect(r.Users[3].UserId).toBe(u.UserId);
+      second.child.kill('SIGTERM');
+      expect(await second.exit).toEqual({ code: 0, signal: null });
+
+      const junk = join(dir, 'junk.sqlite');
+      writeFileSync(junk, 'not a database at all, just text. '.repeat(100));
+      const bad = run({ EMULATOR_PORT: '0', EMULATOR_STATE_FILE: junk });
+      expect((await bad.exit).code).toBe(1);
+      expect(bad.stderr()).toMatch(/^emulator state file .*junk\.sqlite is not a readable SQLite database/);
+      expect(bad.stderr()).not.toMatch(/\n\s+at /); // one line, no stack
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -80,48 +80,95 @@ const ciScript = readFileSync('.ci/run', 'utf8')
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
   main: string;
   scripts: Record<string, string>;
+  engines: { node: string };
 };
 
+/** Stages built FROM an image rather than FROM an earlier stage. */
+const baseImages = dockerfile.stages
+  .map((s) => s.from)
+  .filter((from) => !dockerfile.stages.some((s) => s.name === from));
+const COMPILERS = /\b(apt-get|apk|yum|dnf|gcc|g\+\+|make|python3?|node-gyp|build-essential)\b/;
+
 describe('Dockerfile', () => {
-  it('is multi-stage on a small official Node 20 image', () => {
+  it('is multi-stage on one official Debian-slim Node LTS image, major 22 or later', () => {
     expect(dockerfile.stages.length).toBeGreaterThanOrEqual(2);
-    for (const s of dockerfile.stages) expect(s.from).toMatch(/^node:20(\.\d+)*-(alpine|slim)$/);
     expect(build.name).toBe('build');
+    expect(baseImages.length).toBe(dockerfile.stages.length);
+    expect(new Set(baseImages).size).toBe(1);
+    for (const from of baseImages) {
+      // glibc (not Alpine/musl): better-sqlite3's prebuilt binary installs without a compiler.
+      const m = /^node:(\d+)(\.\d+)*-(bookworm|trixie)-slim$/.exec(from);
+      expect(m, from).not.toBeNull();
+      const major = Number(m![1]);
+      expect(major).toBeGreaterThanOrEqual(22);
+      expect(major % 2, 'even majors are the LTS lines').toBe(0);
+    }
   });
 
-  it('builds with exactly the commands CI runs (npm ci from the lockfile, npm run build)', () => {
-    const steps = runs(build);
-    expect(steps).toEqual(['npm ci --no-audit --no-fund', 'npm run build']);
-    for (const step of steps) expect(ciScript).toContain(step);
+  it("the image's Node major is one better-sqlite3 and package.json engines support; engines still admit Node 20", () => {
+    const major = /^node:(\d+)/.exec(baseImages[0]!)![1];
+    const addon = JSON.parse(readFileSync('node_modules/better-sqlite3/package.json', 'utf8')) as {
+      engines: { node: string };
+    };
+    expect(addon.engines.node.split('||').map((v) => v.trim())).toContain(`${major}.x`);
+    // The code keeps running (and CI keeps testing) on Node 20.
+    expect(pkg.engines.node).toMatch(/^>=20\.\d+\.\d+$/);
+  });
+
+  it('builds with exactly the commands CI runs (npm ci from the lockfile, npm run build), then prunes to production', () => {
+    const npmSteps = runs(build).filter((r) => r.startsWith('npm '));
+    expect(npmSteps).toEqual([
+      'npm ci --no-audit --no-fund',
+      'npm run build',
+      'npm ci --omit=dev --no-audit --no-fund',
+    ]);
+    for (const step of npmSteps.slice(0, 2)) expect(ciScript).toContain(step);
     // The lockfile is copied before `npm ci`, so the install is exactly the locked tree.
     const copies = build.instructions.filter((i) => i.op === 'COPY').map((i) => i.args);
     expect(copies[0]).toBe('package.json package-lock.json ./');
     expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json');
   });
 
-  it('ships production dependencies only, from the lockfile, plus the compiled dist/', () => {
-    expect(runs(runtime)).toContain('npm ci --omit=dev --no-audit --no-fund');
-    expect(runtime.instructions.map((i) => i.args)).toContain('package.json package-lock.json ./');
-    expect(runtime.instructions.filter((i) => i.op === 'COPY').map((i) => i.args)).toContain(
-      '--from=build /app/dist ./dist',
+  it('the compiler toolchain for the native addon is installed in the build stage only', () => {
+    const install = runs(build).find((r) => r.startsWith('apt-get install'));
+    expect(install).toBeDefined();
+    for (const tool of ['python3', 'make', 'g++']) expect(install!.split(/\s+/)).toContain(tool);
+    // …before `npm ci`, which is when node-gyp would need it.
+    const order = runs(build);
+    expect(order.indexOf(install!)).toBeLessThan(order.indexOf('npm ci --no-audit --no-fund'));
+    for (const stage of dockerfile.stages.slice(1)) {
+      for (const r of runs(stage)) expect(r, `${stage.name}: ${r}`).not.toMatch(COMPILERS);
+    }
+  });
+
+  it('ships dist/ and the production node_modules built in the build stage; no install at runtime', () => {
+    const runtimeCopies = runtime.instructions.filter((i) => i.op === 'COPY').map((i) => i.args);
+    expect(runtimeCopies).toContain('--from=build /app/dist ./dist');
+    expect(runtimeCopies).toContain('--from=build /app/node_modules ./node_modules');
+    expect(runtimeCopies).toContain('package.json ./'); // "type": "module"
+    expect(runs(runtime).some((r) => /\bnpm\b/.test(r))).toBe(false);
+    // node_modules is pruned to production after the build, so no dev dependency reaches the image.
+    const steps = runs(build);
+    expect(steps.indexOf('npm ci --omit=dev --no-audit --no-fund')).toBeGreaterThan(
+      steps.indexOf('npm run build'),
     );
-    expect(runs(runtime).some((r) => /npm (i|install)\b(?!.*--omit=dev)/.test(r))).toBe(false);
   });
 
   it('runs as a non-root user with NODE_ENV=production and DATA_DIR on a volume', () => {
     const env = envOf(runtime);
     expect(env.NODE_ENV).toBe('production');
     const user = runtime.instructions.filter((i) => i.op === 'USER').at(-1)?.args;
-    expect(user).toBeDefined();
-    expect(user).not.toMatch(/^(root|0)(:|$)/);
-    expect(user).toMatch(/^\d+(:\d+)?$/); // numeric, so Kubernetes can verify runAsNonRoot
+    // Numeric, so Kubernetes can verify runAsNonRoot; 1000 is the image's `node` user, owner of /data.
+    expect(user).toBe('1000:1000');
+    expect(runs(runtime)).toContain(`chown 1000:1000 ${env.DATA_DIR}`);
     const volume = runtime.instructions.find((i) => i.op === 'VOLUME')?.args;
     expect(JSON.parse(volume!)).toContain(env.DATA_DIR);
     expect(runtime.instructions.find((i) => i.op === 'EXPOSE')?.args).toBe(env.PORT);
   });
 
-  it('starts with an exec-form CMD and checks health with node (no curl) on /healthz', () => {
+  it('starts with an exec-form CMD, stops on SIGTERM and checks health with node (no curl) on /healthz', () => {
     expect(execForm(runtime, 'CMD')).toEqual(['node', pkg.main]);
+    expect(runtime.instructions.find((i) => i.op === 'STOPSIGNAL')?.args).toBe('SIGTERM');
     const health = execForm(runtime, 'HEALTHCHECK')!;
     expect(health[0]).toBe('node');
     expect(health.join(' ')).toContain('/healthz');
@@ -132,7 +179,7 @@ describe('Dockerfile', () => {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
-    for (const entry of ['.git', 'node_modules', 'dist', 'data', '.env', '.env.*'])
+    for (const entry of ['.git', 'node_modules', 'dist', 'data', '.env', '.env.*', '*.sqlite', '*.sqlite-*'])
       expect(ignored).toContain(entry);
     // …but not what the build copies.
     for (const needed of ['src', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'])
@@ -158,11 +205,14 @@ describe("the image's start command runs the built app", () => {
       built = statSync('dist/main.js').mtimeMs;
     } catch {}
     if (built < newestMtime('src')) {
-      const [cmd, ...args] = runs(build)[1].split(' ');
+      const [cmd, ...args] = runs(build)
+        .find((r) => r === 'npm run build')!
+        .split(' ');
       await promisify(execFile)(cmd, args, { cwd: process.cwd() });
     }
     const [command, ...args] = execForm(runtime, 'CMD')!;
-    const env = envOf(runtime);
+    // The image's environment except DATA_DIR: spawnBridge's temporary directory stands in for /data.
+    const { DATA_DIR: _volume, ...env } = envOf(runtime);
     proc = await spawnBridge(command, args, { ...env, PORT: '0', HOST: '127.0.0.1' }, 120_000);
   }, 300_000);
   afterAll(async () => {

@@ -1,5 +1,4 @@
 import type { ListGroupsResult } from '../../volcengine/types.js';
-import { formatTimestamp } from '../clock.js';
 import { businessErrors } from '../errors.js';
 import { type GroupRecord, nameKey } from '../state.js';
 import type { ActionContext, ActionDef } from './context.js';
@@ -70,12 +69,14 @@ function updateGroup(ctx: ActionContext): object {
   const description = optionalString(ctx.params, 'Description', GROUP_LIMITS.Description);
   checkSensitiveWords(ctx.sensitiveWords, { DisplayName: displayName, Description: description });
   const group = findGroup(ctx);
-  if (displayName !== undefined) {
-    group.DisplayName = displayName;
-    group.displayKey = displayName.toLowerCase();
-  }
-  if (description !== undefined) group.Description = description;
-  group.UpdatedTime = formatTimestamp(ctx.now);
+  ctx.state.updateGroup(
+    group,
+    {
+      ...(displayName !== undefined ? { DisplayName: displayName } : {}),
+      ...(description !== undefined ? { Description: description } : {}),
+    },
+    ctx.now,
+  );
   return {};
 }
 

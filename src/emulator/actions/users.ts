@@ -1,5 +1,4 @@
 import type { ListUsersResult } from '../../volcengine/types.js';
-import { formatTimestamp } from '../clock.js';
 import { businessErrors } from '../errors.js';
 import { nameKey, type UserRecord } from '../state.js';
 import type { ActionContext, ActionDef } from './context.js';
@@ -88,17 +87,9 @@ function updateUser(ctx: ActionContext): object {
   if (userName !== undefined) {
     const holder = ctx.state.usersByName.get(nameKey(userName));
     if (holder && holder !== user) throw businessErrors.userNameAlreadyExists();
-    ctx.state.renameUser(user, userName);
   }
   // Absent fields stay; '' clears.
-  if (profile.DisplayName !== undefined) {
-    user.DisplayName = profile.DisplayName;
-    user.displayKey = profile.DisplayName.toLowerCase();
-  }
-  if (profile.Description !== undefined) user.Description = profile.Description;
-  if (profile.Email !== undefined) user.Email = profile.Email;
-  if (profile.Phone !== undefined) user.Phone = profile.Phone;
-  user.UpdatedTime = formatTimestamp(ctx.now);
+  ctx.state.updateUser(user, definedOnly({ UserName: userName, ...profile }), ctx.now);
   return {};
 }
 
