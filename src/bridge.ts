@@ -49,44 +49,45 @@ export interface StartOptions {
   acceptEmptyStore?: boolean;
 }
 
-/** config → (emulator) → store → client → app → listen. */
+/** config → store → (emulator) → client → app → listen. */
 export async function startBridge(
   config: Config,
   logger: Logger,
   options: StartOptions = {},
 ): Promise<RunningBridge> {
+  // The store first: it takes DATA_DIR's lock, so a second bridge is refused before it touches
+  // anything else there (the in-process emulator's state file lives in DATA_DIR too).
+  const metrics = new Metrics();
+  const store = instrumentStore(
+    await openStore({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      logger,
+      upstream: upstreamOf(config),
+      rebind: options.rebindStore,
+      acceptEmptyStore: options.acceptEmptyStore,
+    }),
+    metrics,
+  );
   let emulator: RunningEmulator | undefined;
   let credentials = config.volcengine;
   let endpoint = config.endpoint;
   if (!credentials) {
-    emulator = await startEmulator({
-      port: 0,
-      region: config.region,
-      latencyMs: config.emulatorLatencyMs,
-      logger: logger.child({ component: 'emulator' }),
-      // Its users and groups live next to the store's, so a restart finds both (docs/emulator.md).
-      stateFile: join(config.dataDir, 'emulator.sqlite'),
-    });
+    try {
+      emulator = await startEmulator({
+        port: 0,
+        region: config.region,
+        latencyMs: config.emulatorLatencyMs,
+        logger: logger.child({ component: 'emulator' }),
+        // Its users and groups live next to the store's, so a restart finds both (docs/emulator.md).
+        stateFile: join(config.dataDir, 'emulator.sqlite'),
+      });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
     endpoint = emulator.url;
-  }
-  const metrics = new Metrics();
-  let store: BridgeStore;
-  try {
-    store = instrumentStore(
-      await openStore({
-        databaseUrl: config.databaseUrl,
-        dataDir: config.dataDir,
-        logger,
-        upstream: upstreamOf(config),
-        rebind: options.rebindStore,
-        acceptEmptyStore: options.acceptEmptyStore,
-      }),
-      metrics,
-    );
-  } catch (err) {
-    await emulator?.close();
-    throw err;
   }
   const client = new CloudIdentityClient({
     ...credentials,
