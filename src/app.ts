@@ -126,16 +126,19 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use((req, _res, next) => {
     next(new ScimError(404, undefined, `no such endpoint: ${req.method} ${req.path}`));
   });
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const error = bodyParserError(err) ?? pathDecodeError(err) ?? toScimError(err);
-    const log = req.log ?? logger;
+    // No line of its own: the access log writes this request's one line, with the error in it.
     if (error.status >= 500) {
-      log.error({ err, credentialProblem: isCredentialProblem(err) || undefined }, 'request failed');
-      if (isCredentialProblem(err)) {
-        log.error(
-          'CloudIdentity refused the bridge credentials: check VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN and the machine clock',
-        );
-      }
+      res.locals.failure = {
+        err,
+        ...(isCredentialProblem(err)
+          ? {
+              credentialProblem: true,
+              hint: 'CloudIdentity refused the bridge credentials: check VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN and the machine clock',
+            }
+          : {}),
+      };
     }
     if (res.headersSent) {
       res.end();

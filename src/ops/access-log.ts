@@ -76,9 +76,16 @@ export function accessLog(logger: Logger, logPii: boolean) {
         route: routeLabel(req, res),
       };
       if (ids.length > 0) line.upstreamRequestIds = ids;
-      if (res.statusCode >= 500) line.err = { message: `failed with status code ${res.statusCode}` };
       const message =
         res.statusCode >= 500 ? 'request errored' : completed ? 'request completed' : 'request aborted';
+      // A failure the error handler recorded (an Error, possibly carrying upstream text) goes
+      // through the redacting logger; the plain line has nothing to redact.
+      const failure = res.locals.failure as Record<string, unknown> | undefined;
+      if (failure) {
+        logger[level]({ ...line, ...failure }, message);
+        return;
+      }
+      if (res.statusCode >= 500) line.err = { message: `failed with status code ${res.statusCode}` };
       lineLogger[level](line, message);
     };
     res.on('finish', finished);

@@ -61,6 +61,8 @@ export interface HarnessOptions {
    * like two replicas. `store` is taken from the peer; closing this one leaves the peer's intact.
    */
   peer?: Harness;
+  /** With store 'postgres': the URL the bridge connects to, from the fresh schema's (e.g. through a proxy). */
+  databaseUrlVia?: (url: string) => string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -90,8 +92,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const pg = await freshPostgresUrl();
     if ('skip' in pg) throw new Error(`PostgreSQL unavailable: ${pg.skip}`);
     dropSchema = pg.drop;
-    databaseUrl = pg.url;
-    store = await openStore({ databaseUrl: pg.url, logger });
+    databaseUrl = options.databaseUrlVia ? options.databaseUrlVia(pg.url) : pg.url;
+    store = await openStore({ databaseUrl, logger });
   } else {
     store = await openStore({ inMemory: true, logger });
   }
