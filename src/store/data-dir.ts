@@ -109,7 +109,7 @@ export function readMarker(dir: string): Marker | null {
   return marker as Marker;
 }
 
-function writeMarker(dir: string, storeId: string): void {
+export function writeMarker(dir: string, storeId: string): void {
   const path = join(dir, MARKER_FILE);
   const tmp = `${path}.tmp`;
   const marker: Marker = { format: MARKER_FORMAT, storeId, createdAt: new Date().toISOString() };
