@@ -1,5 +1,5 @@
 import SCIMMY from 'scimmy';
-import { badRequest } from './errors.js';
+import { badRequest, requestDetail } from './errors.js';
 
 // Filters are parsed by scimmy into disjunctive normal form (an array of AND-terms). Two of its
 // quirks are corrected here: attribute names are only partly case-normalised, and unquoted
@@ -31,7 +31,8 @@ export function parseFilter(expression: string, catalog: readonly string[]): Fil
     parsed = new SCIMMY.Types.Filter(lowercaseBareLiterals(expression)) as unknown as FilterNode[];
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    throw badRequest('invalidFilter', `invalid filter '${expression}': ${message}`);
+    const detail = requestDetail(message, 'it is not an expression of the form attribute operator value');
+    throw badRequest('invalidFilter', `invalid filter '${expression}': ${detail}`);
   }
   if (DANGLING_LOGICAL.test(stripQuoted(expression))) {
     throw badRequest('invalidFilter', `invalid filter '${expression}': it ends with a logical operator`);
