@@ -437,6 +437,40 @@ describe('no JavaScript runtime text in any error detail', () => {
     for (const ops of shapes) expectClean(await patch(user.id, ...ops), ops);
   });
 
+  it('odd POST and PUT bodies (odd values under real attribute names) give no 5xx and no runtime message', async () => {
+    const user = await create();
+    const body = fc.dictionary(
+      fc.constantFrom(
+        'name',
+        'emails',
+        'phoneNumbers',
+        'addresses',
+        'roles',
+        'active',
+        'title',
+        ENTERPRISE,
+        VOLC,
+        'schemas',
+        'meta',
+        'groups',
+        'x509Certificates',
+      ),
+      value.any,
+      { maxKeys: 4 },
+    );
+    await fc.assert(
+      fc.asyncProperty(body, fc.boolean(), async (extra, put) => {
+        const sent = { ...extra, userName: put ? user.userName : uniqueName('odd') };
+        const res = (put
+          ? await h.http.put(`/scim/v2/Users/${user.id}`).send(sent)
+          : await h.http.post('/scim/v2/Users').send(sent)) as unknown as Res;
+        expectClean(res, sent);
+        if (res.status === 201) await h.http.delete(`/scim/v2/Users/${res.body.id}`);
+      }),
+      { numRuns: 120 },
+    );
+  });
+
   it('groups: odd PATCH shapes give no 5xx and no runtime message', async () => {
     const member = await create();
     const group = (await h.http
