@@ -187,8 +187,12 @@ function bodyParserError(err: unknown): ScimError | undefined {
   // http-errors from body-parser carry a `type`, except a broken compressed body (a zlib error
   // wrapped as a 400 with only `expose`), which would otherwise surface as a 500.
   if (!e || (typeof e.type !== 'string' && e.expose !== true) || err instanceof ScimError) return undefined;
-  if (e.type === 'entity.parse.failed')
-    return new ScimError(400, 'invalidSyntax', `request body is not valid JSON: ${e.message}`);
+  if (e.type === 'entity.parse.failed') {
+    // The parser's own words ("Unexpected token…") describe JavaScript, not the request.
+    const position = /position (\d+)/.exec(e.message ?? '')?.[1];
+    const where = position === undefined ? '' : ` (at character ${Number(position) + 1})`;
+    return new ScimError(400, 'invalidSyntax', `request body is not valid JSON${where}`);
+  }
   if (e.type === 'entity.too.large') return new ScimError(413, undefined, 'request body is too large');
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     return new ScimError(

@@ -1,14 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   createServer,
   type IncomingMessage,
   type Server,
+  type ServerOptions,
   type ServerResponse,
   STATUS_CODES,
 } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
@@ -21,8 +25,16 @@ import type { BridgeStore } from './store/types.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 
 export interface RunningBridge {
-  server: Server;
+  server: Server | HttpsServer;
   url: string;
+  /** The port listened on (PORT, or the one chosen for PORT=0). */
+  port: number;
+  /**
+   * Re-reads TLS_CERT_FILE and TLS_KEY_FILE into the running server (SIGHUP): new connections get the
+   * new certificate, open ones keep theirs. Throws, leaving the old one in place, when the files are
+   * unreadable or do not form a pair. A no-op without TLS.
+   */
+  reloadTls(): void;
   store: BridgeStore;
   client: CloudIdentityClient;
   metrics: Metrics;
@@ -114,12 +126,21 @@ export async function startBridge(
   // finish within the SCIM deadline plus a margin; the server checks every second instead of the
   // default 30 s. Keep-alive outlives load-balancer idle timeouts (ALB 60 s; set 620 s behind a
   // Google Cloud load balancer) so the balancer never reuses a connection the bridge just closed.
-  const server = createServer({
+  const serverOptions: ServerOptions = {
     connectionsCheckingInterval: Math.min(1_000, config.httpHeadersTimeoutMs),
     headersTimeout: config.httpHeadersTimeoutMs,
     requestTimeout: Math.max(config.requestDeadlineMs + 10_000, config.httpHeadersTimeoutMs),
     keepAliveTimeout: config.httpKeepAliveTimeoutMs,
-  });
+  };
+  let server: Server | HttpsServer;
+  try {
+    server = config.tls
+      ? createHttpsServer({ ...serverOptions, ...readTls(config.tls) })
+      : createServer(serverOptions);
+  } catch (err) {
+    await Promise.all([client.close(), store.close(), emulator?.close()]);
+    throw err;
+  }
   // Registered before the app so it sees every request first. With shouldKeepAlive false Node
   // answers `Connection: close`: during the drain no client reuses a connection about to go away.
   const inFlight = new Set<ServerResponse>();
@@ -191,7 +212,12 @@ export async function startBridge(
 
   return {
     server,
-    url: `http://${host}:${port}`,
+    url: `${config.tls ? 'https' : 'http'}://${host}:${port}`,
+    port,
+    reloadTls() {
+      if (!config.tls || !('setSecureContext' in server)) return;
+      server.setSecureContext(readTls(config.tls));
+    },
     store,
     client,
     metrics,
@@ -215,6 +241,13 @@ export function upstreamOf(config: Config): CloudIdentity {
         accessKeyId: config.volcengine.accessKeyId,
       }
     : { kind: 'emulator' };
+}
+
+/** The PEM pair, checked by building a secure context (a mismatched key throws here, not per connection). */
+function readTls(files: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+  const pair = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
+  createSecureContext(pair);
+  return pair;
 }
 
 function sleep(ms: number): Promise<void> {

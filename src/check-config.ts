@@ -1,9 +1,13 @@
 import { ConfigError, loadConfig } from './config.js';
-import { judgeUpstreamFailure } from './ops/readiness.js';
+import { judgeUpstreamFailure, PERMISSION_CODES } from './ops/readiness.js';
+import { isCredentialProblem } from './scim/errors.js';
 import { CloudIdentityClient } from './volcengine/client.js';
+import { VolcengineApiError } from './volcengine/errors.js';
 
-// `node dist/main.js --check-config` (`npm run check`): validates every environment variable and
-// makes one signed ListUsers call with the configured credentials. Nothing is started or written.
+// `node dist/main.js --check-config` (`npm run check`): validates every environment variable, makes
+// one signed ListUsers call with the configured credentials, then probes the other read-only actions
+// for missing IAM permissions. Nothing is started or written. Output: a first line OK or FAILED (the
+// verdict, for scripts), then indented detail lines.
 
 export interface CheckOutcome {
   ok: boolean;
@@ -62,32 +66,106 @@ export async function checkConfig(
     observer: { onAttempt: (e) => e.requestId && requestIds.push(e.requestId) },
   });
   const where = `${config.endpoint}, region ${config.region}, access key ${config.volcengine.accessKeyId.slice(0, 6)}…`;
+  const deadline = () => ({ deadlineAt: Date.now() + (options.timeoutMs ?? 15_000) });
+  let first: string;
   try {
-    await client.listUsers(
-      { PageNumber: 1, PageSize: 1 },
-      { deadlineAt: Date.now() + (options.timeoutMs ?? 15_000) },
-    );
+    await client.listUsers({ PageNumber: 1, PageSize: 1 }, deadline());
     const rid = requestIds.at(-1);
-    return {
-      ok: true,
-      lines: [
-        `${PREFIX}: OK, configuration valid and CloudIdentity accepted the credentials (ListUsers at ${where}${rid ? `, RequestId ${rid}` : ''})`,
-        ...notes,
-      ],
-    };
+    first = `configuration valid and CloudIdentity accepted the credentials (ListUsers at ${where}${rid ? `, RequestId ${rid}` : ''})`;
   } catch (err) {
     const verdict = judgeUpstreamFailure(err);
     const rid = verdict.requestId ?? requestIds.at(-1);
     const tail = `(ListUsers at ${where}${rid ? `, RequestId ${rid}` : ''})`;
-    if (verdict.ok)
-      return { ok: true, lines: [`${PREFIX}: OK, configuration valid; ${verdict.detail} ${tail}`, ...notes] };
-    return {
-      ok: false,
-      lines: [
-        `${PREFIX}: FAILED, configuration valid but ${verdict.detail} ${tail}; check ${CREDENTIAL_VARS}`,
-      ],
-    };
+    if (!verdict.ok) {
+      await client.close();
+      return {
+        ok: false,
+        lines: [
+          `${PREFIX}: FAILED, configuration valid but ${verdict.detail} ${tail}; check ${CREDENTIAL_VARS}`,
+        ],
+      };
+    }
+    first = `configuration valid; ${verdict.detail} ${tail}`;
+  }
+  try {
+    const probes = await probeReadPermissions(client, deadline);
+    const missing = probes.filter((p) => p.outcome === 'missing');
+    const unknown = probes.filter((p) => p.outcome === 'unknown');
+    const lines = [
+      `  permissions: ${['ListUsers', ...probes.filter((p) => p.outcome === 'allowed').map((p) => p.action)].join(', ')} allowed`,
+      ...missing.map(
+        (p) => `  permissions: ${p.action} DENIED (${p.detail}); add cloudidentity:${p.action} to the policy`,
+      ),
+      ...unknown.map((p) => `  permissions: ${p.action} not verified (${p.detail})`),
+      `  permissions: ${UNCHECKED.join(', ')} not verified (no call without side effects)`,
+    ];
+    if (missing.length > 0) {
+      return {
+        ok: false,
+        lines: [
+          `${PREFIX}: FAILED, ${first}, but the credentials lack permission for ${missing.map((p) => p.action).join(', ')}; see the README section "Volcengine credentials"`,
+          ...lines,
+        ],
+      };
+    }
+    return { ok: true, lines: [`${PREFIX}: OK, ${first}`, ...lines, ...notes] };
   } finally {
     await client.close();
   }
+}
+
+/** Mutating actions: calling them is the only proof of permission, and --check-config changes nothing. */
+const UNCHECKED = [
+  'CreateUser',
+  'UpdateUser',
+  'DeleteUser',
+  'CreateGroup',
+  'UpdateGroup',
+  'DeleteGroup',
+  'AddUserToGroup',
+  'RemoveUserFromGroup',
+];
+
+/** An id no CloudIdentity user or group has: the Get* probes answer "not found" when allowed. */
+const NO_SUCH_ID = 'volc-scim-bridge-check-config-probe';
+
+interface Probe {
+  action: string;
+  outcome: 'allowed' | 'missing' | 'unknown';
+  detail: string;
+}
+
+/**
+ * The other read-only actions the bridge calls. The IAM check comes before the lookup, so a
+ * "not found" for a made-up id proves the permission as well as a success does.
+ */
+async function probeReadPermissions(
+  client: CloudIdentityClient,
+  deadline: () => { deadlineAt: number },
+): Promise<Probe[]> {
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['GetUser', () => client.getUser({ UserId: NO_SUCH_ID }, deadline())],
+    ['ListGroups', () => client.listGroups({ PageNumber: 1, PageSize: 1 }, deadline())],
+    ['GetGroup', () => client.getGroup({ GroupId: NO_SUCH_ID }, deadline())],
+    [
+      'ListGroupMembers',
+      () => client.listGroupMembers({ GroupId: NO_SUCH_ID, PageNumber: 1, PageSize: 1 }, deadline()),
+    ],
+  ];
+  return Promise.all(
+    calls.map(async ([action, call]): Promise<Probe> => {
+      try {
+        await call();
+        return { action, outcome: 'allowed', detail: 'ok' };
+      } catch (err) {
+        if (err instanceof VolcengineApiError) {
+          const rid = err.requestId ? `, RequestId ${err.requestId}` : '';
+          if (PERMISSION_CODES.has(err.code))
+            return { action, outcome: 'missing', detail: `${err.code}${rid}` };
+          if (!isCredentialProblem(err)) return { action, outcome: 'allowed', detail: err.code };
+        }
+        return { action, outcome: 'unknown', detail: judgeUpstreamFailure(err).detail };
+      }
+    }),
+  );
 }

@@ -1,11 +1,32 @@
+import { accessSync, constants } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
 // Every environment variable the bridge reads, validated in one place. An invalid configuration
 // produces one message listing every problem, so an operator fixes them all in one go.
 
+/**
+ * A whole number in [min, max], `def` when the variable is unset. Set but empty is an error, not
+ * the default and not 0 (`PORT=` would otherwise listen on a random port); so are `1e3`, `0x50`, `8.5`.
+ */
 const intFrom = (def: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined) return def;
+      const text = raw.trim();
+      const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+      if (n >= min && n <= max) return n;
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          text === ''
+            ? `is set but empty; unset it for the default (${def}) or give a whole number from ${min} to ${max}`
+            : `must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}...` : raw)})`,
+      });
+      return z.NEVER;
+    });
 
 const booleanFrom = (def: boolean) =>
   z
@@ -61,6 +82,8 @@ const envSchema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: intFrom(20_000, 100, 120_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(65_000, 1_000, 900_000),
   EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
+  TLS_CERT_FILE: optionalString,
+  TLS_KEY_FILE: optionalString,
 });
 
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
@@ -121,11 +144,31 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
   if (splitTokens(value('ADMIN_TOKENS')).some((t) => t.length < 16)) {
     problems.push('ADMIN_TOKENS: every admin token must be at least 16 characters long');
   }
+  const cert = value('TLS_CERT_FILE');
+  const key = value('TLS_KEY_FILE');
+  if (Boolean(cert) !== Boolean(key)) {
+    problems.push('TLS_KEY_FILE: TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  }
+  for (const [name, file] of [
+    ['TLS_CERT_FILE', cert],
+    ['TLS_KEY_FILE', key],
+  ] as const) {
+    if (file && !readable(file)) problems.push(`${name}: cannot read ${file}`);
+  }
   const metricsToken = value('METRICS_TOKEN');
   if (metricsToken && metricsToken.length < 16) {
     problems.push('METRICS_TOKEN: must be at least 16 characters long');
   }
   return problems;
+}
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface Config {
@@ -167,6 +210,8 @@ export interface Config {
   httpHeadersTimeoutMs: number;
   httpKeepAliveTimeoutMs: number;
   emulatorLatencyMs: number;
+  /** Serve HTTPS with these PEM files (re-read on SIGHUP); undefined: plain HTTP. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export class ConfigError extends Error {
@@ -235,5 +280,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
     httpHeadersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     emulatorLatencyMs: e.EMULATOR_LATENCY_MS,
+    ...(e.TLS_CERT_FILE && e.TLS_KEY_FILE
+      ? { tls: { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } }
+      : {}),
   };
 }

@@ -43,11 +43,26 @@ async function main(): Promise<void> {
         `  curl -H "Authorization: Bearer ${config.scimTokens[0]}" ${scimUrl}/Users\n\n`,
     );
   }
-  const port = Number(new URL(bridge.url).port);
+  // bridge.port, not the URL's: a URL drops its scheme's default port (PORT=80 would log 0).
   logger.info(
-    { url: scimUrl, port, store: config.databaseUrl ? 'postgres' : 'embedded' },
+    {
+      url: scimUrl,
+      port: bridge.port,
+      tls: config.tls !== undefined,
+      store: config.databaseUrl ? 'postgres' : 'embedded',
+    },
     'volc-scim-bridge listening',
   );
+  if (config.tls) {
+    process.on('SIGHUP', () => {
+      try {
+        bridge.reloadTls();
+        logger.info({ certFile: config.tls?.certFile }, 'SIGHUP: TLS certificate reloaded');
+      } catch (err) {
+        logger.error({ err }, 'SIGHUP: TLS certificate not reloaded; the previous one stays in use');
+      }
+    });
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -305,17 +305,19 @@ export function allScenarios(ctx: StackContext): { scenarios: Scenario[]; repeat
     {
       key: 'create',
       title: 'POST /Users',
-      floorCalls: 'CreateUser',
+      // CreateUser's answer lacks IdentityType, so the bridge reads the user back for its 201.
+      floorCalls: 'CreateUser + GetUser',
       bridge: () => {
         const userName = newName('b');
         return ctx.http.send('POST', '/scim/v2/Users', entraUserBody(userName, created), 201);
       },
       floor: async () => {
         const userName = newName('f');
-        await ctx.client.createUser(
+        const user = await ctx.client.createUser(
           { UserName: userName, DisplayName: `Bench User ${created}`, Email: userName },
           opts(),
         );
+        await ctx.client.getUser({ UserId: user.UserId }, opts());
         return undefined;
       },
     },

@@ -49,6 +49,22 @@ export function derivedDisplayName(attributes: Json): { value: string; explicit:
   return { value: formatted ?? (joined || String(attributes.userName ?? '')), explicit: false };
 }
 
+/** The DisplayName the bridge derives when the client sent none (shortened to CloudIdentity's limit). */
+function fallbackDisplayName(attributes: Json): string {
+  return [...derivedDisplayName(attributes).value].slice(0, LIMITS.displayName).join('');
+}
+
+/**
+ * Is CloudIdentity's DisplayName only the bridge's stand-in for a displayName the client never set
+ * (CloudIdentity wants one)? Then SCIM does not show it: a read returns what the client set, and
+ * after `remove displayName` no displayName (RFC 7644 §3.5.2.2). A value changed in the console
+ * differs from the stand-in and is shown.
+ */
+function isFallbackDisplayName(record: UserRecord | null, upstreamDisplayName: string): boolean {
+  if (!record || str(record.attributes.displayName)) return false;
+  return upstreamDisplayName === fallbackDisplayName(record.attributes);
+}
+
 /**
  * The CloudIdentity fields for a SCIM user, or a 400 naming the attribute over its limit.
  * A display name the bridge derived (from name) is shortened rather than refused: the client
@@ -67,7 +83,7 @@ export function upstreamFieldsFor(attributes: Json, description: string | undefi
   checkLength(`${VOLC_USER_SCHEMA}:description`, description ?? '', LIMITS.description);
   return {
     UserName: userName,
-    DisplayName: [...display.value].slice(0, LIMITS.displayName).join(''),
+    DisplayName: display.explicit ? display.value : fallbackDisplayName(attributes),
     Email: email,
     Phone: phone,
     Description: description ?? '',
@@ -135,7 +151,8 @@ export function toScimUser(view: UserView, location: string): Json {
   delete attributes[VOLC_USER_SCHEMA];
   if (upstream) {
     attributes.userName = upstream.UserName;
-    if (upstream.DisplayName) attributes.displayName = upstream.DisplayName;
+    if (upstream.DisplayName && !isFallbackDisplayName(record, upstream.DisplayName))
+      attributes.displayName = upstream.DisplayName;
     const emails = withUpstreamValue(attributes.emails, upstream.Email, ['work'], 'work');
     if (emails) attributes.emails = emails;
     const phones = withUpstreamValue(attributes.phoneNumbers, upstream.Phone, ['work', 'mobile'], 'work');

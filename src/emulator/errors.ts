@@ -61,6 +61,14 @@ export const gatewayErrors = {
       'InvalidCredential',
       "Invalid credential in 'Authorization', Pls check credential in authorization header.",
     ),
+  /** IAM: the access key's policies do not allow the action (reference §6.1). */
+  accessDenied: (action: string) =>
+    new ApiError(
+      403,
+      'AccessDenied',
+      `User is not authorized to perform: cloudidentity:${action} on resource: trn:cloudidentity:::*.`,
+      100013,
+    ),
   methodNotAllowed: () => new ApiError(405, 'MethodNotAllowed', 'HTTP Method Not Allowed.', 100020),
   requestTooLarge: (limit: number) =>
     new ApiError(413, 'RequestEntityTooLarge', `The request body exceeds ${limit} bytes.`),

@@ -8,6 +8,7 @@ const FAULT_KINDS = [
   'InternalError',
   'ServiceUnavailableTemp',
   'ConcurrentException',
+  'AccessDenied',
   'reset',
   'commitThenReset',
   'latency',
@@ -23,6 +24,7 @@ const faultRuleSchema = z
     fault: z.enum(FAULT_KINDS),
     latencyMs: z.int().min(0).max(600_000).optional(),
     times: z.int().min(0).optional(),
+    accessKey: z.string().min(1).optional(),
   })
   .refine((r) => r.fault !== 'latency' || r.latencyMs !== undefined, {
     message: "latencyMs is required when fault is 'latency'",
@@ -90,11 +92,12 @@ export class FaultInjector {
     }));
   }
 
-  decide(action: string): FaultDecision {
+  decide(action: string, accessKey?: string): FaultDecision {
     let latencyMs = 0;
     for (const active of this.rules) {
       const { rule } = active;
       if (rule.action !== '*' && rule.action !== action) continue;
+      if (rule.accessKey !== undefined && rule.accessKey !== accessKey) continue;
       if (active.remaining === 0) continue;
       // random() is in [0, 1): probability 1 always fires, probability 0 never does.
       if (!(this.random() < rule.probability)) continue;
@@ -103,14 +106,16 @@ export class FaultInjector {
         latencyMs += rule.latencyMs ?? 0;
         continue;
       }
-      return { latencyMs, outcome: outcomeOf(rule.fault) };
+      return { latencyMs, outcome: outcomeOf(rule.fault, action) };
     }
     return { latencyMs, outcome: 'proceed' };
   }
 }
 
-function outcomeOf(kind: Exclude<FaultKind, 'latency'>): FaultDecision['outcome'] {
+function outcomeOf(kind: Exclude<FaultKind, 'latency'>, action: string): FaultDecision['outcome'] {
   switch (kind) {
+    case 'AccessDenied':
+      return gatewayErrors.accessDenied(action);
     case 'FlowLimitExceeded':
       return gatewayErrors.flowLimitExceeded();
     case 'InternalError':

@@ -121,10 +121,10 @@ async function gateway(
   if (method === 'GET' && !action.readOnly) throw gatewayErrors.methodNotAllowed();
 
   const body = await readBody(req);
-  deps.auth.verify({ method, path, rawQuery, headers: req.headers, body });
+  const caller = deps.auth.verify({ method, path, rawQuery, headers: req.headers, body });
 
   deps.calls.set(action.name, (deps.calls.get(action.name) ?? 0) + 1);
-  const decision = deps.faults.decide(action.name);
+  const decision = deps.faults.decide(action.name, caller.accessKeyId);
   const delay = deps.latencyMs + decision.latencyMs;
   if (delay > 0) await sleep(delay);
 

@@ -6,6 +6,7 @@ export type FaultKind =
   | 'InternalError'
   | 'ServiceUnavailableTemp'
   | 'ConcurrentException'
+  | 'AccessDenied'
   | 'reset'
   | 'commitThenReset'
   | 'latency';
@@ -20,6 +21,8 @@ export interface FaultRule {
   latencyMs?: number;
   /** Fire at most N times, then the rule is spent. */
   times?: number;
+  /** Only for requests signed with this access key id (e.g. refuse one action to one IAM user). */
+  accessKey?: string;
 }
 
 export interface EmulatorOptions {

@@ -33,7 +33,7 @@ export interface UpstreamVerdict {
   requestId?: string;
 }
 
-const PERMISSION_CODES = new Set(['AccessDenied', 'LackPolicy', 'PermissionError']);
+export const PERMISSION_CODES = new Set(['AccessDenied', 'LackPolicy', 'PermissionError']);
 
 /**
  * Whether an answer to a signed call proves the credentials are usable. Credential and permission

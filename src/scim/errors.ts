@@ -43,6 +43,18 @@ export class ScimError extends Error {
 }
 
 export const badRequest = (scimType: ScimType, detail: string) => new ScimError(400, scimType, detail);
+
+/**
+ * Text of a JavaScript runtime error (a library tripping over an input shape it did not expect)
+ * rather than a sentence about the request. Such text must never reach a client.
+ */
+const RUNTIME_TEXT =
+  /Cannot |undefined|null to object|Maximum call stack|is not a function|of undefined|not extensible|is not iterable|is not defined|Unexpected token|Invalid array length/;
+
+/** A library's message when it speaks about the request; otherwise `fallback`, which must. */
+export function requestDetail(message: string, fallback: string): string {
+  return RUNTIME_TEXT.test(message) ? fallback : message;
+}
 export const notFound = (detail: string) => new ScimError(404, undefined, detail);
 export const conflict = (detail: string) => new ScimError(409, 'uniqueness', detail);
 
@@ -74,7 +86,12 @@ export function toScimError(e: unknown): ScimError {
   if (e instanceof ScimError) return e;
   if (e instanceof SCIMMY.Types.Error) {
     const err = e as unknown as { status: number; scimType?: ScimType; message: string };
-    return new ScimError(Number(err.status) || 400, err.scimType, err.message);
+    const status = Number(err.status) || 400;
+    return new ScimError(
+      status,
+      err.scimType,
+      requestDetail(err.message, 'the request could not be applied to this resource'),
+    );
   }
   if (e instanceof VolcengineApiError) return fromUpstream(e);
   if (e instanceof StoreUnavailableError) {

@@ -74,8 +74,27 @@ function listParam(name: string, raw: unknown): string[] | undefined {
   if (!items.every((item) => typeof item === 'string'))
     throw badRequest('invalidValue', `${name} must be a string or an array of strings`);
   const parts = Array.isArray(raw) ? (raw as string[]) : (raw as string).split(',');
-  const names = parts.map((s) => s.trim()).filter(Boolean);
+  const names = parts
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => attributeName(name, s));
   return names.length ? names : undefined;
+}
+
+const VALUE_FILTER = /^([^[\]]+)\[[^[\]]*\](\.[^[\]]+)?$/;
+
+/**
+ * `emails[type eq "work"]` names an attribute with a value filter, which RFC 7644 §3.9 does not
+ * allow here. Clients send it anyway: it is read as the attribute (`emails`, or `emails.value` for
+ * `emails[type eq "work"].value`), never silently dropped. Other brackets are a syntax error.
+ */
+function attributeName(param: string, raw: string): string {
+  if (!raw.includes('[') && !raw.includes(']')) return raw;
+  const match = VALUE_FILTER.exec(raw);
+  if (!match) {
+    throw badRequest('invalidSyntax', `${param}: '${raw}' is not an attribute name (brackets do not pair)`);
+  }
+  return `${match[1].trim()}${match[2] ?? ''}`;
 }
 
 /** Query string (GET) or SearchRequest body (POST .search) → list parameters. */
@@ -119,7 +138,7 @@ export function project(resource: Json, attributes?: string[], excluded?: string
       if (!sub) out[key] = resource[key];
       else copySub(resource, out, key, sub);
     }
-    return out;
+    return withPresentSchemas(out, resource);
   }
   const out: Json = structuredClone(resource);
   for (const [top, sub] of paths(excluded!)) {
@@ -137,6 +156,14 @@ export function project(resource: Json, attributes?: string[], excluded?: string
       }
     }
   }
+  return withPresentSchemas(out, resource);
+}
+
+/** `schemas` lists an extension only while the projected resource still carries it. */
+function withPresentSchemas(out: Json, resource: Json): Json {
+  if (!Array.isArray(out.schemas)) return out;
+  const dropped = (id: unknown) => typeof id === 'string' && id in resource && !(id in out);
+  if (out.schemas.some(dropped)) out.schemas = out.schemas.filter((id) => !dropped(id));
   return out;
 }
 

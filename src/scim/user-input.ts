@@ -1,5 +1,5 @@
 import SCIMMY from 'scimmy';
-import { badRequest, ScimError, toScimError } from './errors.js';
+import { badRequest, requestDetail, ScimError, toScimError } from './errors.js';
 import { checkRecordSize } from './input-limits.js';
 import {
   isPlainObject,
@@ -56,9 +56,10 @@ function coerce(body: Json): Json {
     const coerced = SCIMMY.Schemas.User.definition.coerce(body, 'in') as unknown as Json;
     return withoutEmptyExtensions(coerced);
   } catch (e) {
-    if (e instanceof TypeError) throw badRequest('invalidValue', e.message);
+    const fallback = 'a value does not fit its attribute in the User schema';
+    if (e instanceof TypeError) throw badRequest('invalidValue', requestDetail(e.message, fallback));
     const err = toScimError(e);
-    throw err.status === 500 ? badRequest('invalidValue', err.detail) : err;
+    throw err.status === 500 ? badRequest('invalidValue', fallback) : err;
   }
 }
 
@@ -157,10 +158,30 @@ export function parsePatchBody(raw: unknown): { operations: unknown[] } {
 }
 
 const VOLC_PREFIX = VOLC_USER_SCHEMA.toLowerCase();
+const ENTERPRISE_LOWER = ENTERPRISE_SCHEMA.toLowerCase();
+const VOLC_READ_ONLY = new Set(['source', 'identitytype']);
+
+/** A copy of an object value without its `schemas` member (harmless inside a value, RFC 7644 §3.5.2). */
+function withoutSchemas(value: unknown): unknown {
+  if (!isPlainObject(value)) return value;
+  const out: Json = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key.toLowerCase() === 'schemas') continue;
+    out[key] = key.toLowerCase() === ENTERPRISE_LOWER ? withoutSchemas(v) : v;
+  }
+  return out;
+}
+
+function keyIgnoringCase(object: Json, key: string): string | undefined {
+  const lower = key.toLowerCase();
+  return Object.keys(object).find((k) => k.toLowerCase() === lower);
+}
 
 /**
  * Applies PATCH operations to a user's current SCIM form with scimmy (after the IdP quirks are
- * normalised), handling the Volcengine extension (which scimmy cannot describe) by hand.
+ * normalised). The bridge handles by hand what scimmy cannot: the Volcengine extension (which
+ * scimmy cannot describe) and the removal of a whole extension object. Operations run in order;
+ * queued scimmy operations are applied before a hand-made one touches the same resource.
  */
 export async function applyUserPatch(
   rawOperations: unknown[],
@@ -170,25 +191,66 @@ export async function applyUserPatch(
 ): Promise<UserInput> {
   const operations = normalizePatchOperations(rawOperations.map(canonicalOperation), current);
   let description = descriptionFrom(current[VOLC_USER_SCHEMA]);
-  const scimmyOps: PatchOperation[] = [];
-  for (const operation of operations) {
+  let state: Json = { ...current };
+  delete state[VOLC_USER_SCHEMA];
+  let queued: Array<{ operation: PatchOperation; index: number }> = [];
+  // Has `state` been through validation already (a flushed batch is)? Then it is not coerced again.
+  let validated = false;
+  const flush = async () => {
+    if (queued.length === 0) return;
+    validated = true;
+    const batch = queued;
+    queued = [];
+    const ops = batch.map((q) => q.operation);
+    state =
+      (plainFastPath ? applyPlainReplaces(ops, state) : undefined) ?? (await applyWithScimmy(batch, state));
+  };
+  for (const [i, operation] of operations.entries()) {
+    const index = i + 1;
     const path = operation.path?.toLowerCase();
     if (path?.startsWith(VOLC_PREFIX)) {
-      const rest = path.slice(VOLC_PREFIX.length).replace(/^[:.]/, '');
-      if (rest === 'description') {
+      const rest = path.slice(VOLC_PREFIX.length);
+      if (rest !== '' && !/^[:.]/.test(rest)) {
+        throw badRequest('invalidPath', `operation ${index}: unknown attribute path '${operation.path}'`);
+      }
+      const attribute = rest.slice(1);
+      if (attribute === 'description') {
         if (operation.op === 'remove') description = undefined;
         else if (typeof operation.value === 'string') description = operation.value;
         else throw badRequest('invalidValue', `${VOLC_USER_SCHEMA}:description must be a string`);
-      } else if (rest === '') {
+      } else if (attribute === '') {
+        // The whole extension: its read-only members (source, identityType) are ignored (RFC 7643 §2.2).
         description =
           operation.op === 'remove' ? undefined : (descriptionFrom(operation.value) ?? description);
+      } else if (VOLC_READ_ONLY.has(attribute)) {
+        throw badRequest('mutability', `operation ${index}: ${operation.path} is read-only`);
       } else {
-        throw badRequest('mutability', `${operation.path} is read-only`);
+        throw badRequest(
+          'invalidPath',
+          `operation ${index}: ${VOLC_USER_SCHEMA} has no attribute '${attribute}'`,
+        );
       }
       continue;
     }
+    if (path === ENTERPRISE_LOWER) {
+      if (operation.op === 'remove') {
+        // scimmy cannot remove a whole extension; absent, the removal is a no-op (RFC 7644 §3.5.2.2).
+        await flush();
+        const key = keyIgnoringCase(state, ENTERPRISE_SCHEMA);
+        if (key) {
+          state = { ...state };
+          delete state[key];
+          if (Array.isArray(state.schemas)) state.schemas = state.schemas.filter((s) => s !== key);
+        }
+        continue;
+      }
+      const value = withoutSchemas(operation.value);
+      if (isPlainObject(value) && Object.keys(value).length === 0) continue;
+      queued.push({ operation: { ...operation, value }, index });
+      continue;
+    }
     if (!operation.path && isPlainObject(operation.value)) {
-      const value = { ...operation.value };
+      const value = withoutSchemas(operation.value) as Json;
       const volc = takeIgnoringCase(value, VOLC_USER_SCHEMA);
       if (volc !== undefined) description = descriptionFrom(volc) ?? description;
       for (const key of Object.keys(value)) {
@@ -200,35 +262,44 @@ export async function applyUserPatch(
         }
       }
       if (Object.keys(value).length === 0) continue;
-      scimmyOps.push({ ...operation, value });
+      queued.push({ operation: { ...operation, value }, index });
       continue;
     }
-    scimmyOps.push(operation);
+    queued.push({ operation, index });
   }
-  const base: Json = { ...current };
-  delete base[VOLC_USER_SCHEMA];
-  if (scimmyOps.length === 0) return splitCoerced(coerce(base), description);
-  const direct = plainFastPath ? applyPlainReplaces(scimmyOps, base) : undefined;
-  if (direct) return splitCoerced(direct, description);
-  return applyWithScimmy(scimmyOps, base, description);
+  await flush();
+  return splitCoerced(validated ? state : coerce(state), description);
 }
 
 /** The general case: scimmy's PatchOp on a User instance (about 0.8 ms). */
 async function applyWithScimmy(
-  scimmyOps: PatchOperation[],
+  batch: Array<{ operation: PatchOperation; index: number }>,
   base: Json,
-  description: string | undefined,
-): Promise<UserInput> {
+): Promise<Json> {
   try {
     const instance = new SCIMMY.Schemas.User(base, 'in');
-    const patch = new SCIMMY.Messages.PatchOp({ schemas: [PATCH_SCHEMA], Operations: scimmyOps as never });
+    const patch = new SCIMMY.Messages.PatchOp({
+      schemas: [PATCH_SCHEMA],
+      Operations: batch.map((q) => q.operation) as never,
+    });
     // apply() returns nothing when the operations changed nothing.
-    const result = ((await patch.apply(instance)) ?? instance) as unknown as Json;
-    return splitCoerced({ ...result }, description);
+    const result = (await patch.apply(instance)) ?? instance;
+    return JSON.parse(JSON.stringify(result)) as Json;
   } catch (e) {
     if (e instanceof ScimError) throw e;
-    if (e instanceof TypeError) throw badRequest('invalidValue', e.message);
-    throw toScimError(e);
+    const message = e instanceof Error ? e.message : String(e);
+    // scimmy numbers the operations it was given; the client numbers all of its own.
+    const n = Number(/operation (\d+)/.exec(message)?.[1] ?? 0);
+    const original = batch[n - 1];
+    const renumbered = original ? message.replace(/operation \d+/, `operation ${original.index}`) : message;
+    const where = original
+      ? `operation ${original.index} ('${original.operation.op}'${original.operation.path ? ` of '${original.operation.path}'` : ''})`
+      : 'an operation';
+    const fallback = `${where} cannot be applied to this user: the value does not fit the attribute`;
+    if (e instanceof TypeError) throw badRequest('invalidValue', requestDetail(renumbered, fallback));
+    const err = toScimError(e);
+    if (err.status === 500) throw badRequest('invalidValue', fallback);
+    throw new ScimError(err.status, err.scimType, requestDetail(renumbered, fallback));
   }
 }
 

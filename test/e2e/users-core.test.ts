@@ -76,10 +76,11 @@ describe.each(kinds)('/Users core lifecycle (%s store)', (store) => {
       externalId: 'ext-core-1',
       active: true,
       title: 'Countess',
-      displayName: 'Ada Lovelace',
       name: { givenName: 'Ada', familyName: 'Lovelace' },
       [ENTERPRISE]: { employeeNumber: '42', department: 'Maths' },
     });
+    // No displayName was sent: SCIM shows none, CloudIdentity gets one derived from name.formatted.
+    expect(body.displayName).toBeUndefined();
     expect(body.emails).toHaveLength(2);
     expect(res.text).not.toContain('Pa55word');
     expect(body.password).toBeUndefined();

@@ -147,6 +147,23 @@ describe('rule selection', () => {
     ]);
   });
 
+  it('AccessDenied refuses an action for one access key only, as IAM does (403, code 100013)', async () => {
+    emu.setFaults([
+      { action: 'GetGroup', probability: 1, fault: 'AccessDenied', accessKey: DEV_CREDENTIALS.accessKeyId },
+    ]);
+    const res = await fails(api('GetGroup', { GroupId: 'g-1' }), 403, 'AccessDenied');
+    expect(res.json.ResponseMetadata.Error.CodeN).toBe(100013);
+    expect(res.json.ResponseMetadata.Error.Message).toBe(
+      'User is not authorized to perform: cloudidentity:GetGroup on resource: trn:cloudidentity:::*.',
+    );
+    await ok(api('ListUsers'));
+    emu.setFaults([{ action: 'GetGroup', probability: 1, fault: 'AccessDenied', accessKey: 'AKLTother' }]);
+    await fails(api('GetGroup', { GroupId: 'g-1' }), 404, 'UserGroupNotFound');
+    expect(() =>
+      emu.setFaults([{ action: '*', probability: 1, fault: 'AccessDenied', accessKey: '' }]),
+    ).toThrow();
+  });
+
   it('rules match their action only; the first firing non-latency rule wins', async () => {
     emu.setFaults([
       { action: 'CreateUser', probability: 1, fault: 'ConcurrentException' },

@@ -7,7 +7,7 @@ import {
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
-import { runMain } from './process.js';
+import { httpRequest, runMain, spawnBridge } from './process.js';
 
 const TOKEN = 'scim-token-0123456789abcdef';
 
@@ -98,6 +98,20 @@ describe('configuration', () => {
     expect(error!.message).not.toContain('hunter2');
   });
 
+  it('refuses a number variable that is set but empty, instead of 0 (PORT= would listen on a random port)', () => {
+    const found = problems({ PORT: '', SHUTDOWN_DELAY_MS: ' ' });
+    expect(found).toEqual([
+      'PORT: is set but empty; unset it for the default (8080) or give a whole number from 0 to 65535',
+      'SHUTDOWN_DELAY_MS: is set but empty; unset it for the default (0) or give a whole number from 0 to 120000',
+    ]);
+    for (const bad of ['1e3', '0x50', '80.5', '+80', '-1', '70000'])
+      expect(problems({ PORT: bad }), bad).toEqual([
+        `PORT: must be a whole number from 0 to 65535 (got ${JSON.stringify(bad)})`,
+      ]);
+    expect(loadConfig({ PORT: ' 80 ' }, () => 'x').port).toBe(80);
+    expect(loadConfig({ PORT: '0' }, () => 'x').port).toBe(0);
+  });
+
   it('accepts a complete production configuration', () => {
     expect(
       problems({
@@ -128,15 +142,74 @@ describe('--check-config', () => {
     await emulator?.close();
   });
 
-  it('passes with valid config and credentials CloudIdentity accepts (one signed ListUsers)', async () => {
-    const before = emulator.calls().ListUsers ?? 0;
+  it('passes with valid config and credentials CloudIdentity accepts: a verdict line, then indented details', async () => {
+    const before = emulator.calls();
     const out = await checkConfig(good());
     expect(out.ok).toBe(true);
     expect(out.lines[0]).toMatch(
       /^volc-scim-bridge --check-config: OK, configuration valid and CloudIdentity accepted the credentials \(ListUsers at http:\/\/127\.0\.0\.1:\d+, region cn-beijing, access key AKLTem…, RequestId \w+\)$/,
     );
+    expect(out.lines.slice(1)).toEqual([
+      '  permissions: ListUsers, GetUser, ListGroups, GetGroup, ListGroupMembers allowed',
+      '  permissions: CreateUser, UpdateUser, DeleteUser, CreateGroup, UpdateGroup, DeleteGroup, AddUserToGroup, RemoveUserFromGroup not verified (no call without side effects)',
+      '  note: no DATABASE_URL; the embedded store in DATA_DIR=./data allows one replica only',
+    ]);
     expect(out.lines.join('\n')).not.toContain(DEV_SECRET_KEY);
-    expect((emulator.calls().ListUsers ?? 0) - before).toBe(1);
+    // Read-only calls only, one each; nothing is written.
+    const after = emulator.calls();
+    const delta = Object.fromEntries(
+      Object.entries(after)
+        .map(([action, n]) => [action, n - (before[action] ?? 0)])
+        .filter(([, n]) => n !== 0),
+    );
+    expect(delta).toEqual({ ListUsers: 1, GetUser: 1, ListGroups: 1, GetGroup: 1, ListGroupMembers: 1 });
+  });
+
+  it('names a read permission the access key lacks (emulator refuses GetGroup for this key)', async () => {
+    emulator.setFaults([
+      { action: 'GetGroup', probability: 1, fault: 'AccessDenied', accessKey: DEV_ACCESS_KEY },
+    ]);
+    try {
+      const out = await checkConfig(good());
+      expect(out.ok).toBe(false);
+      expect(out.lines[0]).toMatch(
+        /^volc-scim-bridge --check-config: FAILED, configuration valid and CloudIdentity accepted the credentials \(ListUsers at .*\), but the credentials lack permission for GetGroup; see the README section "Volcengine credentials"$/,
+      );
+      expect(out.lines).toContain('  permissions: ListUsers, GetUser, ListGroups, ListGroupMembers allowed');
+      expect(
+        out.lines.some((l) =>
+          /^ {2}permissions: GetGroup DENIED \(AccessDenied, RequestId \w+\); add cloudidentity:GetGroup to the policy$/.test(
+            l,
+          ),
+        ),
+      ).toBe(true);
+    } finally {
+      emulator.setFaults([]);
+    }
+  });
+
+  it('ListUsers refused: FAILED on the first line, naming the permission', async () => {
+    emulator.setFaults([{ action: 'ListUsers', probability: 1, fault: 'AccessDenied' }]);
+    try {
+      const out = await checkConfig(good());
+      expect(out.ok).toBe(false);
+      expect(out.lines[0]).toMatch(
+        /FAILED, configuration valid but the bridge credentials lack permission for ListUsers \(AccessDenied\)/,
+      );
+    } finally {
+      emulator.setFaults([]);
+    }
+  });
+
+  it('a rule for another access key does not refuse this one', async () => {
+    emulator.setFaults([
+      { action: '*', probability: 1, fault: 'AccessDenied', accessKey: 'AKLTsomeoneelse' },
+    ]);
+    try {
+      expect((await checkConfig(good())).ok).toBe(true);
+    } finally {
+      emulator.setFaults([]);
+    }
   });
 
   it('fails when CloudIdentity rejects the credentials', async () => {
@@ -171,10 +244,17 @@ describe('--check-config', () => {
     expect(dev.lines.join('\n')).toContain('SCIM_BEARER_TOKENS is not set');
   });
 
-  it('main.ts --check-config exits 0 / 1 with one clear line', async () => {
+  it('main.ts --check-config exits 0 / 1; the first line is the verdict, the rest indented details', async () => {
     const ok = await runMain(['--check-config'], good());
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^volc-scim-bridge --check-config: OK, /);
+    expect(
+      ok.stdout
+        .trimEnd()
+        .split('\n')
+        .slice(1)
+        .every((l) => l.startsWith('  ')),
+    ).toBe(true);
     const bad = await runMain(['--check-config'], { ...good(), VOLCENGINE_SECRET_KEY: 'wrong-secret' });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^volc-scim-bridge --check-config: FAILED, .*SignatureDoesNotMatch/);
@@ -187,6 +267,34 @@ describe('--check-config', () => {
     const out = await runMain([], { PORT: 'x', LOG_LEVEL: 'loud' });
     expect(out.code).toBe(2);
     expect(out.stderr).toMatch(/invalid configuration:\n {2}- PORT: .*\n {2}- LOG_LEVEL: /);
+  });
+
+  it('main.ts refuses PORT= (empty) with exit code 2', async () => {
+    const out = await runMain([], { PORT: '' });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain('PORT: is set but empty');
+  });
+});
+
+describe('the listening log line', () => {
+  // Port 80 needs privileges; where the test runs unprivileged (or 80 is taken) it says so and skips.
+  it('PORT=80 logs port 80 (a URL drops its default port; the log must not say 0)', async (ctx) => {
+    let proc: Awaited<ReturnType<typeof spawnBridge>> | undefined;
+    try {
+      proc = await spawnBridge(process.execPath, ['--import', 'tsx', 'src/main.ts'], { PORT: '80' });
+    } catch (e) {
+      console.warn(`[skip] PORT=80 not testable here: ${(e as Error).message.slice(0, 200)}`);
+      ctx.skip();
+      return;
+    }
+    try {
+      expect(proc.port).toBe(80);
+      const line = proc.lines.find((l) => l.msg === 'volc-scim-bridge listening');
+      expect(line).toMatchObject({ port: 80, url: 'http://127.0.0.1:80/scim/v2', tls: false });
+      expect((await httpRequest(80, 'GET', '/healthz')).status).toBe(200);
+    } finally {
+      await proc.cleanup();
+    }
   });
 });
 

@@ -23,9 +23,12 @@ describe('project', () => {
   });
 
   it('attributes: only the named ones, plus id and schemas; names are case-insensitive', () => {
-    expect(project(user, ['USERNAME'])).toEqual({ schemas: user.schemas, id: 'u1', userName: 'alice' });
+    // schemas keeps an extension only while the projection carries it.
+    const core = [user.schemas[0]];
+    expect(project(user, ['USERNAME'])).toEqual({ schemas: core, id: 'u1', userName: 'alice' });
+    expect(project(user, [ENTERPRISE]).schemas).toEqual(user.schemas);
     expect(project(user, ['name.familyName', 'emails.value'])).toEqual({
-      schemas: user.schemas,
+      schemas: core,
       id: 'u1',
       name: { familyName: 'Liddell' },
       emails: [{ value: 'a@w' }, { value: 'a@h' }],
@@ -37,7 +40,7 @@ describe('project', () => {
     expect(project(user, [`${ENTERPRISE}:department`])[ENTERPRISE]).toEqual({ department: 'D' });
     expect(project(user, [ENTERPRISE])[ENTERPRISE]).toEqual(user[ENTERPRISE]);
     expect(project(user, ['urn:ietf:params:scim:schemas:core:2.0:User:userName']).userName).toBe('alice');
-    expect(project(user, ['nosuch'])).toEqual({ schemas: user.schemas, id: 'u1' });
+    expect(project(user, ['nosuch'])).toEqual({ schemas: core, id: 'u1' });
   });
 
   it('excludedAttributes: drops the named ones, never id or schemas, without mutating the input', () => {
