@@ -10,7 +10,8 @@
 //   BENCH_LATENCY_CONCURRENCY=64, BENCH_UPSTREAM_LATENCY_MS=30   the latency phase
 //   BENCH_PACED_RATE=25         …which also runs each scenario at this fixed request rate (0: not)
 //   BENCH_SCALE_SIZES=100,100000  users seeded in the emulator for the scale phase
-//   BENCH_PHASES=main,scale,latency[,profile][,ab]   which phases run (profile also with BENCH_PROFILE=1)
+//   BENCH_PHASES=main,scale,latency,store[,profile][,ab]   which phases run (profile also with BENCH_PROFILE=1)
+//   BENCH_STORE_USERS=100000    users in the embedded store for the store phase (embedded store only)
 //   BENCH_AB_MAIN=/path/dist/main.js   phase "ab": that (baseline) build against this checkout's bridge
 //   BENCH_AB_MAIN_B=/path/dist/main.js  …or against that build
 //   BENCH_SCENARIOS=create,get,filter,patch,groupAdd   a subset (main, latency and profile phases)
@@ -64,6 +65,7 @@ import {
   type StackContext,
 } from './lib/scenarios.js';
 import { aggregate, compare, diffCounts, mergeCounts, type RoundStats, roundStats } from './lib/stats.js';
+import { storePhase } from './lib/store-phase.js';
 
 const env = process.env;
 const num = (name: string, dflt: number) => {
@@ -86,7 +88,7 @@ const SCALE_SIZES = (env.BENCH_SCALE_SIZES ?? '100,100000').split(',').map((s) =
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
 const DATABASE_URL = env.BENCH_DATABASE_URL?.trim() || undefined;
 const PHASES = new Set(
-  (env.BENCH_PHASES ?? `main,scale,latency${env.BENCH_PROFILE === '1' ? ',profile' : ''}`)
+  (env.BENCH_PHASES ?? `main,scale,latency,store${env.BENCH_PROFILE === '1' ? ',profile' : ''}`)
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean),
@@ -568,7 +570,7 @@ async function main(): Promise<void> {
       pacedRate: PACED_RATE,
       store: DATABASE_URL
         ? 'PostgreSQL (BENCH_DATABASE_URL, a fresh schema per bridge)'
-        : 'embedded (in memory + journal in DATA_DIR, a temp dir)',
+        : 'embedded (SQLite in DATA_DIR, a temp dir; WAL, synchronous=FULL)',
       logLevel: LOG_LEVEL,
       scaleSizes: SCALE_SIZES,
       runId,
@@ -596,6 +598,22 @@ async function main(): Promise<void> {
   if (PHASES.has('ab')) {
     results.ab = await abPhase();
     results.abBaseline = `A = ${AB_MAIN}, B = ${AB_MAIN_B ?? 'dist/main.js'}`;
+  }
+  if (PHASES.has('store') && !DATABASE_URL) {
+    const emulator = await startEmulatorProcess({ dir: workDir, name: 'store-emulator' });
+    try {
+      results.storeScale = await storePhase({
+        workDir,
+        emulatorUrl: emulator.url,
+        users: Math.floor(num('BENCH_STORE_USERS', QUICK ? 10_000 : 100_000)),
+        starts: QUICK ? 2 : 5,
+        loadMs: DURATION_S * 1000,
+        concurrency: CONCURRENCY,
+        log,
+      });
+    } finally {
+      await emulator.stop();
+    }
   }
   if (PHASES.has('profile')) results.profile = await profilePhase(fileName.replace(/\.md$/, ''));
   if (errorSamples.length > 0)

@@ -192,9 +192,9 @@ export interface BridgeProcOptions {
   mainJs?: string;
 }
 
-export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
+/** The bridge's environment: credentials for the standalone emulator, its store, its port. */
+export function bridgeEnv(opts: BridgeProcOptions & { dataDir?: string }, port: number): NodeJS.ProcessEnv {
+  return {
     PATH: process.env.PATH,
     NODE_ENV: 'production',
     PORT: String(port),
@@ -208,9 +208,14 @@ export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc>
     SHUTDOWN_DELAY_MS: '0',
     ...(opts.databaseUrl
       ? { DATABASE_URL: opts.databaseUrl }
-      : { DATA_DIR: join(opts.dir, `${opts.name}-data`) }),
+      : { DATA_DIR: opts.dataDir ?? join(opts.dir, `${opts.name}-data`) }),
     ...opts.extraEnv,
   };
+}
+
+export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc> {
+  const port = await freePort();
+  const env = bridgeEnv(opts, port);
   const main = opts.mainJs ?? join(ROOT, 'dist/main.js');
   const args = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, main] : [main];
   const url = `http://127.0.0.1:${port}`;
@@ -218,6 +223,51 @@ export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc>
   // Generous: a shared machine under load can be slow to start a process.
   await waitReady(proc, `${url}/healthz`, 180_000);
   return proc;
+}
+
+/**
+ * Starts the bridge on `dataDir` and measures process start to the first `/readyz` 200 (store
+ * opened and checked, CloudIdentity answered), polling every 5 ms.
+ */
+export async function startBridgeTimed(
+  opts: BridgeProcOptions & { dataDir: string },
+): Promise<{ proc: Proc; readyMs: number }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = performance.now();
+  const proc = startProcess(
+    opts.name,
+    [join(ROOT, 'dist/main.js')],
+    bridgeEnv(opts, port),
+    join(opts.dir, `${opts.name}.log`),
+    url,
+  );
+  let exited = false;
+  void proc.exited.then(() => {
+    exited = true;
+  });
+  while (!exited && performance.now() - started < 60_000) {
+    try {
+      const res = await request(`${url}/readyz`, { headersTimeout: 2000, bodyTimeout: 2000 });
+      await res.body.dump();
+      if (res.statusCode === 200) return { proc, readyMs: performance.now() - started };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await proc.stop(1000);
+  throw new Error(`${opts.name} did not become ready; see ${proc.logFile}`);
+}
+
+/** VmRSS (current RSS) of a process in KiB; undefined when unreadable. */
+export function processRssKb(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The emulator's control API: call counts per Action, and object counts. */

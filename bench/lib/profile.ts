@@ -43,7 +43,7 @@ export interface ProfileSummary {
 const JSON_BUILTINS = new Set(['parse', 'stringify', 'JSONParse', 'JSONStringify']);
 
 const PACKAGE_CATEGORIES: [RegExp, string][] = [
-  [/@electric-sql\/pglite/, 'PGlite store (WASM Postgres)'],
+  [/\/better-sqlite3\//, 'SQLite store (better-sqlite3)'],
   [/\/(pg|pg-protocol|pg-pool|pg-types)\//, 'pg driver'],
   [/\/scimmy\//, 'scimmy (SCIM validation/PATCH)'],
   [
@@ -66,8 +66,7 @@ export function categorize(url: string, functionName: string): string {
   if (functionName === '(program)') return 'V8/native (program)';
   if (functionName === '(root)') return 'V8/native (program)';
   if (url === '') return JSON_BUILTINS.has(functionName) ? 'JSON parse/stringify' : 'V8 builtins';
-  // The bridge's WebAssembly is undici's HTTP parser (llhttp); PGlite's only loads for the one-time
-  // import of an old DATA_DIR, which no benchmark runs.
+  // The bridge's only WebAssembly is undici's HTTP parser (llhttp).
   if (url.startsWith('wasm://')) return 'undici (HTTP client)';
   for (const [re, name] of PACKAGE_CATEGORIES) if (re.test(url)) return name;
   const ours = /\/dist\/(.+)$/.exec(url)?.[1] ?? /\/src\/(.+)$/.exec(url)?.[1];

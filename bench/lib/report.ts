@@ -1,7 +1,9 @@
 // The benchmark report: a markdown file (bench/results/…) and a plain-text summary for the
 // terminal. Pure formatting: unit-tested in test/bench.
+
 import type { ProfileSummary } from './profile.js';
 import type { AggregateStats, Comparison } from './stats.js';
+import { formatStorePhase, type StorePhaseResult } from './store-phase.js';
 
 export interface MachineInfo {
   /** ISO timestamp of the start of the run. */
@@ -52,6 +54,8 @@ export interface BenchResults {
   /** The latency phase at a fixed arrival rate (config.pacedRate). */
   latencyPaced?: ScenarioResult[];
   profile?: { summary: ProfileSummary; durationS: number; file: string };
+  /** Phase "store": the embedded store at scale (start time, RSS). */
+  storeScale?: StorePhaseResult;
   /** A/B of two builds: comparison.bridge is this checkout (B), comparison.floor the baseline (A). */
   ab?: ScenarioResult[];
   abBaseline?: string;
@@ -477,6 +481,7 @@ export function formatReport(r: BenchResults): string {
     out.push(mdTable(AB_HEADERS, abRows(r.ab)));
     out.push('');
   }
+  if (r.storeScale) out.push(...formatStorePhase(r.storeScale));
   if (r.profile) {
     const p = r.profile.summary;
     out.push('## Profile of the bridge under load');

@@ -44,7 +44,9 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ) STRICT;
       CREATE INDEX users_external_id_idx ON users (external_id);
       CREATE INDEX users_created_at_scim_id_idx ON users (created_at, scim_id);
-      CREATE INDEX users_detached_idx ON users (created_at, scim_id) WHERE upstream_user_id IS NULL;
+      -- Detached users (tombstones, pending creates): every SCIM list page counts and pages them.
+      -- state first, so count(state = 'ready') is an index-only range and a page needs no sort.
+      CREATE INDEX users_detached_idx ON users (state, created_at, scim_id) WHERE upstream_user_id IS NULL;
       CREATE TABLE groups (
         scim_id TEXT NOT NULL,
         group_name TEXT NOT NULL,

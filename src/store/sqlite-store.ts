@@ -85,6 +85,16 @@ export function mapSqliteError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * Detached users through their partial index. Without statistics SQLite's planner takes
+ * `upstream_user_id IS NULL` for an equality on a unique column (one row) and picks that index, then
+ * sorts every detached user for each list page: 100–250 ms per page at 100,000 tombstones, against
+ * 1–7 ms through users_detached_idx.
+ */
+function usersFor(query: UserQuery): string {
+  return query.detached === true ? 'users INDEXED BY users_detached_idx' : 'users';
+}
+
 /** `$1…$n` placeholders bind by name in better-sqlite3; SQLite has no boolean type. */
 function bind(params: readonly unknown[]): Record<string, unknown> {
   const named: Record<string, unknown> = {};
@@ -324,7 +334,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     params.push(limit, offset);
     return this.sync(() =>
       this.all<UserRow>(
-        `SELECT ${USER_COLUMNS} FROM users ${where}
+        `SELECT ${USER_COLUMNS} FROM ${usersFor(query)} ${where}
          ORDER BY created_at, scim_id LIMIT $${params.length - 1} OFFSET $${params.length}`,
         params,
       ).map(toUser),
@@ -334,7 +344,9 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   async countUsers(query: UserQuery): Promise<number> {
     const params: unknown[] = [];
     const where = userFilter(query, params);
-    return this.sync(() => this.one<{ n: number }>(`SELECT count(*) AS n FROM users ${where}`, params)!.n);
+    return this.sync(
+      () => this.one<{ n: number }>(`SELECT count(*) AS n FROM ${usersFor(query)} ${where}`, params)!.n,
+    );
   }
 
   // ---- groups ----

@@ -6,7 +6,9 @@ const frame = (functionName: string, url: string, lineNumber = 0) => ({ function
 
 describe('categorize', () => {
   it('knows the libraries and our own layers', () => {
-    expect(categorize('file:///app/node_modules/@electric-sql/pglite/dist/x.js', 'f')).toMatch(/PGlite/);
+    expect(categorize('file:///app/node_modules/better-sqlite3/lib/methods/transaction.js', 'f')).toMatch(
+      /SQLite/,
+    );
     // undici's llhttp is the bridge's WebAssembly.
     expect(categorize('wasm://wasm/022c915e', 'wasm-function[1]')).toBe('undici (HTTP client)');
     expect(categorize('file:///app/node_modules/scimmy/dist/lib/types.js', 'coerce')).toMatch(/scimmy/);
@@ -24,14 +26,14 @@ describe('categorize', () => {
 
 describe('summarizeProfile', () => {
   // root → handler (ours) → signRequest (ours) → Hmac (node)
-  //                       → query (pglite)
+  //                       → run (better-sqlite3)
   const profile: CpuProfile = {
     nodes: [
       { id: 1, callFrame: frame('(root)', ''), children: [2, 6] },
       { id: 2, callFrame: frame('handler', 'file:///app/dist/scim/users-routes.js', 9), children: [3, 5] },
       { id: 3, callFrame: frame('signRequest', 'file:///app/dist/volcengine/signer.js', 59), children: [4] },
       { id: 4, callFrame: frame('Hmac', 'node:internal/crypto/hash', 160) },
-      { id: 5, callFrame: frame('query', 'file:///app/node_modules/@electric-sql/pglite/dist/a.js', 1) },
+      { id: 5, callFrame: frame('run', 'file:///app/node_modules/better-sqlite3/lib/a.js', 1) },
       { id: 6, callFrame: frame('(idle)', '') },
     ],
     startTime: 0,
@@ -44,9 +46,9 @@ describe('summarizeProfile', () => {
     const s = summarizeProfile(profile);
     expect(s.busyMs).toBe(7);
     expect(s.idleMs).toBe(3);
-    expect(s.categories[0]).toEqual({ name: 'PGlite store (WASM Postgres)', ms: 3, pct: (100 * 3) / 7 });
+    expect(s.categories[0]).toEqual({ name: 'SQLite store (better-sqlite3)', ms: 3, pct: (100 * 3) / 7 });
     expect(s.categories.map((c) => c.name)).toEqual([
-      'PGlite store (WASM Postgres)',
+      'SQLite store (better-sqlite3)',
       'node crypto',
       'ours: SCIM layer',
       'ours: request signing',
@@ -56,7 +58,7 @@ describe('summarizeProfile', () => {
   it('charges runtime time to the nearest library or bridge caller', () => {
     const s = summarizeProfile(profile);
     expect(s.components.map((c) => [c.name, c.ms])).toEqual([
-      ['PGlite store (WASM Postgres)', 3],
+      ['SQLite store (better-sqlite3)', 3],
       ['ours: request signing', 3],
       ['ours: SCIM layer', 1],
     ]);
@@ -64,7 +66,7 @@ describe('summarizeProfile', () => {
 
   it('ranks functions by self time and our functions by inclusive time', () => {
     const s = summarizeProfile(profile);
-    expect(s.topSelf[0].name).toMatch(/^query @electric-sql\/pglite\/dist\/a\.js:2$/);
+    expect(s.topSelf[0].name).toMatch(/^run better-sqlite3\/lib\/a\.js:2$/);
     expect(s.topInclusive.map((e) => [e.name, e.ms])).toEqual([
       ['handler dist/scim/users-routes.js:10', 7],
       ['signRequest dist/volcengine/signer.js:60', 3],
