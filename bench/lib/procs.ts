@@ -246,7 +246,20 @@ export async function startBridgeTimed(
   void proc.exited.then(() => {
     exited = true;
   });
+  // Only our child's answer counts: wait for its own listening line (another process may have
+  // taken the port between freePort() and the bridge's listen), then poll /readyz.
+  const listening = () => {
+    try {
+      return readFileSync(proc.logFile, 'utf8').includes(`"port":${port}`);
+    } catch {
+      return false;
+    }
+  };
   while (!exited && performance.now() - started < 60_000) {
+    if (!listening()) {
+      await new Promise((r) => setTimeout(r, 5));
+      continue;
+    }
     try {
       const res = await request(`${url}/readyz`, { headersTimeout: 2000, bodyTimeout: 2000 });
       await res.body.dump();

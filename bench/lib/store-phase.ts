@@ -13,13 +13,22 @@ import { bridgeEnv, type Proc, processPeakRssKb, processRssKb, startBridgeTimed 
 import { ScimHttp } from './scenarios.js';
 import { median } from './stats.js';
 
+const IDLE_AFTER_LOAD_MS = 10_000;
+
 export interface StorePhaseResult {
   users: number;
   fileMb: number;
   fillSeconds: number;
   startsMs: number[];
   readyRssMb: number[];
-  load: { requests: number; errors: number; rps: number; p50Ms: number; peakRssMb: number };
+  load: {
+    requests: number;
+    errors: number;
+    rps: number;
+    p50Ms: number;
+    peakRssMb: number;
+    idleRssMb: number;
+  };
 }
 
 /** Fills DATA_DIR with `users` deactivated users (tombstones: the store is their only home). */
@@ -133,9 +142,13 @@ export async function storePhase(opts: {
       rps: load.requests / (load.elapsedMs / 1000),
       p50Ms: median(load.latenciesMs),
       peakRssMb: (processPeakRssKb(proc.pid) ?? Number.NaN) / 1024,
+      idleRssMb: Number.NaN,
     };
+    // V8 grows its heap lazily under load and gives memory back once idle (its memory reducer).
+    await new Promise((r) => setTimeout(r, IDLE_AFTER_LOAD_MS));
+    result.idleRssMb = (processRssKb(proc.pid) ?? Number.NaN) / 1024;
     opts.log(
-      `[store] load: ${result.requests} requests, ${result.errors} errors, ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(1)} ms, peak RSS ${result.peakRssMb.toFixed(0)} MB`,
+      `[store] load: ${result.requests} requests, ${result.errors} errors, ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(1)} ms, peak RSS ${result.peakRssMb.toFixed(0)} MB, ${IDLE_AFTER_LOAD_MS / 1000} s later ${result.idleRssMb.toFixed(0)} MB`,
     );
     return { users: opts.users, fileMb, fillSeconds, startsMs, readyRssMb, load: result };
   } finally {
@@ -158,7 +171,8 @@ export function formatStorePhase(r: StorePhaseResult): string[] {
     '|---|---|---|',
     `| Process start → first /readyz 200 | ${med(r.startsMs).toFixed(0)} ms | ${r.startsMs.map((x) => x.toFixed(0)).join(', ')} ms |`,
     `| RSS when ready | ${med(r.readyRssMb).toFixed(0)} MB | ${r.readyRssMb.map((x) => x.toFixed(0)).join(', ')} MB |`,
-    `| Peak RSS after the load | ${r.load.peakRssMb.toFixed(0)} MB | ${r.load.requests} requests, ${r.load.errors} errors, ${r.load.rps.toFixed(0)} req/s, p50 ${r.load.p50Ms.toFixed(1)} ms |`,
+    `| Peak RSS during the load | ${r.load.peakRssMb.toFixed(0)} MB | ${r.load.requests} requests, ${r.load.errors} errors, ${r.load.rps.toFixed(0)} req/s, p50 ${r.load.p50Ms.toFixed(1)} ms |`,
+    `| RSS ${IDLE_AFTER_LOAD_MS / 1000} s after the load | ${r.load.idleRssMb.toFixed(0)} MB | |`,
     '',
   ];
 }
