@@ -1,10 +1,13 @@
+import { upstreamOf } from './bridge.js';
 import { ConfigError, loadConfig } from './config.js';
 import { judgeUpstreamFailure, PERMISSION_CODES } from './ops/readiness.js';
 import { isCredentialProblem } from './scim/errors.js';
+import { inspectStore } from './store/index.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 import { VolcengineApiError } from './volcengine/errors.js';
 
-// `node dist/main.js --check-config` (`npm run check`): validates every environment variable, makes
+// `node dist/main.js --check-config` (`npm run check`): validates every environment variable, opens
+// the store read-only (inspectStore: fails on what `npm start` would refuse), makes
 // one signed ListUsers call with the configured credentials, then probes the other read-only actions
 // for missing IAM permissions. Nothing is started or written. Output: a first line OK or FAILED (the
 // verdict, for scripts), then indented detail lines.
@@ -37,6 +40,23 @@ export async function checkConfig(
     notes.push(
       `  note: no DATABASE_URL; the embedded store in DATA_DIR=${config.dataDir} allows one replica only`,
     );
+
+  // The store as `npm start` would open it, read-only: what it would refuse, this refuses too.
+  const store = await inspectStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    upstream: upstreamOf(config),
+  });
+  if (!store.ok) {
+    return {
+      ok: false,
+      lines: [
+        `${PREFIX}: FAILED, the bridge would not start: ${store.problems[0]}`,
+        ...store.problems.slice(1).map((p) => `  also: ${p}`),
+      ],
+    };
+  }
+  notes.push(`  store: ${store.summary}`);
 
   if (!config.volcengine) {
     if (config.production) {

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkConfig } from '../../src/check-config.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -129,7 +132,9 @@ describe('configuration', () => {
 
 describe('--check-config', () => {
   let emulator: RunningEmulator;
+  // Each check reads its own empty DATA_DIR: the store is part of what --check-config checks.
   const good = () => ({
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'check-config-')),
     SCIM_BEARER_TOKENS: TOKEN,
     VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
     VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
@@ -144,7 +149,8 @@ describe('--check-config', () => {
 
   it('passes with valid config and credentials CloudIdentity accepts: a verdict line, then indented details', async () => {
     const before = emulator.calls();
-    const out = await checkConfig(good());
+    const env = good();
+    const out = await checkConfig(env);
     expect(out.ok).toBe(true);
     expect(out.lines[0]).toMatch(
       /^volc-scim-bridge --check-config: OK, configuration valid and CloudIdentity accepted the credentials \(ListUsers at http:\/\/127\.0\.0\.1:\d+, region cn-beijing, access key AKLTem…, RequestId \w+\)$/,
@@ -152,7 +158,8 @@ describe('--check-config', () => {
     expect(out.lines.slice(1)).toEqual([
       '  permissions: ListUsers, GetUser, ListGroups, GetGroup, ListGroupMembers allowed',
       '  permissions: CreateUser, UpdateUser, DeleteUser, CreateGroup, UpdateGroup, DeleteGroup, AddUserToGroup, RemoveUserFromGroup not verified (no call without side effects)',
-      '  note: no DATABASE_URL; the embedded store in DATA_DIR=./data allows one replica only',
+      `  note: no DATABASE_URL; the embedded store in DATA_DIR=${env.DATA_DIR} allows one replica only`,
+      `  store: embedded store: a new store will be created in DATA_DIR ${env.DATA_DIR}`,
     ]);
     expect(out.lines.join('\n')).not.toContain(DEV_SECRET_KEY);
     // Read-only calls only, one each; nothing is written.
@@ -242,6 +249,32 @@ describe('--check-config', () => {
     expect(dev.ok).toBe(true);
     expect(dev.lines[0]).toContain('in-process CloudIdentity emulator');
     expect(dev.lines.join('\n')).toContain('SCIM_BEARER_TOKENS is not set');
+  });
+
+  it('fails on a store npm start would refuse, naming the setting, and reads the store without changing it', async () => {
+    // A DATA_DIR bound to the in-process emulator, checked with real credentials.
+    const trial = mkdtempSync(join(tmpdir(), 'check-config-'));
+    const { openStore } = await import('../../src/store/index.js');
+    const store = await openStore({ dataDir: trial, upstream: { kind: 'emulator' } });
+    await store.close();
+    const bound = await checkConfig({ ...good(), DATA_DIR: trial });
+    expect(bound.ok).toBe(false);
+    expect(bound.lines[0]).toMatch(/FAILED, the bridge would not start: .*emulator.*--rebind-store/s);
+    // The same DATA_DIR without credentials (the emulator it is bound to) is fine, and its summary is shown.
+    const dev = await checkConfig({ DATA_DIR: trial });
+    expect(dev.ok).toBe(true);
+    expect(dev.lines.join('\n')).toMatch(/store: embedded store in DATA_DIR .*: 0 users/);
+    // A damaged database file.
+    const damaged = mkdtempSync(join(tmpdir(), 'check-config-'));
+    writeFileSync(join(damaged, 'bridge.sqlite'), 'this is not a database '.repeat(500));
+    const broken = await checkConfig({ DATA_DIR: damaged });
+    expect(broken.ok).toBe(false);
+    expect(broken.lines[0]).toMatch(/DATA_DIR: .*bridge\.sqlite/);
+    // PostgreSQL that is not there, and a database that does not exist.
+    const down = await checkConfig({ ...good(), DATABASE_URL: 'postgres://u:secret-pw@127.0.0.1:1/scim' });
+    expect(down.ok).toBe(false);
+    expect(down.lines[0]).toMatch(/DATABASE_URL: cannot connect to PostgreSQL at 127\.0\.0\.1:1/);
+    expect(down.lines.join('\n')).not.toContain('secret-pw');
   });
 
   it('main.ts --check-config exits 0 / 1; the first line is the verdict, the rest indented details', async () => {
