@@ -38,14 +38,24 @@ export function processCpuMs(pid: number): number | undefined {
   }
 }
 
-/** VmHWM (peak RSS) of a process in KiB from /proc/<pid>/status; undefined when unreadable. */
-export function processPeakRssKb(pid: number): number | undefined {
+/** A memory figure (VmHWM, VmRSS, …) of a process in KiB from /proc/<pid>/status; undefined when unreadable. */
+function statusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Peak RSS (VmHWM) of a process in KiB; undefined when unreadable. */
+export function processPeakRssKb(pid: number): number | undefined {
+  return statusKb(pid, 'VmHWM');
+}
+
+/** Current RSS (VmRSS) of a process in KiB; undefined when unreadable. */
+export function processRssKb(pid: number): number | undefined {
+  return statusKb(pid, 'VmRSS');
 }
 
 export async function freePort(): Promise<number> {
@@ -271,16 +281,6 @@ export async function startBridgeTimed(
   }
   await proc.stop(1000);
   throw new Error(`${opts.name} did not become ready; see ${proc.logFile}`);
-}
-
-/** VmRSS (current RSS) of a process in KiB; undefined when unreadable. */
-export function processRssKb(pid: number): number | undefined {
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The emulator's control API: call counts per Action, and object counts. */
