@@ -81,6 +81,8 @@ export interface RunResult {
 }
 
 const BACKOFF_BASE_MS = 1_000;
+/** Later than any next attempt (ISO text sorts like time only within four-digit years). */
+const FAR_FUTURE = '9999-12-31T23:59:59.999Z';
 /** How long the reconciler waits for a resource a request holds before moving on. */
 const LOCK_WAIT_MS = 2_000;
 /** Intents and drift findings the report lists (the counts are complete). */
@@ -185,7 +187,7 @@ export class Reconciler {
     this.o.metrics?.reconcilerLeader.set(leader ? 1 : 0);
     if (!leader) return result;
     const ctx = this.context();
-    const now = options.ignoreBackoff ? new Date(8.64e15) : new Date();
+    const now = options.ignoreBackoff ? new Date(FAR_FUTURE) : new Date();
     const due = await this.o.store.dueIntents(now, this.o.batch);
     // One settle per resource: it takes that resource's intents in order, oldest first.
     const resources = [...new Set(due.map((i) => i.resource))];
@@ -247,7 +249,7 @@ export class Reconciler {
   /** Re-reads the pending intents for the report and the gauge. */
   async refresh(): Promise<void> {
     this.pendingCount = await this.o.store.countIntents();
-    this.pending = await this.o.store.dueIntents(new Date(8.64e15), REPORT_LIMIT);
+    this.pending = await this.o.store.dueIntents(new Date(FAR_FUTURE), REPORT_LIMIT);
     this.o.metrics?.reconcilerPending.set(this.pendingCount);
   }
 

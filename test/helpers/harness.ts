@@ -60,6 +60,8 @@ export interface HarnessOptions {
   store?: StoreKind;
   /** Instrument the client (observer), the store (timing proxy) and the app with these metrics. */
   metrics?: Metrics;
+  /** Wraps the store the app uses (e.g. to fail one write after an upstream call committed). */
+  wrapStore?: (store: BridgeStore) => BridgeStore;
   /** Wraps the CloudIdentity client the app uses (e.g. to hold a call at an exact point). */
   wrapApi?: (api: CloudIdentityApi) => CloudIdentityApi;
   /**
@@ -102,6 +104,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     store = await openStore({ inMemory: true, logger });
   }
   if (options.metrics) store = instrumentStore(store, options.metrics);
+  const rawStore = store;
+  const appStore = options.wrapStore ? options.wrapStore(store) : store;
   const client = new CloudIdentityClient({
     accessKeyId: DEV_ACCESS_KEY,
     secretAccessKey: DEV_SECRET_KEY,
@@ -113,8 +117,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const locks = new ResourceLocks();
   const api = options.wrapApi ? options.wrapApi(client) : client;
-  const directories = buildDirectories({ config, api, store, logger, metrics: options.metrics, locks });
-  const app = buildApp({ config, api, store, logger, metrics: options.metrics, locks, directories });
+  const directories = buildDirectories({ config, api, store: appStore, logger, metrics: options.metrics, locks });
+  const app = buildApp({ config, api, store: appStore, logger, metrics: options.metrics, locks, directories });
   const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
   return {
     http,
@@ -141,7 +145,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async close() {
       await directories.reconciler.stop();
       await client.close();
-      await store.close();
+      await rawStore.close();
       if (!peer) await emulator.close();
       await dropSchema?.();
     },
