@@ -7,13 +7,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
+import {
+  DEV_ACCESS_KEY,
+  DEV_SECRET_KEY,
+  type RunningEmulator,
+  startEmulator,
+} from '../../src/emulator/index.js';
+import { GROUP_SCHEMA } from '../../src/scim/schemas.js';
 import { waitUntil } from '../helpers/api-gate.js';
 import type { Harness } from '../helpers/harness.js';
 import { freshPostgresUrl } from '../helpers/postgres.js';
 import { type BridgeProcess, spawnBridge } from '../ops/process.js';
 import { expectInvariants } from './consistency-support.js';
-import { GROUP_SCHEMA } from '../../src/scim/schemas.js';
 import { patchBody, uniqueName, userBody } from './users-support.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -47,8 +52,11 @@ async function pendingIntents(proc: BridgeProcess): Promise<number> {
 }
 
 const calls = async (action: string) =>
-  ((await (await fetch(`${emulator.url}/_emulator/state?summary=1`)).json()) as { calls: Record<string, number> })
-    .calls[action] ?? 0;
+  (
+    (await (await fetch(`${emulator.url}/_emulator/state?summary=1`)).json()) as {
+      calls: Record<string, number>;
+    }
+  ).calls[action] ?? 0;
 
 const variants = [
   { name: 'embedded store', env: () => ({}) as Record<string, string> },
@@ -56,7 +64,9 @@ const variants = [
 ];
 
 describe.each(variants)('SIGKILL mid-operation, restart ($name)', ({ env }) => {
-  it('a deactivation and a reactivation killed in flight are settled by the restarted bridge', { timeout: 120_000 }, async () => {
+  it('a deactivation and a reactivation killed in flight are settled by the restarted bridge', {
+    timeout: 120_000,
+  }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'bridge-crash-'));
     const bridgeEnv = {
       ...env(),
@@ -83,10 +93,16 @@ describe.each(variants)('SIGKILL mid-operation, restart ($name)', ({ env }) => {
       }
       const group = await h.http
         .post('/scim/v2/Groups')
-        .send({ schemas: [GROUP_SCHEMA], displayName: uniqueName('crash-g', 'g'), members: [{ value: users[1].id }] });
+        .send({
+          schemas: [GROUP_SCHEMA],
+          displayName: uniqueName('crash-g', 'g'),
+          members: [{ value: users[1].id }],
+        });
       expect(group.status, group.text).toBe(201);
       const deactivate = (id: string, active: boolean) =>
-        h.http.patch(`/scim/v2/Users/${id}`).send(patchBody({ op: 'replace', path: 'active', value: active }));
+        h.http
+          .patch(`/scim/v2/Users/${id}`)
+          .send(patchBody({ op: 'replace', path: 'active', value: active }));
       expect((await deactivate(users[1].id, false)).status).toBe(200);
 
       // Hold DeleteUser (deactivation of user 0) and AddUserToGroup (reactivation of user 1) upstream.
@@ -108,7 +124,10 @@ describe.each(variants)('SIGKILL mid-operation, restart ($name)', ({ env }) => {
       emulator.setFaults([]);
 
       proc = await start();
-      await waitUntil(async () => (await pendingIntents(proc)) === 0, 'the restarted bridge settled the intents');
+      await waitUntil(
+        async () => (await pendingIntents(proc)) === 0,
+        'the restarted bridge settled the intents',
+      );
       const after = view(proc);
       await expectInvariants(after, users, [group.body.id]);
       expect((await after.http.get(`/scim/v2/Users/${users[0].id}`)).body.active).toBe(false);

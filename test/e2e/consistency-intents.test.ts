@@ -125,7 +125,10 @@ describe.each(kinds)('durable intents (%s store)', (store) => {
     const userName = uniqueName('int-map');
     const id = await createUser(h, userName);
     expect((await setActive(h, id, false)).status).toBe(200);
-    failing.failNext('updateUser', (args) => typeof (args[1] as { upstreamUserId?: unknown }).upstreamUserId === 'string');
+    failing.failNext(
+      'updateUser',
+      (args) => typeof (args[1] as { upstreamUserId?: unknown }).upstreamUserId === 'string',
+    );
     expect((await setActive(h, id, true)).status).toBeGreaterThanOrEqual(500);
     expect(await pendingKinds(h)).toEqual([IntentKind.reactivate]);
     expect(await accounts(h, userName)).toHaveLength(1);

@@ -38,7 +38,14 @@ type Op =
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('title' as const), user: fc.nat(USERS - 1) }),
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('active' as const), user: fc.nat(USERS - 1), active: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('active' as const),
+      user: fc.nat(USERS - 1),
+      active: fc.boolean(),
+    }),
+  },
   fc.record({ op: fc.constant('delete' as const), user: fc.nat(USERS - 1) }),
   {
     weight: 3,
@@ -58,7 +65,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('create' as const) }),
 );
 
-const FAULTED = ['CreateUser', 'DeleteUser', 'UpdateUser', 'AddUserToGroup', 'RemoveUserFromGroup', 'DeleteGroup', 'GetUser', 'ListGroupMembers'] as const;
+const FAULTED = [
+  'CreateUser',
+  'DeleteUser',
+  'UpdateUser',
+  'AddUserToGroup',
+  'RemoveUserFromGroup',
+  'DeleteGroup',
+  'GetUser',
+  'ListGroupMembers',
+] as const;
 const faultArb: fc.Arbitrary<FaultRule> = fc.record({
   action: fc.constantFrom(...FAULTED),
   probability: fc.constantFrom(0.5, 1, 1),
@@ -113,6 +129,7 @@ describe.each(topologies(kinds).filter((t) => t.store === 'embedded' || t.twoBri
           const deleted = new Set<string>();
           a.emulator.setFaults(scenario.faults);
 
+          const acknowledged: Array<Extract<Op, { op: 'member' }>> = [];
           const run = async (client: number, ops: Op[]) => {
             const h = client % 2 === 0 ? a : b;
             for (const op of ops) {
@@ -120,6 +137,7 @@ describe.each(topologies(kinds).filter((t) => t.store === 'embedded' || t.twoBri
               stats.operations++;
               if (res >= 500) stats.answers5xx++;
               if (op.op === 'delete' && res === 204) deleted.add(users[op.user].id);
+              if (op.op === 'member' && res === 204) acknowledged.push(op);
             }
           };
           await Promise.all(scenario.clients.map((ops, i) => run(i, ops)));
@@ -136,15 +154,36 @@ describe.each(topologies(kinds).filter((t) => t.store === 'embedded' || t.twoBri
           await expectInvariants(a, users, groups);
           if (b !== a) await expectInvariants(b, users, groups);
           // I4: an acknowledged DELETE stays deleted; acknowledged creates exist (once).
-          for (const id of deleted) expect((await a.http.get(`/scim/v2/Users/${id}`)).status, `I4 ${id}`).toBe(404);
+          for (const id of deleted)
+            expect((await a.http.get(`/scim/v2/Users/${id}`)).status, `I4 ${id}`).toBe(404);
           for (const userName of created) {
             const found = await a.http.get(filterUrl(`userName eq "${userName}"`));
             expect(found.body.totalResults, `I4/I2 created ${userName}`).toBe(1);
           }
+          // I4 for memberships: an acknowledged add/remove that no other operation of the run could
+          // undo (the only one on that pair; no replace of that group, no delete of that user) holds.
+          const all = scenario.clients.flat();
+          const final = await a.upstream();
+          for (const op of acknowledged) {
+            const contested =
+              all.filter((o) => o.op === 'member' && o.user === op.user && o.group === op.group).length > 1 ||
+              all.some(
+                (o) =>
+                  (o.op === 'replace' && o.group === op.group) || (o.op === 'delete' && o.user === op.user),
+              );
+            if (contested) continue;
+            const record = await a.store.getUser(users[op.user].id);
+            if (!record?.upstreamUserId || !record.active) continue;
+            const member = final.memberships.some(
+              (m) => m.GroupId === groups[op.group] && m.UserId === record.upstreamUserId,
+            );
+            expect(member, `I4 acknowledged member ${op.add ? 'add' : 'remove'}`).toBe(op.add);
+          }
           // I6: a write refused with 412 changed nothing.
           for (const u of users) {
             const res = await a.http.get(`/scim/v2/Users/${u.id}`);
-            if (res.status === 200) expect(staleTitles.has((res.body as LooseJson).title as string), 'I6').toBe(false);
+            if (res.status === 200)
+              expect(staleTitles.has((res.body as LooseJson).title as string), 'I6').toBe(false);
           }
           expect(await a.store.countIntents(), 'every intent settled').toBe(0);
         }),
@@ -180,7 +219,13 @@ async function perform(
       return (
         await h.http
           .patch(`/scim/v2/Groups/${groups[op.group]}`)
-          .send(patchBody({ op: 'replace', path: 'members', value: op.users.map((u) => ({ value: users[u].id })) }))
+          .send(
+            patchBody({
+              op: 'replace',
+              path: 'members',
+              value: op.users.map((u) => ({ value: users[u].id })),
+            }),
+          )
       ).status;
     case 'stale': {
       const title = `stale-${Math.random()}`;

@@ -44,11 +44,18 @@ describe.each(kinds)('reconciler (%s store)', (store) => {
       intents: [],
       drift: { found: 1, repaired: 1 },
     });
-    expect(report.body.drift.reported[0]).toMatchObject({ kind: 'accountDeletedUpstream', resource: `user:${id}` });
+    expect(report.body.drift.reported[0]).toMatchObject({
+      kind: 'accountDeletedUpstream',
+      resource: `user:${id}`,
+    });
     expect(typeof report.body.lastRunAt).toBe('string');
-    expect((await h.http.get('/admin/api/reconciler')).status, 'a SCIM token is not an admin token').toBe(401);
+    expect((await h.http.get('/admin/api/reconciler')).status, 'a SCIM token is not an admin token').toBe(
+      401,
+    );
     const text = (await metrics.render()).body;
-    expect(text).toMatch(/scim_bridge_reconciler_drift_total\{kind="accountDeletedUpstream",action="repaired"\} 1/);
+    expect(text).toMatch(
+      /scim_bridge_reconciler_drift_total\{kind="accountDeletedUpstream",action="repaired"\} 1/,
+    );
     expect(text).toMatch(/scim_bridge_reconciler_pending_intents 0/);
   });
 
@@ -75,12 +82,19 @@ describe.each(kinds)('reconciler (%s store)', (store) => {
     const groupId = await createGroup(h, uniqueName('drift-m-g', 'g'), [c.id]);
     expect((await setActive(h, c.id, false)).status).toBe(200);
     // Added in the console: the mirror does not know.
-    await h.client.addUserToGroup({ GroupId: groupId, UserId: (await h.store.getUser(a.id))!.upstreamUserId! });
+    await h.client.addUserToGroup({
+      GroupId: groupId,
+      UserId: (await h.store.getUser(a.id))!.upstreamUserId!,
+    });
     // A stale mirror row: b is not a member upstream.
     await h.store.addMembership(groupId, b.id);
     const run = await h.reconciler.runOnce({ drift: true });
     expect(run.drift).toEqual([
-      expect.objectContaining({ kind: 'membershipMirror', action: 'repaired', detail: expect.stringMatching(/1 added, 1 removed/) }),
+      expect.objectContaining({
+        kind: 'membershipMirror',
+        action: 'repaired',
+        detail: expect.stringMatching(/1 added, 1 removed/),
+      }),
     ]);
     expect(await h.store.membersOfGroup(groupId)).toEqual([a.id, c.id].sort());
     await expectInvariants(h, [a, b], [groupId]);
@@ -93,7 +107,10 @@ describe.each(kinds)('reconciler (%s store)', (store) => {
     const a = { userName: uniqueName('drift-gd'), id: '' };
     a.id = await createUser(h, a.userName);
     const groupId = await createGroup(h, uniqueName('drift-gd-g', 'g'), [a.id]);
-    await h.client.removeUserFromGroup({ GroupId: groupId, UserId: (await h.store.getUser(a.id))!.upstreamUserId! });
+    await h.client.removeUserFromGroup({
+      GroupId: groupId,
+      UserId: (await h.store.getUser(a.id))!.upstreamUserId!,
+    });
     await h.client.deleteGroup({ GroupId: groupId });
     const run = await h.reconciler.runOnce({ drift: true });
     expect(run.drift.map((d) => d.kind)).toEqual(['groupDeletedUpstream']);
