@@ -229,6 +229,25 @@ describe.each(kinds)('durable intents (%s store)', (store) => {
     await expectInvariants(h, [a]);
   });
 
+  it('a member replace leaving out a deactivated member drops it: reactivation does not bring it back', async () => {
+    h = await start();
+    const a = { userName: uniqueName('int-rep-a'), id: '' };
+    const b = { userName: uniqueName('int-rep-b'), id: '' };
+    a.id = await createUser(h, a.userName);
+    b.id = await createUser(h, b.userName);
+    const groupId = await createGroup(h, uniqueName('int-rep-g', 'g'), [a.id, b.id]);
+    expect((await setActive(h, a.id, false)).status).toBe(200);
+    const replaced = await h.http
+      .patch(`/scim/v2/Groups/${groupId}`)
+      .send(patchBody({ op: 'replace', path: 'members', value: [{ value: b.id }] }));
+    expect(replaced.status, replaced.text).toBeLessThan(300);
+    expect((await h.store.getUser(a.id))?.tombstoneGroupIds).toEqual([]);
+    expect((await setActive(h, a.id, true)).status).toBe(200);
+    const group = await h.http.get(`/scim/v2/Groups/${groupId}`);
+    expect(group.body.members.map((m: { value: string }) => m.value)).toEqual([b.id]);
+    await expectInvariants(h, [a, b], [groupId]);
+  });
+
   it('a 4xx leaves no intent and changes nothing (I6)', async () => {
     h = await start();
     const a = { userName: uniqueName('int-4xx'), id: '' };
