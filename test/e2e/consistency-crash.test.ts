@@ -91,13 +91,11 @@ describe.each(variants)('SIGKILL mid-operation, restart ($name)', ({ env }) => {
         expect(res.status, res.text).toBe(201);
         u.id = res.body.id;
       }
-      const group = await h.http
-        .post('/scim/v2/Groups')
-        .send({
-          schemas: [GROUP_SCHEMA],
-          displayName: uniqueName('crash-g', 'g'),
-          members: [{ value: users[1].id }],
-        });
+      const group = await h.http.post('/scim/v2/Groups').send({
+        schemas: [GROUP_SCHEMA],
+        displayName: uniqueName('crash-g', 'g'),
+        members: [{ value: users[1].id }],
+      });
       expect(group.status, group.text).toBe(201);
       const deactivate = (id: string, active: boolean) =>
         h.http

@@ -217,15 +217,13 @@ async function perform(
       return (await memberPatch(h, groups[op.group], op.add ? 'add' : 'remove', users[op.user].id)).status;
     case 'replace':
       return (
-        await h.http
-          .patch(`/scim/v2/Groups/${groups[op.group]}`)
-          .send(
-            patchBody({
-              op: 'replace',
-              path: 'members',
-              value: op.users.map((u) => ({ value: users[u].id })),
-            }),
-          )
+        await h.http.patch(`/scim/v2/Groups/${groups[op.group]}`).send(
+          patchBody({
+            op: 'replace',
+            path: 'members',
+            value: op.users.map((u) => ({ value: users[u].id })),
+          }),
+        )
       ).status;
     case 'stale': {
       const title = `stale-${Math.random()}`;

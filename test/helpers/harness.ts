@@ -117,8 +117,23 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const locks = new ResourceLocks();
   const api = options.wrapApi ? options.wrapApi(client) : client;
-  const directories = buildDirectories({ config, api, store: appStore, logger, metrics: options.metrics, locks });
-  const app = buildApp({ config, api, store: appStore, logger, metrics: options.metrics, locks, directories });
+  const directories = buildDirectories({
+    config,
+    api,
+    store: appStore,
+    logger,
+    metrics: options.metrics,
+    locks,
+  });
+  const app = buildApp({
+    config,
+    api,
+    store: appStore,
+    logger,
+    metrics: options.metrics,
+    locks,
+    directories,
+  });
   const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
   return {
     http,
