@@ -364,7 +364,13 @@ export class GroupDirectory {
         throw conflict(`displayName '${input.displayName}' is already taken`);
       throw e;
     }
-    if (additions.length > 0) await this.memberOps.change(upstream.GroupId, [], additions, ctx);
+    if (additions.length > 0) {
+      // Under the group's key like every member change, so the reconciler never replays it meanwhile.
+      const groupId = upstream.GroupId;
+      await withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, () =>
+        this.memberOps.change(groupId, [], additions, ctx),
+      );
+    }
     return { scimId: upstream.GroupId, record, upstream };
   }
 
