@@ -1,11 +1,11 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { adminApiRouter } from './admin/api.js';
+import { reconcilerRoutes } from './admin/reconciler-routes.js';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
-import { GroupDirectory } from './directory/groups.js';
-import { ResourceLocks } from './directory/resource-locks.js';
-import { UserDirectory } from './directory/users.js';
+import { buildDirectories, type Directories } from './directory/index.js';
+import type { ResourceLocks } from './directory/resource-locks.js';
 import { accessLog } from './ops/access-log.js';
 import { Metrics } from './ops/metrics.js';
 import { Readiness } from './ops/readiness.js';
@@ -33,6 +33,8 @@ export interface AppDeps {
   readiness?: Readiness;
   /** The per-resource write locks; tests pass their own to watch requests queue. */
   locks?: ResourceLocks;
+  /** The directories and reconciler (bridge.ts builds them to run the reconciler); fresh ones when omitted. */
+  directories?: Directories;
 }
 
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
@@ -61,24 +63,14 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(metrics.httpMiddleware());
 
   app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
-  app.use('/admin/api', adminApiRouter({ adminTokens: config.adminTokens, mounts: [] }));
+  const directories =
+    deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
+  const { users, groups, reconciler } = directories;
+  app.use(
+    '/admin/api',
+    adminApiRouter({ adminTokens: config.adminTokens, mounts: [reconcilerRoutes(reconciler)] }),
+  );
 
-  // One set of locks for both directories: a group's member change also takes that user's key.
-  const locks = deps.locks ?? new ResourceLocks();
-  const users = new UserDirectory(api, store, {
-    locks,
-    deactivateAction: config.deactivateAction,
-    filterScanLimit: config.filterScanLimit,
-    // No request outlives its deadline by much, so a create pending for longer was interrupted (a
-    // crash, or a failure whose outcome could not be checked): a retried POST may take it over.
-    pendingTakeoverMs: config.requestDeadlineMs + 10_000,
-    logger,
-  });
-  const groups = new GroupDirectory(api, store, {
-    filterScanLimit: config.filterScanLimit,
-    logger,
-    locks,
-  });
   const context = (req: Request, res: Response): RequestContext => {
     const started = (res.locals.startedAt as number | undefined) ?? Date.now();
     return {

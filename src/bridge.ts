@@ -16,6 +16,8 @@ import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
+import { buildDirectories } from './directory/index.js';
+import type { Reconciler } from './directory/reconciler.js';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from './emulator/index.js';
 import { instrumentStore, Metrics } from './ops/metrics.js';
 import { Readiness } from './ops/readiness.js';
@@ -39,6 +41,7 @@ export interface RunningBridge {
   client: CloudIdentityClient;
   metrics: Metrics;
   readiness: Readiness;
+  reconciler: Reconciler;
   emulator?: RunningEmulator;
   /** Requests being served right now. */
   inFlight(): number;
@@ -120,7 +123,8 @@ export async function startBridge(
     logger,
     onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
   });
-  const app = buildApp({ config, api: client, store, logger, metrics, readiness });
+  const directories = buildDirectories({ config, api: client, store, logger, metrics });
+  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories });
 
   // Slowloris protection: a request must deliver its headers within HTTP_HEADERS_TIMEOUT_MS and
   // finish within the SCIM deadline plus a margin; the server checks every second instead of the
@@ -168,6 +172,8 @@ export async function startBridge(
     await emulator?.close();
     throw err;
   });
+  // Settles what requests (or a crash before this start) left half-done; stopped before the store closes.
+  directories.reconciler.start();
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
 
@@ -196,6 +202,7 @@ export async function startBridge(
     }
     if (!closed) server.closeAllConnections();
     const clean = [
+      await step(logger, 'reconciler', directories.reconciler.stop()),
       // Not drained: abandoned handlers may still wait on CloudIdentity; do not wait for them long.
       await step(logger, 'CloudIdentity pool', client.close(), drained ? CLOSE_STEP_MS : 1_000),
       await step(logger, 'store', store.close()),
@@ -222,6 +229,7 @@ export async function startBridge(
     client,
     metrics,
     readiness,
+    reconciler: directories.reconciler,
     emulator,
     inFlight: () => inFlight.size,
     close() {

@@ -79,6 +79,13 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_MS: intFrom(20_000, 0, 600_000),
   SHUTDOWN_DELAY_MS: intFrom(0, 0, 120_000),
   READINESS_CACHE_MS: intFrom(5_000, 0, 300_000),
+  // The reconciler (directory/reconciler.ts): tick, intents per tick, backoff cap, drift cadence and
+  // budget. 0 disables the loop (intents are then settled only by the next request on the resource).
+  RECONCILE_INTERVAL_MS: intFrom(5_000, 0, 60_000),
+  RECONCILE_BATCH: intFrom(50, 1, 1_000),
+  RECONCILE_BACKOFF_MAX_MS: intFrom(30_000, 1_000, 50_000),
+  RECONCILE_DRIFT_INTERVAL_MS: intFrom(300_000, 0, 86_400_000),
+  RECONCILE_DRIFT_BUDGET: intFrom(100, 1, 10_000),
   HTTP_HEADERS_TIMEOUT_MS: intFrom(20_000, 100, 120_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(65_000, 1_000, 900_000),
   EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
@@ -155,6 +162,13 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
   ] as const) {
     if (file && !readable(file)) problems.push(`${name}: cannot read ${file}`);
   }
+  const interval = Number(value('RECONCILE_INTERVAL_MS') ?? 5_000);
+  const cap = Number(value('RECONCILE_BACKOFF_MAX_MS') ?? 30_000);
+  if (interval + cap > 55_000) {
+    problems.push(
+      'RECONCILE_BACKOFF_MAX_MS: with RECONCILE_INTERVAL_MS it must stay within 55000 ms, so that intents settle within 60 s of CloudIdentity being healthy',
+    );
+  }
   const metricsToken = value('METRICS_TOKEN');
   if (metricsToken && metricsToken.length < 16) {
     problems.push('METRICS_TOKEN: must be at least 16 characters long');
@@ -207,6 +221,15 @@ export interface Config {
   /** Time between readiness turning 503 and the server closing its listener (load balancers catch up). */
   shutdownDelayMs: number;
   readinessCacheMs: number;
+  reconcile: {
+    /** 0: no background loop. */
+    intervalMs: number;
+    batch: number;
+    backoffMaxMs: number;
+    /** 0: no drift checks. */
+    driftIntervalMs: number;
+    driftBudget: number;
+  };
   httpHeadersTimeoutMs: number;
   httpKeepAliveTimeoutMs: number;
   emulatorLatencyMs: number;
@@ -277,6 +300,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     shutdownDelayMs: e.SHUTDOWN_DELAY_MS,
     readinessCacheMs: e.READINESS_CACHE_MS,
+    reconcile: {
+      intervalMs: e.RECONCILE_INTERVAL_MS,
+      batch: e.RECONCILE_BATCH,
+      backoffMaxMs: e.RECONCILE_BACKOFF_MAX_MS,
+      driftIntervalMs: e.RECONCILE_DRIFT_INTERVAL_MS,
+      driftBudget: e.RECONCILE_DRIFT_BUDGET,
+    },
     httpHeadersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     emulatorLatencyMs: e.EMULATOR_LATENCY_MS,

@@ -22,20 +22,30 @@
 //   upstream, tombstone in the store) cannot be an upstream member: adding it records the intent in
 //   its tombstoneGroupIds, which reactivation restores.
 
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { badRequest, conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
-import { equalityAnchor, type Filter, matchesFilter } from '../scim/filter.js';
+import { conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
+import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { GroupInput, GroupPatch } from '../scim/group-input.js';
-import { GROUP_SCHEMA } from '../scim/schemas.js';
-import { type BridgeStore, type GroupRecord, StoreConflictError, type UserRecord } from '../store/types.js';
-import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityGroupMember } from '../volcengine/types.js';
+import { type BridgeStore, type GroupRecord, StoreConflictError } from '../store/types.js';
+import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
-import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
+import {
+  displayNameOf,
+  FALLBACK_GROUP_NAME,
+  type GroupListQuery,
+  type GroupListResult,
+  type GroupMember,
+  type GroupView,
+  groupNameFor,
+  groupVersion,
+  toScimGroup,
+  withSuffix,
+} from './group-mapping.js';
+import { GroupMembers, type Resolved } from './groups-members.js';
+import { IntentKind, Intents } from './intents.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
-import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
+import { groupKey, type ResourceLocks, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
-import { toUtc } from './user-mapping.js';
 
 type Json = Record<string, unknown>;
 
@@ -47,132 +57,26 @@ export interface GroupDirectoryOptions {
   logger?: Logger;
   /** Shared with the user directory: a group change holds the group's key, each member step the user's. */
   locks: ResourceLocks;
+  /** Shared with the user directory and the reconciler; a private one when omitted. */
+  intents?: Intents;
 }
 
-export interface GroupMember {
-  /** user SCIM id */
-  value: string;
-  display?: string;
-}
-
-export interface GroupView {
-  scimId: string;
-  record: GroupRecord | null;
-  upstream: CloudIdentityGroup;
-  /** Loaded only when the response includes members. */
-  members?: GroupMember[];
-}
-
-export interface GroupListQuery {
-  filter?: Filter;
-  startIndex: number;
-  count: number;
-  /** load members for the returned groups */
-  members: boolean;
-}
-
-export interface GroupListResult {
-  total: number;
-  views: GroupView[];
-}
-
-const GROUP_NAME_MAX = 63;
-const FALLBACK_GROUP_NAME = 'group';
-
-/** A member to change upstream, after its SCIM id was translated. */
-type Resolved =
-  | { kind: 'upstream'; scimId: string; userId: string }
-  /** a deactivated user with a store tombstone: the intent goes to tombstoneGroupIds */
-  | { kind: 'tombstone'; scimId: string }
-  /** nothing to do (a remove of a user that does not exist) */
-  | { kind: 'absent'; scimId: string };
-
-/** The SCIM form of a group. `baseUrl` is the SCIM base (…/scim/v2). */
-export function toScimGroup(view: GroupView, baseUrl: string): Json {
-  const { record, upstream } = view;
-  const created = toUtc(upstream.CreatedTime) ?? record?.createdAt;
-  const lastModified = [record?.updatedAt, toUtc(upstream.UpdatedTime)].filter(Boolean).sort().pop();
-  return {
-    schemas: [GROUP_SCHEMA],
-    id: view.scimId,
-    ...(record?.externalId ? { externalId: record.externalId } : {}),
-    displayName: displayNameOf(upstream),
-    ...(view.members
-      ? {
-          members: view.members.map((m) => ({
-            value: m.value,
-            $ref: `${baseUrl}/Users/${encodeURIComponent(m.value)}`,
-            ...(m.display ? { display: m.display } : {}),
-            type: 'User',
-          })),
-        }
-      : {}),
-    meta: {
-      resourceType: 'Group',
-      ...(created ? { created } : {}),
-      ...(lastModified ? { lastModified } : {}),
-      location: `${baseUrl}/Groups/${encodeURIComponent(view.scimId)}`,
-      version: groupVersion(view),
-    },
-  };
-}
-
-/** Weak ETag: the store version, or for groups the bridge never wrote, CloudIdentity's UpdatedTime. */
-export function groupVersion(view: GroupView): string {
-  if (view.record) return `W/"${view.record.version}"`;
-  return `W/"g${Date.parse(view.upstream.UpdatedTime ?? '') || 0}"`;
-}
-
-function displayNameOf(group: CloudIdentityGroup): string {
-  return group.DisplayName || group.GroupName;
-}
-
-/** The GroupName derived from a displayName (before uniquifying). */
-export function groupNameFor(displayName: string): string {
-  const cleaned = displayName
-    .normalize('NFKD')
-    .replace(/\p{M}+/gu, '')
-    .replace(/[^A-Za-z0-9._-]+/g, '-')
-    .replace(/-{2,}/g, '-')
-    .replace(/^[-.]+|[-.]+$/g, '')
-    .slice(0, GROUP_NAME_MAX)
-    .replace(/[-.]+$/, '');
-  return cleaned || FALLBACK_GROUP_NAME;
-}
-
-function withSuffix(name: string): string {
-  const suffix = randomBytes(4).toString('hex').slice(0, 6);
-  return `${name.slice(0, GROUP_NAME_MAX - suffix.length - 1)}-${suffix}`;
-}
-
-/**
- * Users' `groups` (read-only) from the store's membership mirror, for many users in two queries:
- * no upstream call, no scan of groups. It lists the memberships made through the bridge
- * (CloudIdentity has no "groups of a user" lookup); memberships made in the console are not seen.
- */
-export async function groupsOfUsersForScim(
-  store: BridgeStore,
-  userScimIds: string[],
-  groupLocation: (groupId: string) => string,
-): Promise<Map<string, Json[]>> {
-  const byUser = await store.groupsOfUsers(userScimIds);
-  const records = await store.getGroups([...new Set([...byUser.values()].flat())]);
-  const result = new Map<string, Json[]>();
-  for (const [userId, ids] of byUser) {
-    result.set(
-      userId,
-      ids.map((id) => {
-        const display = records.get(id)?.displayName;
-        return { value: id, $ref: groupLocation(id), ...(display ? { display } : {}), type: 'direct' };
-      }),
-    );
-  }
-  return result;
-}
+export {
+  type GroupListQuery,
+  type GroupListResult,
+  type GroupMember,
+  type GroupView,
+  groupNameFor,
+  groupsOfUsersForScim,
+  groupVersion,
+  toScimGroup,
+} from './group-mapping.js';
 
 export class GroupDirectory {
   private readonly parallelism: number;
   private readonly locks: ResourceLocks;
+  readonly intents: Intents;
+  readonly memberOps: GroupMembers;
 
   constructor(
     private readonly api: CloudIdentityApi,
@@ -181,12 +85,28 @@ export class GroupDirectory {
   ) {
     this.parallelism = Math.max(1, options.parallelism ?? 8);
     this.locks = options.locks;
+    this.intents = options.intents ?? new Intents(store);
+    this.memberOps = new GroupMembers(api, store, this.locks, this.intents, this.parallelism, options.logger);
+    this.intents.register(IntentKind.groupDelete, async (p, ctx) => {
+      try {
+        await this.deleteUpstreamAndRecord(String(p.groupId), ctx);
+      } catch (e) {
+        // Already gone: what the delete wanted.
+        if (!(e instanceof ScimError && e.status === 404)) throw e;
+      }
+    });
   }
 
-  /** Runs `fn` as the group's only writer (resource-locks.ts). */
+  /**
+   * Runs `fn` as the group's only writer (resource-locks.ts), after settling what an earlier request
+   * on the group left half-done (its intents).
+   */
   private withGroup<T>(groupId: string, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
     if (!SAFE_ID.test(groupId)) throw notFound(`Group ${groupId} not found`);
-    return withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, fn);
+    return withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, async () => {
+      await this.intents.settle(groupKey(groupId), ctx);
+      return fn();
+    });
   }
 
   static toScim(view: GroupView, baseUrl: string): Json {
@@ -238,36 +158,12 @@ export class GroupDirectory {
 
   /** Every member, via ListGroupMembers: page 1 gives Total, the other pages are read in parallel. */
   async members(groupId: string, ctx: RequestContext): Promise<GroupMember[]> {
-    const raw = await this.upstreamMembers(groupId, ctx);
+    const raw = await this.memberOps.upstreamMembers(groupId, ctx);
     const records = await this.store.getUsersByUpstreamIds(raw.map((m) => m.UserId));
     return raw.map((m) => ({
       value: records.get(m.UserId)?.scimId ?? m.UserId,
       display: m.DisplayName || m.UserName,
     }));
-  }
-
-  private async upstreamMembers(groupId: string, ctx: RequestContext): Promise<CloudIdentityGroupMember[]> {
-    const opts = { deadlineAt: ctx.deadlineAt };
-    const first = await this.api.listGroupMembers(
-      { GroupId: groupId, PageNumber: 1, PageSize: UPSTREAM_PAGE },
-      opts,
-    );
-    const pages = Math.ceil(first.Total / UPSTREAM_PAGE);
-    const rest = await mapLimit(
-      Array.from({ length: Math.max(0, pages - 1) }, (_, i) => i + 2),
-      this.parallelism * 2,
-      (page) =>
-        this.api.listGroupMembers({ GroupId: groupId, PageNumber: page, PageSize: UPSTREAM_PAGE }, opts),
-    );
-    // A membership change between two page reads may shift an item onto the next page: dedupe.
-    const seen = new Set<string>();
-    return [first, ...rest]
-      .flatMap((p) => p.Members)
-      .filter((m) => {
-        if (seen.has(m.UserId)) return false;
-        seen.add(m.UserId);
-        return true;
-      });
   }
 
   private async withMembers(views: GroupView[], ctx: RequestContext): Promise<GroupView[]> {
@@ -419,7 +315,7 @@ export class GroupDirectory {
     const opts = { deadlineAt: ctx.deadlineAt };
     // Members are checked first: a bad member id must not leave a half-created group behind.
     const additions = input.members?.length
-      ? await this.resolve([...new Set(input.members)], 'add', ctx)
+      ? await this.memberOps.resolve([...new Set(input.members)], 'add', ctx)
       : [];
     const taken = await this.checkNameFree(input.displayName, undefined, ctx);
     let groupName = groupNameFor(input.displayName);
@@ -468,7 +364,13 @@ export class GroupDirectory {
         throw conflict(`displayName '${input.displayName}' is already taken`);
       throw e;
     }
-    if (additions.length > 0) await this.applyMembers(upstream.GroupId, [], additions, ctx);
+    if (additions.length > 0) {
+      // Under the group's key like every member change, so the reconciler never replays it meanwhile.
+      const groupId = upstream.GroupId;
+      await withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, () =>
+        this.memberOps.change(groupId, [], additions, ctx),
+      );
+    }
     return { scimId: upstream.GroupId, record, upstream };
   }
 
@@ -564,11 +466,11 @@ export class GroupDirectory {
       );
     }
     const groupId = view.scimId;
-    const { adds, removes } = await this.memberDelta(groupId, plan, ctx);
+    const { adds, removes } = await this.memberOps.memberDelta(groupId, plan, ctx);
     // Translate and check every member before the first change.
     const [toAdd, toRemove] = await Promise.all([
-      this.resolve(adds, 'add', ctx),
-      this.resolve(
+      this.memberOps.resolve(adds, 'add', ctx),
+      this.memberOps.resolve(
         removes.filter((r) => typeof r === 'string'),
         'remove',
         ctx,
@@ -609,7 +511,7 @@ export class GroupDirectory {
       }
     }
     if (toAdd.length > 0 || toRemove.length > 0) {
-      await this.applyMembers(groupId, toRemove, toAdd, ctx);
+      await this.memberOps.change(groupId, toRemove, toAdd, ctx);
       // meta.version changes with the member list too.
       if (record && record === view.record) record = (await this.store.updateGroup(groupId, {})) ?? record;
     }
@@ -661,201 +563,6 @@ export class GroupDirectory {
   }
 
   /**
-   * The member SCIM ids to add and remove. Explicit adds/removes fold into a delta (last operation
-   * on an id wins) without reading anything; replace/removeAll/filter removals read the current list
-   * once and diff. Removals found in that list carry their UserId already (no translation).
-   */
-  private async memberDelta(
-    groupId: string,
-    plan: GroupPatch,
-    ctx: RequestContext,
-  ): Promise<{ adds: string[]; removes: Array<string | Resolved> }> {
-    const needsRead = plan.members.some((op) => op.kind !== 'add' && op.kind !== 'remove');
-    if (!needsRead) {
-      const delta = new Map<string, 'add' | 'remove'>();
-      for (const op of plan.members) {
-        if (op.kind === 'add' || op.kind === 'remove') for (const id of op.ids) delta.set(id, op.kind);
-      }
-      const adds = [...delta].filter(([, k]) => k === 'add').map(([id]) => id);
-      const removes = [...delta].filter(([, k]) => k === 'remove').map(([id]) => id);
-      return { adds, removes };
-    }
-    const raw = await this.upstreamMembers(groupId, ctx);
-    const records = await this.store.getUsersByUpstreamIds(raw.map((m) => m.UserId));
-    const current = new Map<string, { userId: string; member: Json }>();
-    for (const m of raw) {
-      const scimId = records.get(m.UserId)?.scimId ?? m.UserId;
-      current.set(scimId, {
-        userId: m.UserId,
-        member: { value: scimId, display: m.DisplayName || m.UserName, type: 'User' },
-      });
-    }
-    const final = new Set(current.keys());
-    for (const op of plan.members) {
-      switch (op.kind) {
-        case 'add':
-          for (const id of op.ids) final.add(id);
-          break;
-        case 'remove':
-          for (const id of op.ids) final.delete(id);
-          break;
-        case 'replace':
-          final.clear();
-          for (const id of op.ids) final.add(id);
-          break;
-        case 'removeAll':
-          final.clear();
-          break;
-        case 'removeWhere':
-          for (const id of [...final]) {
-            const member = current.get(id)?.member ?? { value: id };
-            if (matchesFilter(op.filter, member, new Set(['value']))) final.delete(id);
-          }
-          break;
-      }
-    }
-    const adds = [...final].filter((id) => !current.has(id));
-    const removes = [...current]
-      .filter(([id]) => !final.has(id))
-      .map(([scimId, c]): Resolved => ({ kind: 'upstream', scimId, userId: c.userId }));
-    return { adds, removes };
-  }
-
-  /**
-   * Member SCIM ids → what to do with each. Users the bridge created map through their record;
-   * other ids are CloudIdentity UserIds (users created outside the bridge), checked with GetUser
-   * when added. An id that names no user is a 400 for an add and nothing to do for a remove.
-   */
-  private async resolve(ids: string[], purpose: 'add' | 'remove', ctx: RequestContext): Promise<Resolved[]> {
-    if (ids.length === 0) return [];
-    const malformed = ids.filter((id) => !SAFE_ID.test(id));
-    if (malformed.length > 0) throw unknownMembers(malformed);
-    const records = await mapLimit(ids, this.parallelism * 2, (id) => this.store.getUser(id));
-    const foreign = ids.filter((_, i) => !records[i]);
-    // A UserId that a record maps is known by that record's SCIM id, not by the UserId.
-    const mapped = foreign.length > 0 ? await this.store.getUsersByUpstreamIds(foreign) : new Map();
-    const exists = new Map<string, boolean>();
-    if (purpose === 'add') {
-      // Checked one batch at a time, stopping at the first batch holding an unknown id: a list of
-      // made-up ids costs one batch of GetUser calls, not one per id.
-      const unmapped = foreign.filter((id) => !mapped.has(id));
-      const batch = this.parallelism * 2;
-      for (let start = 0; start < unmapped.length; start += batch) {
-        const chunk = unmapped.slice(start, start + batch);
-        const found = await mapLimit(chunk, batch, (id) => this.userExists(id, ctx));
-        const missing = chunk.filter((_, i) => !found[i]);
-        if (missing.length > 0) throw unknownMembers(missing);
-        for (const id of chunk) exists.set(id, true);
-      }
-    }
-    const unknown: string[] = [];
-    const resolved = ids.map((scimId, i): Resolved => {
-      const record: UserRecord | null = records[i];
-      if (record) {
-        if (record.upstreamUserId) return { kind: 'upstream', scimId, userId: record.upstreamUserId };
-        if (record.state === 'ready') return { kind: 'tombstone', scimId };
-      } else if (!mapped.has(scimId) && (purpose === 'remove' || exists.get(scimId))) {
-        return { kind: 'upstream', scimId, userId: scimId };
-      }
-      if (purpose === 'add') unknown.push(scimId);
-      return { kind: 'absent', scimId };
-    });
-    if (unknown.length > 0) throw unknownMembers(unknown);
-    return resolved;
-  }
-
-  private async userExists(userId: string, ctx: RequestContext): Promise<boolean> {
-    try {
-      await this.api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
-      return true;
-    } catch (e) {
-      if (isCode(e, UpstreamCode.UserNotFound)) return false;
-      throw e;
-    }
-  }
-
-  /**
-   * Removals, then additions; each one upstream call plus its mirror row (and the user's tombstone or
-   * memberships-to-restore), under that user's key: every write of one (group, user) pair is
-   * serialised with the user's deactivation, reactivation and deletion, whoever started it.
-   */
-  private async applyMembers(
-    groupId: string,
-    removes: Resolved[],
-    adds: Resolved[],
-    ctx: RequestContext,
-  ): Promise<void> {
-    const step = (m: Resolved, change: 'add' | 'remove') =>
-      withResource(this.locks, this.store, userKey(m.scimId), ctx.deadlineAt, () =>
-        this.changeMember(groupId, m, change, ctx),
-      );
-    await mapLimit(removes, this.parallelism, (m) => step(m, 'remove'));
-    await mapLimit(adds, this.parallelism, (m) => step(m, 'add'));
-  }
-
-  /** One member change, the user's key held. The user is read again: it may have changed since. */
-  private async changeMember(
-    groupId: string,
-    resolved: Resolved,
-    change: 'add' | 'remove',
-    ctx: RequestContext,
-  ): Promise<void> {
-    const m = await this.current(resolved);
-    if (m.kind === 'absent') {
-      if (change === 'add') throw unknownMembers([m.scimId]);
-      await this.store.removeMembership(groupId, m.scimId);
-      return;
-    }
-    if (m.kind === 'tombstone') {
-      await this.editTombstone(m.scimId, groupId, change);
-    } else if (change === 'remove') {
-      await removeUpstreamMember(this.api, { groupId, userId: m.userId, userName: m.userName }, ctx);
-      // Also no longer one to restore, if a reactivation left it pending.
-      await this.editTombstone(m.scimId, groupId, 'remove');
-    } else {
-      let outcome: 'added' | 'groupGone';
-      try {
-        outcome = await addUpstreamMember(this.api, { groupId, userId: m.userId, userName: m.userName }, ctx);
-      } catch (e) {
-        if (isCode(e, UpstreamCode.UserNotFound)) throw unknownMembers([m.scimId]);
-        throw e;
-      }
-      if (outcome === 'groupGone') throw notFound(`Group ${groupId} not found`);
-    }
-    if (change === 'add') await this.store.addMembership(groupId, m.scimId);
-    else await this.store.removeMembership(groupId, m.scimId);
-  }
-
-  /** What a member resolved earlier is now (its record is read again under its key). */
-  private async current(m: Resolved): Promise<Resolved & { userName?: string }> {
-    const record = await this.store.getUser(m.scimId);
-    if (record) {
-      if (record.upstreamUserId)
-        return {
-          kind: 'upstream',
-          scimId: m.scimId,
-          userId: record.upstreamUserId,
-          userName: record.userName,
-        };
-      if (record.state === 'ready') return { kind: 'tombstone', scimId: m.scimId };
-      return { kind: 'absent', scimId: m.scimId };
-    }
-    // No record: a user created outside the bridge (SCIM id = UserId), or one deleted meanwhile.
-    return m;
-  }
-
-  /** Adds or removes a group in the user's tombstoneGroupIds (its key held by the caller). */
-  private async editTombstone(userScimId: string, groupId: string, change: 'add' | 'remove'): Promise<void> {
-    const record = await this.store.getUser(userScimId);
-    if (!record) return;
-    const groups = new Set(record.tombstoneGroupIds);
-    if (change === 'add' ? groups.has(groupId) : !groups.has(groupId)) return;
-    if (change === 'add') groups.add(groupId);
-    else groups.delete(groupId);
-    await this.store.updateUser(userScimId, { tombstoneGroupIds: [...groups].sort() });
-  }
-
-  /**
    * DeleteGroup; when CloudIdentity refuses because the group still has members, removes them
    * (all pages) and tries again. Then the store record and its membership mirror go.
    */
@@ -874,6 +581,13 @@ export class GroupDirectory {
         );
       }
     }
+    await this.intents.run(groupKey(scimId), IntentKind.groupDelete, { groupId: scimId }, ctx, () =>
+      this.deleteUpstreamAndRecord(scimId, ctx),
+    );
+  }
+
+  /** DeleteGroup (members removed first when CloudIdentity refuses), then the record and its mirror. */
+  private async deleteUpstreamAndRecord(scimId: string, ctx: RequestContext): Promise<void> {
     const opts = { deadlineAt: ctx.deadlineAt };
     for (let attempt = 1; ; attempt++) {
       try {
@@ -886,7 +600,7 @@ export class GroupDirectory {
         }
         if (!isCode(e, UpstreamCode.UserGroupDeletionConflict) || attempt >= 3) throw e;
       }
-      const members = await this.upstreamMembers(scimId, ctx);
+      const members = await this.memberOps.upstreamMembers(scimId, ctx);
       ctx.log.info({ groupId: scimId, members: members.length }, 'removing members before deleting a group');
       await mapLimit(members, this.parallelism, async (m) => {
         try {
@@ -898,16 +612,4 @@ export class GroupDirectory {
     }
     await this.store.deleteGroup(scimId);
   }
-}
-
-function unknownMembers(ids: string[]): ScimError {
-  const shown = ids
-    .slice(0, 5)
-    .map((id) => `'${id}'`)
-    .join(', ');
-  const more = ids.length > 5 ? ` and ${ids.length - 5} more` : '';
-  return badRequest(
-    'invalidValue',
-    `members: ${shown}${more} ${ids.length === 1 ? 'is not a User id' : 'are not User ids'}`,
-  );
 }

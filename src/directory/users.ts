@@ -7,7 +7,7 @@ import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { groupsOfUsersForScim } from './groups.js';
-import { addUpstreamMember } from './memberships.js';
+import { IntentKind, Intents } from './intents.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
@@ -19,6 +19,12 @@ import {
   upstreamFieldsFor,
   userVersion,
 } from './user-mapping.js';
+import {
+  type DeactivatePayload,
+  type DeletePayload,
+  type ReactivatePayload,
+  UserLifecycle,
+} from './users-lifecycle.js';
 
 type Json = Record<string, unknown>;
 
@@ -31,6 +37,8 @@ export interface UserDirectoryOptions {
   logger: Logger;
   /** One writer per user; shared with the group directory (member changes take user keys too). */
   locks: ResourceLocks;
+  /** Shared with the group directory and the reconciler; a private one when omitted. */
+  intents?: Intents;
 }
 
 export interface ListQuery {
@@ -46,23 +54,16 @@ export interface ListResult {
 
 /**
  * Users as the bridge sees them: CloudIdentity for the five mapped fields and existence,
- * the store for everything else. Upstream is written first, the store second, so a crash in
- * between leaves a state the client's retry converges from.
- *
- * What a failure part-way leaves, for the client's retry (or a future reconciler) to finish:
- * - deactivate: DeleteUser failed → nothing written, the user reads active:true. DeleteUser done but
- *   the tombstone write failed → an active record whose account is gone (reads 404); finish by writing
- *   active:false, upstreamUserId null, tombstoneGroupIds = mirror rows.
- * - reactivate: CreateUser done but the mapping write failed → an unmapped account of that userName
- *   (a second resource); finish by mapping it (createUpstream's adopt path does so on the retry).
- *   Mapping written, memberships not all restored → active record with tombstoneGroupIds ≠ []; the
- *   next write of the user restores them (restoreMemberships).
- * - delete: DeleteUser done, record delete failed → active record without account (reads 404);
- *   finish by deleting the record.
+ * the store for everything else. Upstream is written first, the store second. The multi-step
+ * operations (deactivate, reactivate, delete) run under intents (users-lifecycle.ts): a failure
+ * part-way leaves the intent, which the next write of the user or the reconciler settles, and reads
+ * meanwhile show what CloudIdentity holds.
  */
 export class UserDirectory {
   private readonly pendingTakeoverMs: number;
   private readonly locks: ResourceLocks;
+  readonly intents: Intents;
+  readonly lifecycle: UserLifecycle;
 
   constructor(
     private readonly api: CloudIdentityApi,
@@ -71,6 +72,8 @@ export class UserDirectory {
   ) {
     this.pendingTakeoverMs = options.pendingTakeoverMs ?? 60_000;
     this.locks = options.locks;
+    this.intents = options.intents ?? new Intents(store);
+    this.lifecycle = new UserLifecycle(api, store, this.intents);
   }
 
   static toScim(view: UserView, location: string): Json {
@@ -90,11 +93,7 @@ export class UserDirectory {
     if (record) {
       if (record.state === 'pending') return null;
       const upstream = record.upstreamUserId ? await this.getUpstream(record.upstreamUserId, ctx) : null;
-      if (record.upstreamUserId && !upstream && record.active) {
-        // Deleted in CloudIdentity behind the bridge's back: the user is gone.
-        return null;
-      }
-      return { scimId, record, upstream };
+      return this.inFlight(record, upstream, ctx);
     }
     const upstream = await this.getUpstream(scimId, ctx);
     if (!upstream) return null;
@@ -102,6 +101,38 @@ export class UserDirectory {
     const mapped = await this.store.getUsersByUpstreamIds([upstream.UserId]);
     if (mapped.size > 0) return null;
     return { scimId, record: null, upstream };
+  }
+
+  /**
+   * The view of a ready record as CloudIdentity has it while an operation on it is in flight (its
+   * intent pending), so that reads never run ahead of, or lag behind, CloudIdentity:
+   * - mapped, active, account gone: a deactivation whose DeleteUser committed reads active:false; a
+   *   pending delete, or no intent at all (deleted in the console), reads as gone (null);
+   * - a tombstone whose reactivation already created the account reads active:true with it (one
+   *   resource, not the tombstone plus an unmapped account of the same name).
+   * Only these detached/mismatched records cost the extra store query.
+   */
+  private async inFlight(
+    record: UserRecord,
+    upstream: CloudIdentityUser | null,
+    ctx: RequestContext,
+  ): Promise<UserView | null> {
+    const view = { scimId: record.scimId, record, upstream };
+    if (record.upstreamUserId && !upstream && record.active) {
+      const pending = await this.store.intentsOf(userKey(record.scimId));
+      if (pending.some((i) => i.kind === IntentKind.deactivate)) {
+        return { ...view, record: { ...record, active: false } };
+      }
+      return null;
+    }
+    if (!record.upstreamUserId && record.state === 'ready' && this.options.deactivateAction === 'delete') {
+      const pending = await this.store.intentsOf(userKey(record.scimId));
+      if (pending.some((i) => i.kind === IntentKind.reactivate)) {
+        const account = await this.lifecycle.unmappedAccount(record.userName, ctx);
+        if (account) return { ...view, record: { ...record, active: true }, upstream: account };
+      }
+    }
+    return view;
   }
 
   async get(scimId: string, ctx: RequestContext): Promise<UserView> {
@@ -223,7 +254,13 @@ export class UserDirectory {
         if (i >= 0) views[i] = await this.finishInterrupted(record, views[i].upstream!, ctx);
       }
       if (record && record.state === 'ready' && !record.upstreamUserId) {
-        views.push({ scimId: record.scimId, record, upstream: null });
+        const truth = await this.inFlight(record, null, ctx);
+        if (truth?.upstream) {
+          // A reactivation in flight made this account: it is this user, not a second resource.
+          const i = views.findIndex((v) => v.upstream?.UserId === truth.upstream!.UserId);
+          if (i >= 0) views.splice(i, 1);
+        }
+        if (truth) views.push(truth);
       } else if (record?.state === 'ready' && !exact.some((u) => u.UserId === record.upstreamUserId)) {
         // If the match is case-sensitive upstream, the store's case-insensitive index still knows.
         const view = await this.find(record.scimId, ctx);
@@ -307,8 +344,14 @@ export class UserDirectory {
       const existing = await this.store.findUserByUserName(desired.UserName);
       if (existing && (await this.isOrphan(existing, ctx))) {
         // Its CloudIdentity user was deleted behind the bridge's back: GET already answers 404 for
-        // it, so its name must not block a new user (Entra would re-POST into 409 forever).
-        await this.store.deleteUser(existing.scimId);
+        // it, so its name must not block a new user (Entra would re-POST into 409 forever). Under
+        // that user's lock, its intents settled first: a deactivation or reactivation in flight is
+        // not an orphan.
+        await withResource(this.locks, this.store, userKey(existing.scimId), ctx.deadlineAt, async () => {
+          await this.settle(existing.scimId, ctx);
+          const again = await this.store.getUser(existing.scimId);
+          if (again && (await this.isOrphan(again, ctx))) await this.store.deleteUser(existing.scimId);
+        });
         record = await insertPending().catch((again) => {
           throw again instanceof StoreConflictError
             ? conflict(`userName '${desired.UserName}' is already taken`)
@@ -345,7 +388,7 @@ export class UserDirectory {
     let upstream: CloudIdentityUser | null = null;
     try {
       if (active || this.options.deactivateAction === 'retain') {
-        upstream = await this.createUpstream(desired, ctx, takeover);
+        upstream = await this.lifecycle.createUpstream(desired, ctx, takeover);
       }
     } catch (e) {
       // The call failed, yet an attempt may have created the user (answer lost, then the retries failed).
@@ -424,36 +467,6 @@ export class UserDirectory {
     return { scimId: upstream.UserId, record: null, upstream };
   }
 
-  /**
-   * CreateUser; with `adopt`, a user of that name that CloudIdentity already has and that no
-   * record maps is taken as ours (a crashed earlier attempt of the same create or reactivation).
-   */
-  private async createUpstream(
-    desired: UpstreamUserFields,
-    ctx: RequestContext,
-    adopt: boolean,
-  ): Promise<CloudIdentityUser> {
-    const opts = { deadlineAt: ctx.deadlineAt };
-    try {
-      return await this.api.createUser(nonEmpty(desired), opts);
-    } catch (e) {
-      if (!adopt || !isCode(e, UpstreamCode.UserNameAlreadyExists)) throw e;
-      const page = await this.api.listUsers({ UserName: desired.UserName, PageSize: UPSTREAM_PAGE }, opts);
-      const existing = page.Users.find((u) => u.UserName.toLowerCase() === desired.UserName.toLowerCase());
-      if (!existing) throw e;
-      const mapped = await this.store.getUsersByUpstreamIds([existing.UserId]);
-      if (mapped.size > 0) throw e;
-      const changes = changedFields(existing, desired);
-      if (Object.keys(changes).length > 0)
-        await this.api.updateUser({ UserId: existing.UserId, ...changes }, opts);
-      ctx.log.info(
-        { upstreamUserId: existing.UserId },
-        'adopted the CloudIdentity user of an interrupted create',
-      );
-      return { ...existing, ...changes };
-    }
-  }
-
   // Every write below runs under the user's lock (resource-locks.ts): the view is read, If-Match
   // compared and the change made with no other writer of this user in between, here or on another
   // replica. So a 412 is decided before any upstream call, and requests without If-Match queue.
@@ -467,6 +480,7 @@ export class UserDirectory {
   ): Promise<UserView> {
     if (!SAFE_ID.test(scimId)) throw notFound(`User ${scimId} not found`);
     return withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
+      await this.settle(scimId, ctx);
       const view = await this.get(scimId, ctx);
       checkIfMatch(view, ifMatch);
       return this.write(view, await build(view), ctx);
@@ -477,12 +491,23 @@ export class UserDirectory {
   async delete(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
     if (!SAFE_ID.test(scimId)) throw notFound(`User ${scimId} not found`);
     await withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
+      await this.settle(scimId, ctx);
       const view = await this.get(scimId, ctx);
       checkIfMatch(view, ifMatch);
-      const userId = view.upstream?.UserId ?? view.record?.upstreamUserId;
-      if (userId) await this.deleteUpstream(userId, ctx);
-      if (view.record) await this.store.deleteUser(view.record.scimId);
+      const payload: DeletePayload = {
+        scimId,
+        upstreamUserId: view.record ? view.record.upstreamUserId : (view.upstream?.UserId ?? null),
+      };
+      await this.intents.perform(userKey(scimId), IntentKind.delete, payload, ctx);
     });
+  }
+
+  /**
+   * Finishes what an earlier request on this user left half-done (its intents), before anything
+   * else reads or writes the user under its lock: a new write never builds on a half-done state.
+   */
+  async settle(scimId: string, ctx: RequestContext): Promise<void> {
+    await this.intents.settle(userKey(scimId), ctx);
   }
 
   /** Make CloudIdentity and the store hold `input` (caller holds the lock). */
@@ -502,8 +527,8 @@ export class UserDirectory {
       attributes: this.storedAttributes(input),
     };
     const wantsUpstream = active || this.options.deactivateAction === 'retain';
+    const key = userKey(record.scimId);
     let upstream = view.upstream;
-    let updated: UserRecord | null;
     try {
       if (wantsUpstream && upstream) {
         const diff = changedFields(upstream, desired);
@@ -511,18 +536,19 @@ export class UserDirectory {
           await this.api.updateUser({ UserId: upstream.UserId, ...diff }, { deadlineAt: ctx.deadlineAt });
           upstream = { ...upstream, ...diff };
         }
-        updated = await this.store.updateUser(record.scimId, { ...changes, upstreamUserId: upstream.UserId });
-        // A reactivation that failed part-way left memberships to restore: any later write finishes it.
-        if (updated?.active && updated.tombstoneGroupIds.length > 0) {
-          updated = await this.restoreMemberships(updated, upstream, ctx);
-        }
-      } else if (wantsUpstream) {
-        const created = await this.reactivate(record, desired, changes, ctx);
-        updated = created.record;
-        upstream = created.upstream;
+        const updated = await this.store.updateUser(record.scimId, {
+          ...changes,
+          upstreamUserId: upstream.UserId,
+        });
+        if (!updated) throw new ScimError(404, undefined, `User ${record.scimId} was deleted meanwhile`);
+        return { scimId: updated.scimId, record: updated, upstream };
+      }
+      if (wantsUpstream) {
+        const payload: ReactivatePayload = { scimId: record.scimId, desired, changes };
+        await this.intents.perform(key, IntentKind.reactivate, payload, ctx);
       } else {
-        updated = await this.deactivate(record, upstream, changes, ctx);
-        upstream = null;
+        const payload: DeactivatePayload = { scimId: record.scimId, changes };
+        await this.intents.perform(key, IntentKind.deactivate, payload, ctx);
       }
     } catch (e) {
       if (e instanceof StoreConflictError || isCode(e, UpstreamCode.UserNameAlreadyExists)) {
@@ -530,7 +556,9 @@ export class UserDirectory {
       }
       throw e;
     }
+    const updated = await this.store.getUser(record.scimId);
     if (!updated) throw new ScimError(404, undefined, `User ${record.scimId} was deleted meanwhile`);
+    upstream = updated.upstreamUserId ? await this.lifecycle.getUpstream(updated.upstreamUserId, ctx) : null;
     return { scimId: updated.scimId, record: updated, upstream };
   }
 
@@ -558,107 +586,6 @@ export class UserDirectory {
     }
   }
 
-  /** DeleteUser; a user already gone counts as deleted, and so does a failed call that committed. */
-  private async deleteUpstream(userId: string, ctx: RequestContext): Promise<void> {
-    try {
-      await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
-    } catch (e) {
-      if (isCode(e, UpstreamCode.UserNotFound)) return;
-      if (mayHaveCommitted(e) && (await this.getUpstream(userId, ctx).catch(() => undefined)) === null) {
-        ctx.log.info({ upstreamUserId: userId }, 'DeleteUser failed after it had deleted the user');
-        return;
-      }
-      throw e;
-    }
-  }
-
-  /**
-   * active:false. DEACTIVATE_ACTION=delete: DeleteUser first, the tombstone only once it succeeded,
-   * so a failed DeleteUser leaves a user that reads active:true (its account still works) and a 5xx.
-   * The tombstone keeps every membership to restore: the mirror rows (kept while deactivated) plus
-   * those a failed reactivation had not restored yet.
-   */
-  private async deactivate(
-    record: UserRecord,
-    upstream: CloudIdentityUser | null,
-    changes: Partial<UserRecord>,
-    ctx: RequestContext,
-  ): Promise<UserRecord | null> {
-    const userId = upstream?.UserId ?? record.upstreamUserId;
-    if (userId) await this.deleteUpstream(userId, ctx);
-    const groups = union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
-    return this.store.updateUser(record.scimId, {
-      ...changes,
-      upstreamUserId: null,
-      tombstoneGroupIds: groups,
-    });
-  }
-
-  /**
-   * active:true for a tombstone: CreateUser, then at once the record (new UserId, active:true, the
-   * memberships still to restore in tombstoneGroupIds), so that whatever fails next there is one
-   * resource, reading active:true, that a DELETE removes with its account. Then the memberships.
-   */
-  private async reactivate(
-    record: UserRecord,
-    desired: UpstreamUserFields,
-    changes: Partial<UserRecord>,
-    ctx: RequestContext,
-  ): Promise<{ record: UserRecord | null; upstream: CloudIdentityUser }> {
-    const pending = union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
-    const created = await this.createUpstream(desired, ctx, true);
-    const mapped = await this.store.updateUser(record.scimId, {
-      ...changes,
-      upstreamUserId: created.UserId,
-      tombstoneGroupIds: pending,
-    });
-    if (!mapped) return { record: null, upstream: created };
-    return { record: await this.restoreMemberships(mapped, created, ctx), upstream: created };
-  }
-
-  /**
-   * Restores `record.tombstoneGroupIds` upstream, one AddUserToGroup each. Until a membership is
-   * restored it has no mirror row (the user's `groups` must not claim it) and stays in
-   * tombstoneGroupIds; on a failure the rest stay there and the error goes up (5xx): the next write
-   * of the user (e.g. the IdP's retry) or a reconciler finishes it. Restoring is idempotent.
-   */
-  private async restoreMemberships(
-    record: UserRecord,
-    upstream: CloudIdentityUser,
-    ctx: RequestContext,
-  ): Promise<UserRecord | null> {
-    const remaining = [...record.tombstoneGroupIds];
-    for (const groupId of remaining) await this.store.removeMembership(groupId, record.scimId);
-    try {
-      while (remaining.length > 0) {
-        const groupId = remaining[0];
-        const outcome = await addUpstreamMember(
-          this.api,
-          { groupId, userId: upstream.UserId, userName: upstream.UserName },
-          ctx,
-        );
-        if (outcome === 'added') await this.store.addMembership(groupId, record.scimId);
-        else {
-          ctx.log.info(
-            { groupId },
-            'a group of the deactivated user no longer exists; membership not restored',
-          );
-        }
-        remaining.shift();
-      }
-    } catch (e) {
-      await this.store
-        .updateUser(record.scimId, { tombstoneGroupIds: remaining })
-        .catch((err) => ctx.log.warn({ err }, 'could not record the memberships left to restore'));
-      ctx.log.warn(
-        { groups: remaining.length },
-        'reactivation: memberships not restored yet; the next write of the user retries them',
-      );
-      throw e;
-    }
-    return this.store.updateUser(record.scimId, { tombstoneGroupIds: [] });
-  }
-
   private storedAttributes(input: UserInput): Json {
     const attributes: Json = { ...input.attributes };
     if (input.description !== undefined) {
@@ -679,15 +606,4 @@ function checkIfMatch(view: UserView, ifMatch: string | undefined): void {
       `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
     );
   }
-}
-
-/** Distinct group ids of both lists, in a stable order. */
-function union(a: string[], b: string[]): string[] {
-  return [...new Set([...a, ...b])].sort();
-}
-
-function nonEmpty(fields: UpstreamUserFields) {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(fields)) if (v !== '') out[k] = v;
-  return out as unknown as UpstreamUserFields;
 }

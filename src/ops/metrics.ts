@@ -48,6 +48,10 @@ export class Metrics {
   readonly upstreamDeadlines: Counter<'action'>;
   readonly storeDuration: Histogram<'operation' | 'outcome'>;
   readonly ready: Gauge;
+  readonly reconcilerPending: Gauge;
+  readonly reconcilerActions: Counter<'kind' | 'outcome'>;
+  readonly reconcilerDrift: Counter<'kind' | 'action'>;
+  readonly reconcilerLeader: Gauge;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -92,6 +96,28 @@ export class Metrics {
     this.ready = new Gauge({
       name: 'scim_bridge_ready',
       help: '1 when the last readiness check passed, 0 otherwise',
+      registers,
+    });
+    this.reconcilerPending = new Gauge({
+      name: 'scim_bridge_reconciler_pending_intents',
+      help: 'Intents (multi-step operations not finished yet) in the store, as the reconciler last counted',
+      registers,
+    });
+    this.reconcilerActions = new Counter({
+      name: 'scim_bridge_reconciler_actions_total',
+      help: 'Intents settled by kind (user.deactivate, group.members, …) and outcome (completed, failed)',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    });
+    this.reconcilerDrift = new Counter({
+      name: 'scim_bridge_reconciler_drift_total',
+      help: 'Drift the bridge did not cause, by kind and action (repaired, reported)',
+      labelNames: ['kind', 'action'],
+      registers,
+    });
+    this.reconcilerLeader = new Gauge({
+      name: 'scim_bridge_reconciler_leader',
+      help: '1 while this bridge runs the reconciler (one leader among replicas), else 0',
       registers,
     });
     new Gauge({

@@ -67,6 +67,24 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    name: 'intents: multi-step operations in flight (the reconciler settles them)',
+    statements: [
+      `CREATE TABLE intents (
+        id text NOT NULL CONSTRAINT intents_pkey PRIMARY KEY,
+        resource text NOT NULL,
+        kind text NOT NULL,
+        payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        last_error text
+      )`,
+      'CREATE INDEX intents_resource_idx ON intents (resource, created_at)',
+      'CREATE INDEX intents_due_idx ON intents (next_attempt_at)',
+    ],
+  },
 ];
 
 /**

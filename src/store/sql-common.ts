@@ -3,13 +3,24 @@
 // Only the value encodings differ (PostgreSQL jsonb/boolean/timestamptz, SQLite TEXT/0-1/ISO text),
 // and toUser/toGroup accept both.
 import { foldCase } from './fold-case.js';
-import type { GroupChanges, GroupRecord, JsonObject, UserChanges, UserQuery, UserRecord } from './types.js';
+import type {
+  GroupChanges,
+  GroupRecord,
+  IntentRecord,
+  JsonObject,
+  UserChanges,
+  UserQuery,
+  UserRecord,
+} from './types.js';
 
 // Explicit column lists (never *): user_name_lower and display_name_lower stay in the database.
 export const USER_COLUMNS =
   'scim_id, upstream_user_id, user_name, external_id, active, state, attributes, tombstone_group_ids, version, created_at, updated_at';
 export const GROUP_COLUMNS =
   'scim_id, group_name, display_name, external_id, attributes, version, created_at, updated_at';
+
+export const INTENT_COLUMNS =
+  'id, resource, kind, payload, created_at, attempts, next_attempt_at, last_error';
 
 /** pg returns Date for timestamptz; SQLite holds ISO-8601 text with milliseconds. */
 type Timestamp = Date | string;
@@ -180,4 +191,39 @@ export function groupByUser(
     result.set(row.user_scim_id, list);
   }
   return result;
+}
+
+export interface IntentRow {
+  id: string;
+  resource: string;
+  kind: string;
+  payload: Json<JsonObject>;
+  created_at: Timestamp;
+  attempts: number;
+  next_attempt_at: Timestamp;
+  last_error: string | null;
+}
+
+export function toIntent(row: IntentRow): IntentRecord {
+  return {
+    id: row.id,
+    resource: row.resource,
+    kind: row.kind,
+    payload: parsed(row.payload),
+    createdAt: iso(row.created_at),
+    attempts: row.attempts,
+    nextAttemptAt: iso(row.next_attempt_at),
+    lastError: row.last_error,
+  };
+}
+
+/** Group ids known to the store: records and membership-mirror rows (foreign groups have no record). */
+export const GROUP_IDS_AFTER = `SELECT scim_id FROM (
+    SELECT scim_id FROM groups WHERE scim_id > $1
+    UNION SELECT group_scim_id AS scim_id FROM memberships WHERE group_scim_id > $1
+  ) ids ORDER BY scim_id LIMIT $2`;
+
+/** last_error is kept short: an error message, never a payload. */
+export function shortError(error: string): string {
+  return error.length > 500 ? `${error.slice(0, 497)}...` : error;
 }

@@ -7,10 +7,15 @@ import {
   buildUpdate,
   GROUP_ASSIGNMENTS,
   GROUP_COLUMNS,
+  GROUP_IDS_AFTER,
   type GroupRow,
   groupByUser,
+  INTENT_COLUMNS,
+  type IntentRow,
   json,
+  shortError,
   toGroup,
+  toIntent,
   toUser,
   USER_ASSIGNMENTS,
   USER_COLUMNS,
@@ -21,7 +26,9 @@ import {
   type BridgeStore,
   type GroupChanges,
   type GroupRecord,
+  type IntentRecord,
   type NewGroupRecord,
+  type NewIntentRecord,
   type NewUserRecord,
   StoreConflictError,
   type UserChanges,
@@ -63,7 +70,56 @@ export class SqlStore implements BridgeStore {
     private readonly db: SqlDriver,
     private readonly logger?: Logger,
   ) {
-    if (db.session) this.lockResource = (key, opts) => this.advisoryLock(key, opts?.deadlineAt);
+    if (db.session) {
+      this.lockResource = (key, opts) => this.advisoryLock(key, opts?.deadlineAt);
+      this.tryLeadership = (name) => this.leadership(name);
+    }
+  }
+
+  readonly tryLeadership?: (name: string) => Promise<{ lost(): boolean; release(): Promise<void> } | null>;
+
+  /**
+   * pg_try_advisory_lock on a connection of its own (tier 'leader'), kept while leading: if that
+   * connection dies, PostgreSQL releases the lock and another replica takes over; `lost()` tells.
+   */
+  private async leadership(name: string): Promise<{ lost(): boolean; release(): Promise<void> } | null> {
+    let session: Session;
+    try {
+      session = await this.db.session!('leader');
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const hashed = `hashtextextended('volc-scim-bridge/leader/' || coalesce(current_schema(), '') || '/' || $1, 0)`;
+    try {
+      const [{ ok }] = await session.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${hashed}) AS ok`, [
+        name,
+      ]);
+      if (!ok) {
+        session.release();
+        return null;
+      }
+    } catch (err) {
+      session.release(err instanceof Error ? err : new Error(String(err)));
+      throw unavailable(err);
+    }
+    let released = false;
+    return {
+      lost: () => session.failure !== undefined,
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (session.failure) {
+          session.release(session.failure);
+          return;
+        }
+        try {
+          await session.query(`SELECT pg_advisory_unlock(${hashed})`, [name]);
+          session.release();
+        } catch (err) {
+          session.release(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+    };
   }
 
   /**
@@ -365,5 +421,60 @@ export class SqlStore implements BridgeStore {
       [userScimIds],
     );
     return groupByUser(rows);
+  }
+
+  async membersOfGroup(groupScimId: string): Promise<string[]> {
+    const rows = await this.db.query<{ user_scim_id: string }>(
+      'SELECT user_scim_id FROM memberships WHERE group_scim_id = $1 ORDER BY user_scim_id',
+      [groupScimId],
+    );
+    return rows.map((r) => r.user_scim_id);
+  }
+
+  async groupIdsAfter(after: string, limit: number): Promise<string[]> {
+    const rows = await this.db.query<{ scim_id: string }>(GROUP_IDS_AFTER, [after, limit]);
+    return rows.map((r) => r.scim_id);
+  }
+
+  // ---- intents ----
+
+  async putIntent(intent: NewIntentRecord): Promise<IntentRecord> {
+    const rows = await this.db.query<IntentRow>(
+      `INSERT INTO intents (id, resource, kind, payload) VALUES ($1, $2, $3, $4) RETURNING ${INTENT_COLUMNS}`,
+      [intent.id, intent.resource, intent.kind, json(intent.payload)],
+    );
+    return toIntent(rows[0]);
+  }
+
+  async clearIntent(id: string): Promise<void> {
+    await this.db.query('DELETE FROM intents WHERE id = $1', [id]);
+  }
+
+  async intentsOf(resource: string): Promise<IntentRecord[]> {
+    const rows = await this.db.query<IntentRow>(
+      `SELECT ${INTENT_COLUMNS} FROM intents WHERE resource = $1 ORDER BY created_at, id`,
+      [resource],
+    );
+    return rows.map(toIntent);
+  }
+
+  async dueIntents(now: Date, limit: number): Promise<IntentRecord[]> {
+    const rows = await this.db.query<IntentRow>(
+      `SELECT ${INTENT_COLUMNS} FROM intents WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2`,
+      [now.toISOString(), limit],
+    );
+    return rows.map(toIntent);
+  }
+
+  async recordIntentAttempt(id: string, error: string, nextAttemptAt: Date): Promise<void> {
+    await this.db.query(
+      'UPDATE intents SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1',
+      [id, shortError(error), nextAttemptAt.toISOString()],
+    );
+  }
+
+  async countIntents(): Promise<number> {
+    const rows = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM intents');
+    return rows[0].n;
   }
 }

@@ -92,6 +92,24 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'memberships'; END;
     `,
   },
+  {
+    version: 2,
+    name: 'intents: multi-step operations in flight (the reconciler settles them)',
+    sql: `
+      CREATE TABLE intents (
+        id TEXT NOT NULL PRIMARY KEY,
+        resource TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL DEFAULT (${SQLITE_NOW}),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL DEFAULT (${SQLITE_NOW}),
+        last_error TEXT
+      ) STRICT;
+      CREATE INDEX intents_resource_idx ON intents (resource, created_at);
+      CREATE INDEX intents_due_idx ON intents (next_attempt_at);
+    `,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1].version;

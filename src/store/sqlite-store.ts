@@ -17,10 +17,15 @@ import {
   buildUpdate,
   GROUP_ASSIGNMENTS,
   GROUP_COLUMNS,
+  GROUP_IDS_AFTER,
   type GroupRow,
   groupByUser,
+  INTENT_COLUMNS,
+  type IntentRow,
   json,
+  shortError,
   toGroup,
+  toIntent,
   toUser,
   USER_ASSIGNMENTS,
   USER_COLUMNS,
@@ -32,7 +37,9 @@ import {
   type BridgeStore,
   type GroupChanges,
   type GroupRecord,
+  type IntentRecord,
   type NewGroupRecord,
+  type NewIntentRecord,
   type NewUserRecord,
   StoreConflictError,
   type UserChanges,
@@ -474,5 +481,68 @@ export class SqliteStore implements BridgeStore, StoreMeta {
         ),
       ),
     );
+  }
+
+  async membersOfGroup(groupScimId: string): Promise<string[]> {
+    return this.sync(() =>
+      this.all<{ user_scim_id: string }>(
+        'SELECT user_scim_id FROM memberships WHERE group_scim_id = $1 ORDER BY user_scim_id',
+        [groupScimId],
+      ).map((r) => r.user_scim_id),
+    );
+  }
+
+  async groupIdsAfter(after: string, limit: number): Promise<string[]> {
+    return this.sync(() =>
+      this.all<{ scim_id: string }>(GROUP_IDS_AFTER, [after, limit]).map((r) => r.scim_id),
+    );
+  }
+
+  // ---- intents ----
+
+  async putIntent(intent: NewIntentRecord): Promise<IntentRecord> {
+    return this.sync(() =>
+      toIntent(
+        this.one<IntentRow>(
+          `INSERT INTO intents (id, resource, kind, payload) VALUES ($1, $2, $3, $4) RETURNING ${INTENT_COLUMNS}`,
+          [intent.id, intent.resource, intent.kind, json(intent.payload)],
+        )!,
+      ),
+    );
+  }
+
+  async clearIntent(id: string): Promise<void> {
+    this.sync(() => this.exec('DELETE FROM intents WHERE id = $1', [id]));
+  }
+
+  async intentsOf(resource: string): Promise<IntentRecord[]> {
+    return this.sync(() =>
+      this.all<IntentRow>(
+        `SELECT ${INTENT_COLUMNS} FROM intents WHERE resource = $1 ORDER BY created_at, id`,
+        [resource],
+      ).map(toIntent),
+    );
+  }
+
+  async dueIntents(now: Date, limit: number): Promise<IntentRecord[]> {
+    return this.sync(() =>
+      this.all<IntentRow>(
+        `SELECT ${INTENT_COLUMNS} FROM intents WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2`,
+        [now.toISOString(), limit],
+      ).map(toIntent),
+    );
+  }
+
+  async recordIntentAttempt(id: string, error: string, nextAttemptAt: Date): Promise<void> {
+    this.sync(() =>
+      this.exec(
+        'UPDATE intents SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1',
+        [id, shortError(error), nextAttemptAt.toISOString()],
+      ),
+    );
+  }
+
+  async countIntents(): Promise<number> {
+    return this.sync(() => this.one<{ n: number }>('SELECT count(*) AS n FROM intents', [])!.n);
   }
 }

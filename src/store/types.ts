@@ -64,6 +64,28 @@ export interface UserQuery {
   state?: 'pending' | 'ready';
 }
 
+/**
+ * A multi-step operation in flight (DESIGN.md §8 "intent first"): committed before its first upstream
+ * call, cleared when the operation is complete. One left behind is what a request that failed
+ * part-way (or a crash) did not finish; the reconciler completes it.
+ */
+export interface IntentRecord {
+  id: string;
+  /** The resource key the operation locks: 'user:<scimId>' or 'group:<groupId>'. */
+  resource: string;
+  /** e.g. 'user.deactivate', 'user.reactivate', 'user.delete', 'group.members', 'group.delete'. */
+  kind: string;
+  payload: JsonObject;
+  createdAt: string;
+  /** Settle attempts by the reconciler (the request's own attempt is not counted). */
+  attempts: number;
+  /** Not retried before this time (backoff). */
+  nextAttemptAt: string;
+  lastError: string | null;
+}
+
+export type NewIntentRecord = Pick<IntentRecord, 'id' | 'resource' | 'kind' | 'payload'>;
+
 export interface BridgeStore {
   /** Runs migrations; idempotent, safe when several replicas start at once. */
   init(): Promise<void>;
@@ -109,6 +131,29 @@ export interface BridgeStore {
   groupsOfUser(userScimId: string): Promise<string[]>;
   /** groupsOfUser for many users in one query (list pages). */
   groupsOfUsers(userScimIds: string[]): Promise<Map<string, string[]>>;
+
+  /** Records an intent (due at once: a request that dies leaves it for the reconciler). */
+  putIntent(intent: NewIntentRecord): Promise<IntentRecord>;
+  /** Removes an intent; clearing one already gone is not an error. */
+  clearIntent(id: string): Promise<void>;
+  /** Intents of one resource, oldest first. */
+  intentsOf(resource: string): Promise<IntentRecord[]>;
+  /** Intents due at `now` (next_attempt_at ≤ now), soonest first, at most `limit`. */
+  dueIntents(now: Date, limit: number): Promise<IntentRecord[]>;
+  /** attempts + 1, last_error and the next time it is due. */
+  recordIntentAttempt(id: string, error: string, nextAttemptAt: Date): Promise<void>;
+  countIntents(): Promise<number>;
+  /** Group SCIM ids after `after` (exclusive) in id order: group records and membership-mirror ids. */
+  groupIdsAfter(after: string, limit: number): Promise<string[]>;
+  /** User SCIM ids in a group's membership mirror. */
+  membersOfGroup(groupScimId: string): Promise<string[]>;
+
+  /**
+   * Optional: one leader among the bridges sharing this store (PostgreSQL: a session advisory lock
+   * held on a connection of its own). Resolves with a handle while this bridge leads, null when
+   * another bridge does. `lost()` turns true when the connection holding it failed.
+   */
+  tryLeadership?(name: string): Promise<{ lost(): boolean; release(): Promise<void> } | null>;
 
   /**
    * Optional: a lock on `key` across every bridge sharing this store, held until the returned

@@ -2,6 +2,8 @@ import { Writable } from 'node:stream';
 import supertest from 'supertest';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { buildDirectories } from '../../src/directory/index.js';
+import type { Reconciler } from '../../src/directory/reconciler.js';
 import { ResourceLocks } from '../../src/directory/resource-locks.js';
 import {
   DEV_ACCESS_KEY,
@@ -33,6 +35,10 @@ export interface Harness {
   metrics?: Metrics;
   /** the bridge's per-resource write locks (to see a request queue behind another) */
   locks: ResourceLocks;
+  /** the reconciler (not started: tests drive it with runOnce) */
+  reconciler: Reconciler;
+  /** runOnce (backoff ignored) until no intent is pending; throws if they never settle */
+  settle(): Promise<void>;
   /** the PostgreSQL URL (its schema) when store is 'postgres' */
   databaseUrl?: string;
   /** emulator state through its control API */
@@ -54,6 +60,8 @@ export interface HarnessOptions {
   store?: StoreKind;
   /** Instrument the client (observer), the store (timing proxy) and the app with these metrics. */
   metrics?: Metrics;
+  /** Wraps the store the app uses (e.g. to fail one write after an upstream call committed). */
+  wrapStore?: (store: BridgeStore) => BridgeStore;
   /** Wraps the CloudIdentity client the app uses (e.g. to hold a call at an exact point). */
   wrapApi?: (api: CloudIdentityApi) => CloudIdentityApi;
   /**
@@ -98,6 +106,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     store = await openStore({ inMemory: true, logger });
   }
   if (options.metrics) store = instrumentStore(store, options.metrics);
+  const rawStore = store;
+  const appStore = options.wrapStore ? options.wrapStore(store) : store;
   const client = new CloudIdentityClient({
     accessKeyId: DEV_ACCESS_KEY,
     secretAccessKey: DEV_SECRET_KEY,
@@ -109,7 +119,23 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const locks = new ResourceLocks();
   const api = options.wrapApi ? options.wrapApi(client) : client;
-  const app = buildApp({ config, api, store, logger, metrics: options.metrics, locks });
+  const directories = buildDirectories({
+    config,
+    api,
+    store: appStore,
+    logger,
+    metrics: options.metrics,
+    locks,
+  });
+  const app = buildApp({
+    config,
+    api,
+    store: appStore,
+    logger,
+    metrics: options.metrics,
+    locks,
+    directories,
+  });
   const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
   return {
     http,
@@ -120,14 +146,23 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logs,
     metrics: options.metrics,
     locks,
+    reconciler: directories.reconciler,
     databaseUrl,
+    async settle() {
+      for (let round = 0; round < 20; round++) {
+        const r = await directories.reconciler.runOnce({ ignoreBackoff: true });
+        if (r.pending === 0) return;
+      }
+      throw new Error(`intents still pending after 20 reconciler runs: ${await store.countIntents()}`);
+    },
     async upstream() {
       const res = await fetch(`${emulator.url}/_emulator/state`);
       return (await res.json()) as EmulatorSnapshot;
     },
     async close() {
+      await directories.reconciler.stop();
       await client.close();
-      await store.close();
+      await rawStore.close();
       if (!peer) await emulator.close();
       await dropSchema?.();
     },

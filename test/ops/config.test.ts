@@ -58,6 +58,21 @@ describe('configuration', () => {
     expect(c.metricsToken).toBeUndefined();
   });
 
+  it('reconciler settings: defaults, ranges, and the 60 s settle bound', () => {
+    expect(loadConfig({}, () => 'generated-token-0123456789').reconcile).toEqual({
+      intervalMs: 5_000,
+      batch: 50,
+      backoffMaxMs: 30_000,
+      driftIntervalMs: 300_000,
+      driftBudget: 100,
+    });
+    expect(problems({ RECONCILE_INTERVAL_MS: '0', RECONCILE_DRIFT_INTERVAL_MS: '0' })).toEqual([]);
+    expect(problems({ RECONCILE_BATCH: '0' })).toEqual([expect.stringMatching(/^RECONCILE_BATCH: /)]);
+    expect(problems({ RECONCILE_INTERVAL_MS: '30000', RECONCILE_BACKOFF_MAX_MS: '30000' })).toEqual([
+      expect.stringMatching(/^RECONCILE_BACKOFF_MAX_MS: .*60 s/),
+    ]);
+  });
+
   it('lists every problem in one message', () => {
     const env = {
       PORT: 'eighty',

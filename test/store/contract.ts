@@ -711,6 +711,74 @@ export function storeContract<T extends ContractTarget>(
       });
     });
 
+    describe('intents', () => {
+      const intent = (resource: string, kind = 'user.deactivate') => ({
+        id: `i-${nextId()}`,
+        resource,
+        kind,
+        payload: { scimId: resource.slice(5), changes: { active: false, note: 'ü ✓' } },
+      });
+
+      it('puts an intent due at once, with no attempts, and reads it back by resource and as due', async () => {
+        const put = await t.store.putIntent(intent('user:u-1'));
+        expect(put).toMatchObject({
+          resource: 'user:u-1',
+          kind: 'user.deactivate',
+          attempts: 0,
+          lastError: null,
+        });
+        expect(put.payload).toEqual({ scimId: 'u-1', changes: { active: false, note: 'ü ✓' } });
+        expect(put.createdAt).toMatch(ISO_MS_UTC);
+        expect(put.nextAttemptAt).toMatch(ISO_MS_UTC);
+        expect(await t.store.intentsOf('user:u-1')).toEqual([put]);
+        expect(await t.store.intentsOf('user:u-2')).toEqual([]);
+        expect(await t.store.dueIntents(new Date(Date.now() + 1000), 10)).toEqual([put]);
+        expect(await t.store.countIntents()).toBe(1);
+      });
+
+      it('lists a resource oldest first, and clears one (twice is harmless)', async () => {
+        const a = await t.store.putIntent(intent('group:g-1', 'group.members'));
+        await sleep(5);
+        const b = await t.store.putIntent(intent('group:g-1', 'group.delete'));
+        await t.store.putIntent(intent('group:g-2', 'group.members'));
+        expect((await t.store.intentsOf('group:g-1')).map((i) => i.id)).toEqual([a.id, b.id]);
+        await t.store.clearIntent(a.id);
+        await t.store.clearIntent(a.id);
+        expect((await t.store.intentsOf('group:g-1')).map((i) => i.id)).toEqual([b.id]);
+        expect(await t.store.countIntents()).toBe(2);
+      });
+
+      it('records attempts with backoff: an intent is not due before its next attempt, and the limit holds', async () => {
+        const a = await t.store.putIntent(intent('user:u-a'));
+        const b = await t.store.putIntent(intent('user:u-b'));
+        const later = new Date(Date.now() + 60_000);
+        await t.store.recordIntentAttempt(a.id, 'InternalError: boom', later);
+        await t.store.recordIntentAttempt(a.id, 'x'.repeat(2000), later);
+        const now = new Date(Date.now() + 1000);
+        expect((await t.store.dueIntents(now, 10)).map((i) => i.id)).toEqual([b.id]);
+        expect(await t.store.dueIntents(now, 0)).toEqual([]);
+        const [after] = await t.store.intentsOf('user:u-a');
+        expect(after.attempts).toBe(2);
+        expect(after.lastError!.length).toBeLessThanOrEqual(500);
+        expect(Date.parse(after.nextAttemptAt)).toBe(later.getTime());
+        expect((await t.store.dueIntents(new Date(later.getTime() + 1), 1)).length).toBe(1);
+        await t.store.recordIntentAttempt('missing', 'e', later);
+      });
+
+      it("lists group ids from records and the membership mirror, in pages, and a group's mirror members", async () => {
+        await t.store.insertGroup(newGroup({ scimId: 'g-b' }));
+        await t.store.addMembership('g-a', 'u-2');
+        await t.store.addMembership('g-a', 'u-1');
+        await t.store.addMembership('g-b', 'u-1');
+        await t.store.addMembership('g-c', 'u-3');
+        expect(await t.store.groupIdsAfter('', 2)).toEqual(['g-a', 'g-b']);
+        expect(await t.store.groupIdsAfter('g-b', 2)).toEqual(['g-c']);
+        expect(await t.store.groupIdsAfter('g-c', 2)).toEqual([]);
+        expect(await t.store.membersOfGroup('g-a')).toEqual(['u-1', 'u-2']);
+        expect(await t.store.membersOfGroup('g-none')).toEqual([]);
+      });
+    });
+
     options.extra?.(() => t);
   });
 }

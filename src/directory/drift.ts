@@ -1,0 +1,188 @@
+// Drift the bridge did not cause, found by the reconciler on a slow cadence with a bounded budget
+// per pass (DESIGN.md §8). CloudIdentity is the truth; what is safe is repaired, the rest reported:
+// - a ready record whose account was deleted in the console (GetUser → UserNotFound, no intent
+//   pending): repaired by turning the record into a tombstone (active:false, no UserId, its
+//   memberships kept to restore). Reads then say what CloudIdentity holds (no account: active:false)
+//   instead of a 404 that makes an IdP re-create a second resource; the SCIM id, externalId and
+//   memberships survive; the IdP's next sync, seeing active:false, re-creates the account with
+//   `active: true` (or removes the user with DELETE). Nothing upstream is touched.
+// - an account in CloudIdentity whose userName a tombstone holds (created in the console): reported
+//   only. Which one is "the" person is for an operator to say; the bridge must not delete an account
+//   it did not create, and reactivating the tombstone would adopt it.
+// - the membership mirror disagreeing with CloudIdentity for a group the store knows: the mirror is
+//   repaired from CloudIdentity (rows added and removed), deactivated members' rows kept (they are
+//   the memberships to restore). A group gone upstream loses its record and mirror.
+import type { Logger } from 'pino';
+import { UpstreamCode } from '../scim/errors.js';
+import type { BridgeStore, UserRecord } from '../store/types.js';
+import type { CloudIdentityApi } from '../volcengine/types.js';
+import type { RequestContext } from './context.js';
+import type { GroupMembers } from './groups-members.js';
+import { isUpstreamMember } from './memberships.js';
+import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
+import { isCode } from './shared.js';
+import { type UserLifecycle, union } from './users-lifecycle.js';
+
+export type DriftKind =
+  | 'accountDeletedUpstream'
+  | 'tombstoneCollision'
+  | 'membershipMirror'
+  | 'groupDeletedUpstream';
+
+export interface DriftFinding {
+  kind: DriftKind;
+  resource: string;
+  detail: string;
+  action: 'repaired' | 'reported';
+}
+
+export interface DriftDeps {
+  api: CloudIdentityApi;
+  store: BridgeStore;
+  locks: ResourceLocks;
+  lifecycle: UserLifecycle;
+  members: GroupMembers;
+  deactivateAction: 'delete' | 'retain';
+  logger: Logger;
+}
+
+/** Where the last pass stopped, so that passes walk the whole store in turns. */
+export interface DriftCursor {
+  userOffset: number;
+  groupAfter: string;
+}
+
+export class DriftChecker {
+  constructor(private readonly deps: DriftDeps) {}
+
+  /** One pass: up to `budget` users and `budget` groups after the cursor. */
+  async pass(cursor: DriftCursor, budget: number, ctx: RequestContext): Promise<DriftFinding[]> {
+    const findings: DriftFinding[] = [];
+    const users = await this.deps.store.listUsers({ state: 'ready' }, cursor.userOffset, budget);
+    cursor.userOffset = users.length < budget ? 0 : cursor.userOffset + users.length;
+    for (const record of users) {
+      const found = await this.checkUser(record, ctx);
+      if (found) findings.push(found);
+    }
+    const groupIds = await this.deps.store.groupIdsAfter(cursor.groupAfter, budget);
+    cursor.groupAfter = groupIds.length < budget ? '' : groupIds[groupIds.length - 1];
+    for (const groupId of groupIds) findings.push(...(await this.checkGroup(groupId, ctx)));
+    return findings;
+  }
+
+  private async checkUser(record: UserRecord, ctx: RequestContext): Promise<DriftFinding | null> {
+    const { store, lifecycle } = this.deps;
+    const key = userKey(record.scimId);
+    if ((await store.intentsOf(key)).length > 0) return null;
+    if (record.upstreamUserId) {
+      if (await lifecycle.getUpstream(record.upstreamUserId, ctx)) return null;
+      // Under the user's lock, read again: a request may have changed it meanwhile.
+      const repaired = await withResource(this.deps.locks, store, key, ctx.deadlineAt, async () => {
+        if ((await store.intentsOf(key)).length > 0) return false;
+        const now = await store.getUser(record.scimId);
+        if (!now?.upstreamUserId || (await lifecycle.getUpstream(now.upstreamUserId, ctx))) return false;
+        const groups = union(await store.groupsOfUser(now.scimId), now.tombstoneGroupIds);
+        await store.updateUser(now.scimId, {
+          active: false,
+          upstreamUserId: null,
+          tombstoneGroupIds: groups,
+        });
+        return true;
+      });
+      if (!repaired) return null;
+      return {
+        kind: 'accountDeletedUpstream',
+        resource: key,
+        detail: 'its CloudIdentity account was deleted outside the bridge; the user now reads active:false',
+        action: 'repaired',
+      };
+    }
+    if (this.deps.deactivateAction !== 'delete') return null;
+    const account = await lifecycle.unmappedAccount(record.userName, ctx);
+    if (!account) return null;
+    return {
+      kind: 'tombstoneCollision',
+      resource: key,
+      detail: `a CloudIdentity account (UserId ${account.UserId}) holds the userName of this deactivated user`,
+      action: 'reported',
+    };
+  }
+
+  private async checkGroup(groupId: string, ctx: RequestContext): Promise<DriftFinding[]> {
+    const { store, locks } = this.deps;
+    const key = groupKey(groupId);
+    if ((await store.intentsOf(key)).length > 0) return [];
+    return withResource(locks, store, key, ctx.deadlineAt, async () => {
+      if ((await store.intentsOf(key)).length > 0) return [];
+      let upstream: Awaited<ReturnType<GroupMembers['upstreamMembers']>>;
+      try {
+        upstream = await this.deps.members.upstreamMembers(groupId, ctx);
+      } catch (e) {
+        if (!isCode(e, UpstreamCode.UserGroupNotFound)) throw e;
+        await store.deleteGroup(groupId);
+        return [
+          {
+            kind: 'groupDeletedUpstream' as const,
+            resource: key,
+            detail: 'the group was deleted outside the bridge; its record and membership mirror were removed',
+            action: 'repaired' as const,
+          },
+        ];
+      }
+      const mapped = await store.getUsersByUpstreamIds(upstream.map((m) => m.UserId));
+      const truth = new Map(
+        upstream.map((m) => [
+          mapped.get(m.UserId)?.scimId ?? m.UserId,
+          { userId: m.UserId, userName: m.UserName },
+        ]),
+      );
+      const mirror = new Set(await store.membersOfGroup(groupId));
+      let added = 0;
+      let removed = 0;
+      for (const [scimId, m] of truth) {
+        if (mirror.has(scimId)) continue;
+        if (await this.fixPair(groupId, scimId, m, 'add', ctx)) added++;
+      }
+      for (const scimId of mirror) {
+        if (truth.has(scimId)) continue;
+        const record = await store.getUser(scimId);
+        // A deactivated member's row is the membership to restore, not drift.
+        if (record?.state === 'ready' && !record.upstreamUserId) continue;
+        const userId = record ? record.upstreamUserId : scimId;
+        if (await this.fixPair(groupId, scimId, { userId, userName: record?.userName }, 'remove', ctx))
+          removed++;
+      }
+      if (added + removed === 0) return [];
+      return [
+        {
+          kind: 'membershipMirror' as const,
+          resource: key,
+          detail: `membership mirror repaired from CloudIdentity: ${added} added, ${removed} removed`,
+          action: 'repaired' as const,
+        },
+      ];
+    });
+  }
+
+  /** One mirror row fixed under the user's key, after checking CloudIdentity again for that pair. */
+  private async fixPair(
+    groupId: string,
+    scimId: string,
+    m: { userId: string | null; userName?: string },
+    change: 'add' | 'remove',
+    ctx: RequestContext,
+  ): Promise<boolean> {
+    const { store, locks, api } = this.deps;
+    const key = userKey(scimId);
+    return withResource(locks, store, key, ctx.deadlineAt, async () => {
+      if ((await store.intentsOf(key)).length > 0) return false;
+      const member = m.userId
+        ? await isUpstreamMember(api, { groupId, userId: m.userId, userName: m.userName }, ctx)
+        : false;
+      if (member === undefined || member !== (change === 'add')) return false;
+      if (change === 'add') await store.addMembership(groupId, scimId);
+      else await store.removeMembership(groupId, scimId);
+      return true;
+    });
+  }
+}

@@ -1,0 +1,332 @@
+// A group's members: translating SCIM ids, the member delta of a PATCH, and each member change
+// (one upstream call plus its mirror row, under that user's key). Split from groups.ts; the
+// `group.members` intent (intents.ts) replays applyMembers, which is idempotent per member.
+import type { Logger } from 'pino';
+import { badRequest, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
+import { matchesFilter } from '../scim/filter.js';
+import type { GroupPatch } from '../scim/group-input.js';
+import type { BridgeStore, JsonObject, UserRecord } from '../store/types.js';
+import type { CloudIdentityApi, CloudIdentityGroupMember } from '../volcengine/types.js';
+import type { RequestContext } from './context.js';
+import { IntentKind, type Intents } from './intents.js';
+import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
+import { mapLimit, UPSTREAM_PAGE } from './paging.js';
+import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
+import { isCode, SAFE_ID } from './shared.js';
+
+type Json = Record<string, unknown>;
+
+/** A member to change upstream, after its SCIM id was translated. */
+export type Resolved =
+  | { kind: 'upstream'; scimId: string; userId: string }
+  /** a deactivated user with a store tombstone: the intent goes to tombstoneGroupIds */
+  | { kind: 'tombstone'; scimId: string }
+  /** nothing to do (a remove of a user that does not exist) */
+  | { kind: 'absent'; scimId: string };
+
+export interface MembersPayload extends JsonObject {
+  groupId: string;
+  /** user SCIM ids */
+  add: string[];
+  remove: string[];
+}
+
+export class GroupMembers {
+  constructor(
+    private readonly api: CloudIdentityApi,
+    private readonly store: BridgeStore,
+    private readonly locks: ResourceLocks,
+    private readonly intents: Intents,
+    private readonly parallelism: number,
+    private readonly logger?: Logger,
+  ) {
+    intents.register(IntentKind.members, (p, ctx) => this.replay(p as MembersPayload, ctx));
+  }
+
+  /**
+   * Applies removes then adds under the group's `group.members` intent (the caller holds the group
+   * key): a failure part-way leaves the intent, whose replay finishes the rest.
+   */
+  async change(groupId: string, removes: Resolved[], adds: Resolved[], ctx: RequestContext): Promise<void> {
+    if (removes.length === 0 && adds.length === 0) return;
+    const payload: MembersPayload = {
+      groupId,
+      add: adds.map((m) => m.scimId),
+      remove: removes.map((m) => m.scimId),
+    };
+    await this.intents.run(`group:${groupId}`, IntentKind.members, payload, ctx, () =>
+      this.applyMembers(groupId, removes, adds, ctx),
+    );
+  }
+
+  /**
+   * The replay of a member change: each member as it is now. A member added that no longer exists
+   * is skipped; a group gone upstream ends it (its record and mirror go).
+   */
+  private async replay(p: MembersPayload, ctx: RequestContext): Promise<void> {
+    const asIs = (scimId: string): Resolved => ({ kind: 'upstream', scimId, userId: scimId });
+    const step = (scimId: string, change: 'add' | 'remove') =>
+      withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
+        try {
+          await this.changeMember(p.groupId, asIs(scimId), change, ctx);
+        } catch (e) {
+          // A member to add that was deleted meanwhile: nothing left to add.
+          if (!(e instanceof ScimError && e.status === 400)) throw e;
+        }
+      });
+    try {
+      await mapLimit(p.remove, this.parallelism, (id) => step(id, 'remove'));
+      await mapLimit(p.add, this.parallelism, (id) => step(id, 'add'));
+    } catch (e) {
+      if (e instanceof ScimError && e.status === 404) {
+        this.logger?.info({ groupId: p.groupId }, 'group gone upstream; its member change is void');
+        await this.store.deleteGroup(p.groupId);
+        return;
+      }
+      throw e;
+    }
+  }
+
+  /** Every member upstream (all pages, deduplicated). */
+  async upstreamMembers(groupId: string, ctx: RequestContext): Promise<CloudIdentityGroupMember[]> {
+    const opts = { deadlineAt: ctx.deadlineAt };
+    const first = await this.api.listGroupMembers(
+      { GroupId: groupId, PageNumber: 1, PageSize: UPSTREAM_PAGE },
+      opts,
+    );
+    const pages = Math.ceil(first.Total / UPSTREAM_PAGE);
+    const rest = await mapLimit(
+      Array.from({ length: Math.max(0, pages - 1) }, (_, i) => i + 2),
+      this.parallelism * 2,
+      (page) =>
+        this.api.listGroupMembers({ GroupId: groupId, PageNumber: page, PageSize: UPSTREAM_PAGE }, opts),
+    );
+    // A membership change between two page reads may shift an item onto the next page: dedupe.
+    const seen = new Set<string>();
+    return [first, ...rest]
+      .flatMap((p) => p.Members)
+      .filter((m) => {
+        if (seen.has(m.UserId)) return false;
+        seen.add(m.UserId);
+        return true;
+      });
+  }
+
+  /**
+   * The member SCIM ids to add and remove. Explicit adds/removes fold into a delta (last operation
+   * on an id wins) without reading anything; replace/removeAll/filter removals read the current list
+   * once and diff. Removals found in that list carry their UserId already (no translation).
+   */
+  async memberDelta(
+    groupId: string,
+    plan: GroupPatch,
+    ctx: RequestContext,
+  ): Promise<{ adds: string[]; removes: Array<string | Resolved> }> {
+    const needsRead = plan.members.some((op) => op.kind !== 'add' && op.kind !== 'remove');
+    if (!needsRead) {
+      const delta = new Map<string, 'add' | 'remove'>();
+      for (const op of plan.members) {
+        if (op.kind === 'add' || op.kind === 'remove') for (const id of op.ids) delta.set(id, op.kind);
+      }
+      const adds = [...delta].filter(([, k]) => k === 'add').map(([id]) => id);
+      const removes = [...delta].filter(([, k]) => k === 'remove').map(([id]) => id);
+      return { adds, removes };
+    }
+    const raw = await this.upstreamMembers(groupId, ctx);
+    const records = await this.store.getUsersByUpstreamIds(raw.map((m) => m.UserId));
+    const current = new Map<string, { userId: string; member: Json }>();
+    for (const m of raw) {
+      const scimId = records.get(m.UserId)?.scimId ?? m.UserId;
+      current.set(scimId, {
+        userId: m.UserId,
+        member: { value: scimId, display: m.DisplayName || m.UserName, type: 'User' },
+      });
+    }
+    // Deactivated members (DEACTIVATE_ACTION=delete) are not upstream members, but the group keeps
+    // them to restore: a replace that leaves them out must drop them too, or a reactivation would
+    // bring them back.
+    const kept = new Set<string>();
+    for (const scimId of await this.store.membersOfGroup(groupId)) {
+      if (current.has(scimId)) continue;
+      const record = await this.store.getUser(scimId);
+      if (record?.state === 'ready' && !record.upstreamUserId) kept.add(scimId);
+    }
+    const final = new Set([...current.keys(), ...kept]);
+    for (const op of plan.members) {
+      switch (op.kind) {
+        case 'add':
+          for (const id of op.ids) final.add(id);
+          break;
+        case 'remove':
+          for (const id of op.ids) final.delete(id);
+          break;
+        case 'replace':
+          final.clear();
+          for (const id of op.ids) final.add(id);
+          break;
+        case 'removeAll':
+          final.clear();
+          break;
+        case 'removeWhere':
+          for (const id of [...final]) {
+            const member = current.get(id)?.member ?? { value: id };
+            if (matchesFilter(op.filter, member, new Set(['value']))) final.delete(id);
+          }
+          break;
+      }
+    }
+    const adds = [...final].filter((id) => !current.has(id) && !kept.has(id));
+    const removes = [...current]
+      .filter(([id]) => !final.has(id))
+      .map(([scimId, c]): Resolved => ({ kind: 'upstream', scimId, userId: c.userId }));
+    for (const scimId of kept) if (!final.has(scimId)) removes.push({ kind: 'tombstone', scimId });
+    return { adds, removes };
+  }
+
+  /**
+   * Member SCIM ids → what to do with each. Users the bridge created map through their record;
+   * other ids are CloudIdentity UserIds (users created outside the bridge), checked with GetUser
+   * when added. An id that names no user is a 400 for an add and nothing to do for a remove.
+   */
+  async resolve(ids: string[], purpose: 'add' | 'remove', ctx: RequestContext): Promise<Resolved[]> {
+    if (ids.length === 0) return [];
+    const malformed = ids.filter((id) => !SAFE_ID.test(id));
+    if (malformed.length > 0) throw unknownMembers(malformed);
+    const records = await mapLimit(ids, this.parallelism * 2, (id) => this.store.getUser(id));
+    const foreign = ids.filter((_, i) => !records[i]);
+    // A UserId that a record maps is known by that record's SCIM id, not by the UserId.
+    const mapped = foreign.length > 0 ? await this.store.getUsersByUpstreamIds(foreign) : new Map();
+    const exists = new Map<string, boolean>();
+    if (purpose === 'add') {
+      // Checked one batch at a time, stopping at the first batch holding an unknown id: a list of
+      // made-up ids costs one batch of GetUser calls, not one per id.
+      const unmapped = foreign.filter((id) => !mapped.has(id));
+      const batch = this.parallelism * 2;
+      for (let start = 0; start < unmapped.length; start += batch) {
+        const chunk = unmapped.slice(start, start + batch);
+        const found = await mapLimit(chunk, batch, (id) => this.userExists(id, ctx));
+        const missing = chunk.filter((_, i) => !found[i]);
+        if (missing.length > 0) throw unknownMembers(missing);
+        for (const id of chunk) exists.set(id, true);
+      }
+    }
+    const unknown: string[] = [];
+    const resolved = ids.map((scimId, i): Resolved => {
+      const record: UserRecord | null = records[i];
+      if (record) {
+        if (record.upstreamUserId) return { kind: 'upstream', scimId, userId: record.upstreamUserId };
+        if (record.state === 'ready') return { kind: 'tombstone', scimId };
+      } else if (!mapped.has(scimId) && (purpose === 'remove' || exists.get(scimId))) {
+        return { kind: 'upstream', scimId, userId: scimId };
+      }
+      if (purpose === 'add') unknown.push(scimId);
+      return { kind: 'absent', scimId };
+    });
+    if (unknown.length > 0) throw unknownMembers(unknown);
+    return resolved;
+  }
+
+  async userExists(userId: string, ctx: RequestContext): Promise<boolean> {
+    try {
+      await this.api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+      return true;
+    } catch (e) {
+      if (isCode(e, UpstreamCode.UserNotFound)) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Removals, then additions; each one upstream call plus its mirror row (and the user's tombstone or
+   * memberships-to-restore), under that user's key: every write of one (group, user) pair is
+   * serialised with the user's deactivation, reactivation and deletion, whoever started it.
+   */
+  async applyMembers(
+    groupId: string,
+    removes: Resolved[],
+    adds: Resolved[],
+    ctx: RequestContext,
+  ): Promise<void> {
+    const step = (m: Resolved, change: 'add' | 'remove') =>
+      withResource(this.locks, this.store, userKey(m.scimId), ctx.deadlineAt, () =>
+        this.changeMember(groupId, m, change, ctx),
+      );
+    await mapLimit(removes, this.parallelism, (m) => step(m, 'remove'));
+    await mapLimit(adds, this.parallelism, (m) => step(m, 'add'));
+  }
+
+  /** One member change, the user's key held. The user is read again: it may have changed since. */
+  async changeMember(
+    groupId: string,
+    resolved: Resolved,
+    change: 'add' | 'remove',
+    ctx: RequestContext,
+  ): Promise<void> {
+    await this.intents.settle(userKey(resolved.scimId), ctx);
+    const m = await this.current(resolved);
+    if (m.kind === 'absent') {
+      if (change === 'add') throw unknownMembers([m.scimId]);
+      await this.store.removeMembership(groupId, m.scimId);
+      return;
+    }
+    if (m.kind === 'tombstone') {
+      await this.editTombstone(m.scimId, groupId, change);
+    } else if (change === 'remove') {
+      await removeUpstreamMember(this.api, { groupId, userId: m.userId, userName: m.userName }, ctx);
+      // Also no longer one to restore, if a reactivation left it pending.
+      await this.editTombstone(m.scimId, groupId, 'remove');
+    } else {
+      let outcome: 'added' | 'groupGone';
+      try {
+        outcome = await addUpstreamMember(this.api, { groupId, userId: m.userId, userName: m.userName }, ctx);
+      } catch (e) {
+        if (isCode(e, UpstreamCode.UserNotFound)) throw unknownMembers([m.scimId]);
+        throw e;
+      }
+      if (outcome === 'groupGone') throw notFound(`Group ${groupId} not found`);
+    }
+    if (change === 'add') await this.store.addMembership(groupId, m.scimId);
+    else await this.store.removeMembership(groupId, m.scimId);
+  }
+
+  /** What a member resolved earlier is now (its record is read again under its key). */
+  async current(m: Resolved): Promise<Resolved & { userName?: string }> {
+    const record = await this.store.getUser(m.scimId);
+    if (record) {
+      if (record.upstreamUserId)
+        return {
+          kind: 'upstream',
+          scimId: m.scimId,
+          userId: record.upstreamUserId,
+          userName: record.userName,
+        };
+      if (record.state === 'ready') return { kind: 'tombstone', scimId: m.scimId };
+      return { kind: 'absent', scimId: m.scimId };
+    }
+    // No record: a user created outside the bridge (SCIM id = UserId), or one deleted meanwhile.
+    return m;
+  }
+
+  /** Adds or removes a group in the user's tombstoneGroupIds (its key held by the caller). */
+  async editTombstone(userScimId: string, groupId: string, change: 'add' | 'remove'): Promise<void> {
+    const record = await this.store.getUser(userScimId);
+    if (!record) return;
+    const groups = new Set(record.tombstoneGroupIds);
+    if (change === 'add' ? groups.has(groupId) : !groups.has(groupId)) return;
+    if (change === 'add') groups.add(groupId);
+    else groups.delete(groupId);
+    await this.store.updateUser(userScimId, { tombstoneGroupIds: [...groups].sort() });
+  }
+}
+
+export function unknownMembers(ids: string[]): ScimError {
+  const shown = ids
+    .slice(0, 5)
+    .map((id) => `'${id}'`)
+    .join(', ');
+  const more = ids.length > 5 ? ` and ${ids.length - 5} more` : '';
+  return badRequest(
+    'invalidValue',
+    `members: ${shown}${more} ${ids.length === 1 ? 'is not a User id' : 'are not User ids'}`,
+  );
+}

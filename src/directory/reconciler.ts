@@ -1,0 +1,281 @@
+// The reconciler (DESIGN.md §8): a background loop that settles every pending intent (a multi-step
+// operation a request or a crash left half-done) and, on a slower cadence, looks for drift the bridge
+// did not cause (drift.ts).
+//
+// - One leader among replicas: PostgreSQL pg_try_advisory_lock on a connection held while leading
+//   (BridgeStore.tryLeadership); the embedded store has one bridge, which always leads.
+// - Bounded rate: at most `batch` intents per tick; each under the same resource lock requests take
+//   (resource-locks.ts), so it never races a request; a resource busy with a request is skipped (that
+//   request settles the intent itself before its own work).
+// - Backoff per intent: 1 s · 2^attempts, capped at `backoffMaxMs`. Once CloudIdentity is healthy,
+//   every intent is due again within the cap and picked up at the next tick: settled within
+//   backoffMaxMs + intervalMs (+ the settle itself) — 35 s with the defaults, ≤ 55 s by config
+//   validation, for up to `batch` intents due at once (each further batch adds one interval).
+import type { Logger } from 'pino';
+import type { Metrics } from '../ops/metrics.js';
+import { ScimError } from '../scim/errors.js';
+import type { BridgeStore, IntentRecord } from '../store/types.js';
+import type { CloudIdentityApi } from '../volcengine/types.js';
+import type { RequestContext } from './context.js';
+import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
+import { describe, type Intents } from './intents.js';
+import { type ResourceLocks, withResource } from './resource-locks.js';
+
+export interface ReconcilerOptions {
+  store: BridgeStore;
+  api: CloudIdentityApi;
+  locks: ResourceLocks;
+  intents: Intents;
+  drift: DriftChecker;
+  logger: Logger;
+  metrics?: Metrics;
+  /** 0: no loop (runOnce only). */
+  intervalMs: number;
+  batch: number;
+  backoffMaxMs: number;
+  /** 0: no drift checks in the loop. */
+  driftIntervalMs: number;
+  driftBudget: number;
+  /** Deadline of one settle attempt (the request deadline). */
+  attemptDeadlineMs: number;
+}
+
+export interface ReconcilerReport {
+  leader: boolean;
+  lastRunAt: string | null;
+  lastRunMs: number | null;
+  nextRunAt: string | null;
+  pendingIntents: number;
+  intents: Array<{
+    id: string;
+    kind: string;
+    resource: string;
+    attempts: number;
+    lastError: string | null;
+    createdAt: string;
+    nextAttemptAt: string;
+  }>;
+  drift: {
+    found: number;
+    repaired: number;
+    reported: Array<{ kind: string; resource: string; detail: string; at: string }>;
+    lastCheckAt: string | null;
+  };
+  totals: { ticks: number; settled: number; failed: number; skippedBusy: number };
+}
+
+export interface RunOptions {
+  /** Take every intent, due or not (tests: after clearing a fault, without waiting for backoff). */
+  ignoreBackoff?: boolean;
+  /** Run a drift pass in this tick. */
+  drift?: boolean;
+}
+
+/** What one tick did. */
+export interface RunResult {
+  settled: number;
+  failed: number;
+  skippedBusy: number;
+  pending: number;
+  drift: DriftFinding[];
+}
+
+const BACKOFF_BASE_MS = 1_000;
+/** Later than any next attempt (ISO text sorts like time only within four-digit years). */
+const FAR_FUTURE = '9999-12-31T23:59:59.999Z';
+/** How long the reconciler waits for a resource a request holds before moving on. */
+const LOCK_WAIT_MS = 2_000;
+/** Intents and drift findings the report lists (the counts are complete). */
+const REPORT_LIMIT = 100;
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = true;
+  private leadership: { lost(): boolean; release(): Promise<void> } | null = null;
+  private readonly embeddedLeader: boolean;
+  private lastRunAt: Date | null = null;
+  private lastRunMs: number | null = null;
+  private nextRunAt: Date | null = null;
+  private lastDriftAt = 0;
+  private lastDriftCheckAt: Date | null = null;
+  private pending: IntentRecord[] = [];
+  private pendingCount = 0;
+  private readonly driftCursor: DriftCursor = { userOffset: 0, groupAfter: '' };
+  private readonly reported: Array<DriftFinding & { at: string }> = [];
+  private readonly totals = { ticks: 0, settled: 0, failed: 0, skippedBusy: 0 };
+  private driftFound = 0;
+  private driftRepaired = 0;
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.embeddedLeader = !o.store.tryLeadership;
+    o.intents.observe((intent, outcome, err) => {
+      o.metrics?.reconcilerActions.inc({ kind: intent.kind, outcome });
+      if (outcome === 'completed') {
+        o.logger.info({ intent: intent.id, kind: intent.kind, resource: intent.resource }, 'intent settled');
+      } else {
+        o.logger.warn(
+          { intent: intent.id, kind: intent.kind, resource: intent.resource, error: describe(err) },
+          'intent not settled yet; retried with backoff',
+        );
+      }
+    });
+  }
+
+  /** Starts the loop (no-op when intervalMs is 0). */
+  start(): void {
+    if (this.o.intervalMs <= 0 || !this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Stops the loop, waits for a tick in progress, gives up leadership. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.nextRunAt = null;
+    await this.running?.catch(() => undefined);
+    await this.resign();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.nextRunAt = new Date(Date.now() + delayMs);
+    this.timer = setTimeout(() => {
+      const drift = this.o.driftIntervalMs > 0 && Date.now() - this.lastDriftAt >= this.o.driftIntervalMs;
+      this.runOnce({ drift })
+        .catch((err) => this.o.logger.warn({ err }, 'reconciler tick failed'))
+        .finally(() => this.schedule(this.o.intervalMs));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** Whether this bridge leads now (taking leadership if free). */
+  async lead(): Promise<boolean> {
+    if (this.embeddedLeader) return true;
+    if (this.leadership?.lost()) {
+      this.o.logger.warn('reconciler leadership lost with its connection');
+      await this.resign();
+    }
+    if (!this.leadership) {
+      this.leadership = await this.o.store.tryLeadership!('reconciler');
+      if (this.leadership) this.o.logger.info('this bridge now leads the reconciler');
+    }
+    return this.leadership !== null;
+  }
+
+  private async resign(): Promise<void> {
+    const held = this.leadership;
+    this.leadership = null;
+    this.o.metrics?.reconcilerLeader.set(this.embeddedLeader && !this.stopped ? 1 : 0);
+    await held?.release().catch(() => undefined);
+  }
+
+  /** One tick: settle up to `batch` due intents (and a drift pass when asked). Serialised. */
+  runOnce(options: RunOptions = {}): Promise<RunResult> {
+    const previous = this.running ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.tick(options));
+    this.running = run;
+    return run;
+  }
+
+  private async tick(options: RunOptions): Promise<RunResult> {
+    const started = Date.now();
+    const result: RunResult = { settled: 0, failed: 0, skippedBusy: 0, pending: 0, drift: [] };
+    const leader = await this.lead();
+    this.o.metrics?.reconcilerLeader.set(leader ? 1 : 0);
+    if (!leader) return result;
+    const ctx = this.context();
+    const now = options.ignoreBackoff ? new Date(FAR_FUTURE) : new Date();
+    const due = await this.o.store.dueIntents(now, this.o.batch);
+    // One settle per resource: it takes that resource's intents in order, oldest first.
+    const resources = [...new Set(due.map((i) => i.resource))];
+    for (const resource of resources) {
+      try {
+        await withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
+          this.o.intents.settle(resource, this.context(), (i) => this.nextAttempt(i)),
+        );
+        result.settled += due.filter((i) => i.resource === resource).length;
+      } catch (err) {
+        if (err instanceof ScimError && err.status === 503 && /another request/.test(err.message)) {
+          result.skippedBusy++;
+          continue;
+        }
+        result.failed++;
+      }
+    }
+    if (options.drift) result.drift = await this.driftPass(ctx);
+    await this.refresh();
+    result.pending = this.pendingCount;
+    this.totals.ticks++;
+    this.totals.settled += result.settled;
+    this.totals.failed += result.failed;
+    this.totals.skippedBusy += result.skippedBusy;
+    this.lastRunAt = new Date(started);
+    this.lastRunMs = Date.now() - started;
+    return result;
+  }
+
+  private async driftPass(ctx: RequestContext): Promise<DriftFinding[]> {
+    this.lastDriftAt = Date.now();
+    let findings: DriftFinding[] = [];
+    try {
+      findings = await this.o.drift.pass(this.driftCursor, this.o.driftBudget, ctx);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'drift check stopped early; it goes on at the next pass');
+    }
+    this.lastDriftCheckAt = new Date();
+    for (const f of findings) {
+      this.driftFound++;
+      if (f.action === 'repaired') this.driftRepaired++;
+      this.o.metrics?.reconcilerDrift.inc({ kind: f.kind, action: f.action });
+      this.o.logger.warn({ drift: f.kind, resource: f.resource, action: f.action }, `drift: ${f.detail}`);
+      this.reported.unshift({ ...f, at: new Date().toISOString() });
+    }
+    this.reported.splice(REPORT_LIMIT);
+    return findings;
+  }
+
+  private nextAttempt(intent: IntentRecord): Date {
+    const delay = Math.min(this.o.backoffMaxMs, BACKOFF_BASE_MS * 2 ** Math.min(intent.attempts, 20));
+    return new Date(Date.now() + delay);
+  }
+
+  private context(): RequestContext {
+    return { deadlineAt: Date.now() + this.o.attemptDeadlineMs, log: this.o.logger };
+  }
+
+  /** Re-reads the pending intents for the report and the gauge. */
+  async refresh(): Promise<void> {
+    this.pendingCount = await this.o.store.countIntents();
+    this.pending = await this.o.store.dueIntents(new Date(FAR_FUTURE), REPORT_LIMIT);
+    this.o.metrics?.reconcilerPending.set(this.pendingCount);
+  }
+
+  report(): ReconcilerReport {
+    return {
+      leader: this.embeddedLeader || this.leadership !== null,
+      lastRunAt: this.lastRunAt?.toISOString() ?? null,
+      lastRunMs: this.lastRunMs,
+      nextRunAt: this.nextRunAt?.toISOString() ?? null,
+      pendingIntents: this.pendingCount,
+      intents: this.pending.map((i) => ({
+        id: i.id,
+        kind: i.kind,
+        resource: i.resource,
+        attempts: i.attempts,
+        lastError: i.lastError,
+        createdAt: i.createdAt,
+        nextAttemptAt: i.nextAttemptAt,
+      })),
+      drift: {
+        found: this.driftFound,
+        repaired: this.driftRepaired,
+        reported: this.reported.map(({ kind, resource, detail, at }) => ({ kind, resource, detail, at })),
+        lastCheckAt: this.lastDriftCheckAt?.toISOString() ?? null,
+      },
+      totals: { ...this.totals },
+    };
+  }
+}
