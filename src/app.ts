@@ -1,6 +1,12 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { adminApiRouter } from './admin/api.js';
+import { auditRoutes } from './admin/audit-routes.js';
+import { consoleDataRoutes } from './admin/console-data.js';
+import { consoleRouter } from './admin/console-routes.js';
+import { AdminSessions } from './admin/session.js';
+import { capturingStore } from './audit/capture.js';
+import { auditTrail } from './audit/trail.js';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
 import { GroupDirectory } from './directory/groups.js';
@@ -61,11 +67,25 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(metrics.httpMiddleware());
 
   app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
-  app.use('/admin/api', adminApiRouter({ adminTokens: config.adminTokens, mounts: [] }));
+  const sessions = new AdminSessions(config.adminTokens);
+  app.use(
+    '/admin/api',
+    adminApiRouter({
+      adminTokens: config.adminTokens,
+      sessions,
+      mounts: [
+        auditRoutes(store),
+        consoleDataRoutes({ store, readiness, retentionDays: config.auditRetentionDays }),
+      ],
+    }),
+  );
+  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions }));
+  // The directories' store calls are watched (no extra queries) to say what a request changed.
+  const directoryStore = capturingStore(store);
 
   // One set of locks for both directories: a group's member change also takes that user's key.
   const locks = deps.locks ?? new ResourceLocks();
-  const users = new UserDirectory(api, store, {
+  const users = new UserDirectory(api, directoryStore, {
     locks,
     deactivateAction: config.deactivateAction,
     filterScanLimit: config.filterScanLimit,
@@ -74,7 +94,7 @@ export function buildApp(deps: AppDeps): express.Express {
     pendingTakeoverMs: config.requestDeadlineMs + 10_000,
     logger,
   });
-  const groups = new GroupDirectory(api, store, {
+  const groups = new GroupDirectory(api, directoryStore, {
     filterScanLimit: config.filterScanLimit,
     logger,
     locks,
@@ -91,7 +111,9 @@ export function buildApp(deps: AppDeps): express.Express {
   };
 
   const scim = express.Router();
-  scim.use(bearerAuth(config.scimTokens));
+  scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
+  // Before the body parser: a write refused for its body is audited too.
+  scim.use(auditTrail({ store, logger }));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
   // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { AuditRetention } from './audit/retention.js';
 import type { Config } from './config.js';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from './emulator/index.js';
 import { instrumentStore, Metrics } from './ops/metrics.js';
@@ -27,6 +28,8 @@ export interface RunningBridge {
   client: CloudIdentityClient;
   metrics: Metrics;
   readiness: Readiness;
+  /** Background pruning of audit records past AUDIT_RETENTION_DAYS. */
+  retention: AuditRetention;
   emulator?: RunningEmulator;
   /** Requests being served right now. */
   inFlight(): number;
@@ -148,6 +151,12 @@ export async function startBridge(
     throw err;
   });
   const { port } = server.address() as AddressInfo;
+  const retention = new AuditRetention({
+    store,
+    retentionDays: config.auditRetentionDays,
+    logger: logger.child({ component: 'audit-retention' }),
+  });
+  retention.start();
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
 
   let closing: Promise<void> | undefined;
@@ -174,6 +183,7 @@ export async function startBridge(
       );
     }
     if (!closed) server.closeAllConnections();
+    await retention.stop();
     const clean = [
       // Not drained: abandoned handlers may still wait on CloudIdentity; do not wait for them long.
       await step(logger, 'CloudIdentity pool', client.close(), drained ? CLOSE_STEP_MS : 1_000),
@@ -196,6 +206,7 @@ export async function startBridge(
     client,
     metrics,
     readiness,
+    retention,
     emulator,
     inFlight: () => inFlight.size,
     close() {

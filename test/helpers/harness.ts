@@ -12,6 +12,7 @@ import {
 } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logger.js';
 import { instrumentStore, type Metrics } from '../../src/ops/metrics.js';
+import { requestContextObserver } from '../../src/ops/request-context.js';
 import { openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { CloudIdentityClient } from '../../src/volcengine/client.js';
@@ -103,7 +104,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     baseDelayMs: 5,
     maxDelayMs: 50,
     logger: logger.child({ component: 'cloudidentity' }),
-    observer: options.metrics?.clientObserver,
+    observer: options.metrics?.clientObserver ?? requestContextObserver,
   });
   const locks = new ResourceLocks();
   const api = options.wrapApi ? options.wrapApi(client) : client;
