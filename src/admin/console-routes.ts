@@ -47,7 +47,9 @@ const LOGIN_MESSAGES: Record<string, string> = {
 function securityHeaders(res: Response): void {
   res.setHeader('Content-Security-Policy', CONSOLE_CSP);
   res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Referrer-Policy', 'no-referrer');
+  // same-origin, not no-referrer: with no-referrer the browser sends `Origin: null` on the
+  // console's own form posts, which the CSRF check needs.
+  res.setHeader('Referrer-Policy', 'same-origin');
   res.setHeader('X-Frame-Options', 'DENY');
   res.setHeader('Cache-Control', 'no-store');
 }
@@ -72,6 +74,11 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       return;
     }
     next();
+  });
+
+  // Browsers ask for it unprompted; an empty answer keeps a 404 out of the console's error log.
+  router.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
   });
 
   router.get('/assets/:name', (req, res) => {

@@ -102,6 +102,7 @@ function cookie(req: Request, value: string, maxAgeSeconds: number): string {
  */
 export function sameOrigin(req: Request): boolean {
   const origin = req.get('origin');
-  if (origin !== undefined) return origin === `${req.protocol}://${req.get('host')}`;
+  // `null`: the browser withheld the origin (a no-referrer policy); Sec-Fetch-Site still tells.
+  if (origin !== undefined && origin !== 'null') return origin === `${req.protocol}://${req.get('host')}`;
   return req.get('sec-fetch-site') === 'same-origin';
 }

@@ -35,8 +35,9 @@ function fieldChanges(
 ): Record<string, AuditFieldChange> | undefined {
   const out: Record<string, AuditFieldChange> = {};
   for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
-    const from = before[key] ?? null;
-    const to = after[key] ?? null;
+    // '' and absent are the same to CloudIdentity (an empty Email is no Email).
+    const from = before[key] === '' ? null : (before[key] ?? null);
+    const to = after[key] === '' ? null : (after[key] ?? null);
     if (from !== to) out[key] = { from, to };
   }
   return Object.keys(out).length > 0 ? out : undefined;

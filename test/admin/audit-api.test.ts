@@ -119,19 +119,15 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
       .post('/scim/v2/Groups')
       .send({ schemas: [GROUP_SCHEMA], displayName: `Audit ${Date.now()}` });
     expect(g.status).toBe(201);
-    const add = await h.http
-      .patch(`/scim/v2/Groups/${g.body.id}`)
-      .send({
-        schemas: [PATCH_OP],
-        Operations: [{ op: 'add', path: 'members', value: [{ value: u.body.id }] }],
-      });
+    const add = await h.http.patch(`/scim/v2/Groups/${g.body.id}`).send({
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'add', path: 'members', value: [{ value: u.body.id }] }],
+    });
     expect(add.status).toBeLessThan(300);
-    const remove = await h.http
-      .patch(`/scim/v2/Groups/${g.body.id}`)
-      .send({
-        schemas: [PATCH_OP],
-        Operations: [{ op: 'remove', path: `members[value eq "${u.body.id}"]` }],
-      });
+    const remove = await h.http.patch(`/scim/v2/Groups/${g.body.id}`).send({
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'remove', path: `members[value eq "${u.body.id}"]` }],
+    });
     expect(remove.status).toBeLessThan(300);
     const records = await history(g.body.id);
     expect(records.map((r) => r.method)).toEqual(['PATCH', 'PATCH', 'POST']);
