@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import type { Express } from 'express';
 import supertest from 'supertest';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
@@ -24,6 +25,8 @@ export const TEST_TOKEN = 'test-token-0123456789abcdef';
 export interface Harness {
   /** supertest agent bound to the app (no listening port needed) */
   http: supertest.Agent;
+  /** the app itself, for requests without the agent's cookie jar or default token */
+  app: Express;
   emulator: RunningEmulator;
   store: BridgeStore;
   client: CloudIdentityClient;
@@ -112,6 +115,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
   return {
     http,
+    app,
     emulator,
     store,
     client,
