@@ -5,10 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freshPostgresUrl } from '../test/helpers/postgres.js';
 import type { AuditEntry } from '../src/store/audit-types.js';
 import { openStore } from '../src/store/index.js';
 import type { BridgeStore } from '../src/store/types.js';
+import { freshPostgresUrl } from '../test/helpers/postgres.js';
 
 const N = Number(process.env.AUDIT_BENCH_N ?? 2000);
 
@@ -26,7 +26,10 @@ function entry(i: number): AuditEntry {
     scimType: null,
     detail: null,
     durationMs: 12.5,
-    changes: { attributes: ['displayName', 'name'], fields: { DisplayName: { from: 'Old Name', to: 'New Name' } } },
+    changes: {
+      attributes: ['displayName', 'name'],
+      fields: { DisplayName: { from: 'Old Name', to: 'New Name' } },
+    },
     upstream: [
       { action: 'GetUser', requestId: '20260131091203A1B2C3D4E5F6', outcome: 'ok' },
       { action: 'UpdateUser', requestId: '20260131091203A1B2C3D4E5F7', outcome: 'ok' },
