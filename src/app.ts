@@ -1,7 +1,12 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { adminApiRouter } from './admin/api.js';
+import { auditRoutes } from './admin/audit-routes.js';
+import { consoleDataRoutes } from './admin/console-data.js';
+import { consoleRouter } from './admin/console-routes.js';
 import { reconcilerRoutes } from './admin/reconciler-routes.js';
+import { AdminSessions } from './admin/session.js';
+import { auditTrail } from './audit/trail.js';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
 import { buildDirectories, type Directories } from './directory/index.js';
@@ -66,10 +71,20 @@ export function buildApp(deps: AppDeps): express.Express {
   const directories =
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
   const { users, groups, reconciler } = directories;
+  const sessions = new AdminSessions(config.adminTokens);
   app.use(
     '/admin/api',
-    adminApiRouter({ adminTokens: config.adminTokens, mounts: [reconcilerRoutes(reconciler)] }),
+    adminApiRouter({
+      adminTokens: config.adminTokens,
+      sessions,
+      mounts: [
+        reconcilerRoutes(reconciler),
+        auditRoutes(store),
+        consoleDataRoutes({ store, readiness, retentionDays: config.auditRetentionDays }),
+      ],
+    }),
   );
+  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions }));
 
   const context = (req: Request, res: Response): RequestContext => {
     const started = (res.locals.startedAt as number | undefined) ?? Date.now();
@@ -83,7 +98,9 @@ export function buildApp(deps: AppDeps): express.Express {
   };
 
   const scim = express.Router();
-  scim.use(bearerAuth(config.scimTokens));
+  scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
+  // Before the body parser: a write refused for its body is audited too.
+  scim.use(auditTrail({ store, logger }));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
   // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of

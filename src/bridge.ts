@@ -15,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { AuditRetention } from './audit/retention.js';
 import type { Config } from './config.js';
 import { buildDirectories } from './directory/index.js';
 import type { Reconciler } from './directory/reconciler.js';
@@ -42,6 +43,8 @@ export interface RunningBridge {
   metrics: Metrics;
   readiness: Readiness;
   reconciler: Reconciler;
+  /** Background pruning of audit records past AUDIT_RETENTION_DAYS. */
+  retention: AuditRetention;
   emulator?: RunningEmulator;
   /** Requests being served right now. */
   inFlight(): number;
@@ -175,6 +178,12 @@ export async function startBridge(
   // Settles what requests (or a crash before this start) left half-done; stopped before the store closes.
   directories.reconciler.start();
   const { port } = server.address() as AddressInfo;
+  const retention = new AuditRetention({
+    store,
+    retentionDays: config.auditRetentionDays,
+    logger: logger.child({ component: 'audit-retention' }),
+  });
+  retention.start();
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
 
   let closing: Promise<void> | undefined;
@@ -201,6 +210,7 @@ export async function startBridge(
       );
     }
     if (!closed) server.closeAllConnections();
+    await retention.stop();
     const clean = [
       await step(logger, 'reconciler', directories.reconciler.stop()),
       // Not drained: abandoned handlers may still wait on CloudIdentity; do not wait for them long.
@@ -230,6 +240,7 @@ export async function startBridge(
     metrics,
     readiness,
     reconciler: directories.reconciler,
+    retention,
     emulator,
     inFlight: () => inFlight.size,
     close() {

@@ -91,6 +91,7 @@ const envSchema = z.object({
   EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
   TLS_CERT_FILE: optionalString,
   TLS_KEY_FILE: optionalString,
+  AUDIT_RETENTION_DAYS: intFrom(180, 1, 36_500),
 });
 
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
@@ -139,7 +140,8 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
       'VOLCENGINE_SECRET_KEY: VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must be set together',
     );
   }
-  const tokens = splitTokens(value('SCIM_BEARER_TOKENS'));
+  const labelled = splitTokens(value('SCIM_BEARER_TOKENS')).map(splitLabel);
+  const tokens = labelled.map((t) => t.token);
   if (accessKey && tokens.length === 0) {
     problems.push(
       'SCIM_BEARER_TOKENS: real Volcengine credentials are set but no SCIM bearer token: refusing to expose CloudIdentity without authentication',
@@ -147,6 +149,10 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
   }
   if (tokens.some((t) => t.length < 16)) {
     problems.push('SCIM_BEARER_TOKENS: every SCIM bearer token must be at least 16 characters long');
+  }
+  const labels = labelled.flatMap((t) => (t.label ? [t.label] : []));
+  if (new Set(labels).size !== labels.length) {
+    problems.push('SCIM_BEARER_TOKENS: a label names two tokens; each label must name one client');
   }
   if (splitTokens(value('ADMIN_TOKENS')).some((t) => t.length < 16)) {
     problems.push('ADMIN_TOKENS: every admin token must be at least 16 characters long');
@@ -193,6 +199,8 @@ export interface Config {
   production: boolean;
   publicBaseUrl?: string;
   scimTokens: string[];
+  /** The label of each of scimTokens (same order), from `label:TOKEN`; undefined when unlabelled. */
+  scimTokenLabels: Array<string | undefined>;
   /** true when no SCIM_BEARER_TOKENS was given and a token was generated for this run */
   scimTokenGenerated: boolean;
   /** undefined: run against the in-process emulator */
@@ -235,6 +243,8 @@ export interface Config {
   emulatorLatencyMs: number;
   /** Serve HTTPS with these PEM files (re-read on SIGHUP); undefined: plain HTTP. */
   tls?: { certFile: string; keyFile: string };
+  /** Audit records older than this are pruned in the background. */
+  auditRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -251,6 +261,17 @@ function splitTokens(value: string | undefined): string[] {
     .filter(Boolean);
 }
 
+const LABEL = /^([A-Za-z0-9_.-]{1,40}):(.+)$/;
+
+/**
+ * `okta:TOKEN` → label okta, so the audit trail can say which client wrote. A token that itself
+ * starts with such a prefix must be given a label (`name:prefix:rest`).
+ */
+export function splitLabel(entry: string): { label?: string; token: string } {
+  const match = LABEL.exec(entry);
+  return match ? { label: match[1], token: match[2] } : { token: entry };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: () => string): Config {
   const parsed = envSchema.safeParse(env);
   const problems = [
@@ -261,8 +282,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
-  const tokens = splitTokens(e.SCIM_BEARER_TOKENS);
-  const scimTokenGenerated = tokens.length === 0;
+  const labelled = splitTokens(e.SCIM_BEARER_TOKENS).map(splitLabel);
+  const scimTokenGenerated = labelled.length === 0;
   return {
     port: e.PORT,
     host: e.HOST,
@@ -270,7 +291,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
     logPii: e.LOG_PII,
     production: e.NODE_ENV === 'production',
     publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
-    scimTokens: scimTokenGenerated ? [generateToken()] : tokens,
+    scimTokens: scimTokenGenerated ? [generateToken()] : labelled.map((t) => t.token),
+    scimTokenLabels: scimTokenGenerated ? [undefined] : labelled.map((t) => t.label),
     scimTokenGenerated,
     volcengine:
       e.VOLCENGINE_ACCESS_KEY && e.VOLCENGINE_SECRET_KEY
@@ -313,5 +335,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
     ...(e.TLS_CERT_FILE && e.TLS_KEY_FILE
       ? { tls: { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } }
       : {}),
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
   };
 }

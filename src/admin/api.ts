@@ -1,26 +1,38 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { StoreUnavailableError } from '../store/errors.js';
+import type { AdminSessions } from './session.js';
 
 // /admin/api/*: JSON for operators and their scripts, authenticated by ADMIN_TOKENS (separate from
-// the SCIM tokens: an IdP's token must not read the audit trail). Off (404) when no admin token is
-// configured. Each feature adds its routes through a function of its own module, mounted below.
+// the SCIM tokens: an IdP's token must not read the audit trail), as a bearer header or as the
+// console's session cookie. Off (404) when no admin token is configured. Each feature adds its
+// routes through a function of its own module, mounted below.
 
 export interface AdminApiDeps {
   adminTokens: string[];
   /** Route groups to mount on the authenticated router (reconciler report, audit, console data). */
   mounts?: Array<(router: Router) => void>;
+  /** Console sessions: their cookie is accepted as well as the bearer header. */
+  sessions?: AdminSessions;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
+/** Index of the admin token in `Authorization: Bearer <token>` (constant time), or -1. */
+export function matchAdminToken(presentedToken: string | undefined, tokens: string[]): number {
+  if (presentedToken === undefined || tokens.length === 0) return -1;
+  const presented = digest(presentedToken);
+  let matched = -1;
+  tokens.forEach((token, i) => {
+    if (timingSafeEqual(digest(token), presented) && matched < 0) matched = i;
+  });
+  return matched;
+}
+
 /** Constant-time check of `Authorization: Bearer <token>` against every admin token. */
 export function adminBearerMatches(req: Request, tokens: string[]): boolean {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
-  if (!match || tokens.length === 0) return false;
-  const presented = digest(match[1]);
-  let ok = false;
-  for (const token of tokens) ok = timingSafeEqual(digest(token), presented) || ok;
-  return ok;
+  return matchAdminToken(match?.[1], tokens) >= 0;
 }
 
 export function sendAdminError(res: Response, status: number, code: string, message: string): void {
@@ -30,11 +42,12 @@ export function sendAdminError(res: Response, status: number, code: string, mess
 export function adminApiRouter(deps: AdminApiDeps): Router {
   const router = express.Router();
   router.use((req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Cache-Control', 'no-store');
     if (deps.adminTokens.length === 0) {
       sendAdminError(res, 404, 'admin_disabled', 'the admin API is off: set ADMIN_TOKENS to enable it');
       return;
     }
-    if (!adminBearerMatches(req, deps.adminTokens)) {
+    if (!adminBearerMatches(req, deps.adminTokens) && !deps.sessions?.fromRequest(req)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="admin"');
       sendAdminError(res, 401, 'unauthorized', 'an admin token (ADMIN_TOKENS) is required');
       return;
@@ -44,6 +57,19 @@ export function adminApiRouter(deps: AdminApiDeps): Router {
   for (const mount of deps.mounts ?? []) mount(router);
   router.use((req: Request, res: Response) => {
     sendAdminError(res, 404, 'not_found', `no such admin endpoint: ${req.method} ${req.baseUrl}${req.path}`);
+  });
+  // JSON errors here too (never the SCIM error shape, never a stack trace).
+  router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const unavailable = err instanceof StoreUnavailableError;
+    if (!unavailable) req.log?.error({ err }, 'admin API request failed');
+    if (res.headersSent) {
+      // Mid-stream (an export): cut the connection so the client sees an incomplete transfer
+      // rather than a short file that looks whole.
+      res.destroy();
+      return;
+    }
+    if (unavailable) sendAdminError(res, 503, 'store_unavailable', 'the store is unavailable; try again');
+    else sendAdminError(res, 500, 'internal', 'the request failed; see the bridge log');
   });
   return router;
 }

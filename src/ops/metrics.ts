@@ -3,7 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BridgeStore } from '../store/types.js';
 import type { ClientObserver } from '../volcengine/client.js';
-import { recordUpstreamRequestId, routeLabel } from './request-context.js';
+import { recordUpstreamAttempt, routeLabel } from './request-context.js';
 
 // Prometheus metrics, one registry per Metrics instance (never prom-client's global one), so that
 // tests and several apps in one process do not collide. No label ever carries user data: routes
@@ -136,7 +136,7 @@ export class Metrics {
         { action: action(e.action), outcome: code(e.outcome) },
         Math.max(0, e.durationMs) / 1000,
       );
-      recordUpstreamRequestId(e.requestId);
+      recordUpstreamAttempt(e);
     },
     onRetry: (e) => {
       this.upstreamRetries.inc({ action: action(e.action), reason: code(e.reason) });

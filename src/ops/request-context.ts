@@ -9,6 +9,8 @@ import { SCIM_BASE_PATH } from '../scim/http.js';
 export interface RequestState {
   /** CloudIdentity RequestIds of every attempt made while serving this request, in order. */
   upstreamRequestIds: string[];
+  /** Every upstream attempt (action, RequestId, outcome), for the audit trail; bounded like the ids. */
+  upstreamCalls: Array<{ action: string; requestId?: string; outcome: string }>;
   /** `/scim/v2/Users/:id`, never the raw path; undefined until a route matched. */
   route?: string;
 }
@@ -29,6 +31,18 @@ export function recordUpstreamRequestId(requestId: string | undefined): void {
   if (state && state.upstreamRequestIds.length < MAX_IDS) state.upstreamRequestIds.push(requestId);
 }
 
+/** One upstream attempt of the request being served: its RequestId and, for the audit, the action. */
+export function recordUpstreamAttempt(e: { action: string; outcome: string; requestId?: string }): void {
+  recordUpstreamRequestId(e.requestId);
+  const state = storage.getStore();
+  if (state && state.upstreamCalls.length < MAX_IDS) {
+    state.upstreamCalls.push({ action: e.action, outcome: e.outcome, requestId: e.requestId });
+  }
+}
+
+/** A client observer that only records attempts (when no Metrics observer is wired). */
+export const requestContextObserver = { onAttempt: recordUpstreamAttempt };
+
 /**
  * First middleware: opens the AsyncLocalStorage scope for the request and records the template
  * of the route that serves it. Express sets `req.route` just before dispatching to a route's
@@ -38,7 +52,7 @@ export function recordUpstreamRequestId(requestId: string | undefined): void {
  */
 export function requestContext() {
   return (req: Request, res: Response, next: NextFunction) => {
-    const state: RequestState = { upstreamRequestIds: [] };
+    const state: RequestState = { upstreamRequestIds: [], upstreamCalls: [] };
     res.locals.requestState = state;
     let route: unknown;
     Object.defineProperty(req, 'route', {
@@ -92,6 +106,11 @@ export function routeLabel(req: Request, res: Response): string {
     return 'unmatched';
   }
   return 'unmatched';
+}
+
+/** Upstream attempts of a request (for its audit record). */
+export function upstreamCalls(res: Response): RequestState['upstreamCalls'] {
+  return (res.locals.requestState as RequestState | undefined)?.upstreamCalls ?? [];
 }
 
 /** Upstream RequestIds of a finished request (for the access log line). */

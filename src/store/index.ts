@@ -7,6 +7,7 @@ import { openEmbeddedStore } from './data-dir.js';
 import { prepareDatabase, SqliteStore } from './sqlite-store.js';
 import type { BridgeStore } from './types.js';
 
+export * from './audit-types.js';
 export type { CloudIdentity } from './binding.js';
 export { inspectStore, type StoreInspection } from './inspect.js';
 export * from './types.js';

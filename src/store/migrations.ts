@@ -85,6 +85,37 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX intents_due_idx ON intents (next_attempt_at)',
     ],
   },
+  // Version 3 belongs to the reconciler's intents (issue 11); the set of applied versions is
+  // compared, so a gap (or a later insertion below this one) is applied as usual.
+  {
+    version: 4,
+    name: 'audit trail',
+    statements: [
+      `CREATE TABLE audit (
+        id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT audit_pkey PRIMARY KEY,
+        at timestamptz NOT NULL,
+        actor text NOT NULL,
+        client_ip text,
+        request_id text,
+        method text NOT NULL,
+        resource_type text,
+        resource_id text,
+        resource_name text,
+        resource_name_lower text,
+        status integer NOT NULL,
+        scim_type text,
+        detail text,
+        duration_ms double precision NOT NULL,
+        changes jsonb NOT NULL DEFAULT '{}'::jsonb,
+        upstream jsonb NOT NULL DEFAULT '[]'::jsonb
+      )`,
+      'CREATE INDEX audit_at_idx ON audit (at)',
+      'CREATE INDEX audit_resource_id_idx ON audit (resource_id, id)',
+      'CREATE INDEX audit_resource_name_idx ON audit (resource_name_lower, id)',
+      'CREATE INDEX audit_actor_idx ON audit (actor, at)',
+      'CREATE INDEX users_inactive_idx ON users (scim_id) WHERE NOT active',
+    ],
+  },
 ];
 
 /**

@@ -1,4 +1,24 @@
 import type { Logger } from 'pino';
+import {
+  AUDIT_ACTIVITY,
+  AUDIT_ACTORS,
+  type AuditRow,
+  auditInsertParams,
+  auditListSql,
+  INSERT_AUDIT,
+  PRUNE_AUDIT,
+  toActivityRow,
+  toAuditActor,
+  toAuditRecord,
+} from './audit-sql.js';
+import type {
+  AuditActivityRow,
+  AuditActor,
+  AuditEntry,
+  AuditQuery,
+  AuditRecord,
+  DirectoryCounts,
+} from './audit-types.js';
 import type { Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
@@ -476,5 +496,48 @@ export class SqlStore implements BridgeStore {
   async countIntents(): Promise<number> {
     const rows = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM intents');
     return rows[0].n;
+  }
+
+  // ---- audit trail and counts (audit-sql.ts) ----
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    await this.db.query(INSERT_AUDIT, auditInsertParams(entry));
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const { sql, params } = auditListSql(query);
+    return (await this.db.query<AuditRow>(sql, params)).map(toAuditRecord);
+  }
+
+  async auditActivity(since: string, limit: number): Promise<AuditActivityRow[]> {
+    const rows = await this.db.query<{ at: Date; status: number; duration_ms: number }>(AUDIT_ACTIVITY, [
+      since,
+      limit,
+    ]);
+    return rows.map(toActivityRow);
+  }
+
+  async auditActors(limit: number): Promise<AuditActor[]> {
+    const rows = await this.db.query<{ actor: string; last_at: Date; writes: string; errors: string }>(
+      AUDIT_ACTORS,
+      [limit],
+    );
+    return rows.map(toAuditActor);
+  }
+
+  async pruneAudit(before: string, limit: number): Promise<number> {
+    const rows = await this.db.query<{ id: string }>(`${PRUNE_AUDIT} RETURNING id`, [before, limit]);
+    return rows.length;
+  }
+
+  /** One round trip; exact counts (PostgreSQL has no cheap exact count, but these tables stay small). */
+  async directoryCounts(): Promise<DirectoryCounts> {
+    const rows = await this.db.query<DirectoryCounts>(
+      `SELECT (SELECT count(*)::int FROM users) AS users,
+              (SELECT count(*)::int FROM users WHERE NOT active) AS deactivated,
+              (SELECT count(*)::int FROM groups) AS groups,
+              (SELECT count(*)::int FROM memberships) AS memberships`,
+    );
+    return rows[0];
   }
 }

@@ -110,9 +110,42 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX intents_due_idx ON intents (next_attempt_at);
     `,
   },
+  // Version 2 belongs to the reconciler's intents (issue 11); versions need not be contiguous here.
+  {
+    version: 3,
+    name: 'audit trail',
+    sql: `
+      -- AUTOINCREMENT: ids are never reused after retention deletes the newest rows' predecessors,
+      -- so a paging cursor (an id) keeps meaning the same place.
+      CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        client_ip TEXT,
+        request_id TEXT,
+        method TEXT NOT NULL,
+        resource_type TEXT,
+        resource_id TEXT,
+        resource_name TEXT,
+        resource_name_lower TEXT,
+        status INTEGER NOT NULL,
+        scim_type TEXT,
+        detail TEXT,
+        duration_ms REAL NOT NULL,
+        changes TEXT NOT NULL DEFAULT '{}',
+        upstream TEXT NOT NULL DEFAULT '[]'
+      ) STRICT;
+      CREATE INDEX audit_at_idx ON audit (at);
+      CREATE INDEX audit_resource_id_idx ON audit (resource_id, id);
+      CREATE INDEX audit_resource_name_idx ON audit (resource_name_lower, id);
+      CREATE INDEX audit_actor_idx ON audit (actor, at);
+      -- The console's "deactivated" count without a table scan.
+      CREATE INDEX users_inactive_idx ON users (scim_id) WHERE active = 0;
+    `,
+  },
 ];
 
-export const SQLITE_SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1].version;
+export const SQLITE_SCHEMA_VERSION = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));
 
 /**
  * Applies the migrations newer than user_version, each with its version bump in one transaction.

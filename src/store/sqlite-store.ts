@@ -10,6 +10,26 @@
 import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import {
+  AUDIT_ACTIVITY,
+  AUDIT_ACTORS,
+  type AuditRow,
+  auditInsertParams,
+  auditListSql,
+  INSERT_AUDIT,
+  PRUNE_AUDIT,
+  toActivityRow,
+  toAuditActor,
+  toAuditRecord,
+} from './audit-sql.js';
+import type {
+  AuditActivityRow,
+  AuditActor,
+  AuditEntry,
+  AuditQuery,
+  AuditRecord,
+  DirectoryCounts,
+} from './audit-types.js';
 import type { StoreMeta } from './binding.js';
 import { StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
@@ -544,5 +564,52 @@ export class SqliteStore implements BridgeStore, StoreMeta {
 
   async countIntents(): Promise<number> {
     return this.sync(() => this.one<{ n: number }>('SELECT count(*) AS n FROM intents', [])!.n);
+  }
+
+  // ---- audit trail and counts (audit-sql.ts) ----
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    this.sync(() => this.exec(INSERT_AUDIT, auditInsertParams(entry)));
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const { sql, params } = auditListSql(query);
+    return this.sync(() => this.all<AuditRow>(sql, params).map(toAuditRecord));
+  }
+
+  async auditActivity(since: string, limit: number): Promise<AuditActivityRow[]> {
+    return this.sync(() =>
+      this.all<{ at: string; status: number; duration_ms: number }>(AUDIT_ACTIVITY, [since, limit]).map(
+        toActivityRow,
+      ),
+    );
+  }
+
+  async auditActors(limit: number): Promise<AuditActor[]> {
+    return this.sync(() =>
+      this.all<{ actor: string; last_at: string; writes: number; errors: number }>(AUDIT_ACTORS, [limit]).map(
+        toAuditActor,
+      ),
+    );
+  }
+
+  async pruneAudit(before: string, limit: number): Promise<number> {
+    return this.sync(() => this.exec(PRUNE_AUDIT, [before, limit]));
+  }
+
+  /** row_counts (kept by triggers) for the totals; the partial index users_inactive_idx for the rest. */
+  async directoryCounts(): Promise<DirectoryCounts> {
+    return this.sync(() => {
+      const counts = new Map(
+        this.all<{ name: string; n: number }>('SELECT name, n FROM row_counts', []).map((r) => [r.name, r.n]),
+      );
+      const deactivated = this.one<{ n: number }>('SELECT count(*) AS n FROM users WHERE active = 0', [])!.n;
+      return {
+        users: counts.get('users') ?? 0,
+        deactivated,
+        groups: counts.get('groups') ?? 0,
+        memberships: counts.get('memberships') ?? 0,
+      };
+    });
   }
 }

@@ -228,7 +228,11 @@ export async function copyEmbeddedToPostgres(dataDir: string, databaseUrl: strin
                 })
                 .join(', ')})`,
           );
-          await tx.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.join(', ')}`, params);
+          // OVERRIDING SYSTEM VALUE: ids of identity columns (audit) are copied as they are.
+          await tx.query(
+            `INSERT INTO ${table} (${columns.join(', ')}) OVERRIDING SYSTEM VALUE VALUES ${rows.join(', ')}`,
+            params,
+          );
           batch = [];
         };
         for (const row of select.iterate() as IterableIterator<unknown[]>) {
@@ -236,6 +240,15 @@ export async function copyEmbeddedToPostgres(dataDir: string, databaseUrl: strin
           if (batch.length >= INSERT_BATCH) await flush();
         }
         await flush();
+        // An identity column's sequence continues after the copied ids.
+        if (columns.includes('id')) {
+          const [{ seq }] = await tx.query<{ seq: string | null }>(
+            "SELECT pg_get_serial_sequence($1, 'id') AS seq",
+            [table],
+          );
+          if (seq)
+            await tx.query(`SELECT setval($1::regclass, max(id)) FROM ${table} HAVING count(*) > 0`, [seq]);
+        }
       }
     });
     const copied = await driver.query<StoreCounts>(

@@ -4,6 +4,8 @@
 // when DATABASE_URL is set, shared by several replicas (sql-store.ts). Both share their SQL and row
 // mapping (sql-common.ts) and are bound to the CloudIdentity they mirror (binding.ts).
 
+import type { AuditStore } from './audit-types.js';
+
 export type JsonObject = Record<string, unknown>;
 
 /** A SCIM user as the bridge knows it. Users created outside the bridge have no record. */
@@ -86,7 +88,7 @@ export interface IntentRecord {
 
 export type NewIntentRecord = Pick<IntentRecord, 'id' | 'resource' | 'kind' | 'payload'>;
 
-export interface BridgeStore {
+export interface BridgeStore extends AuditStore {
   /** Runs migrations; idempotent, safe when several replicas start at once. */
   init(): Promise<void>;
   close(): Promise<void>;

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import type { Express } from 'express';
 import supertest from 'supertest';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
@@ -14,6 +15,7 @@ import {
 } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logger.js';
 import { instrumentStore, type Metrics } from '../../src/ops/metrics.js';
+import { requestContextObserver } from '../../src/ops/request-context.js';
 import { openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { CloudIdentityClient } from '../../src/volcengine/client.js';
@@ -25,6 +27,8 @@ export const TEST_TOKEN = 'test-token-0123456789abcdef';
 export interface Harness {
   /** supertest agent bound to the app (no listening port needed) */
   http: supertest.Agent;
+  /** the app itself, for requests without the agent's cookie jar or default token */
+  app: Express;
   emulator: RunningEmulator;
   store: BridgeStore;
   client: CloudIdentityClient;
@@ -115,7 +119,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     baseDelayMs: 5,
     maxDelayMs: 50,
     logger: logger.child({ component: 'cloudidentity' }),
-    observer: options.metrics?.clientObserver,
+    observer: options.metrics?.clientObserver ?? requestContextObserver,
   });
   const locks = new ResourceLocks();
   const api = options.wrapApi ? options.wrapApi(client) : client;
@@ -139,6 +143,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const http = supertest.agent(app).set('Authorization', `Bearer ${TEST_TOKEN}`);
   return {
     http,
+    app,
     emulator,
     store,
     client,

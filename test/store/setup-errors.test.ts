@@ -189,7 +189,7 @@ describe('inspectStore (read-only, for --check-config)', () => {
     await store.close();
     expect(await inspectStore({ databaseUrl: pg.url, upstream: { kind: 'emulator' } })).toMatchObject({
       ok: true,
-      summary: expect.stringMatching(/3 migrations applied/),
+      summary: expect.stringMatching(/4 migrations applied/),
     });
     const other = await inspectStore({
       databaseUrl: pg.url,

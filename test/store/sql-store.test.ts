@@ -56,7 +56,7 @@ storeContract<SqlTarget>(
       driver,
       store,
       reset: async () => {
-        await driver.query('TRUNCATE users, groups, memberships, intents');
+        await driver.query('TRUNCATE users, groups, memberships, intents, audit');
       },
       peer: async () => {
         const peerDriver = openPostgresDriver({ connectionString: url });

@@ -1,0 +1,131 @@
+import type { Router } from 'express';
+import type { Readiness } from '../ops/readiness.js';
+import type { BridgeStore } from '../store/types.js';
+import { handle } from './audit-routes.js';
+import { intParam, queryParams, textParam } from './params.js';
+
+// The console's data, under /admin/api (same authentication as every admin route, so scripts can
+// read it too): GET overview (health, counts, per-actor activity), GET activity (the last hours
+// per minute: operations by outcome and p95 latency, from the audit trail), GET people?q= (one
+// person's current record by SCIM id or userName; their history is /audit?resource=).
+
+/** At most this many audit rows feed the activity chart; past it the chart says it is sampled. */
+export const ACTIVITY_ROWS = 50_000;
+
+export interface ActivityBucket {
+  /** Start of the minute, RFC 3339 UTC. */
+  at: string;
+  ok: number;
+  error: number;
+  p95Ms: number;
+}
+
+/** Nearest-rank percentile of an ascending array. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+}
+
+export function bucketActivity(
+  rows: Array<{ at: string; status: number; durationMs: number }>,
+): ActivityBucket[] {
+  const byMinute = new Map<string, { ok: number; error: number; durations: number[] }>();
+  for (const row of rows) {
+    const minute = `${row.at.slice(0, 16)}:00.000Z`;
+    let b = byMinute.get(minute);
+    if (!b) {
+      b = { ok: 0, error: 0, durations: [] };
+      byMinute.set(minute, b);
+    }
+    if (row.status >= 400) b.error += 1;
+    else b.ok += 1;
+    b.durations.push(row.durationMs);
+  }
+  return [...byMinute.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([at, b]) => ({
+      at,
+      ok: b.ok,
+      error: b.error,
+      p95Ms: percentile(
+        b.durations.sort((x, y) => x - y),
+        95,
+      ),
+    }));
+}
+
+export interface ConsoleDataDeps {
+  store: BridgeStore;
+  readiness: Readiness;
+  retentionDays: number;
+}
+
+export function consoleDataRoutes(deps: ConsoleDataDeps) {
+  const { store, readiness } = deps;
+  return (router: Router) => {
+    router.get(
+      '/overview',
+      handle(async (req, res) => {
+        queryParams(req, []);
+        const [health, counts, actors] = await Promise.all([
+          readiness.check(),
+          store.directoryCounts(),
+          store.auditActors(50),
+        ]);
+        res.json({
+          now: new Date().toISOString(),
+          health,
+          counts,
+          actors,
+          auditRetentionDays: deps.retentionDays,
+        });
+      }),
+    );
+
+    router.get(
+      '/activity',
+      handle(async (req, res) => {
+        const p = queryParams(req, ['hours']);
+        const hours = intParam('hours', p.hours, 24, 1, 168);
+        const to = new Date();
+        const from = new Date(to.getTime() - hours * 3_600_000);
+        const rows = await store.auditActivity(from.toISOString(), ACTIVITY_ROWS);
+        res.json({
+          from: from.toISOString(),
+          to: to.toISOString(),
+          bucketSeconds: 60,
+          operations: rows.length,
+          truncated: rows.length >= ACTIVITY_ROWS,
+          buckets: bucketActivity(rows),
+        });
+      }),
+    );
+
+    router.get(
+      '/people',
+      handle(async (req, res) => {
+        const p = queryParams(req, ['q']);
+        const q = textParam('q', p.q);
+        if (q === undefined) {
+          res
+            .status(400)
+            .json({ error: { code: 'invalid_parameter', message: 'q (a SCIM id or userName) is required' } });
+          return;
+        }
+        const record = (await store.getUser(q)) ?? (await store.findUserByUserName(q));
+        res.json({
+          query: q,
+          person: record && {
+            id: record.scimId,
+            userName: record.userName,
+            active: record.active,
+            state: record.state,
+            upstreamUserId: record.upstreamUserId,
+            externalId: record.externalId,
+            createdAt: record.createdAt,
+            updatedAt: record.updatedAt,
+          },
+        });
+      }),
+    );
+  };
+}

@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import express, { type Request, type Response, type Router } from 'express';
+import { matchAdminToken } from './api.js';
+import { type AdminSessions, readCookie, SESSION_COOKIE, sameOrigin } from './session.js';
+
+// The operator console at /admin: static, read-only pages whose script fetches /admin/api/*.
+// Everything is served from ASSETS (src/admin/console, copied to dist/admin/console by the build):
+// no CDN, no inline script or style, so the CSP allows only this origin's files. Off (404) when
+// ADMIN_TOKENS is unset, like the API.
+
+export const CONSOLE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+const ASSETS_DIR = fileURLToPath(new URL('./console/', import.meta.url));
+const ASSETS: Record<string, string> = {
+  'console.js': 'text/javascript; charset=utf-8',
+  'console.css': 'text/css; charset=utf-8',
+};
+
+const cache = new Map<string, string>();
+function asset(name: string): string {
+  let text = cache.get(name);
+  if (text === undefined) {
+    text = readFileSync(`${ASSETS_DIR}${name}`, 'utf8');
+    cache.set(name, text);
+  }
+  return text;
+}
+
+/** Fixed messages only: nothing from the request is reflected into the page. */
+const LOGIN_MESSAGES: Record<string, string> = {
+  invalid: 'That token is not one of ADMIN_TOKENS.',
+  origin: 'The sign-in form must be submitted from this site.',
+  expired: 'Your session has ended. Sign in again.',
+  'signed-out': 'You are signed out.',
+};
+
+function securityHeaders(res: Response): void {
+  res.setHeader('Content-Security-Policy', CONSOLE_CSP);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  // same-origin, not no-referrer: with no-referrer the browser sends `Origin: null` on the
+  // console's own form posts, which the CSRF check needs.
+  res.setHeader('Referrer-Policy', 'same-origin');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Cache-Control', 'no-store');
+}
+
+function page(res: Response, name: string, message?: string): void {
+  const html = asset(name).replace('<!--MESSAGE-->', message ? `<p class="message">${message}</p>` : '');
+  res.status(200).type('html').send(html);
+}
+
+export interface ConsoleDeps {
+  adminTokens: string[];
+  sessions: AdminSessions;
+}
+
+export function consoleRouter(deps: ConsoleDeps): Router {
+  const { sessions } = deps;
+  const router = express.Router();
+  router.use((_req, res, next) => {
+    securityHeaders(res);
+    if (deps.adminTokens.length === 0) {
+      res.status(404).type('text').send('The operator console is off: set ADMIN_TOKENS to enable it.');
+      return;
+    }
+    next();
+  });
+
+  // Browsers ask for it unprompted; an empty answer keeps a 404 out of the console's error log.
+  router.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+
+  router.get('/assets/:name', (req, res) => {
+    const type = ASSETS[req.params.name];
+    if (!type) {
+      res.status(404).type('text').send('no such asset');
+      return;
+    }
+    res.type(type).send(asset(req.params.name));
+  });
+
+  router.get('/login', (req, res) => {
+    if (sessions.fromRequest(req)) {
+      res.redirect(303, '/admin/');
+      return;
+    }
+    const key = typeof req.query.m === 'string' ? req.query.m : '';
+    page(res, 'login.html', LOGIN_MESSAGES[key]);
+  });
+
+  const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 5 });
+  router.post('/login', form, (req: Request, res: Response) => {
+    if (!sameOrigin(req)) {
+      res.redirect(303, '/admin/login?m=origin');
+      return;
+    }
+    const token = typeof req.body?.token === 'string' ? req.body.token.trim() : undefined;
+    const index = matchAdminToken(token, deps.adminTokens);
+    if (index < 0) {
+      (req.log ?? undefined)?.warn('operator console: sign-in with a token that is not in ADMIN_TOKENS');
+      res.redirect(303, '/admin/login?m=invalid');
+      return;
+    }
+    sessions.setCookie(req, res, sessions.issue(index));
+    res.redirect(303, '/admin/');
+  });
+
+  router.post('/logout', (req, res) => {
+    if (!sameOrigin(req)) {
+      res.status(403).type('text').send('sign-out must come from the console itself');
+      return;
+    }
+    sessions.revoke(readCookie(req, SESSION_COOKIE));
+    sessions.clearCookie(req, res);
+    res.redirect(303, '/admin/login?m=signed-out');
+  });
+
+  // The console itself: one page; anything without a live session goes to sign-in.
+  router.get(['/', ''], (req, res) => {
+    if (!sessions.fromRequest(req)) {
+      const hadCookie = readCookie(req, SESSION_COOKIE) !== undefined;
+      if (hadCookie) sessions.clearCookie(req, res);
+      res.redirect(303, hadCookie ? '/admin/login?m=expired' : '/admin/login');
+      return;
+    }
+    page(res, 'index.html');
+  });
+
+  router.use((_req, res) => {
+    res.status(404).type('text').send('no such console page');
+  });
+  return router;
+}

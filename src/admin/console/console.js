@@ -1,0 +1,488 @@
+// The operator console's only script (served from /admin/assets, so the CSP's script-src 'self'
+// allows it). Read-only: it fetches /admin/api/* with the session cookie and builds the page with
+// DOM calls and textContent only (no innerHTML), so nothing from the data can become markup.
+
+const SVG = 'http://www.w3.org/2000/svg';
+const TZ_KEY = 'vsb-console-tz';
+let tz = localStorage.getItem(TZ_KEY) === 'local' ? 'local' : 'utc';
+/** Data shown, re-rendered when the time zone changes. */
+const state = { overview: null, activity: null, failures: [], log: [], person: null, history: [] };
+
+async function api(path) {
+  const res = await fetch(`/admin/api/${path}`, {
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json' },
+  });
+  if (res.status === 401) {
+    location.assign('/admin/login?m=expired');
+    throw new Error('signed out');
+  }
+  const body = res.headers.get('content-type')?.includes('json') ? await res.json() : null;
+  if (!res.ok) {
+    const err = new Error(body?.error?.message ?? `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (tz === 'utc') return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+function definitionList(pairs) {
+  const dl = el('dl');
+  for (const [term, value] of pairs) dl.append(el('dt', {}, term), el('dd', {}, value));
+  return dl;
+}
+
+function statusSpan(ok, text) {
+  return el('span', { class: ok ? 'status-ok' : 'status-bad' }, text);
+}
+
+// ---- health, counts, actors ----
+
+function renderOverview() {
+  const o = state.overview;
+  if (!o) return;
+  const h = o.health;
+  const checks = h.checks ?? {};
+  const checkLine = (c) =>
+    c ? statusSpan(c.status === 'ok', `${c.status}${c.detail ? ` (${c.detail})` : ''}`) : '—';
+  document.querySelector('#health .body').replaceChildren(
+    definitionList([
+      ['Readiness', statusSpan(h.status === 'ready', h.status + (h.reason ? `: ${h.reason}` : ''))],
+      ['Store', checkLine(checks.store)],
+      ['CloudIdentity', checkLine(checks.upstream)],
+      ['Checked', fmtTime(h.checkedAt)],
+    ]),
+  );
+  const c = o.counts;
+  document.querySelector('#counts .body').replaceChildren(
+    definitionList([
+      ['Users', c.users],
+      ['Deactivated', c.deactivated],
+      ['Groups', c.groups],
+      ['Memberships', c.memberships],
+      ['Audit retention', `${o.auditRetentionDays} days`],
+    ]),
+  );
+  const tbody = document.querySelector('#actors tbody');
+  tbody.replaceChildren(
+    ...(o.actors.length === 0
+      ? [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No writes recorded yet.'))]
+      : o.actors.map((a) =>
+          el(
+            'tr',
+            {},
+            el('td', { class: 'mono' }, a.actor),
+            el('td', {}, fmtTime(a.lastAt)),
+            el('td', {}, a.writes),
+            el('td', {}, a.errors),
+          ),
+        )),
+  );
+}
+
+// ---- reconciler (issue 11's endpoint; absent until it is merged) ----
+
+async function loadReconciler() {
+  const body = document.querySelector('#reconciler .body');
+  try {
+    const r = await api('reconciler');
+    const drift = r.drift ?? {};
+    const pairs = [
+      ['Leader', r.leader ? 'this bridge' : 'another replica'],
+      ['Last run', r.lastRunAt ? `${fmtTime(r.lastRunAt)} (${r.lastRunMs ?? '?'} ms)` : 'not yet'],
+      ['Next run', fmtTime(r.nextRunAt) || '—'],
+      ['Pending intents', r.pendingIntents ?? 0],
+      ['Drift found / repaired', `${drift.found ?? 0} / ${drift.repaired ?? 0}`],
+    ];
+    const parts = [definitionList(pairs)];
+    if (Array.isArray(r.intents) && r.intents.length > 0) {
+      parts.push(
+        el(
+          'table',
+          {},
+          el(
+            'thead',
+            {},
+            el(
+              'tr',
+              {},
+              el('th', {}, 'Intent'),
+              el('th', {}, 'Resource'),
+              el('th', {}, 'Attempts'),
+              el('th', {}, 'Last error'),
+            ),
+          ),
+          el(
+            'tbody',
+            {},
+            ...r.intents
+              .slice(0, 10)
+              .map((i) =>
+                el(
+                  'tr',
+                  {},
+                  el('td', {}, i.kind),
+                  el('td', { class: 'mono' }, i.resource),
+                  el('td', {}, i.attempts),
+                  el('td', {}, i.lastError ?? ''),
+                ),
+              ),
+          ),
+        ),
+      );
+    }
+    if (Array.isArray(drift.reported) && drift.reported.length > 0) {
+      parts.push(el('p', { class: 'muted' }, 'Reported, not repaired:'));
+      parts.push(
+        el(
+          'ul',
+          {},
+          ...drift.reported
+            .slice(0, 10)
+            .map((d) => el('li', {}, `${fmtTime(d.at)} ${d.kind} ${d.resource}: ${d.detail}`)),
+        ),
+      );
+    }
+    body.replaceChildren(...parts);
+  } catch (err) {
+    body.replaceChildren(
+      el(
+        'p',
+        { class: 'muted', id: 'reconciler-unavailable' },
+        err.status === 404 ? 'reconciler not available' : `reconciler report failed: ${err.message}`,
+      ),
+    );
+  }
+}
+
+// ---- activity chart (SVG drawn here: no chart library) ----
+
+function renderChart() {
+  const a = state.activity;
+  const box = document.getElementById('chart');
+  if (!a) return;
+  const W = 960;
+  const H = 220;
+  const left = 40;
+  const right = 48;
+  const top = 10;
+  const bottom = 24;
+  const from = Date.parse(a.from);
+  const to = Date.parse(a.to);
+  const minutes = Math.max(1, Math.round((to - from) / 60000));
+  const plotW = W - left - right;
+  const plotH = H - top - bottom;
+  const x = (t) => left + ((t - from) / (to - from)) * plotW;
+  const maxOps = Math.max(1, ...a.buckets.map((b) => b.ok + b.error));
+  const maxP95 = Math.max(1, ...a.buckets.map((b) => b.p95Ms));
+  const yOps = (n) => top + plotH - (n / maxOps) * plotH;
+  const yP95 = (ms) => top + plotH - (ms / maxP95) * plotH;
+  const barW = Math.max(1, plotW / minutes);
+  const root = svg('svg', {
+    viewBox: `0 0 ${W} ${H}`,
+    role: 'img',
+    'aria-label': 'operations per minute and p95 latency, last 24 hours',
+  });
+  root.append(svg('line', { class: 'axis', x1: left, y1: top + plotH, x2: W - right, y2: top + plotH }));
+  for (const frac of [0, 0.5, 1]) {
+    const y = top + plotH - frac * plotH;
+    root.append(svg('line', { class: 'grid', x1: left, y1: y, x2: W - right, y2: y }));
+    const ops = svg('text', { x: left - 4, y: y + 3, 'text-anchor': 'end' });
+    ops.textContent = String(Math.round(frac * maxOps));
+    const ms = svg('text', { x: W - right + 4, y: y + 3 });
+    ms.textContent = `${Math.round(frac * maxP95)}`;
+    root.append(ops, ms);
+  }
+  for (let h = 0; h <= 24; h += 6) {
+    const t = from + (h / 24) * (to - from);
+    const label = svg('text', { x: x(t), y: H - 6, 'text-anchor': 'middle' });
+    label.textContent = fmtTime(new Date(t).toISOString()).slice(11, 16);
+    root.append(label);
+  }
+  const points = [];
+  for (const b of a.buckets) {
+    const t = Date.parse(b.at);
+    const bx = x(t);
+    if (b.ok > 0)
+      root.append(
+        svg('rect', { class: 'bar-ok', x: bx, width: barW, y: yOps(b.ok), height: top + plotH - yOps(b.ok) }),
+      );
+    if (b.error > 0)
+      root.append(
+        svg('rect', {
+          class: 'bar-error',
+          x: bx,
+          width: barW,
+          y: yOps(b.ok + b.error),
+          height: yOps(b.ok) - yOps(b.ok + b.error),
+        }),
+      );
+    points.push(`${(bx + barW / 2).toFixed(1)},${yP95(b.p95Ms).toFixed(1)}`);
+  }
+  if (points.length > 0) root.append(svg('polyline', { class: 'p95', points: points.join(' ') }));
+  box.replaceChildren(root);
+  const ok = a.buckets.reduce((n, b) => n + b.ok, 0);
+  const failed = a.buckets.reduce((n, b) => n + b.error, 0);
+  document.getElementById('chart-summary').textContent =
+    `${ok} succeeded, ${failed} failed in the last 24 h${a.truncated ? ' (newest operations only: the window holds more)' : ''}.`;
+}
+
+// ---- record tables ----
+
+function upstreamIds(r) {
+  return (r.upstream ?? []).filter((c) => c.requestId).map((c) => `${c.action}: ${c.requestId}`);
+}
+
+function describeChanges(c) {
+  const parts = [];
+  if (c.created) parts.push('created');
+  if (c.deleted) parts.push('deleted');
+  for (const [k, v] of Object.entries(c.fields ?? {})) parts.push(`${k}: ${v.from ?? '∅'} → ${v.to ?? '∅'}`);
+  if (c.attributes?.length) parts.push(`attributes: ${c.attributes.join(', ')}`);
+  if (c.members) parts.push(`members +${c.members.added.length} −${c.members.removed.length}`);
+  if (c.groups) parts.push(`groups +${c.groups.added.length} −${c.groups.removed.length}`);
+  if (c.note) parts.push(c.note);
+  return parts.join('; ');
+}
+
+function resourceCell(r) {
+  return el(
+    'td',
+    {},
+    `${r.resourceType ?? ''} `,
+    el('span', { class: 'mono' }, r.resourceName ?? r.resourceId ?? ''),
+  );
+}
+
+function statusText(r) {
+  return `${r.status}${r.scimType ? ` ${r.scimType}` : ''}`;
+}
+
+function recordRow(r) {
+  return el(
+    'tr',
+    { class: r.status >= 400 ? 'failed' : '' },
+    el('td', {}, fmtTime(r.at)),
+    el('td', { class: 'mono' }, r.actor),
+    el('td', {}, r.method),
+    resourceCell(r),
+    el('td', {}, statusText(r)),
+    el('td', {}, r.status >= 400 ? (r.detail ?? '') : describeChanges(r.changes)),
+    el('td', { class: 'mono' }, upstreamIds(r).join(' ')),
+    el('td', {}, r.durationMs),
+  );
+}
+
+function fill(tbody, rows, empty, columns) {
+  tbody.replaceChildren(
+    ...(rows.length > 0
+      ? rows
+      : [el('tr', {}, el('td', { colspan: String(columns), class: 'muted' }, empty))]),
+  );
+}
+
+function renderFailures() {
+  fill(
+    document.querySelector('#failures tbody'),
+    state.failures.map((r) =>
+      el(
+        'tr',
+        { class: 'failed' },
+        el('td', {}, fmtTime(r.at)),
+        el('td', { class: 'mono' }, r.actor),
+        el('td', {}, r.method),
+        resourceCell(r),
+        el('td', {}, statusText(r)),
+        el('td', {}, r.detail ?? ''),
+        el('td', { class: 'mono' }, upstreamIds(r).join(' ') || '—'),
+      ),
+    ),
+    'No failures recorded.',
+    7,
+  );
+}
+
+// ---- activity table: filters and cursor paging ----
+
+const log = { filters: '', cursors: [null], page: 0, next: null };
+
+async function loadLog() {
+  const cursor = log.cursors[log.page];
+  const query = `audit?limit=20${log.filters}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+  const errorBox = document.getElementById('log-error');
+  try {
+    const body = await api(query);
+    errorBox.hidden = true;
+    state.log = body.records;
+    log.next = body.nextCursor;
+  } catch (err) {
+    errorBox.textContent = err.message;
+    errorBox.hidden = false;
+    state.log = [];
+    log.next = null;
+  }
+  renderLog();
+}
+
+function renderLog() {
+  fill(document.querySelector('#log tbody'), state.log.map(recordRow), 'No records match.', 8);
+  document.getElementById('log-page').textContent = `page ${log.page + 1}`;
+  document.getElementById('log-newer').disabled = log.page === 0;
+  document.getElementById('log-older').disabled = !log.next;
+}
+
+// ---- person search ----
+
+async function searchPerson(q) {
+  const found = await api(`people?q=${encodeURIComponent(q)}`);
+  const key = found.person ? found.person.id : q;
+  const history = await api(`audit?limit=100&resource=${encodeURIComponent(key)}`);
+  state.person = found;
+  state.history = history.records;
+  renderPerson();
+}
+
+function renderPerson() {
+  const box = document.getElementById('person-result');
+  const found = state.person;
+  if (!found) return;
+  const p = found.person;
+  const summary = p
+    ? definitionList([
+        ['userName', p.userName],
+        ['SCIM id', el('span', { class: 'mono' }, p.id)],
+        ['Status', p.active ? statusSpan(true, 'active') : statusSpan(false, 'deactivated')],
+        ['CloudIdentity UserId', p.upstreamUserId ?? '— (no account)'],
+        ['Last change', fmtTime(p.updatedAt)],
+      ])
+    : el(
+        'p',
+        { class: 'muted' },
+        `No current record for “${found.query}” (deleted, or never provisioned through the bridge). History:`,
+      );
+  const table = el(
+    'table',
+    { id: 'person-history' },
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        ...['Time', 'Actor', 'Request', 'Resource', 'Status', 'Changes', 'Upstream', 'ms'].map((h) =>
+          el('th', {}, h),
+        ),
+      ),
+    ),
+    el(
+      'tbody',
+      {},
+      ...(state.history.length > 0
+        ? state.history.map(recordRow)
+        : [el('tr', {}, el('td', { colspan: '8', class: 'muted' }, 'No audit records.'))]),
+    ),
+  );
+  box.replaceChildren(summary, el('h3', {}, 'History'), table);
+}
+
+// ---- wiring ----
+
+function renderAll() {
+  renderOverview();
+  renderChart();
+  renderFailures();
+  renderLog();
+  if (state.person) renderPerson();
+}
+
+async function loadAll() {
+  const errorBox = document.getElementById('load-error');
+  try {
+    const [overview, activity, failures] = await Promise.all([
+      api('overview'),
+      api('activity'),
+      api('audit?outcome=error&limit=10'),
+    ]);
+    state.overview = overview;
+    state.activity = activity;
+    state.failures = failures.records;
+    errorBox.hidden = true;
+    renderOverview();
+    renderChart();
+    renderFailures();
+  } catch (err) {
+    errorBox.textContent = `Could not load the dashboard: ${err.message}`;
+    errorBox.hidden = false;
+  }
+  await Promise.all([loadReconciler(), loadLog()]);
+  document.body.dataset.loaded = 'true';
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  const tzSelect = document.getElementById('tz');
+  tzSelect.value = tz;
+  tzSelect.addEventListener('change', () => {
+    tz = tzSelect.value === 'local' ? 'local' : 'utc';
+    localStorage.setItem(TZ_KEY, tz);
+    renderAll();
+    void loadReconciler();
+  });
+  document.getElementById('person-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const q = document.getElementById('person-q').value.trim();
+    if (q)
+      searchPerson(q).catch((err) => {
+        document.getElementById('person-result').replaceChildren(el('p', { class: 'error' }, err.message));
+      });
+  });
+  document.getElementById('log-filters').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const data = new FormData(event.target);
+    let filters = '';
+    for (const [k, v] of data.entries())
+      if (String(v).trim()) filters += `&${k}=${encodeURIComponent(String(v).trim())}`;
+    log.filters = filters;
+    log.cursors = [null];
+    log.page = 0;
+    void loadLog();
+  });
+  document.getElementById('log-older').addEventListener('click', () => {
+    if (!log.next) return;
+    log.cursors[log.page + 1] = log.next;
+    log.page += 1;
+    void loadLog();
+  });
+  document.getElementById('log-newer').addEventListener('click', () => {
+    if (log.page === 0) return;
+    log.page -= 1;
+    void loadLog();
+  });
+  void loadAll();
+});

@@ -1,0 +1,111 @@
+// The audit trail as the store holds it (both stores, same columns): one row per SCIM request that
+// changed something or tried to, and per reconciler action. Written by src/audit/*, read by the
+// admin API. Rows are append-only; only retention (pruneAudit) deletes them.
+
+/** One upstream CloudIdentity call made while serving the request, with its RequestId. */
+export interface AuditUpstreamCall {
+  action: string;
+  requestId?: string;
+  /** 'ok' or the upstream error code / transport failure kind. */
+  outcome: string;
+}
+
+export interface AuditFieldChange {
+  from: string | boolean | null;
+  to: string | boolean | null;
+}
+
+/** What a request changed: names only for SCIM attributes; old → new for the upstream fields. */
+export interface AuditChanges {
+  /** SCIM attributes whose value changed (names only: values may be personal or secret). */
+  attributes?: string[];
+  /** CloudIdentity fields (UserName, DisplayName, Email, Phone, Description; GroupName/DisplayName) and `active`. */
+  fields?: Record<string, AuditFieldChange>;
+  /** Group members (user SCIM ids) added and removed. */
+  members?: { added: string[]; removed: string[] };
+  /** Groups (SCIM ids) a user joined or left through this request (e.g. restored on reactivation). */
+  groups?: { added: string[]; removed: string[] };
+  created?: boolean;
+  deleted?: boolean;
+  /** Free text for reconciler repairs ("re-added member", "removed orphan account"). */
+  note?: string;
+}
+
+export interface AuditEntry {
+  /** RFC 3339 UTC with milliseconds. */
+  at: string;
+  /** SCIM_BEARER_TOKENS label, `sha256:<12 hex>` for an unlabelled token, or `reconciler`. */
+  actor: string;
+  clientIp: string | null;
+  requestId: string | null;
+  /** HTTP method, or the reconciler's action kind. */
+  method: string;
+  resourceType: 'User' | 'Group' | null;
+  resourceId: string | null;
+  /** userName or group displayName. */
+  resourceName: string | null;
+  status: number;
+  scimType: string | null;
+  /** The SCIM error detail of a failure. */
+  detail: string | null;
+  durationMs: number;
+  changes: AuditChanges;
+  upstream: AuditUpstreamCall[];
+}
+
+export interface AuditRecord extends AuditEntry {
+  /** Increasing with insertion; the paging cursor. */
+  id: string;
+}
+
+export interface AuditQuery {
+  /** A resource id, or a userName/displayName (case-insensitive). */
+  resource?: string;
+  actor?: string;
+  /** Inclusive lower bound on `at` (RFC 3339). */
+  since?: string;
+  /** Exclusive upper bound on `at`. */
+  until?: string;
+  outcome?: 'ok' | 'error';
+  /** Only records with an id below this one (the cursor of the previous page, newest first). */
+  beforeId?: string;
+  /** Only records with an id above this one (oldest-first paging, for exports). */
+  afterId?: string;
+  /** Default 'desc' (newest first). */
+  order?: 'asc' | 'desc';
+  limit: number;
+}
+
+export interface AuditActivityRow {
+  at: string;
+  status: number;
+  durationMs: number;
+}
+
+export interface AuditActor {
+  actor: string;
+  lastAt: string;
+  writes: number;
+  errors: number;
+}
+
+export interface DirectoryCounts {
+  users: number;
+  deactivated: number;
+  groups: number;
+  memberships: number;
+}
+
+/** The audit part of a store (both SqliteStore and SqlStore). */
+export interface AuditStore {
+  appendAudit(entry: AuditEntry): Promise<void>;
+  /** Newest first. */
+  listAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** (at, status, duration) of the newest `limit` records at or after `since`, newest first. */
+  auditActivity(since: string, limit: number): Promise<AuditActivityRow[]>;
+  /** Last write per actor, most recent first. */
+  auditActors(limit: number): Promise<AuditActor[]>;
+  /** Deletes at most `limit` of the oldest records older than `before`; returns how many. */
+  pruneAudit(before: string, limit: number): Promise<number>;
+  directoryCounts(): Promise<DirectoryCounts>;
+}
