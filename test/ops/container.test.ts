@@ -127,7 +127,9 @@ describe('Dockerfile', () => {
     const copies = build.instructions.filter((i) => i.op === 'COPY').map((i) => i.args);
     expect(copies[0]).toBe('package.json package-lock.json ./');
     // tsc, then the console's static assets into dist/ (src/ is copied into the build stage).
-    expect(pkg.scripts.build).toMatch(/^tsc -p tsconfig.build.json && node -e .*cpSync('src/admin/console','dist/admin/console'/);
+    expect(pkg.scripts.build).toMatch(
+      /^tsc -p tsconfig\.build\.json && node -e .*cpSync\('src\/admin\/console','dist\/admin\/console'/,
+    );
   });
 
   it('the compiler toolchain for the native addon is installed in the build stage only', () => {
