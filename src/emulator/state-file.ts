@@ -175,38 +175,11 @@ export class StateFile implements StateSink {
   }
 
   insertUser(u: UserFields): void {
-    this.stmts.insertUser.run(
-      u.UserId,
-      nameKey(u.UserName),
-      u.UserName,
-      u.DisplayName,
-      u.Description,
-      u.Email,
-      u.Phone,
-      u.Source,
-      u.IdentityType,
-      u.CreatedTime,
-      u.UpdatedTime,
-    );
+    this.stmts.insertUser.run(u.UserId, ...userColumns(u));
   }
 
   updateUser(u: UserFields): void {
-    expectOne(
-      this.stmts.updateUser.run(
-        nameKey(u.UserName),
-        u.UserName,
-        u.DisplayName,
-        u.Description,
-        u.Email,
-        u.Phone,
-        u.Source,
-        u.IdentityType,
-        u.CreatedTime,
-        u.UpdatedTime,
-        u.UserId,
-      ),
-      `user ${u.UserId}`,
-    );
+    expectOne(this.stmts.updateUser.run(...userColumns(u), u.UserId), `user ${u.UserId}`);
   }
 
   deleteUser(userId: string): void {
@@ -215,34 +188,11 @@ export class StateFile implements StateSink {
   }
 
   insertGroup(g: GroupFields): void {
-    this.stmts.insertGroup.run(
-      g.GroupId,
-      nameKey(g.GroupName),
-      g.GroupName,
-      g.DisplayName,
-      g.Description,
-      g.JoinType,
-      g.Source,
-      g.CreatedTime,
-      g.UpdatedTime,
-    );
+    this.stmts.insertGroup.run(g.GroupId, ...groupColumns(g));
   }
 
   updateGroup(g: GroupFields): void {
-    expectOne(
-      this.stmts.updateGroup.run(
-        nameKey(g.GroupName),
-        g.GroupName,
-        g.DisplayName,
-        g.Description,
-        g.JoinType,
-        g.Source,
-        g.CreatedTime,
-        g.UpdatedTime,
-        g.GroupId,
-      ),
-      `group ${g.GroupId}`,
-    );
+    expectOne(this.stmts.updateGroup.run(...groupColumns(g), g.GroupId), `group ${g.GroupId}`);
   }
 
   deleteGroup(groupId: string): void {
@@ -381,4 +331,34 @@ function groupFromRow(r: GroupRow): GroupFields {
     CreatedTime: r.created_time,
     UpdatedTime: r.updated_time,
   };
+}
+
+/** A user's columns after its id, in the order the insert and update statements name them. */
+function userColumns(u: UserFields): unknown[] {
+  return [
+    nameKey(u.UserName),
+    u.UserName,
+    u.DisplayName,
+    u.Description,
+    u.Email,
+    u.Phone,
+    u.Source,
+    u.IdentityType,
+    u.CreatedTime,
+    u.UpdatedTime,
+  ];
+}
+
+/** A group's columns after its id, in the order the insert and update statements name them. */
+function groupColumns(g: GroupFields): unknown[] {
+  return [
+    nameKey(g.GroupName),
+    g.GroupName,
+    g.DisplayName,
+    g.Description,
+    g.JoinType,
+    g.Source,
+    g.CreatedTime,
+    g.UpdatedTime,
+  ];
 }
