@@ -78,11 +78,12 @@ export function auditTrail(options: AuditTrailOptions) {
       options.store.appendAudit(entry).then(
         () => end(...args),
         (err: unknown) => {
-          // The change itself is done: answer anyway, and say loudly that its record is missing.
-          (req.log ?? options.logger).error(
-            { err, audit: { method: entry.method, resourceId: entry.resourceId, status: entry.status } },
-            'could not write the audit record of this request',
-          );
+          // The change itself is done: answer anyway. The request's one access-log line says, at
+          // error level, that its record is missing (ops/access-log.ts).
+          res.locals.auditFailure = {
+            err,
+            audit: { method: entry.method, resourceId: entry.resourceId, status: entry.status },
+          };
           end(...args);
         },
       );

@@ -66,7 +66,9 @@ export function accessLog(logger: Logger, logPii: boolean) {
       res.removeListener('finish', finished);
       res.removeListener('close', finished);
       const completed = res.writableEnded && !req.readableAborted;
-      const level = levelOf(res.statusCode, url, completed);
+      // A request whose audit record could not be written is always logged at error level.
+      const auditFailure = res.locals.auditFailure as { err: unknown; audit: unknown } | undefined;
+      const level = auditFailure ? 'error' : levelOf(res.statusCode, url, completed);
       if (!lineLogger.isLevelEnabled(level)) return;
       const ids = upstreamRequestIds(res);
       const line: Record<string, unknown> = {
@@ -81,6 +83,13 @@ export function accessLog(logger: Logger, logPii: boolean) {
       // A failure the error handler recorded (an Error, possibly carrying upstream text) goes
       // through the redacting logger; the plain line has nothing to redact.
       const failure = res.locals.failure as Record<string, unknown> | undefined;
+      if (auditFailure) {
+        logger.error(
+          { ...line, ...failure, auditError: auditFailure.err, audit: auditFailure.audit },
+          `${message}; could not write the audit record of this request`,
+        );
+        return;
+      }
       if (failure) {
         logger[level]({ ...line, ...failure }, message);
         return;
