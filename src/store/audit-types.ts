@@ -51,6 +51,12 @@ export interface AuditEntry {
   durationMs: number;
   changes: AuditChanges;
   upstream: AuditUpstreamCall[];
+  /**
+   * Other resources this record concerns (e.g. the user SCIM ids a membership change added or
+   * removed): a query by one of them (AuditQuery.resource) finds the record too, so a person's
+   * history includes the group changes that affected them.
+   */
+  subjects?: string[];
 }
 
 export interface AuditRecord extends AuditEntry {

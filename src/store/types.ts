@@ -4,7 +4,7 @@
 // when DATABASE_URL is set, shared by several replicas (sql-store.ts). Both share their SQL and row
 // mapping (sql-common.ts) and are bound to the CloudIdentity they mirror (binding.ts).
 
-import type { AuditStore } from './audit-types.js';
+import type { AuditEntry, AuditStore } from './audit-types.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -59,6 +59,47 @@ export class StoreConflictError extends Error {
   }
 }
 
+/**
+ * An update (updateUser/updateGroup) inside a unit of work found its record missing, or at another
+ * version than `expectedVersion`: the whole unit is rolled back and nothing of it is applied.
+ */
+export class StoreStaleError extends Error {
+  override readonly name = 'StoreStaleError';
+  readonly code = 'STORE_STALE';
+  constructor(readonly scimId: string) {
+    super(`record ${scimId} is missing or was changed meanwhile`);
+  }
+}
+
+/**
+ * One write of a unit of work (BridgeStore.commit). Data, not calls: the store applies a unit in one
+ * transaction, and may apply several concurrent units in one (group commit).
+ */
+export type StoreWrite =
+  | { op: 'insertUser'; record: NewUserRecord }
+  /** Throws StoreStaleError (rolling the unit back) when missing or not at expectedVersion. */
+  | { op: 'updateUser'; scimId: string; changes: UserChanges; expectedVersion?: number }
+  /** Also removes its memberships; deleting a missing record is not an error. */
+  | { op: 'deleteUser'; scimId: string }
+  | { op: 'insertGroup'; record: NewGroupRecord }
+  | { op: 'updateGroup'; scimId: string; changes: GroupChanges; expectedVersion?: number }
+  | { op: 'deleteGroup'; scimId: string }
+  | { op: 'addMembership'; groupScimId: string; userScimId: string }
+  | { op: 'removeMembership'; groupScimId: string; userScimId: string }
+  | { op: 'putIntent'; intent: NewIntentRecord }
+  /** Clearing an intent already gone is not an error. */
+  | { op: 'clearIntent'; id: string }
+  | { op: 'appendAudit'; entry: AuditEntry };
+
+/** What a committed unit of work left: every record it wrote, as committed. */
+export interface CommitResult {
+  /** scimId → the record after the unit, or 'deleted'. Only records the unit wrote. */
+  users: Map<string, UserRecord | 'deleted'>;
+  groups: Map<string, GroupRecord | 'deleted'>;
+  /** Intents the unit put, by id. */
+  intents: Map<string, IntentRecord>;
+}
+
 export interface UserQuery {
   active?: boolean;
   /** true: only records with no upstream user (tombstones and pending creates) */
@@ -94,6 +135,7 @@ export interface BridgeStore extends AuditStore {
   close(): Promise<void>;
   /** Cheap round trip for readiness probes. */
   ping(): Promise<void>;
+
 
   getUser(scimId: string): Promise<UserRecord | null>;
   getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>>;
