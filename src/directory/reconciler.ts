@@ -3,18 +3,24 @@
 // did not cause (drift.ts).
 //
 // - One leader among replicas: PostgreSQL pg_try_advisory_lock on a connection held while leading
-//   (BridgeStore.tryLeadership); the embedded store has one bridge, which always leads.
+//   (BridgeStore.tryLeadership), with a lease: a leader that is frozen or cut off from PostgreSQL
+//   loses the lock within `leaderLeaseMs`, and one that notices it cannot reach its session stops
+//   leading (checked before every resource it settles). Two bridges may both settle for a moment
+//   around a hand-over; each settle runs under the resource's lock, so they never race on one
+//   resource. The embedded store has one bridge, which always leads.
 // - Bounded rate: at most `batch` intents per tick; each under the same resource lock requests take
 //   (resource-locks.ts), so it never races a request; a resource busy with a request is skipped (that
 //   request settles the intent itself before its own work).
 // - Backoff per intent: 1 s · 2^attempts, capped at `backoffMaxMs`. Once CloudIdentity is healthy,
 //   every intent is due again within the cap and picked up at the next tick: settled within
 //   backoffMaxMs + intervalMs (+ the settle itself) — 35 s with the defaults, ≤ 55 s by config
-//   validation, for up to `batch` intents due at once (each further batch adds one interval).
+//   validation, for up to `batch` intents due at once (each further batch adds one interval). With
+//   the leader frozen or cut off, another replica leads within leaderLeaseMs + intervalMs (20 s
+//   with the defaults), inside the same bound while the lease is not longer than the backoff cap.
 import type { Logger } from 'pino';
 import type { Metrics } from '../ops/metrics.js';
 import { ScimError } from '../scim/errors.js';
-import type { BridgeStore, IntentRecord } from '../store/types.js';
+import type { BridgeStore, IntentRecord, Leadership } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
@@ -33,6 +39,8 @@ export interface ReconcilerOptions {
   intervalMs: number;
   batch: number;
   backoffMaxMs: number;
+  /** PostgreSQL: how long a silent leader keeps the lead (BridgeStore.tryLeadership). */
+  leaderLeaseMs?: number;
   /** 0: no drift checks in the loop. */
   driftIntervalMs: number;
   driftBudget: number;
@@ -92,7 +100,7 @@ export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = true;
-  private leadership: { lost(): boolean; release(): Promise<void> } | null = null;
+  private leadership: Leadership | null = null;
   private readonly embeddedLeader: boolean;
   private lastRunAt: Date | null = null;
   private lastRunMs: number | null = null;
@@ -159,10 +167,15 @@ export class Reconciler {
       await this.resign();
     }
     if (!this.leadership) {
-      this.leadership = await this.o.store.tryLeadership!('reconciler');
+      this.leadership = await this.o.store.tryLeadership!('reconciler', { leaseMs: this.o.leaderLeaseMs });
       if (this.leadership) this.o.logger.info('this bridge now leads the reconciler');
     }
     return this.leadership !== null;
+  }
+
+  /** Leads still (without asking the store): the lease has not been lost since the tick began. */
+  private leading(): boolean {
+    return this.embeddedLeader || (this.leadership !== null && !this.leadership.lost());
   }
 
   private async resign(): Promise<void> {
@@ -192,6 +205,7 @@ export class Reconciler {
     // One settle per resource: it takes that resource's intents in order, oldest first.
     const resources = [...new Set(due.map((i) => i.resource))];
     for (const resource of resources) {
+      if (!this.leading()) break;
       try {
         await withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
           this.o.intents.settle(resource, this.context(), (i) => this.nextAttempt(i)),
@@ -205,7 +219,7 @@ export class Reconciler {
         result.failed++;
       }
     }
-    if (options.drift) result.drift = await this.driftPass(ctx);
+    if (options.drift && this.leading()) result.drift = await this.driftPass(ctx);
     await this.refresh();
     result.pending = this.pendingCount;
     this.totals.ticks++;
@@ -255,7 +269,7 @@ export class Reconciler {
 
   report(): ReconcilerReport {
     return {
-      leader: this.embeddedLeader || this.leadership !== null,
+      leader: this.leading(),
       lastRunAt: this.lastRunAt?.toISOString() ?? null,
       lastRunMs: this.lastRunMs,
       nextRunAt: this.nextRunAt?.toISOString() ?? null,

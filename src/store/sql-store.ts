@@ -47,6 +47,8 @@ import {
   type GroupChanges,
   type GroupRecord,
   type IntentRecord,
+  type Leadership,
+  type LeadershipOptions,
   type NewGroupRecord,
   type NewIntentRecord,
   type NewUserRecord,
@@ -81,6 +83,27 @@ function unavailable(err: unknown): StoreUnavailableError {
   return new StoreUnavailableError(typeof code === 'string' ? code : 'connection failed', { cause: err });
 }
 
+/** A leader's session idle longer than this is ended by PostgreSQL (its lock freed for another replica). */
+export const DEFAULT_LEADER_LEASE_MS = 15_000;
+/**
+ * A resource lock's session is idle while its holder calls CloudIdentity, at most until the
+ * request's deadline; PostgreSQL ends it (freeing the lock) this long after that deadline, so a
+ * frozen or cut-off holder cannot block the resource for hours.
+ */
+const RESOURCE_LOCK_IDLE_MARGIN_MS = 30_000;
+
+class TimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** The BridgeStore on PostgreSQL (DATABASE_URL), shared by every replica. */
 export class SqlStore implements BridgeStore {
   /** Present when the driver has sessions (PostgreSQL); the embedded store has one bridge per DATA_DIR, so the in-process lock is enough there. */
@@ -92,17 +115,47 @@ export class SqlStore implements BridgeStore {
   ) {
     if (db.session) {
       this.lockResource = (key, opts) => this.advisoryLock(key, opts?.deadlineAt);
-      this.tryLeadership = (name) => this.leadership(name);
+      this.tryLeadership = (name, opts) => this.leadership(name, opts);
     }
   }
 
-  readonly tryLeadership?: (name: string) => Promise<{ lost(): boolean; release(): Promise<void> } | null>;
+  readonly tryLeadership?: (name: string, opts?: LeadershipOptions) => Promise<Leadership | null>;
+
+  /** Whether the server has idle_session_timeout (PostgreSQL 14+); asked once. */
+  private idleTimeoutSupport: Promise<boolean> | undefined;
+
+  private supportsIdleTimeout(session: Session): Promise<boolean> {
+    this.idleTimeoutSupport ??= session
+      .query<{ ok: boolean }>(`SELECT current_setting('server_version_num')::int >= 140000 AS ok`)
+      .then(([row]) => {
+        if (!row.ok) {
+          this.logger?.warn(
+            'PostgreSQL before 14 has no idle_session_timeout: a frozen or cut-off replica keeps its locks until TCP keepalive ends its session',
+          );
+        }
+        return row.ok;
+      })
+      .catch((err) => {
+        this.idleTimeoutSupport = undefined;
+        throw err;
+      });
+    return this.idleTimeoutSupport;
+  }
 
   /**
-   * pg_try_advisory_lock on a connection of its own (tier 'leader'), kept while leading: if that
-   * connection dies, PostgreSQL releases the lock and another replica takes over; `lost()` tells.
+   * pg_try_advisory_lock on a connection of its own (tier 'leader'), kept while leading. The lock
+   * lives as long as that session, so the session is bounded both ways:
+   * - PostgreSQL ends it once it has been idle for `leaseMs` (idle_session_timeout): a leader that
+   *   is frozen, or cut off by a network that drops packets without a reset, sends nothing, and
+   *   PostgreSQL (which cannot tell, its TCP peer still acknowledges) frees the lock for another
+   *   replica within the lease.
+   * - The leader runs a heartbeat (`SELECT 1`) every leaseMs/3 that keeps a healthy session busy
+   *   enough; a heartbeat that fails or gets no answer within leaseMs/3 ends the session on this
+   *   side, and `lost()` tells the reconciler to step down before PostgreSQL frees the lock.
+   * A connection that dies (SIGKILL, pg_terminate_backend, a reset) frees the lock at once.
    */
-  private async leadership(name: string): Promise<{ lost(): boolean; release(): Promise<void> } | null> {
+  private async leadership(name: string, opts?: LeadershipOptions): Promise<Leadership | null> {
+    const leaseMs = opts?.leaseMs ?? DEFAULT_LEADER_LEASE_MS;
     let session: Session;
     try {
       session = await this.db.session!('leader');
@@ -118,26 +171,59 @@ export class SqlStore implements BridgeStore {
         session.release();
         return null;
       }
+      if (await this.supportsIdleTimeout(session)) {
+        await session.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${leaseMs}ms`]);
+      }
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
       throw unavailable(err);
     }
-    let released = false;
+    let ended: Error | undefined;
+    let beating = false;
+    const beatMs = Math.max(100, Math.floor(leaseMs / 3));
+    const end = (why: Error) => {
+      if (ended) return;
+      ended = why;
+      clearInterval(heartbeat);
+      // With its heartbeat still unanswered, the pool destroys the socket instead of waiting on it.
+      session.release(why);
+    };
+    const heartbeat = setInterval(() => {
+      if (beating || ended) return;
+      if (session.failure) {
+        end(session.failure);
+        return;
+      }
+      beating = true;
+      withTimeout(session.query('SELECT 1'), beatMs)
+        .catch((err: unknown) => {
+          if (ended) return;
+          this.logger?.warn(
+            { err, leaseMs },
+            'the reconciler leader session did not answer its heartbeat: stepping down',
+          );
+          end(err instanceof Error ? err : new Error(String(err)));
+        })
+        .finally(() => {
+          beating = false;
+        });
+    }, beatMs);
+    heartbeat.unref();
     return {
-      lost: () => session.failure !== undefined,
+      lost: () => ended !== undefined || session.failure !== undefined,
       release: async () => {
-        if (released) return;
-        released = true;
+        if (ended) return;
         if (session.failure) {
-          session.release(session.failure);
+          end(session.failure);
           return;
         }
         try {
           await session.query(`SELECT pg_advisory_unlock(${hashed})`, [name]);
-          session.release();
-        } catch (err) {
-          session.release(err instanceof Error ? err : new Error(String(err)));
+        } catch {
+          // Ending the session below releases the lock too.
         }
+        // Not back to the pool: the session carries the lease's idle_session_timeout.
+        end(new Error('leadership released'));
       },
     };
   }
@@ -160,7 +246,15 @@ export class SqlStore implements BridgeStore {
     try {
       // lock_timeout bounds the wait by the request's deadline (0 would mean no limit).
       const waitMs = deadlineAt === undefined ? 0 : Math.max(1, Math.floor(deadlineAt - Date.now()));
-      await session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]);
+      if (await this.supportsIdleTimeout(session)) {
+        const idleMs = deadlineAt === undefined ? 0 : waitMs + RESOURCE_LOCK_IDLE_MARGIN_MS;
+        await session.query(
+          `SELECT set_config('lock_timeout', $1, false), set_config('idle_session_timeout', $2, false)`,
+          [`${waitMs}ms`, `${idleMs}ms`],
+        );
+      } else {
+        await session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]);
+      }
       await session.query(`SELECT pg_advisory_lock(${hashed})`, [key]);
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
