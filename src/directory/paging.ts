@@ -3,6 +3,11 @@ import { type Filter, matchesFilter } from '../scim/filter.js';
 
 /** CloudIdentity's largest PageSize. */
 export const UPSTREAM_PAGE = 100;
+/**
+ * The largest PageNumber asked of CloudIdentity (a 32-bit integer is what any API takes). A page
+ * past it starts beyond any directory (2^31 pages), so only the total is asked for.
+ */
+const MAX_PAGE_NUMBER = 2 ** 31 - 1;
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
 export async function mapLimit<T, R>(
@@ -42,6 +47,10 @@ export async function upstreamSlice<T>(
     }
   }
   const firstPage = Math.floor((start - 1) / pageSize) + 1;
+  if (!(firstPage <= MAX_PAGE_NUMBER)) {
+    // startIndex=1e300 and the like: an empty page, with the real total.
+    return { items: [], total: (await fetchPage(1, 1)).Total };
+  }
   const lastPage = Math.floor((end - 1) / pageSize) + 1;
   const first = await fetchPage(firstPage, pageSize);
   const last = Math.min(lastPage, Math.max(firstPage, Math.ceil(first.Total / pageSize)));
