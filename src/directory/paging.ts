@@ -76,6 +76,8 @@ export async function filterAndSlice<V extends { scimId: string }>(opts: {
   anchored: (term: Filter[number]) => Promise<V[] | undefined>;
   scanAll: () => Promise<V[]>;
   toResource: (view: V) => Record<string, unknown>;
+  /** Another form a view also matches by (a user renamed upstream: under the store's userName). */
+  alsoMatch?: (view: V) => Record<string, unknown> | undefined;
   caseExact: ReadonlySet<string>;
 }): Promise<{ total: number; views: V[] }> {
   const candidates = new Map<string, V>();
@@ -83,9 +85,11 @@ export async function filterAndSlice<V extends { scimId: string }>(opts: {
   const anchored = await mapLimit(opts.filter, 8, (term) => opts.anchored(term));
   const pools = anchored.every((c) => c !== undefined) ? (anchored as V[][]) : [await opts.scanAll()];
   for (const views of pools) for (const v of views) candidates.set(v.scimId, v);
-  const matches = [...candidates.values()].filter((view) =>
-    matchesFilter(opts.filter, opts.toResource(view), opts.caseExact),
-  );
+  const matches = [...candidates.values()].filter((view) => {
+    if (matchesFilter(opts.filter, opts.toResource(view), opts.caseExact)) return true;
+    const alternative = opts.alsoMatch?.(view);
+    return alternative !== undefined && matchesFilter(opts.filter, alternative, opts.caseExact);
+  });
   const start = Math.max(1, opts.startIndex);
   return { total: matches.length, views: matches.slice(start - 1, start - 1 + opts.count) };
 }
