@@ -13,11 +13,11 @@
 //   validation, for up to `batch` intents due at once (each further batch adds one interval).
 import type { Logger } from 'pino';
 import type { Metrics } from '../ops/metrics.js';
-import { ScimError } from '../scim/errors.js';
 import type { BridgeStore, IntentRecord } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
+import { ResourceBusyError } from './errors.js';
 import { describe, type Intents } from './intents.js';
 import { type ResourceLocks, withResource } from './resource-locks.js';
 
@@ -198,7 +198,7 @@ export class Reconciler {
         );
         result.settled += due.filter((i) => i.resource === resource).length;
       } catch (err) {
-        if (err instanceof ScimError && err.status === 503 && /another request/.test(err.message)) {
+        if (err instanceof ResourceBusyError) {
           result.skippedBusy++;
           continue;
         }
