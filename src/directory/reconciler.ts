@@ -19,11 +19,11 @@
 //   with the defaults), inside the same bound while the lease is not longer than the backoff cap.
 import type { Logger } from 'pino';
 import type { Metrics } from '../ops/metrics.js';
-import { ScimError } from '../scim/errors.js';
 import type { BridgeStore, IntentRecord, Leadership } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
+import { ResourceBusyError } from './errors.js';
 import { describe, type Intents } from './intents.js';
 import { type ResourceLocks, withResource } from './resource-locks.js';
 
@@ -212,7 +212,7 @@ export class Reconciler {
         );
         result.settled += due.filter((i) => i.resource === resource).length;
       } catch (err) {
-        if (err instanceof ScimError && err.status === 503 && /another request/.test(err.message)) {
+        if (err instanceof ResourceBusyError) {
           result.skippedBusy++;
           continue;
         }
