@@ -79,6 +79,7 @@ export async function startBridge(
   const store = instrumentStore(
     await openStore({
       databaseUrl: config.databaseUrl,
+      lockLeaseMs: config.storeLockLeaseMs,
       dataDir: config.dataDir,
       logger,
       upstream: upstreamOf(config),

@@ -76,7 +76,6 @@ export function buildDirectories(deps: DirectoryDeps): Directories {
     intervalMs: config.reconcile.intervalMs,
     batch: config.reconcile.batch,
     backoffMaxMs: config.reconcile.backoffMaxMs,
-    leaderLeaseMs: config.reconcile.leaderLeaseMs,
     driftIntervalMs: config.reconcile.driftIntervalMs,
     driftBudget: config.reconcile.driftBudget,
     attemptDeadlineMs: config.requestDeadlineMs,

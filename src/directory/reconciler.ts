@@ -4,7 +4,7 @@
 //
 // - One leader among replicas: PostgreSQL pg_try_advisory_lock on a connection held while leading
 //   (BridgeStore.tryLeadership), with a lease: a leader that is frozen or cut off from PostgreSQL
-//   loses the lock within `leaderLeaseMs`, and one that notices it cannot reach its session stops
+//   loses the lock within STORE_LOCK_LEASE_MS, and one that notices it cannot reach its session stops
 //   leading (checked before every resource it settles). Two bridges may both settle for a moment
 //   around a hand-over; each settle runs under the resource's lock, so they never race on one
 //   resource. The embedded store has one bridge, which always leads.
@@ -15,11 +15,11 @@
 //   every intent is due again within the cap and picked up at the next tick: settled within
 //   backoffMaxMs + intervalMs (+ the settle itself) — 35 s with the defaults, ≤ 55 s by config
 //   validation, for up to `batch` intents due at once (each further batch adds one interval). With
-//   the leader frozen or cut off, another replica leads within leaderLeaseMs + intervalMs (20 s
+//   the leader frozen or cut off, another replica leads within the lock lease + intervalMs (20 s
 //   with the defaults), inside the same bound while the lease is not longer than the backoff cap.
 import type { Logger } from 'pino';
 import type { Metrics } from '../ops/metrics.js';
-import type { BridgeStore, IntentRecord, Leadership } from '../store/types.js';
+import type { BridgeStore, IntentRecord } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
@@ -39,8 +39,6 @@ export interface ReconcilerOptions {
   intervalMs: number;
   batch: number;
   backoffMaxMs: number;
-  /** PostgreSQL: how long a silent leader keeps the lead (BridgeStore.tryLeadership). */
-  leaderLeaseMs?: number;
   /** 0: no drift checks in the loop. */
   driftIntervalMs: number;
   driftBudget: number;
@@ -100,7 +98,7 @@ export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = true;
-  private leadership: Leadership | null = null;
+  private leadership: { lost(): boolean; release(): Promise<void> } | null = null;
   private readonly embeddedLeader: boolean;
   private lastRunAt: Date | null = null;
   private lastRunMs: number | null = null;
@@ -167,7 +165,7 @@ export class Reconciler {
       await this.resign();
     }
     if (!this.leadership) {
-      this.leadership = await this.o.store.tryLeadership!('reconciler', { leaseMs: this.o.leaderLeaseMs });
+      this.leadership = await this.o.store.tryLeadership!('reconciler');
       if (this.leadership) this.o.logger.info('this bridge now leads the reconciler');
     }
     return this.leadership !== null;

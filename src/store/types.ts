@@ -136,6 +136,7 @@ export interface BridgeStore extends AuditStore {
   /** Cheap round trip for readiness probes. */
   ping(): Promise<void>;
 
+
   getUser(scimId: string): Promise<UserRecord | null>;
   getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>>;
   /** Case-insensitive. */
@@ -193,11 +194,10 @@ export interface BridgeStore extends AuditStore {
 
   /**
    * Optional: one leader among the bridges sharing this store (PostgreSQL: a session advisory lock
-   * held on a connection of its own, with a lease: see LeadershipOptions). Resolves with a handle
-   * while this bridge leads, null when another bridge does. `lost()` turns true when the
-   * connection holding it failed or stopped answering: the holder must stop leading.
+   * held on a connection of its own). Resolves with a handle while this bridge leads, null when
+   * another bridge does. `lost()` turns true when the connection holding it failed.
    */
-  tryLeadership?(name: string, opts?: LeadershipOptions): Promise<Leadership | null>;
+  tryLeadership?(name: string): Promise<{ lost(): boolean; release(): Promise<void> } | null>;
 
   /**
    * Optional: a lock on `key` across every bridge sharing this store, held until the returned
@@ -208,17 +208,4 @@ export interface BridgeStore extends AuditStore {
    * passes first, StoreUnavailableError when the database cannot be reached.
    */
   lockResource?(key: string, opts?: { deadlineAt?: number }): Promise<() => Promise<void>>;
-}
-
-export interface LeadershipOptions {
-  /**
-   * A leader that says nothing to the store for this long loses the lead to another bridge (and
-   * notices itself sooner, by a heartbeat every third of it). Default 15 s.
-   */
-  leaseMs?: number;
-}
-
-export interface Leadership {
-  lost(): boolean;
-  release(): Promise<void>;
 }

@@ -12,7 +12,7 @@ import { freshPostgresUrl, TEST_DATABASE_URL } from '../helpers/postgres.js';
 import { BlackholeProxy } from '../helpers/tcp-proxy.js';
 import { ChildBridge, freePort } from '../resilience/bridges.js';
 import { createUser, expectInvariants, setActive } from './consistency-support.js';
-import { uniqueName } from './users-support.js';
+import { patchBody, uniqueName } from './users-support.js';
 
 const probe = await freshPostgresUrl();
 const skip = 'skip' in probe ? probe.skip : undefined;
@@ -22,7 +22,7 @@ if (skip) console.warn(`[skip] leader failover test not run: ${skip}`);
 const FAST = {
   RECONCILE_INTERVAL_MS: '300',
   RECONCILE_BACKOFF_MAX_MS: '1000',
-  RECONCILE_LEADER_LEASE_MS: '1500',
+  STORE_LOCK_LEASE_MS: '1500',
   READINESS_CACHE_MS: '300',
   LIVENESS_STORE_TIMEOUT_MS: '2000',
 };
@@ -136,6 +136,50 @@ describe.skipIf(skip !== undefined)('reconciler leader cut off or gone (PostgreS
       `[leader-failover] frozen leader: intents settled by the other bridge after ${settledMs} ms`,
     );
   }, 120_000);
+
+  it('a resource lock held by a cut-off bridge is freed within the lease: the other bridge changes that user', async () => {
+    const proxy = new BlackholeProxy('127.0.0.1', Number(new URL(TEST_DATABASE_URL).port || 5432));
+    await proxy.start();
+    cleanup.push(() => proxy.close());
+    const a = await startHarness({ store: 'postgres', env: FAST });
+    cleanup.push(() => a.close());
+    let entered!: () => void;
+    const inUpdate = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const b = await startHarness({
+      peer: a,
+      env: FAST,
+      databaseUrlVia: (url) => proxy.via(url),
+      // b's UpdateUser never returns: b holds the user's lock when it is cut off.
+      wrapApi: (api) =>
+        new Proxy(api, {
+          get: (target, prop, receiver) =>
+            prop === 'updateUser'
+              ? () => {
+                  entered();
+                  return new Promise(() => {});
+                }
+              : Reflect.get(target, prop, receiver),
+        }),
+    });
+    cleanup.unshift(() => b.close());
+    const id = await createUser(a, uniqueName('held-lock'));
+    const title = (value: string) => patchBody({ op: 'replace', path: 'displayName', value });
+    // Started, not awaited: it never answers.
+    void b.http
+      .patch(`/scim/v2/Users/${id}`)
+      .send(title('from b'))
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+    await inUpdate;
+    proxy.blackhole();
+    const res = await a.http.patch(`/scim/v2/Users/${id}`).send(title('from a'));
+    expect(res.status, res.text).toBe(200);
+    expect((await a.http.get(`/scim/v2/Users/${id}`)).body.displayName).toBe('from a');
+  }, 60_000);
 
   it('a leader whose session PostgreSQL ends (pg_terminate_backend) hands over at the next tick', async () => {
     const a = await startHarness({ store: 'postgres', env: FAST });

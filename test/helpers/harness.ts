@@ -104,6 +104,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     databaseUrl = peer.databaseUrl;
     store = await openStore({
       databaseUrl: options.databaseUrlVia ? options.databaseUrlVia(databaseUrl) : databaseUrl,
+      lockLeaseMs: config.storeLockLeaseMs,
       logger,
     });
   } else if (options.store === 'postgres') {
@@ -111,7 +112,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     if ('skip' in pg) throw new Error(`PostgreSQL unavailable: ${pg.skip}`);
     dropSchema = pg.drop;
     databaseUrl = options.databaseUrlVia ? options.databaseUrlVia(pg.url) : pg.url;
-    store = await openStore({ databaseUrl, logger });
+    store = await openStore({ databaseUrl, lockLeaseMs: config.storeLockLeaseMs, logger });
   } else {
     store = await openStore({ inMemory: true, logger });
   }
