@@ -171,18 +171,21 @@ export class SqlStore implements BridgeStore {
       await session.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${leaseMs}ms`]);
     let ended: Error | undefined;
     let beating = false;
+    let stopped = false;
     const beatMs = Math.max(100, Math.floor(leaseMs / 3));
     const heartbeat = setInterval(() => {
-      if (beating || ended) return;
+      if (beating || ended || stopped) return;
       if (session.failure) {
         ended = session.failure;
         clearInterval(heartbeat);
+        session.release(ended);
         return;
       }
       beating = true;
       withTimeout(session.query('SELECT 1'), beatMs)
         .catch((err: unknown) => {
-          if (ended) return;
+          // Stopped: the holder is releasing the lock itself (and the session with it).
+          if (ended || stopped) return;
           ended = err instanceof Error ? err : new Error(String(err));
           clearInterval(heartbeat);
           this.logger?.warn(
@@ -199,7 +202,10 @@ export class SqlStore implements BridgeStore {
     heartbeat.unref();
     return {
       lost: () => ended ?? session.failure,
-      stop: () => clearInterval(heartbeat),
+      stop: () => {
+        stopped = true;
+        clearInterval(heartbeat);
+      },
       // Back in the pool, the session must not carry the lease (PostgreSQL would end it while idle).
       resetSql: bounded ? `, set_config('idle_session_timeout', '0', false)` : '',
       ended: () => ended !== undefined,
