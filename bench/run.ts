@@ -586,14 +586,21 @@ async function main(): Promise<void> {
     latency: [],
     notes,
   };
-  notes.push(
-    `Pool: ${POOL_SIZE} users created through the bridge per stack; GET and filter pick one at random per request; ` +
-      'PATCH workers each own a disjoint slice of them; group adds pair them with fresh groups (never an existing member).',
-  );
-  notes.push(
-    'PATCH body (Entra): Replace displayName, Replace name.familyName, Replace active "True" (string). ' +
-      'Group add: Add members [{value}] (one member), answered 204.',
-  );
+  if (['main', 'latency', 'profile', 'ab'].some((p) => PHASES.has(p))) {
+    notes.push(
+      `Pool: ${POOL_SIZE} users created through the bridge per stack; GET and filter pick one at random per request; ` +
+        'PATCH workers each own a disjoint slice of them; group adds pair them with fresh groups (never an existing member).',
+    );
+    notes.push(
+      'PATCH body (Entra): Replace displayName, Replace name.familyName, Replace active "True" (string). ' +
+        'Group add: Add members [{value}] (one member), answered 204.',
+    );
+  }
+  if (PHASES.has('proxy'))
+    notes.push(
+      `Proxy phase: ${PROXY_POOL_SIZE} users created through each target first; GET picks one of them at random; ` +
+        'every POST an Entra-shaped body with a new userName.',
+    );
   if (PHASES.has('proxy')) {
     const pgSkipped =
       env.BENCH_PG_URL === '0'

@@ -499,7 +499,7 @@ export function formatReport(r: BenchResults): string {
     out.push('## Profile of the bridge under load');
     out.push('');
     out.push(
-      `\`node --cpu-prof\` on the bridge while every scenario ran for ${r.profile.durationS} s ` +
+      `\`node --cpu-prof\` on the bridge while ${r.profile.scenario ? `\`${r.profile.scenario}\`` : 'every scenario'} ran for ${r.profile.durationS} s ` +
         `(${p.busyMs.toFixed(0)} ms busy, ${p.idleMs.toFixed(0)} ms idle). Profile: \`${r.profile.file}\`.`,
     );
     out.push('');
