@@ -53,6 +53,34 @@ export function proxyRatios(bridge: TargetRun, floor: TargetRun): Ratios {
   };
 }
 
+type PairedKey = Exclude<keyof Ratios, 'peakRss'>;
+
+/** Lowest and highest bridge/floor ratio over the interleaved pairs: how far the rounds spread. */
+export function proxyRatioRanges(bridge: TargetRun, floor: TargetRun): Record<PairedKey, [number, number]> {
+  const range = (b: RoundStats[], f: RoundStats[], pick: (r: RoundStats) => number): [number, number] => {
+    const ratios: number[] = [];
+    for (let i = 0; i < Math.min(b.length, f.length); i++) {
+      const x = pick(b[i]) / pick(f[i]);
+      if (Number.isFinite(x)) ratios.push(x);
+    }
+    return ratios.length ? [Math.min(...ratios), Math.max(...ratios)] : [Number.NaN, Number.NaN];
+  };
+  return {
+    cpuPost: range(bridge.post, floor.post, (r) => r.cpuPerRequestMs),
+    cpuGet: range(bridge.get, floor.get, (r) => r.cpuPerRequestMs),
+    postThroughput: range(bridge.post, floor.post, (r) => r.throughput),
+    getThroughput: range(bridge.get, floor.get, (r) => r.throughput),
+  };
+}
+
+/** "8.06×", with the pairs' range when there was more than one pair and they differ: "8.06× (6.80–9.10)". */
+export function ratioText(value: number, range?: [number, number]): string {
+  const base = fmt(value, 'ratio');
+  if (!range || !Number.isFinite(range[0]) || !Number.isFinite(value)) return base;
+  const [low, high] = range.map((x) => x.toFixed(2));
+  return low === high ? base : `${base} (${low}–${high})`;
+}
+
 export interface Target {
   key: keyof Ratios | 'storeAddedMb';
   what: string;
@@ -82,6 +110,9 @@ export function verdict(value: number | undefined, target: Target): Verdict {
 export interface TargetRow {
   target: Target;
   embedded: number | undefined;
+  /** Lowest and highest over the interleaved pairs (CPU and throughput ratios only). */
+  embeddedRange?: [number, number];
+  postgresRange?: [number, number];
   embeddedVerdict: Verdict;
   postgres: number | undefined;
   postgresVerdict: Verdict;
@@ -91,12 +122,17 @@ export interface TargetRow {
 export function evaluateTargets(r: ProxyPhaseResult): TargetRow[] {
   const embedded = proxyRatios(r.bridge, r.floor);
   const postgres = r.bridgePg ? proxyRatios(r.bridgePg, r.floor) : undefined;
+  const embeddedRanges = proxyRatioRanges(r.bridge, r.floor);
+  const postgresRanges = r.bridgePg ? proxyRatioRanges(r.bridgePg, r.floor) : undefined;
+  const paired = (key: Target['key']): key is PairedKey => key !== 'storeAddedMb' && key !== 'peakRss';
   return COST_TARGETS.map((target) => {
     const e = target.key === 'storeAddedMb' ? r.storeAddedMb : embedded[target.key];
     const p = target.key === 'storeAddedMb' ? undefined : postgres?.[target.key];
     return {
       target,
       embedded: e,
+      ...(paired(target.key) ? { embeddedRange: embeddedRanges[target.key] } : {}),
+      ...(paired(target.key) && postgresRanges ? { postgresRange: postgresRanges[target.key] } : {}),
       embeddedVerdict: verdict(e, target),
       postgres: p,
       postgresVerdict: verdict(p, target),
@@ -111,13 +147,13 @@ export function limitText(t: Target, concurrency: number): string {
   return `${op} ${t.limit}× the floor's${at}`;
 }
 
-function valueText(t: Target, v: number | undefined): string {
+function valueText(t: Target, v: number | undefined, range?: [number, number]): string {
   if (v === undefined) return '—';
-  return t.key === 'storeAddedMb' ? `${fmt(v, 'calls')} MB` : fmt(v, 'ratio');
+  return t.key === 'storeAddedMb' ? `${fmt(v, 'calls')} MB` : ratioText(v, range);
 }
 
-function cell(v: number | undefined, t: Target, verdictText: Verdict): string {
-  return verdictText === 'not measured' ? '—' : `${valueText(t, v)} ${verdictText}`;
+function cell(v: number | undefined, t: Target, verdictText: Verdict, range?: [number, number]): string {
+  return verdictText === 'not measured' ? '—' : `${valueText(t, v, range)} ${verdictText}`;
 }
 
 interface Figures {
@@ -174,19 +210,23 @@ export function figureRows(r: ProxyPhaseResult): string[][] {
       fmt(f.peakRssMb, 'mb'),
       f.errors,
     ]);
-  const ratioRow = (label: string, q: Ratios) => [
-    label,
-    fmt(q.cpuPost, 'ratio'),
-    fmt(q.cpuGet, 'ratio'),
-    fmt(q.postThroughput, 'ratio'),
-    fmt(q.getThroughput, 'ratio'),
-    '',
-    '',
-    fmt(q.peakRss, 'ratio'),
-    '',
-  ];
-  rows.push(ratioRow(`${r.bridge.label} / floor`, proxyRatios(r.bridge, r.floor)));
-  if (r.bridgePg) rows.push(ratioRow(`${r.bridgePg.label} / floor`, proxyRatios(r.bridgePg, r.floor)));
+  const ratioRow = (label: string, bridge: TargetRun) => {
+    const q = proxyRatios(bridge, r.floor);
+    const range = proxyRatioRanges(bridge, r.floor);
+    return [
+      label,
+      ratioText(q.cpuPost, range.cpuPost),
+      ratioText(q.cpuGet, range.cpuGet),
+      ratioText(q.postThroughput, range.postThroughput),
+      ratioText(q.getThroughput, range.getThroughput),
+      '',
+      '',
+      fmt(q.peakRss, 'ratio'),
+      '',
+    ];
+  };
+  rows.push(ratioRow(`${r.bridge.label} / floor`, r.bridge));
+  if (r.bridgePg) rows.push(ratioRow(`${r.bridgePg.label} / floor`, r.bridgePg));
   return rows;
 }
 
@@ -198,8 +238,8 @@ export function targetRows(r: ProxyPhaseResult): string[][] {
       ? `RSS that ${fmt(r.storeUsers, 'int')} stored users add at ready`
       : row.target.what,
     limitText(row.target, r.concurrency),
-    cell(row.embedded, row.target, row.embeddedVerdict),
-    cell(row.postgres, row.target, row.postgresVerdict),
+    cell(row.embedded, row.target, row.embeddedVerdict, row.embeddedRange),
+    cell(row.postgres, row.target, row.postgresVerdict, row.postgresRange),
   ]);
 }
 
@@ -215,7 +255,8 @@ export function formatProxyPhase(r: ProxyPhaseResult): string[] {
       'and forwards; no store, no audit, no validation beyond the mapping. Both run against the same emulator, ' +
       `one target at a time, in ${r.rounds} interleaved rounds of ${r.durationS} s per operation. CPU per request ` +
       "is the target process's utime+stime over the round; every figure is the median over rounds, ratios the " +
-      'median over interleaved (bridge, floor) pairs; peak RSS is VmHWM after all rounds.',
+      'median over interleaved (bridge, floor) pairs, with the lowest and highest pair in parentheses; a target ' +
+      'is judged on the median. Peak RSS is VmHWM after all rounds.',
     '',
     mdTable(FIGURE_HEADERS, figureRows(r)),
     '',

@@ -6,8 +6,10 @@ import {
   evaluateTargets,
   formatProxyPhase,
   type ProxyPhaseResult,
+  proxyRatioRanges,
   proxyRatios,
   proxySummary,
+  ratioText,
   storeAddedMb,
   type TargetRun,
   verdict,
@@ -69,6 +71,25 @@ describe('proxyRatios', () => {
 
   it('has no RSS ratio without a floor figure', () => {
     expect(proxyRatios(bridge, { ...floor, peakRssMb: Number.NaN }).peakRss).toBeNaN();
+  });
+});
+
+describe('proxyRatioRanges and ratioText', () => {
+  it('give the lowest and highest pair beside the median', () => {
+    const noisy = { ...bridge, post: [round(400, 2), round(300, 3.3), round(500, 1.8)] };
+    const ranges = proxyRatioRanges(noisy, floor);
+    expect(ranges.cpuPost[0]).toBeCloseTo(2);
+    expect(ranges.cpuPost[1]).toBeCloseTo(3);
+    expect(ratioText(proxyRatios(noisy, floor).cpuPost, ranges.cpuPost)).toBe('2.00× (2.00–3.00)');
+    expect(formatProxyPhase(phase({ bridge: noisy })).join('\n')).toContain(
+      "| CPU per POST /Users | ≤ 1.5× the floor's | 2.00× (2.00–3.00) not met | — |",
+    );
+  });
+
+  it('show the median alone when every pair agrees or nothing was measured', () => {
+    expect(ratioText(2, [2, 2.0000001])).toBe('2.00×');
+    expect(ratioText(2)).toBe('2.00×');
+    expect(ratioText(Number.NaN, [Number.NaN, Number.NaN])).toBe('—');
   });
 });
 
