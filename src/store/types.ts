@@ -136,6 +136,7 @@ export interface BridgeStore extends AuditStore {
   /** Cheap round trip for readiness probes. */
   ping(): Promise<void>;
 
+
   getUser(scimId: string): Promise<UserRecord | null>;
   getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>>;
   /** Case-insensitive. */
