@@ -1,0 +1,30 @@
+export {
+  type ActionName,
+  API_VERSION,
+  type ClientObserver,
+  CloudIdentityClient,
+  type CloudIdentityClientOptions,
+  clientOptionsFromEnv,
+  DEFAULT_ENDPOINT,
+  DEFAULT_REGION,
+  type ParsedResponse,
+  parseResponse,
+  parseRetryAfter,
+  SERVICE_NAME,
+} from './client.js';
+export * from './errors.js';
+export {
+  canonicalQueryString,
+  canonicalUri,
+  DEFAULT_SIGNED_HEADERS,
+  deriveSigningKey,
+  formatXDate,
+  normalizeHost,
+  percentEncode,
+  SIGNING_ALGORITHM,
+  type SignRequestInput,
+  type SignRequestResult,
+  sha256Hex,
+  signRequest,
+} from './signer.js';
+export type * from './types.js';
