@@ -21,6 +21,7 @@ import { buildDirectories } from './directory/index.js';
 import type { Reconciler } from './directory/reconciler.js';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from './emulator/index.js';
 import { instrumentStore, Metrics } from './ops/metrics.js';
+import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { ERROR_SCHEMA } from './scim/errors.js';
 import { type CloudIdentity, openStore } from './store/index.js';
@@ -45,6 +46,8 @@ export interface RunningBridge {
   reconciler: Reconciler;
   /** Background pruning of audit records past AUDIT_RETENTION_DAYS. */
   retention: AuditRetention;
+  /** SCIM, console sign-in and CloudIdentity limits (shared through PostgreSQL with DATABASE_URL). */
+  rateLimits: RateLimits;
   emulator?: RunningEmulator;
   /** Requests being served right now. */
   inFlight(): number;
@@ -107,6 +110,17 @@ export async function startBridge(
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
     endpoint = emulator.url;
   }
+  let rateLimits: RateLimits;
+  try {
+    rateLimits = await RateLimits.open(config.rateLimits, {
+      databaseUrl: config.databaseUrl,
+      metrics,
+      logger,
+    });
+  } catch (err) {
+    await Promise.all([store.close(), emulator?.close()]);
+    throw err;
+  }
   const client = new CloudIdentityClient({
     ...credentials,
     region: config.region,
@@ -118,6 +132,7 @@ export async function startBridge(
     deadlineMs: config.requestDeadlineMs,
     logger: logger.child({ component: 'cloudidentity' }),
     observer: metrics.clientObserver,
+    pacer: rateLimits.upstream,
   });
   const readiness = new Readiness({
     store,
@@ -127,7 +142,7 @@ export async function startBridge(
     onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
   });
   const directories = buildDirectories({ config, api: client, store, logger, metrics });
-  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories });
+  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories, rateLimits });
 
   // Slowloris protection: a request must deliver its headers within HTTP_HEADERS_TIMEOUT_MS and
   // finish within the SCIM deadline plus a margin; the server checks every second instead of the
@@ -145,7 +160,7 @@ export async function startBridge(
       ? createHttpsServer({ ...serverOptions, ...readTls(config.tls) })
       : createServer(serverOptions);
   } catch (err) {
-    await Promise.all([client.close(), store.close(), emulator?.close()]);
+    await Promise.all([client.close(), store.close(), emulator?.close(), rateLimits.close()]);
     throw err;
   }
   // Registered before the app so it sees every request first. With shouldKeepAlive false Node
@@ -171,6 +186,7 @@ export async function startBridge(
     });
   }).catch(async (err) => {
     await client.close();
+    await rateLimits.close();
     await store.close();
     await emulator?.close();
     throw err;
@@ -215,6 +231,7 @@ export async function startBridge(
       await step(logger, 'reconciler', directories.reconciler.stop()),
       // Not drained: abandoned handlers may still wait on CloudIdentity; do not wait for them long.
       await step(logger, 'CloudIdentity pool', client.close(), drained ? CLOSE_STEP_MS : 1_000),
+      await step(logger, 'rate limits', rateLimits.close()),
       await step(logger, 'store', store.close()),
       emulator ? await step(logger, 'emulator', emulator.close()) : true,
     ];
@@ -241,6 +258,7 @@ export async function startBridge(
     readiness,
     reconciler: directories.reconciler,
     retention,
+    rateLimits,
     emulator,
     inFlight: () => inFlight.size,
     close() {
