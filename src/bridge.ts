@@ -26,6 +26,7 @@ import { Readiness } from './ops/readiness.js';
 import { ERROR_SCHEMA } from './scim/errors.js';
 import { type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
+import { keepTrialToken, type TrialToken } from './trial-token.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 
 export interface RunningBridge {
@@ -49,6 +50,10 @@ export interface RunningBridge {
   /** SCIM, console sign-in and CloudIdentity limits (shared through PostgreSQL with DATABASE_URL). */
   rateLimits: RateLimits;
   emulator?: RunningEmulator;
+  /** The configuration in effect (the kept trial token in scimTokens). */
+  config: Config;
+  /** Without credentials and SCIM_BEARER_TOKENS: the SCIM token kept in DATA_DIR. */
+  trialToken?: TrialToken;
   /** Requests being served right now. */
   inFlight(): number;
   /**
@@ -72,10 +77,11 @@ export interface StartOptions {
 
 /** config → store → (emulator) → client → app → listen. */
 export async function startBridge(
-  config: Config,
+  given: Config,
   logger: Logger,
   options: StartOptions = {},
 ): Promise<RunningBridge> {
+  let config = given;
   // The store first: it takes DATA_DIR's lock, so a second bridge is refused before it touches
   // anything else there (the in-process emulator's state file lives in DATA_DIR too).
   const metrics = new Metrics();
@@ -93,10 +99,16 @@ export async function startBridge(
   let emulator: RunningEmulator | undefined;
   let credentials = config.volcengine;
   let endpoint = config.endpoint;
+  let trialToken: TrialToken | undefined;
   if (!credentials) {
+    // With DATA_DIR's lock held (embedded store) no other bridge writes the file meanwhile.
+    if (config.scimTokenGenerated) {
+      trialToken = keepTrialToken(config.dataDir, config.scimTokens[0], logger);
+      config = { ...config, scimTokens: [trialToken.token] };
+    }
     try {
       emulator = await startEmulator({
-        port: 0,
+        port: config.emulatorPort,
         region: config.region,
         latencyMs: config.emulatorLatencyMs,
         logger: logger.child({ component: 'emulator' }),
@@ -105,6 +117,12 @@ export async function startBridge(
       });
     } catch (err) {
       await store.close();
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new Error(
+          `EMULATOR_PORT: port ${config.emulatorPort} is in use; choose another, or 0 for any free port`,
+          { cause: err },
+        );
+      }
       throw err;
     }
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
@@ -260,6 +278,8 @@ export async function startBridge(
     retention,
     rateLimits,
     emulator,
+    config,
+    trialToken,
     inFlight: () => inFlight.size,
     close() {
       closing ??= close();
