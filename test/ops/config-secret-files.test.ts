@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,5 +118,15 @@ describe('secrets from files (NAME_FILE)', () => {
     const run = await runMain([], { SCIM_BEARER_TOKENS_FILE: missing, DATA_DIR: join(dir, 'data') });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`SCIM_BEARER_TOKENS_FILE: cannot read ${missing} (ENOENT)`);
+  });
+
+  it('npm run store reads DATABASE_URL_FILE too, and refuses an unreadable one (exit 2)', () => {
+    const missing = join(dir, 'no-such-url');
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/store-cli.ts', 'copy'], {
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL_FILE: missing, DATA_DIR: join(dir, 'none') },
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(`DATABASE_URL_FILE: cannot read ${missing} (ENOENT)`);
   });
 });
