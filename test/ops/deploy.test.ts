@@ -281,7 +281,13 @@ describe('deploy/volc-scim-bridge.service (systemd)', () => {
     expect(environment.VOLCENGINE_SECRET_KEY_FILE).toBeDefined();
     // The non-file settings as the bridge would load them (paths are checked when it starts).
     const plain = Object.fromEntries(Object.entries(environment).filter(([k]) => !k.endsWith('_FILE')));
-    expect(loadConfig(plain, () => 'unused').production).toBe(true);
+    // What EnvironmentFile and the credentials add (see the unit's header).
+    const fromFiles = {
+      VOLCENGINE_ACCESS_KEY: 'AKLTexample',
+      VOLCENGINE_SECRET_KEY: 'example-secret',
+      SCIM_BEARER_TOKENS: 'entra:example-token-0123456789',
+    };
+    expect(loadConfig({ ...fromFiles, ...plain }, () => 'unused').production).toBe(true);
     expect(environment.DATA_DIR).toBe(`/var/lib/${value('StateDirectory')}`);
   });
 });
