@@ -141,7 +141,10 @@ export class RateLimits {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: 4,
+      // A slow or unreachable database falls back to counting in memory (insuranceLimiter) after
+      // this long, instead of holding requests.
       connectionTimeoutMillis: 2_000,
+      query_timeout: 2_000,
       application_name: 'volc-scim-bridge rate limits',
     });
     // Without a listener, an idle connection dropped by the server would crash the process.
@@ -157,7 +160,11 @@ export class RateLimits {
       return RateLimits.assemble(settings, options, pool, { scim, signin, upstream });
     } catch (err) {
       await pool.end().catch(() => {});
-      throw err;
+      const { code, message } = err as { code?: string; message?: string };
+      throw new Error(
+        `DATABASE_URL: cannot create the rate-limit table ${RATE_LIMIT_TABLE} in the store's schema (${code ?? 'error'}: ${message}); grant the bridge's PostgreSQL user CREATE on it`,
+        { cause: err },
+      );
     }
   }
 
@@ -370,7 +377,8 @@ export class UpstreamPacer implements CallPacer {
           head.resolve(true);
           continue;
         }
-        head.waited = true;
+        // Everyone queued now waits for the next window.
+        for (const waiter of this.queue) waiter.waited = true;
         // The head sleeps until the next window, or its deadline, or its abort.
         await new Promise<void>((resolve) => {
           const done = () => {
