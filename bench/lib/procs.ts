@@ -220,6 +220,8 @@ export function bridgeEnv(opts: BridgeProcOptions & { dataDir?: string }, port: 
     LOG_LEVEL: opts.logLevel,
     // Stop promptly when the runner is done with a bridge (no load balancer to drain).
     SHUTDOWN_DELAY_MS: '0',
+    // The benchmark drives one token past any IdP's pace to find the saturation point.
+    SCIM_RATE_LIMIT: '0',
     ...(opts.databaseUrl
       ? { DATABASE_URL: opts.databaseUrl }
       : { DATA_DIR: opts.dataDir ?? join(opts.dir, `${opts.name}-data`) }),
