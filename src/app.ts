@@ -13,6 +13,7 @@ import { buildDirectories, type Directories } from './directory/index.js';
 import type { ResourceLocks } from './directory/resource-locks.js';
 import { accessLog } from './ops/access-log.js';
 import { Metrics } from './ops/metrics.js';
+import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { requestContext } from './ops/request-context.js';
 import { opsRouter } from './ops/routes.js';
@@ -41,6 +42,8 @@ export interface AppDeps {
   locks?: ResourceLocks;
   /** The directories and reconciler (bridge.ts builds them to run the reconciler); fresh ones when omitted. */
   directories?: Directories;
+  /** Rate limits (bridge.ts opens them on PostgreSQL when DATABASE_URL is set); in memory when omitted. */
+  rateLimits?: RateLimits;
 }
 
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
@@ -74,11 +77,13 @@ export function buildApp(deps: AppDeps): express.Express {
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
   const { users, groups, reconciler } = directories;
   const sessions = new AdminSessions(config.adminTokens);
+  const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
     '/admin/api',
     adminApiRouter({
       adminTokens: config.adminTokens,
       sessions,
+      signin: rateLimits,
       mounts: [
         reconcilerRoutes(reconciler),
         auditRoutes(store),
@@ -86,7 +91,7 @@ export function buildApp(deps: AppDeps): express.Express {
       ],
     }),
   );
-  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions }));
+  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions, signin: rateLimits }));
 
   const context = (req: Request, res: Response): RequestContext => {
     const started = (res.locals.startedAt as number | undefined) ?? Date.now();
@@ -101,6 +106,8 @@ export function buildApp(deps: AppDeps): express.Express {
 
   const scim = express.Router();
   scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
+  // Before the audit trail: a flood past the limit must not flood the trail too.
+  scim.use(rateLimits.scimMiddleware());
   // Before the body parser: a write refused for its body is audited too.
   scim.use(auditTrail({ store, logger }));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.

@@ -21,10 +21,12 @@ import { buildDirectories } from './directory/index.js';
 import type { Reconciler } from './directory/reconciler.js';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from './emulator/index.js';
 import { instrumentStore, Metrics } from './ops/metrics.js';
+import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { ERROR_SCHEMA } from './scim/errors.js';
 import { type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
+import { keepTrialToken, type TrialToken } from './trial-token.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 
 export interface RunningBridge {
@@ -45,7 +47,13 @@ export interface RunningBridge {
   reconciler: Reconciler;
   /** Background pruning of audit records past AUDIT_RETENTION_DAYS. */
   retention: AuditRetention;
+  /** SCIM, console sign-in and CloudIdentity limits (shared through PostgreSQL with DATABASE_URL). */
+  rateLimits: RateLimits;
   emulator?: RunningEmulator;
+  /** The configuration in effect (the kept trial token in scimTokens). */
+  config: Config;
+  /** Without credentials and SCIM_BEARER_TOKENS: the SCIM token kept in DATA_DIR. */
+  trialToken?: TrialToken;
   /** Requests being served right now. */
   inFlight(): number;
   /**
@@ -69,10 +77,11 @@ export interface StartOptions {
 
 /** config → store → (emulator) → client → app → listen. */
 export async function startBridge(
-  config: Config,
+  given: Config,
   logger: Logger,
   options: StartOptions = {},
 ): Promise<RunningBridge> {
+  let config = given;
   // The store first: it takes DATA_DIR's lock, so a second bridge is refused before it touches
   // anything else there (the in-process emulator's state file lives in DATA_DIR too).
   const metrics = new Metrics();
@@ -91,10 +100,16 @@ export async function startBridge(
   let emulator: RunningEmulator | undefined;
   let credentials = config.volcengine;
   let endpoint = config.endpoint;
+  let trialToken: TrialToken | undefined;
   if (!credentials) {
+    // With DATA_DIR's lock held (embedded store) no other bridge writes the file meanwhile.
+    if (config.scimTokenGenerated) {
+      trialToken = keepTrialToken(config.dataDir, config.scimTokens[0], logger);
+      config = { ...config, scimTokens: [trialToken.token] };
+    }
     try {
       emulator = await startEmulator({
-        port: 0,
+        port: config.emulatorPort,
         region: config.region,
         latencyMs: config.emulatorLatencyMs,
         logger: logger.child({ component: 'emulator' }),
@@ -103,10 +118,27 @@ export async function startBridge(
       });
     } catch (err) {
       await store.close();
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new Error(
+          `EMULATOR_PORT: port ${config.emulatorPort} is in use; choose another, or 0 for any free port`,
+          { cause: err },
+        );
+      }
       throw err;
     }
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
     endpoint = emulator.url;
+  }
+  let rateLimits: RateLimits;
+  try {
+    rateLimits = await RateLimits.open(config.rateLimits, {
+      databaseUrl: config.databaseUrl,
+      metrics,
+      logger,
+    });
+  } catch (err) {
+    await Promise.all([store.close(), emulator?.close()]);
+    throw err;
   }
   const client = new CloudIdentityClient({
     ...credentials,
@@ -119,6 +151,7 @@ export async function startBridge(
     deadlineMs: config.requestDeadlineMs,
     logger: logger.child({ component: 'cloudidentity' }),
     observer: metrics.clientObserver,
+    pacer: rateLimits.upstream,
   });
   const readiness = new Readiness({
     store,
@@ -129,7 +162,7 @@ export async function startBridge(
     onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
   });
   const directories = buildDirectories({ config, api: client, store, logger, metrics });
-  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories });
+  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories, rateLimits });
 
   // Slowloris protection: a request must deliver its headers within HTTP_HEADERS_TIMEOUT_MS and
   // finish within the SCIM deadline plus a margin; the server checks every second instead of the
@@ -147,7 +180,7 @@ export async function startBridge(
       ? createHttpsServer({ ...serverOptions, ...readTls(config.tls) })
       : createServer(serverOptions);
   } catch (err) {
-    await Promise.all([client.close(), store.close(), emulator?.close()]);
+    await Promise.all([client.close(), store.close(), emulator?.close(), rateLimits.close()]);
     throw err;
   }
   // Registered before the app so it sees every request first. With shouldKeepAlive false Node
@@ -173,6 +206,7 @@ export async function startBridge(
     });
   }).catch(async (err) => {
     await client.close();
+    await rateLimits.close();
     await store.close();
     await emulator?.close();
     throw err;
@@ -219,6 +253,7 @@ export async function startBridge(
       await step(logger, 'reconciler', directories.reconciler.stop()),
       // Not drained: abandoned handlers may still wait on CloudIdentity; do not wait for them long.
       await step(logger, 'CloudIdentity pool', client.close(), drained ? CLOSE_STEP_MS : 1_000),
+      await step(logger, 'rate limits', rateLimits.close()),
       await step(logger, 'store', store.close()),
       emulator ? await step(logger, 'emulator', emulator.close()) : true,
     ];
@@ -245,7 +280,10 @@ export async function startBridge(
     readiness,
     reconciler: directories.reconciler,
     retention,
+    rateLimits,
     emulator,
+    config,
+    trialToken,
     inFlight: () => inFlight.size,
     close() {
       closing ??= close();

@@ -29,7 +29,8 @@ async function main(): Promise<void> {
     rebindStore: process.argv.includes('--rebind-store'),
     acceptEmptyStore: process.argv.includes('--accept-empty-store'),
   });
-  const scimUrl = `${config.publicBaseUrl ?? bridge.url}/scim/v2`;
+  const base = config.publicBaseUrl ?? bridge.url;
+  const scimUrl = `${base}/scim/v2`;
   if (bridge.emulator) {
     logger.warn(
       { emulator: bridge.emulator.url },
@@ -38,9 +39,13 @@ async function main(): Promise<void> {
   }
   if (config.scimTokenGenerated) {
     // Printed to the terminal only, never to the log stream.
+    const token = bridge.config.scimTokens[0];
+    const kept = bridge.trialToken
+      ? `${bridge.trialToken.created ? 'Generated a token, kept' : 'Token kept'} in ${bridge.trialToken.file} (the same after a restart; delete the file for a new one):`
+      : 'Generated token for this run:';
     process.stderr.write(
-      `\n  SCIM_BEARER_TOKENS is not set. Generated token for this run:\n\n    ${config.scimTokens[0]}\n\n` +
-        `  curl -H "Authorization: Bearer ${config.scimTokens[0]}" ${scimUrl}/Users\n\n`,
+      `\n  SCIM_BEARER_TOKENS is not set. ${kept}\n\n    ${token}\n\n` +
+        `  curl -H "Authorization: Bearer ${token}" ${scimUrl}/Users\n\n`,
     );
   }
   // bridge.port, not the URL's: a URL drops its scheme's default port (PORT=80 would log 0).
@@ -50,6 +55,7 @@ async function main(): Promise<void> {
       port: bridge.port,
       tls: config.tls !== undefined,
       store: config.databaseUrl ? 'postgres' : 'embedded',
+      ...(config.adminTokens.length > 0 ? { console: `${base}/admin/` } : {}),
     },
     'volc-scim-bridge listening',
   );

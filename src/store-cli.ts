@@ -5,6 +5,7 @@
 //   copy [--to URL]        copy the embedded store into PostgreSQL (bridge stopped); URL defaults to DATABASE_URL
 //   verify FILE            check a backup file: integrity, schema version, counts
 // Exit codes: 0 done, 1 refused or failed (the message says why), 2 usage error.
+import { readSecretFiles } from './config.js';
 import { StoreSetupError } from './store/errors.js';
 import {
   backupEmbeddedStore,
@@ -18,7 +19,7 @@ const USAGE = `usage: npm run store -- <command>
   restore FILE       install backup FILE as DATA_DIR's store (stop the bridge first)
   copy [--to URL]    copy the embedded store into PostgreSQL at URL (default: DATABASE_URL); stop the bridge first
   verify FILE        check a backup file (integrity, schema version, record counts)
-DATA_DIR (default ./data) and DATABASE_URL are read from the environment.`;
+DATA_DIR (default ./data) and DATABASE_URL (or DATABASE_URL_FILE) are read from the environment.`;
 
 class UsageError extends Error {}
 
@@ -69,8 +70,15 @@ export async function runStoreCommand(argv: string[], env: NodeJS.ProcessEnv): P
 }
 
 async function main(): Promise<void> {
+  // DATABASE_URL_FILE, like the bridge; the other secrets are not this tool's concern.
+  const secrets = readSecretFiles(process.env);
+  const problems = secrets.problems.filter((p) => p.startsWith('DATABASE_URL'));
+  if (problems.length > 0) {
+    process.stderr.write(`volc-scim-bridge store: ${problems.join('; ')}\n`);
+    process.exit(2);
+  }
   try {
-    const line = await runStoreCommand(process.argv.slice(2), process.env);
+    const line = await runStoreCommand(process.argv.slice(2), secrets.env);
     process.stdout.write(`volc-scim-bridge store: ${line}\n`);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -9,9 +9,8 @@ import { EmulatorState, nameKey } from './state.js';
 import { StateFile } from './state-file.js';
 import type { EmulatorOptions, FaultRule, RunningEmulator } from './types.js';
 
-export { parseFaultRules } from './faults.js';
 export { StateFileError } from './state-file.js';
-export type { EmulatorOptions, FaultKind, FaultRule, RunningEmulator } from './types.js';
+export type { EmulatorOptions, FaultRule, RunningEmulator } from './types.js';
 
 /** Documented development credentials accepted when none are configured. Never use them for real. */
 export const DEV_ACCESS_KEY = 'AKLTemulatordevaccesskey';

@@ -139,10 +139,6 @@ function splitCoerced(coerced: Json, description: string | undefined, id?: strin
   };
 }
 
-export interface ParsedPatch {
-  operations: PatchOperation[];
-}
-
 /** Validates the PatchOp envelope; operations are normalised later, against the current resource. */
 export function parsePatchBody(raw: unknown): { operations: unknown[] } {
   if (!isPlainObject(raw)) throw badRequest('invalidSyntax', 'PATCH body must be a JSON object');

@@ -80,6 +80,17 @@ export interface ClientObserver {
   onDeadline?(e: { action: string }): void;
 }
 
+/**
+ * A ceiling on the calls sent to CloudIdentity (VOLCENGINE_MAX_RPS), consulted before every attempt.
+ * The client only waits on it and reports throttling; the counting is the pacer's.
+ */
+export interface CallPacer {
+  /** Resolves true when an attempt may be sent now, false when `deadlineAt` would pass first. */
+  acquire(deadlineAt: number, signal?: AbortSignal): Promise<boolean>;
+  /** CloudIdentity answered FlowLimitExceeded (HTTP 429). */
+  throttled(): void;
+}
+
 export interface CloudIdentityClientOptions {
   accessKeyId: string;
   secretAccessKey: string;
@@ -100,6 +111,8 @@ export interface CloudIdentityClientOptions {
   mutationConcurrency?: number;
   /** Pool connections. Default 32. */
   connections?: number;
+  /** Rate ceiling for every attempt; none by default. */
+  pacer?: CallPacer;
   logger?: Logger;
   observer?: ClientObserver;
   /** Clock for X-Date only (deadlines use the real clock). For tests. */
@@ -394,6 +407,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly mutationSlots: Semaphore | undefined;
+  private readonly pacer: CallPacer | undefined;
   private readonly logger: Logger | undefined;
   private readonly observer: ClientObserver | undefined;
   private readonly now: () => Date;
@@ -428,6 +442,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
     this.maxDelayMs = positive('maxDelayMs', opts.maxDelayMs ?? 5_000, true);
     const mc = Math.floor(positive('mutationConcurrency', opts.mutationConcurrency ?? 0, true));
     this.mutationSlots = mc > 0 ? new Semaphore(mc) : undefined;
+    this.pacer = opts.pacer;
     this.logger = opts.logger?.child({ component: 'volcengine' });
     this.observer = opts.observer;
     this.now = opts.now ?? (() => new Date());
@@ -693,6 +708,9 @@ export class CloudIdentityClient implements CloudIdentityApi {
       if (outcome.ok) return plan.parse(outcome.result);
 
       const { error } = outcome;
+      if (error instanceof VolcengineApiError && error.code === ErrorCode.FlowLimitExceeded) {
+        this.notify(() => this.pacer?.throttled());
+      }
       if (isMutation && mayHaveCommitted && plan.recover && error instanceof VolcengineApiError) {
         const recovered = await plan.recover(error, ctx);
         if (recovered) {
@@ -739,6 +757,13 @@ export class CloudIdentityClient implements CloudIdentityApi {
     attempt: number,
     signal: AbortSignal | undefined,
   ): Promise<AttemptOutcome> {
+    if (this.pacer && !(await this.pacer.acquire(deadlineAt, signal))) {
+      const error = this.deadline(
+        action,
+        'deadline passed waiting under the rate ceiling (VOLCENGINE_MAX_RPS)',
+      );
+      return this.finish(action, attempt, 0, { ok: false, retry: false, ambiguous: false, error });
+    }
     if (isMutation && this.mutationSlots) {
       const got = await this.mutationSlots.acquire(Math.max(0, deadlineAt - Date.now()), signal);
       if (!got) {

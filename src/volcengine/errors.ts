@@ -43,10 +43,6 @@ export class VolcengineTransportError extends Error {
 
 export type VolcengineError = VolcengineApiError | VolcengineTransportError;
 
-export function isVolcengineError(e: unknown): e is VolcengineError {
-  return e instanceof VolcengineApiError || e instanceof VolcengineTransportError;
-}
-
 /**
  * CloudIdentity `Error.Code` values the client and the layers above branch on. The not-found and
  * membership codes are the ones the emulator uses (the real service documents only some of them).
@@ -80,7 +76,6 @@ export const ErrorCode = {
   InvalidCredential: 'InvalidCredential',
   AccessDenied: 'AccessDenied',
 } as const;
-export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /**
  * CloudIdentity codes that speak about the bridge's own Volcengine credentials (key, secret, session
