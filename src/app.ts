@@ -56,6 +56,7 @@ export function buildApp(deps: AppDeps): express.Express {
       store,
       api,
       cacheMs: config.readinessCacheMs,
+      livenessStoreTimeoutMs: config.livenessStoreTimeoutMs,
       logger,
       onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
     });

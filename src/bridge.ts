@@ -88,6 +88,7 @@ export async function startBridge(
   const store = instrumentStore(
     await openStore({
       databaseUrl: config.databaseUrl,
+      lockLeaseMs: config.storeLockLeaseMs,
       dataDir: config.dataDir,
       logger,
       upstream: upstreamOf(config),
@@ -156,6 +157,7 @@ export async function startBridge(
     store,
     api: client,
     cacheMs: config.readinessCacheMs,
+    livenessStoreTimeoutMs: config.livenessStoreTimeoutMs,
     logger,
     onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
   });
@@ -211,6 +213,8 @@ export async function startBridge(
   });
   // Settles what requests (or a crash before this start) left half-done; stopped before the store closes.
   directories.reconciler.start();
+  // Keeps scim_bridge_ready and liveness current without probes; stopped by markShuttingDown.
+  readiness.start();
   const { port } = server.address() as AddressInfo;
   const retention = new AuditRetention({
     store,

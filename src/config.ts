@@ -86,6 +86,8 @@ const envSchema = z.object({
   RECONCILE_BACKOFF_MAX_MS: intFrom(30_000, 1_000, 50_000),
   RECONCILE_DRIFT_INTERVAL_MS: intFrom(300_000, 0, 86_400_000),
   RECONCILE_DRIFT_BUDGET: intFrom(100, 1, 10_000),
+  STORE_LOCK_LEASE_MS: intFrom(15_000, 1_000, 50_000),
+  LIVENESS_STORE_TIMEOUT_MS: intFrom(120_000, 0, 86_400_000),
   HTTP_HEADERS_TIMEOUT_MS: intFrom(20_000, 100, 120_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(65_000, 1_000, 900_000),
   EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
@@ -238,6 +240,12 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
       'RECONCILE_BACKOFF_MAX_MS: with RECONCILE_INTERVAL_MS it must stay within 55000 ms, so that intents settle within 60 s of CloudIdentity being healthy',
     );
   }
+  const lease = Number(value('STORE_LOCK_LEASE_MS') ?? 15_000);
+  if (interval + lease > 55_000) {
+    problems.push(
+      'STORE_LOCK_LEASE_MS: with RECONCILE_INTERVAL_MS it must stay within 55000 ms, so that a cut-off reconciler leader is replaced within 60 s',
+    );
+  }
   const metricsToken = value('METRICS_TOKEN');
   if (metricsToken && metricsToken.length < 16) {
     problems.push('METRICS_TOKEN: must be at least 16 characters long');
@@ -301,6 +309,10 @@ export interface Config {
     driftIntervalMs: number;
     driftBudget: number;
   };
+  /** PostgreSQL: how long a frozen or cut-off replica keeps its locks (reconciler lead, resources). */
+  storeLockLeaseMs: number;
+  /** /healthz fails once the store has not answered the background checks for this long; 0: never. */
+  livenessStoreTimeoutMs: number;
   httpHeadersTimeoutMs: number;
   httpKeepAliveTimeoutMs: number;
   emulatorLatencyMs: number;
@@ -408,6 +420,8 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv = process.env, generateToke
       driftIntervalMs: e.RECONCILE_DRIFT_INTERVAL_MS,
       driftBudget: e.RECONCILE_DRIFT_BUDGET,
     },
+    storeLockLeaseMs: e.STORE_LOCK_LEASE_MS,
+    livenessStoreTimeoutMs: e.LIVENESS_STORE_TIMEOUT_MS,
     httpHeadersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     emulatorLatencyMs: e.EMULATOR_LATENCY_MS,

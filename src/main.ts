@@ -59,16 +59,20 @@ async function main(): Promise<void> {
     },
     'volc-scim-bridge listening',
   );
-  if (config.tls) {
-    process.on('SIGHUP', () => {
-      try {
-        bridge.reloadTls();
-        logger.info({ certFile: config.tls?.certFile }, 'SIGHUP: TLS certificate reloaded');
-      } catch (err) {
-        logger.error({ err }, 'SIGHUP: TLS certificate not reloaded; the previous one stays in use');
-      }
-    });
-  }
+  // SIGHUP (`systemctl reload`) re-reads the TLS pair; without TLS there is nothing to reload, and
+  // the handler keeps Node's default (exit) from cutting off in-flight requests.
+  process.on('SIGHUP', () => {
+    if (!config.tls) {
+      logger.info('SIGHUP: plain HTTP, nothing to reload');
+      return;
+    }
+    try {
+      bridge.reloadTls();
+      logger.info({ certFile: config.tls.certFile }, 'SIGHUP: TLS certificate reloaded');
+    } catch (err) {
+      logger.error({ err }, 'SIGHUP: TLS certificate not reloaded; the previous one stays in use');
+    }
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -1,5 +1,6 @@
 import { isPlainObject } from '../scim/normalize.js';
 import { ENTERPRISE_SCHEMA, LIMITS, USER_SCHEMA, VOLC_USER_SCHEMA } from '../scim/schemas.js';
+import { foldCase } from '../store/fold-case.js';
 import type { UserRecord } from '../store/types.js';
 import type { CloudIdentityUser } from '../volcengine/types.js';
 import { invalidValue } from './errors.js';
@@ -183,4 +184,11 @@ export function toScimUser(view: UserView, location: string): Json {
       version: userVersion(view),
     },
   };
+}
+
+/** The account mapped by `record` carries another userName than the one the bridge provisioned (renamed in the console). */
+export function renamedUpstream(record: UserRecord, upstream: CloudIdentityUser): boolean {
+  return (
+    record.upstreamUserId === upstream.UserId && foldCase(record.userName) !== foldCase(upstream.UserName)
+  );
 }

@@ -14,6 +14,7 @@ import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import {
   changedFields,
+  renamedUpstream,
   toScimUser,
   type UpstreamUserFields,
   type UserView,
@@ -207,6 +208,12 @@ export class UserDirectory {
       anchored: (term) => this.anchoredCandidates(term, ctx),
       scanAll: () => this.scanAll(ctx),
       toResource: (view) => toScimUser(view, location(view.scimId)),
+      // Renamed in the console: reads show CloudIdentity's userName, but the IdP still knows the
+      // person by the one it provisioned (the store's); its match-then-create must find them.
+      alsoMatch: (view) =>
+        view.record && view.upstream && renamedUpstream(view.record, view.upstream)
+          ? { ...toScimUser(view, location(view.scimId)), userName: view.record.userName }
+          : undefined,
       caseExact: CASE_EXACT,
     });
   }

@@ -228,6 +228,14 @@ export async function applyUserPatch(
       }
       continue;
     }
+    if (path === 'active' && operation.op === 'remove') {
+      // `active` is always shown (the bridge knows whether the person can sign in): a removal
+      // cannot be honoured, and a 200 would tell the client its change happened.
+      throw badRequest(
+        'invalidValue',
+        `operation ${index}: 'active' cannot be removed; replace it with false to deprovision the user (or true to restore it)`,
+      );
+    }
     if (path === ENTERPRISE_LOWER) {
       if (operation.op === 'remove') {
         // scimmy cannot remove a whole extension; absent, the removal is a no-op (RFC 7644 §3.5.2.2).

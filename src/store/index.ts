@@ -15,6 +15,8 @@ export * from './types.js';
 export interface OpenStoreOptions {
   /** PostgreSQL URL (DATABASE_URL). When set, the store lives there, shared by all replicas. */
   databaseUrl?: string;
+  /** PostgreSQL: STORE_LOCK_LEASE_MS, how long a frozen or cut-off replica keeps its locks. */
+  lockLeaseMs?: number;
   /** The embedded store's directory (DATA_DIR) when no databaseUrl; default ./data, created if missing. */
   dataDir?: string;
   /** An embedded store in memory (SQLite :memory:), for tests; takes precedence over the other two. */
@@ -52,7 +54,7 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<BridgeStor
       import('./sql-store.js'),
     ]);
     const driver = openPostgresDriver({ connectionString: opts.databaseUrl, logger });
-    const sql = new SqlStore(driver, logger);
+    const sql = new SqlStore(driver, logger, { lockLeaseMs: opts.lockLeaseMs });
     try {
       await sql.init();
       if (opts.upstream) {

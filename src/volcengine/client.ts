@@ -490,7 +490,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         params: input,
         parse: (r) => ({
           ...this.page(r, input, 'Users'),
-          Users: this.list<CloudIdentityUser>('ListUsers', r, 'Users'),
+          Users: this.list('ListUsers', r, 'Users', (u, where) => this.user('ListUsers', u, where)),
         }),
       },
       opts,
@@ -541,7 +541,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         params: input,
         parse: (r) => ({
           ...this.page(r, input, 'Groups'),
-          Groups: this.list<CloudIdentityGroup>('ListGroups', r, 'Groups'),
+          Groups: this.list('ListGroups', r, 'Groups', (g, where) => this.group('ListGroups', g, where)),
         }),
       },
       opts,
@@ -595,7 +595,12 @@ export class CloudIdentityClient implements CloudIdentityApi {
         params: input,
         parse: (r) => ({
           ...this.page(r, input, 'Members'),
-          Members: this.list<ListGroupMembersResult['Members'][number]>('ListGroupMembers', r, 'Members'),
+          Members: this.list('ListGroupMembers', r, 'Members', (m, where) => {
+            const member = textFields('ListGroupMembers', m, MEMBER_TEXT, where);
+            if (typeof member.UserId !== 'string' || !member.UserId)
+              throw resultError('ListGroupMembers', `${where}.UserId is missing`);
+            return member as unknown as ListGroupMembersResult['Members'][number];
+          }),
         }),
       },
       opts,
@@ -604,22 +609,33 @@ export class CloudIdentityClient implements CloudIdentityApi {
 
   // ----- result shaping ------------------------------------------------------------------------
 
-  private user(action: ActionName, r: Record<string, unknown>): CloudIdentityUser {
-    if (typeof r.UserId !== 'string' || !r.UserId) throw resultError(action, 'Result.UserId is missing');
-    return r as unknown as CloudIdentityUser;
+  private user(action: ActionName, r: Record<string, unknown>, where = 'Result'): CloudIdentityUser {
+    const u = textFields(action, r, USER_TEXT, where);
+    if (typeof u.UserId !== 'string' || !u.UserId) throw resultError(action, `${where}.UserId is missing`);
+    return u as unknown as CloudIdentityUser;
   }
 
-  private group(action: ActionName, r: Record<string, unknown>): CloudIdentityGroup {
-    if (typeof r.GroupId !== 'string' || !r.GroupId) throw resultError(action, 'Result.GroupId is missing');
-    return r as unknown as CloudIdentityGroup;
+  private group(action: ActionName, r: Record<string, unknown>, where = 'Result'): CloudIdentityGroup {
+    const g = textFields(action, r, GROUP_TEXT, where);
+    if (typeof g.GroupId !== 'string' || !g.GroupId) throw resultError(action, `${where}.GroupId is missing`);
+    return g as unknown as CloudIdentityGroup;
   }
 
-  private list<T>(action: ActionName, r: Record<string, unknown>, key: string): T[] {
+  private list<T>(
+    action: ActionName,
+    r: Record<string, unknown>,
+    key: string,
+    shape: (item: Record<string, unknown>, where: string) => T,
+  ): T[] {
     const items = r[key];
     // An empty page may come back as null or without the member at all.
     if (items === undefined || items === null) return [];
     if (!Array.isArray(items)) throw resultError(action, `Result.${key} is not an array`);
-    return items as T[];
+    return items.map((item, i) => {
+      const where = `Result.${key}[${i}]`;
+      if (!isRecord(item)) throw resultError(action, `${where} is not an object`);
+      return shape(item, where);
+    });
   }
 
   private page(
@@ -974,6 +990,60 @@ export class CloudIdentityClient implements CloudIdentityApi {
       this.logger?.warn({ err }, 'cloudidentity observer failed');
     }
   }
+}
+
+// The text fields of what CloudIdentity returns. JSON gives no guarantee of their types: a number
+// (a numeric UserName, an id) is read as its text, null as absent; anything else is malformed. The
+// rest of the bridge can then rely on the declared types (a userName is always a string in SCIM).
+const USER_TEXT = [
+  'UserId',
+  'UserName',
+  'DisplayName',
+  'Description',
+  'Email',
+  'Phone',
+  'Source',
+  'IdentityType',
+  'CreatedTime',
+  'UpdatedTime',
+] as const;
+const GROUP_TEXT = [
+  'GroupId',
+  'GroupName',
+  'DisplayName',
+  'Description',
+  'JoinType',
+  'Source',
+  'CreatedTime',
+  'UpdatedTime',
+] as const;
+const MEMBER_TEXT = [
+  'UserId',
+  'UserName',
+  'DisplayName',
+  'Description',
+  'Email',
+  'Phone',
+  'Source',
+  'IdentityType',
+  'JoinTime',
+] as const;
+
+function textFields(
+  action: string,
+  r: Record<string, unknown>,
+  keys: readonly string[],
+  where: string,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...r };
+  for (const key of keys) {
+    const v = r[key];
+    if (v === undefined || typeof v === 'string') continue;
+    if (v === null) delete out[key];
+    else if (typeof v === 'number' || typeof v === 'boolean') out[key] = String(v);
+    else throw resultError(action, `${where}.${key} is not text`);
+  }
+  return out;
 }
 
 function resultError(action: string, why: string): VolcengineTransportError {
