@@ -23,7 +23,7 @@ import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } f
 import { instrumentStore, Metrics } from './ops/metrics.js';
 import { Readiness } from './ops/readiness.js';
 import { ERROR_SCHEMA } from './scim/errors.js';
-import { type CloudIdentity, openStore } from './store/index.js';
+import { bindStore, type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 
@@ -63,8 +63,13 @@ const CLOSE_STEP_MS = 5_000;
 export interface StartOptions {
   /** --rebind-store: bind the store to this CloudIdentity even though it mirrors another one. */
   rebindStore?: boolean;
-  /** --accept-empty-store: start even though the embedded store lost records or its file. */
+  /**
+   * --accept-empty-store: start even though the embedded store lost records or its file, or a new
+   * empty store faces a CloudIdentity that already holds users.
+   */
   acceptEmptyStore?: boolean;
+  /** --reuse-moved-store: serve an embedded store that `store copy` moved to PostgreSQL. */
+  reuseMovedStore?: boolean;
 }
 
 /** config → store → (emulator) → client → app → listen. */
@@ -74,19 +79,16 @@ export async function startBridge(
   options: StartOptions = {},
 ): Promise<RunningBridge> {
   // The store first: it takes DATA_DIR's lock, so a second bridge is refused before it touches
-  // anything else there (the in-process emulator's state file lives in DATA_DIR too).
+  // anything else there (the in-process emulator's state file lives in DATA_DIR too). It is bound
+  // to its CloudIdentity once that is known (the in-process emulator's instance, below).
   const metrics = new Metrics();
-  const store = instrumentStore(
-    await openStore({
-      databaseUrl: config.databaseUrl,
-      dataDir: config.dataDir,
-      logger,
-      upstream: upstreamOf(config),
-      rebind: options.rebindStore,
-      acceptEmptyStore: options.acceptEmptyStore,
-    }),
-    metrics,
-  );
+  const opened = await openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    logger,
+    acceptEmptyStore: options.acceptEmptyStore,
+    reuseMovedStore: options.reuseMovedStore,
+  });
   let emulator: RunningEmulator | undefined;
   let credentials = config.volcengine;
   let endpoint = config.endpoint;
@@ -101,7 +103,7 @@ export async function startBridge(
         stateFile: join(config.dataDir, 'emulator.sqlite'),
       });
     } catch (err) {
-      await store.close();
+      await opened.close();
       throw err;
     }
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
@@ -119,6 +121,21 @@ export async function startBridge(
     logger: logger.child({ component: 'cloudidentity' }),
     observer: metrics.clientObserver,
   });
+  try {
+    await bindStore(opened, {
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      upstream: upstreamOf(config, emulator),
+      rebind: options.rebindStore,
+      acceptEmptyStore: options.acceptEmptyStore,
+      logger,
+      upstreamHoldings: () => upstreamHoldings(client, config.requestDeadlineMs),
+    });
+  } catch (err) {
+    await Promise.all([client.close(), opened.close(), emulator?.close()]);
+    throw err;
+  }
+  const store = instrumentStore(opened, metrics);
   const readiness = new Readiness({
     store,
     api: client,
@@ -250,8 +267,11 @@ export async function startBridge(
   };
 }
 
-/** The CloudIdentity the store is bound to: the configured account, or the in-process emulator. */
-export function upstreamOf(config: Config): CloudIdentity {
+/**
+ * The CloudIdentity the store is bound to: the configured account, or the in-process emulator
+ * (named by its instance once it runs; without it, any emulator matches).
+ */
+export function upstreamOf(config: Config, emulator?: RunningEmulator): CloudIdentity {
   return config.volcengine
     ? {
         kind: 'volcengine',
@@ -259,7 +279,20 @@ export function upstreamOf(config: Config): CloudIdentity {
         region: config.region,
         accessKeyId: config.volcengine.accessKeyId,
       }
-    : { kind: 'emulator' };
+    : { kind: 'emulator', ...(emulator ? { instance: emulator.instanceId } : {}) };
+}
+
+/** How many users and groups CloudIdentity holds (one page each), for a new store's first start. */
+async function upstreamHoldings(
+  client: CloudIdentityClient,
+  deadlineMs: number,
+): Promise<{ users: number; groups: number }> {
+  const opts = { deadlineAt: Date.now() + Math.min(deadlineMs, 15_000) };
+  const [users, groups] = await Promise.all([
+    client.listUsers({ PageNumber: 1, PageSize: 1 }, opts),
+    client.listGroups({ PageNumber: 1, PageSize: 1 }, opts),
+  ]);
+  return { users: users.Total, groups: groups.Total };
 }
 
 /** The PEM pair, checked by building a secure context (a mismatched key throws here, not per connection). */

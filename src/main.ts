@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   const bridge = await startBridge(config, logger, {
     rebindStore: process.argv.includes('--rebind-store'),
     acceptEmptyStore: process.argv.includes('--accept-empty-store'),
+    reuseMovedStore: process.argv.includes('--reuse-moved-store'),
   });
   const scimUrl = `${config.publicBaseUrl ?? bridge.url}/scim/v2`;
   if (bridge.emulator) {
