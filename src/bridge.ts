@@ -129,7 +129,9 @@ export async function startBridge(
       rebind: options.rebindStore,
       acceptEmptyStore: options.acceptEmptyStore,
       logger,
-      upstreamHoldings: () => upstreamHoldings(client, config.requestDeadlineMs),
+      // The in-process emulator is asked directly: its counts need no round trip (nor its latency).
+      upstreamHoldings: async () =>
+        emulator ? emulator.counts() : upstreamHoldings(client, config.requestDeadlineMs),
     });
   } catch (err) {
     await Promise.all([client.close(), opened.close(), emulator?.close()]);

@@ -6,8 +6,10 @@ import Database from 'better-sqlite3';
 import { type CloudIdentity, checkBinding } from './binding.js';
 import {
   DB_FILE,
+  describeMove,
   isPGliteDir,
   MARKER_FILE,
+  MOVED_KEY,
   missingRows,
   pgliteRefusal,
   readMarker,
@@ -107,6 +109,11 @@ async function inspectDataDir(dataDir: string, upstream?: CloudIdentity): Promis
     }
     const missing = missingRows(db);
     if (missing) problems.push(`DATA_DIR: ${dbPath} holds fewer records than it recorded (${missing})`);
+    const moved = await meta(MOVED_KEY);
+    if (moved)
+      problems.push(
+        `DATA_DIR: the embedded store in DATA_DIR ${dir} was copied to PostgreSQL (${describeMove(moved)}); set DATABASE_URL to that database, or start once with --reuse-moved-store`,
+      );
     if (upstream) {
       const binding = await checkBinding({ getMeta: meta }, upstream, `DATA_DIR ${dir}`);
       if (binding) problems.push(binding);

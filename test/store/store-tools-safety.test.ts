@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreSetupError } from '../../src/store/errors.js';
-import { type CloudIdentity, openStore } from '../../src/store/index.js';
+import { type CloudIdentity, inspectStore, openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { runStoreCommand } from '../../src/store-cli.js';
 import { freshPostgresUrl } from '../helpers/postgres.js';
@@ -223,6 +223,10 @@ describe.skipIf(pgSkip !== undefined)('an embedded store copied to PostgreSQL', 
       expect(err).toBeInstanceOf(StoreSetupError);
       expect((err as Error).message).toMatch(/copied to PostgreSQL .*DATABASE_URL.*--reuse-moved-store/s);
       expect((err as Error).message).not.toContain('postgres://');
+      // --check-config says the same without changing anything.
+      const inspected = await inspectStore({ dataDir, upstream: EMULATOR });
+      expect(inspected.ok).toBe(false);
+      expect(inspected.problems.join('\n')).toMatch(/copied to PostgreSQL .*DATABASE_URL/);
       const back = await openStore({ dataDir, upstream: EMULATOR, reuseMovedStore: true });
       expect(await back.countUsers({})).toBe(3);
       await back.close();
