@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningBridge, startBridge } from '../../src/bridge.js';
+import { checkConfig } from '../../src/check-config.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import {
   DEV_ACCESS_KEY,
@@ -112,8 +113,13 @@ describe('an empty store facing a CloudIdentity that already holds users', () =>
     const err = await refusal(start({ ...upstream(), DATA_DIR: dataDir }), StoreSetupError);
     expect(err.message).toMatch(/new and empty, but CloudIdentity at .* already holds 1 user and 0 groups/);
     expect(err.message).toMatch(/restore it from a backup.*--accept-empty-store/s);
-    // Refused again on the next attempt: the refusal does not wear off.
+    // Refused again on the next attempt: the refusal does not wear off; --check-config says so too.
     await refusal(start({ ...upstream(), DATA_DIR: dataDir }), StoreSetupError);
+    const checked = await checkConfig({ ...upstream(), DATA_DIR: dataDir, SCIM_BEARER_TOKENS: TEST_TOKEN });
+    expect(checked.ok).toBe(false);
+    expect(checked.lines[0]).toMatch(
+      /would not start: the store is new and empty, .* already holds 1 users.*--accept-empty-store/,
+    );
 
     const accepted = await start({ ...upstream(), DATA_DIR: dataDir }, { acceptEmptyStore: true });
     expect(
@@ -122,6 +128,9 @@ describe('an empty store facing a CloudIdentity that already holds users', () =>
     await stop(accepted);
     // Accepted once: later starts need no flag.
     await stop(await start({ ...upstream(), DATA_DIR: dataDir }));
+    expect((await checkConfig({ ...upstream(), DATA_DIR: dataDir, SCIM_BEARER_TOKENS: TEST_TOKEN })).ok).toBe(
+      true,
+    );
   });
 
   it('a new store facing an empty CloudIdentity starts without the flag', async () => {
