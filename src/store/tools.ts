@@ -18,6 +18,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -26,7 +27,7 @@ import {
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { describeUpstream, parseBinding, sameCloudIdentity, UPSTREAM_KEY } from './binding.js';
-import { DB_FILE, lockDataDir, MOVED_KEY, STORE_ID_KEY, storeDir, writeMarker } from './data-dir.js';
+import { DB_FILE, lockDataDir, MOVED_KEY, STORE_ID_KEY, writeMarker } from './data-dir.js';
 import { StoreSetupError } from './errors.js';
 import { migrate } from './migrations.js';
 import { describeTarget, openPostgresDriver } from './postgres-driver.js';
@@ -251,8 +252,8 @@ export function restoreEmbeddedStore(
   const lock = lockDataDir(dir);
   try {
     // Where the database really is (bridge.sqlite may be a symlink): the swap happens there.
-    const live = join(storeDir(dir), DB_FILE);
-    const present = existsSync(live);
+    const present = existsSync(livePath);
+    const live = present ? realpathSync(livePath) : livePath;
     if (present && verified.upstream && !options.allowOtherCloudIdentity) {
       const held = bindingOf(live);
       const a = held ? parseBinding(held) : null;
@@ -265,7 +266,7 @@ export function restoreEmbeddedStore(
             'with --rebind-store',
         );
     }
-    const tmp = join(dirname(live), `.${DB_FILE}.restoring`);
+    const tmp = join(dirname(live), `.${basename(live)}.restoring`);
     removeWithJournals(tmp);
     try {
       copyPrivate(backup, tmp);
@@ -283,7 +284,7 @@ export function restoreEmbeddedStore(
         throw new Error(`the copy of ${file} in DATA_DIR differs from it`);
       if (present) {
         checkpoint(live);
-        replacedInto = join(dir, `replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+        replacedInto = join(dirname(live), `replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
         mkdirSync(replacedInto, { mode: 0o700 });
         try {
           linkSync(live, join(replacedInto, DB_FILE));
@@ -292,9 +293,9 @@ export function restoreEmbeddedStore(
           renameSync(live, join(replacedInto, DB_FILE));
         }
         // A log left beside the old file would be replayed into the restored one.
-        for (const f of [`${DB_FILE}-wal`, `${DB_FILE}-shm`]) {
-          const p = join(dirname(live), f);
-          if (existsSync(p)) renameSync(p, join(replacedInto, f));
+        for (const suffix of ['-wal', '-shm']) {
+          if (existsSync(`${live}${suffix}`))
+            renameSync(`${live}${suffix}`, join(replacedInto, `${DB_FILE}${suffix}`));
         }
       }
     } catch (e) {

@@ -1,7 +1,17 @@
 // The store tools under hostile conditions: a busy store, a full disk, a restore onto itself or from
 // another CloudIdentity, file modes, a store that was moved to PostgreSQL.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -163,6 +173,26 @@ describe('store restore', () => {
     expect(
       await runStoreCommand(['restore', file, '--allow-other-cloudidentity'], { DATA_DIR: dataDir }),
     ).toMatch(/restored .* 4 users/);
+  });
+
+  it('through a symlinked bridge.sqlite replaces the real file, and the link still leads to it', async () => {
+    const source = tempDir('src-');
+    const a = await openStore({ dataDir: source, upstream: EMULATOR });
+    await fill(a, 4, 10);
+    await a.close();
+    const file = join(tempDir('bk-'), 'b.sqlite');
+    await runStoreCommand(['backup', file], { DATA_DIR: source });
+    const real = tempDir('real-');
+    const r = await openStore({ dataDir: real, upstream: EMULATOR });
+    await fill(r, 1, 10);
+    await r.close();
+    const linked = tempDir('linked-');
+    symlinkSync(join(real, 'bridge.sqlite'), join(linked, 'bridge.sqlite'));
+    await runStoreCommand(['restore', file], { DATA_DIR: linked });
+    expect(lstatSync(join(linked, 'bridge.sqlite')).isSymbolicLink()).toBe(true);
+    const viaLink = await openStore({ dataDir: linked, upstream: EMULATOR });
+    expect(await viaLink.countUsers({})).toBe(4);
+    await viaLink.close();
   });
 
   // A copy that runs out of space part-way: a 6 MB file system, an 8 MB backup.
