@@ -66,6 +66,9 @@ function counts(db: Database.Database): StoreCounts {
 
 /** Checks that `path` is a whole, readable bridge store this build can open; returns its counts. */
 export function verifyStoreFile(path: string): StoreCounts & { storeId: string; upstream: string | null } {
+  // A file in WAL mode (backups made by older versions) gets an empty -wal and a -shm from a
+  // read-only connection, left behind on close: removed again, if this call made them.
+  const sidecars = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
@@ -94,6 +97,8 @@ export function verifyStoreFile(path: string): StoreCounts & { storeId: string; 
     throw e;
   } finally {
     db.close();
+    if (sidecars.length === 2 && existsSync(sidecars[0]) && statSync(sidecars[0]).size === 0)
+      for (const f of sidecars) rmSync(f, { force: true });
   }
 }
 

@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreSetupError } from '../../src/store/errors.js';
 import { type CloudIdentity, inspectStore, openStore } from '../../src/store/index.js';
@@ -193,6 +194,25 @@ describe('store restore', () => {
     const viaLink = await openStore({ dataDir: linked, upstream: EMULATOR });
     expect(await viaLink.countUsers({})).toBe(4);
     await viaLink.close();
+  });
+
+  it('verifies and restores a backup in WAL mode (made by an older version) without leaving -wal/-shm files', async () => {
+    const source = tempDir('src-');
+    const a = await openStore({ dataDir: source, upstream: EMULATOR });
+    await fill(a, 2, 10);
+    await a.close();
+    const out = tempDir('old-bk-');
+    const file = join(out, 'old.sqlite');
+    const db = new Database(join(source, 'bridge.sqlite'), { readonly: true });
+    await db.backup(file);
+    db.close();
+    expect(readdirSync(out)).toEqual(['old.sqlite']);
+    expect(await runStoreCommand(['verify', file], {})).toMatch(/2 users/);
+    expect(readdirSync(out)).toEqual(['old.sqlite']);
+    const dataDir = join(tempDir('fresh-'), 'data');
+    await runStoreCommand(['restore', file], { DATA_DIR: dataDir });
+    expect(readdirSync(out)).toEqual(['old.sqlite']);
+    expect(readdirSync(dataDir).sort()).toEqual(['bridge.lock', 'bridge.sqlite', 'volc-scim-bridge.json']);
   });
 
   // A copy that runs out of space part-way: a 6 MB file system, an 8 MB backup.
