@@ -224,7 +224,7 @@ describe('NODE_ENV=production without Volcengine credentials', () => {
     );
   });
 
-  it('main.ts exits 2 before starting anything, and prints no token', async () => {
+  it('main.ts exits 2 before starting anything; production prints nothing but one JSON log line, and no token', async () => {
     const dataDir = tempDir();
     const out = await runMain(
       [],
@@ -232,8 +232,39 @@ describe('NODE_ENV=production without Volcengine credentials', () => {
       15_000,
     );
     expect(out.code).toBe(2);
-    expect(out.stderr).toMatch(/VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY/);
-    expect(out.stdout).toBe('');
-    expect(out.stderr).not.toMatch(/Generated token|Bearer/);
+    expect(out.stderr).toBe('');
+    const lines = out.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]) as { level: number; msg: string; problems: string[] };
+    expect(line).toMatchObject({ level: 60, msg: 'invalid configuration', service: 'volc-scim-bridge' });
+    expect(line.problems.join('\n')).toMatch(/VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY/);
+    expect(out.stdout).not.toMatch(/Generated token|Bearer/);
+  });
+
+  it('a start that fails in production is one JSON log line too (exit 1)', async () => {
+    const out = await runMain(
+      [],
+      {
+        NODE_ENV: 'production',
+        DATA_DIR: tempDir(),
+        PORT: '0',
+        HOST: '127.0.0.1',
+        SCIM_BEARER_TOKENS: TEST_TOKEN,
+        VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+        VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+        DATABASE_URL: 'postgres://bridge:secret-pw@127.0.0.1:1/scim',
+      },
+      30_000,
+    );
+    expect(out.code).toBe(1);
+    expect(out.stderr).toBe('');
+    const failed = out.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: number; msg: string; reason?: string })
+      .find((l) => l.msg === 'failed to start');
+    expect(failed?.level).toBe(60);
+    expect(failed?.reason).toMatch(/^DATABASE_URL: /);
+    expect(out.stdout).not.toContain('secret-pw');
   });
 });
