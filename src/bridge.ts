@@ -24,7 +24,7 @@ import { instrumentStore, Metrics } from './ops/metrics.js';
 import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { ERROR_SCHEMA } from './scim/errors.js';
-import { type CloudIdentity, openStore } from './store/index.js';
+import { bindStore, type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
 import { keepTrialToken, type TrialToken } from './trial-token.js';
 import { CloudIdentityClient } from './volcengine/client.js';
@@ -71,8 +71,13 @@ const CLOSE_STEP_MS = 5_000;
 export interface StartOptions {
   /** --rebind-store: bind the store to this CloudIdentity even though it mirrors another one. */
   rebindStore?: boolean;
-  /** --accept-empty-store: start even though the embedded store lost records or its file. */
+  /**
+   * --accept-empty-store: start even though the embedded store lost records or its file, or a new
+   * empty store faces a CloudIdentity that already holds users.
+   */
   acceptEmptyStore?: boolean;
+  /** --reuse-moved-store: serve an embedded store that `store copy` moved to PostgreSQL. */
+  reuseMovedStore?: boolean;
 }
 
 /** config → store → (emulator) → client → app → listen. */
@@ -83,20 +88,17 @@ export async function startBridge(
 ): Promise<RunningBridge> {
   let config = given;
   // The store first: it takes DATA_DIR's lock, so a second bridge is refused before it touches
-  // anything else there (the in-process emulator's state file lives in DATA_DIR too).
+  // anything else there (the in-process emulator's state file lives in DATA_DIR too). It is bound
+  // to its CloudIdentity once that is known (the in-process emulator's instance, below).
   const metrics = new Metrics();
-  const store = instrumentStore(
-    await openStore({
-      databaseUrl: config.databaseUrl,
-      lockLeaseMs: config.storeLockLeaseMs,
-      dataDir: config.dataDir,
-      logger,
-      upstream: upstreamOf(config),
-      rebind: options.rebindStore,
-      acceptEmptyStore: options.acceptEmptyStore,
-    }),
-    metrics,
-  );
+  const opened = await openStore({
+    databaseUrl: config.databaseUrl,
+    lockLeaseMs: config.storeLockLeaseMs,
+    dataDir: config.dataDir,
+    logger,
+    acceptEmptyStore: options.acceptEmptyStore,
+    reuseMovedStore: options.reuseMovedStore,
+  });
   let emulator: RunningEmulator | undefined;
   let credentials = config.volcengine;
   let endpoint = config.endpoint;
@@ -117,7 +119,7 @@ export async function startBridge(
         stateFile: join(config.dataDir, 'emulator.sqlite'),
       });
     } catch (err) {
-      await store.close();
+      await opened.close();
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         throw new Error(
           `EMULATOR_PORT: port ${config.emulatorPort} is in use; choose another, or 0 for any free port`,
@@ -137,7 +139,7 @@ export async function startBridge(
       logger,
     });
   } catch (err) {
-    await Promise.all([store.close(), emulator?.close()]);
+    await Promise.all([opened.close(), emulator?.close()]);
     throw err;
   }
   const client = new CloudIdentityClient({
@@ -153,6 +155,23 @@ export async function startBridge(
     observer: metrics.clientObserver,
     pacer: rateLimits.upstream,
   });
+  try {
+    await bindStore(opened, {
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      upstream: upstreamOf(config, emulator),
+      rebind: options.rebindStore,
+      acceptEmptyStore: options.acceptEmptyStore,
+      logger,
+      // The in-process emulator is asked directly: its counts need no round trip (nor its latency).
+      upstreamHoldings: async () =>
+        emulator ? emulator.counts() : upstreamHoldings(client, config.requestDeadlineMs),
+    });
+  } catch (err) {
+    await Promise.all([client.close(), opened.close(), emulator?.close(), rateLimits.close()]);
+    throw err;
+  }
+  const store = instrumentStore(opened, metrics);
   const readiness = new Readiness({
     store,
     api: client,
@@ -292,8 +311,11 @@ export async function startBridge(
   };
 }
 
-/** The CloudIdentity the store is bound to: the configured account, or the in-process emulator. */
-export function upstreamOf(config: Config): CloudIdentity {
+/**
+ * The CloudIdentity the store is bound to: the configured account, or the in-process emulator
+ * (named by its instance once it runs; without it, any emulator matches).
+ */
+export function upstreamOf(config: Config, emulator?: RunningEmulator): CloudIdentity {
   return config.volcengine
     ? {
         kind: 'volcengine',
@@ -301,7 +323,20 @@ export function upstreamOf(config: Config): CloudIdentity {
         region: config.region,
         accessKeyId: config.volcengine.accessKeyId,
       }
-    : { kind: 'emulator' };
+    : { kind: 'emulator', ...(emulator ? { instance: emulator.instanceId } : {}) };
+}
+
+/** How many users and groups CloudIdentity holds (one page each), for a new store's first start. */
+async function upstreamHoldings(
+  client: CloudIdentityClient,
+  deadlineMs: number,
+): Promise<{ users: number; groups: number }> {
+  const opts = { deadlineAt: Date.now() + Math.min(deadlineMs, 15_000) };
+  const [users, groups] = await Promise.all([
+    client.listUsers({ PageNumber: 1, PageSize: 1 }, opts),
+    client.listGroups({ PageNumber: 1, PageSize: 1 }, opts),
+  ]);
+  return { users: users.Total, groups: groups.Total };
 }
 
 /** The PEM pair, checked by building a secure context (a mismatched key throws here, not per connection). */

@@ -205,6 +205,13 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
       'VOLCENGINE_SECRET_KEY: VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must be set together',
     );
   }
+  if (value('NODE_ENV') === 'production' && !accessKey) {
+    problems.push(
+      'VOLCENGINE_ACCESS_KEY: NODE_ENV=production needs CloudIdentity credentials: set VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY ' +
+        '(and SCIM_BEARER_TOKENS). Without them the bridge would run against its in-process emulator, which is for trials: ' +
+        'for that, leave NODE_ENV unset',
+    );
+  }
   const labelled = splitTokens(value('SCIM_BEARER_TOKENS')).map(splitLabel);
   const tokens = labelled.map((t) => t.token);
   if (accessKey && tokens.length === 0) {

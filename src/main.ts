@@ -9,13 +9,23 @@ async function check(): Promise<void> {
   process.exit(outcome.ok ? 0 : 1);
 }
 
+/**
+ * A refusal to start: one JSON log line (fatal) on stdout in production, where nothing is printed
+ * outside the JSON log; a line on stderr otherwise.
+ */
+function refuse(text: string, msg: string, fields: Record<string, unknown>): void {
+  if (process.env.NODE_ENV?.trim() === 'production')
+    createLogger({ level: 'info', logPii: false }).fatal(fields, msg);
+  else process.stderr.write(`${text}\n`);
+}
+
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env, generateToken);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`volc-scim-bridge: ${e.message}\n`);
+      refuse(`volc-scim-bridge: ${e.message}`, 'invalid configuration', { problems: e.problems });
       process.exit(2);
     }
     throw e;
@@ -28,6 +38,7 @@ async function main(): Promise<void> {
   const bridge = await startBridge(config, logger, {
     rebindStore: process.argv.includes('--rebind-store'),
     acceptEmptyStore: process.argv.includes('--accept-empty-store'),
+    reuseMovedStore: process.argv.includes('--reuse-moved-store'),
   });
   const base = config.publicBaseUrl ?? bridge.url;
   const scimUrl = `${base}/scim/v2`;
@@ -113,8 +124,7 @@ async function main(): Promise<void> {
 
 const run = process.argv.includes('--check-config') ? check : main;
 run().catch((err) => {
-  process.stderr.write(
-    `volc-scim-bridge failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
-  );
+  const reason = err instanceof Error ? err.message : String(err);
+  refuse(`volc-scim-bridge failed to start: ${reason}`, 'failed to start', { reason });
   process.exit(1);
 });

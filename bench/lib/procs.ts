@@ -233,7 +233,13 @@ export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc>
   const port = await freePort();
   const env = bridgeEnv(opts, port);
   const main = opts.mainJs ?? join(ROOT, 'dist/main.js');
-  const args = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, main] : [main];
+  // The emulator is seeded before the bridge's first start: a new store facing an account that
+  // already holds users needs --accept-empty-store (builds that predate the flag ignore it).
+  const args = [
+    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+    main,
+    '--accept-empty-store',
+  ];
   const url = `http://127.0.0.1:${port}`;
   const proc = startProcess(opts.name, args, env, join(opts.dir, `${opts.name}.log`), url);
   // Generous: a shared machine under load can be slow to start a process.
@@ -297,7 +303,7 @@ export async function startBridgeTimed(
   const started = performance.now();
   const proc = startProcess(
     opts.name,
-    [join(ROOT, 'dist/main.js')],
+    [join(ROOT, 'dist/main.js'), '--accept-empty-store'],
     bridgeEnv(opts, port),
     join(opts.dir, `${opts.name}.log`),
     url,

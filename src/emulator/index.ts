@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
@@ -60,6 +61,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }
     state.sink = file;
   }
+  const instanceId = file?.instanceId ?? randomUUID();
   const faults = new FaultInjector();
   faults.set(opts.faults ?? []);
   const calls = new Map<string, number>();
@@ -106,6 +108,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   return {
     url: `http://${urlHost}:${port}`,
     port,
+    instanceId,
     setFaults(rules: FaultRule[]) {
       faults.set(rules);
     },
