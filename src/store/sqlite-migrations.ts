@@ -153,7 +153,7 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         subject_lower TEXT NOT NULL,
         audit_id INTEGER NOT NULL,
         PRIMARY KEY (subject_lower, audit_id)
-      ) STRICT, WITHOUT ROWID;
+      ) STRICT;
       CREATE INDEX audit_subjects_audit_idx ON audit_subjects (audit_id);
     `,
   },
