@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import SqliteDb from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Readiness } from '../../src/ops/readiness.js';
 import type { SqlDriver } from '../../src/store/driver.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import { openStore } from '../../src/store/index.js';
@@ -18,6 +19,7 @@ import { openPostgresDriver } from '../../src/store/postgres-driver.js';
 import { SqlStore } from '../../src/store/sql-store.js';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { BridgeStore } from '../../src/store/types.js';
+import type { CloudIdentityApi } from '../../src/volcengine/types.js';
 import { freshPostgresUrl, TEST_DATABASE_URL } from '../helpers/postgres.js';
 import { auditEntry, newGroup, newUser, nextId } from './contract.js';
 
@@ -199,7 +201,56 @@ afterAll(() => {
   if (!mountRefused) execFileSync('umount', [fsDir]);
 });
 
+/** Fills the filesystem of `file` to the last byte. */
+function fillFs(file: string): void {
+  const fd = openSync(file, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (let size = chunk.length; size >= 1; ) {
+      try {
+        writeSync(fd, chunk, 0, size);
+      } catch {
+        size = Math.floor(size / 2);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 describe.skipIf(mountRefused !== null)('SqliteStore on a full filesystem (3 MB tmpfs)', () => {
+  it('makes readiness say not ready while the store cannot write, and ready again by itself once it can', async () => {
+    const dataDir = join(fsDir, 'ready');
+    const store = (await openStore({ dataDir })) as SqliteStore;
+    const filler = join(fsDir, 'filler-ready');
+    // CloudIdentity is not what this test is about: its check always passes.
+    const api = { listUsers: async () => ({ Users: [], Total: 0 }) } as unknown as CloudIdentityApi;
+    // A long cache: a failed write and a recovered one must both be seen at once regardless.
+    const readiness = new Readiness({ store, api, cacheMs: 600_000 });
+    try {
+      const s = await seed(store);
+      expect((await readiness.check()).status).toBe('ready');
+      fillFs(filler);
+      // Reads still work: the ping alone would call this store healthy.
+      await store.ping();
+      await expectUnavailable(store.updateUser(s.userId, { active: false }), 'updateUser');
+      const down = await readiness.check();
+      expect(down.status).toBe('not_ready');
+      expect(down.reason).toMatch(/^store cannot write \(SQLite SQLITE_(FULL|IOERR)/);
+      // Still down: the check's own heartbeat write fails too.
+      expect((await readiness.check()).status).toBe('not_ready');
+      rmSync(filler);
+      // Nothing else writes: the check's heartbeat commits, and the bridge is ready again.
+      const again = new Readiness({ store, api, cacheMs: 0 });
+      expect((await again.check()).status).toBe('ready');
+      expect(store.writeFailureReason()).toBeNull();
+      expect((await readiness.check()).status).toBe('ready');
+    } finally {
+      rmSync(filler, { force: true });
+      await store.close();
+    }
+  });
+
   it('rejects every write method with StoreUnavailableError, stores nothing, and recovers when space is freed', async () => {
     const dataDir = join(fsDir, 'data');
     let store = (await openStore({ dataDir })) as SqliteStore;
@@ -208,20 +259,7 @@ describe.skipIf(mountRefused !== null)('SqliteStore on a full filesystem (3 MB t
     try {
       const s = await seed(store);
       const before = dumpSqlite(file);
-      // Fill the filesystem to the last byte.
-      const fd = openSync(filler, 'w');
-      const chunk = Buffer.alloc(64 * 1024, 1);
-      try {
-        for (let size = chunk.length; size >= 1; ) {
-          try {
-            writeSync(fd, chunk, 0, size);
-          } catch {
-            size = Math.floor(size / 2);
-          }
-        }
-      } finally {
-        closeSync(fd);
-      }
+      fillFs(filler);
       for (const w of WRITES) {
         const err = await expectUnavailable(w.run(store, s), w.name);
         expect(err.reason, w.name).toMatch(/^SQLite SQLITE_(FULL|IOERR)/);
