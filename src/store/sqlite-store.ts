@@ -2,11 +2,16 @@
 // DATA_DIR lock and the start-up checks are data-dir.ts). WAL with synchronous=FULL: a write is
 // acknowledged only after its commit is fsync'ed, so it survives SIGKILL and power loss.
 //
-// One transaction per operation: a single statement is its own (implicit) transaction in SQLite;
-// operations of several statements (a delete with its memberships) run in BEGIN IMMEDIATE … COMMIT.
-// Isolation holds by construction: better-sqlite3 is synchronous, so each store operation runs to
-// its COMMIT on the event loop without yielding, and no other request can observe (or interleave
-// with) a transaction before it commits. The async methods only wrap synchronous work.
+// Reads run synchronously on the caller's turn. Every write (a unit of work, commit(), or one of the
+// single-write methods, each a unit of its own) is queued and committed by a group commit: the writes
+// queued in one turn of the event loop run in one BEGIN IMMEDIATE … COMMIT, each in a SAVEPOINT of its
+// own, so concurrent requests share one fsync, and one that fails (a conflict, a stale version) is
+// rolled back alone. The COMMIT is an explicit statement whose error (a full disk: SQLITE_FULL,
+// SQLITE_IOERR) rejects every write of the batch: no autocommit statement, whose commit error
+// better-sqlite3's Statement.get() would lose, and nothing acknowledged that was not committed.
+// Group commit rather than a writer on a worker thread: bench/store-commit.ts has the figures.
+// Isolation: better-sqlite3 is synchronous, so a batch runs to its COMMIT without yielding, and no
+// request observes a write before its commit.
 import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
