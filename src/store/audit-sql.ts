@@ -194,9 +194,13 @@ export function auditListSql(q: AuditQuery): { sql: string; params: unknown[] } 
   if (q.resource !== undefined) {
     // The record's own resource, or one of its subjects (audit_subjects: e.g. the members a group
     // change added or removed), so a person's history includes the group changes that affected them.
+    // One index lookup per way (a UNION, which both planners use; an OR with a subquery would make
+    // PostgreSQL scan the whole trail).
     const folded = add(foldCase(q.resource));
     where.push(
-      `(resource_id = ${add(q.resource)} OR resource_name_lower = ${folded} OR id IN (SELECT audit_id FROM audit_subjects WHERE subject_lower = ${folded}))`,
+      `id IN (SELECT id FROM audit WHERE resource_id = ${add(q.resource)}
+        UNION SELECT id FROM audit WHERE resource_name_lower = ${folded}
+        UNION SELECT audit_id FROM audit_subjects WHERE subject_lower = ${folded})`,
     );
   }
   if (q.actor !== undefined) where.push(`actor = ${add(q.actor)}`);
