@@ -1,5 +1,6 @@
 // Micro-benchmark: how the embedded store commits concurrent units of work
-// (`npx tsx bench/store-commit.ts`; STORE_BENCH_UNITS, STORE_BENCH_CONCURRENCY=1,16,64 to change it).
+// (`npm run build && npx tsx bench/store-commit.ts`: the worker variant loads the built unit SQL;
+// STORE_BENCH_UNITS, STORE_BENCH_CONCURRENCY=1,16,64, STORE_BENCH_CPU_MS change it).
 //
 // Each of C concurrent "requests" loops: wait for an I/O turn (as a request waits for CloudIdentity),
 // read its user, spend STORE_BENCH_CPU_MS (0.5) of main-thread work, then commit its final unit
