@@ -4,7 +4,10 @@ import type { BridgeStore } from '../store/types.js';
 import { isCredentialProblem, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 
-// Readiness: the store answers and CloudIdentity accepts the bridge's credentials. The result is
+// Readiness: the store answers and can write, and CloudIdentity accepts the bridge's credentials.
+// A store whose last write failed for want of the store (full disk, connection lost) is not ready
+// until a write commits again: the check then makes a tiny real write (the store's heartbeat), so
+// readiness recovers by itself once the store can write. The result is
 // cached (READINESS_CACHE_MS) and concurrent probes share one check, so a probe every second from
 // every kubelet and load balancer costs at most one upstream call per cache period. Once shutdown
 // starts the answer is 503 at once, without any check.
@@ -67,7 +70,7 @@ export function judgeUpstreamFailure(err: unknown): UpstreamVerdict {
 }
 
 export interface ReadinessOptions {
-  store: Pick<BridgeStore, 'ping'>;
+  store: Pick<BridgeStore, 'ping'> & Partial<Pick<BridgeStore, 'writeFailureReason' | 'heartbeat'>>;
   api: Pick<CloudIdentityApi, 'listUsers'>;
   /** How long a result is reused. 0 = check on every probe. */
   cacheMs: number;
@@ -87,7 +90,7 @@ export interface LivenessReport {
 }
 
 export class Readiness {
-  private cached: { report: ReadinessReport; at: number } | undefined;
+  private cached: { report: ReadinessReport; at: number; writeFailing: boolean } | undefined;
   private running: Promise<ReadinessReport> | undefined;
   private stopping = false;
   private lastReady: boolean | undefined;
@@ -159,7 +162,14 @@ export class Readiness {
   async check(): Promise<ReadinessReport> {
     if (this.stopping) return this.shutdownReport();
     const cached = this.cached;
-    if (cached && this.now() - cached.at < this.options.cacheMs) return cached.report;
+    // A cached report does not outlive a change of the store's write health (a write failed, or one
+    // committed since).
+    if (
+      cached &&
+      this.now() - cached.at < this.options.cacheMs &&
+      cached.writeFailing === (this.writeFailure() !== null)
+    )
+      return cached.report;
     if (!this.running) {
       this.running = this.run().finally(() => {
         this.running = undefined;
@@ -201,7 +211,7 @@ export class Readiness {
       checks: { store, upstream },
       checkedAt: new Date(started).toISOString(),
     };
-    this.cached = { report, at: this.now() };
+    this.cached = { report, at: this.now(), writeFailing: this.writeFailure() !== null };
     const ready = report.status === 'ready';
     if (ready !== this.lastReady) {
       if (ready) this.options.logger?.info('ready: store and CloudIdentity checks pass');
@@ -212,10 +222,34 @@ export class Readiness {
     return report;
   }
 
+  /** Why the store's last write failed, or null (also for stores that do not tell). */
+  private writeFailure(): string | null {
+    const reason = this.options.store.writeFailureReason?.();
+    return typeof reason === 'string' ? reason : null;
+  }
+
   private async checkStore(): Promise<CheckResult> {
     const started = this.now();
     try {
       await withTimeout(this.options.store.ping(), this.timeoutMs, 'store ping timed out');
+      if (this.writeFailure() !== null && this.options.store.heartbeat) {
+        try {
+          await withTimeout(
+            this.options.store.heartbeat(),
+            this.timeoutMs,
+            'store heartbeat write timed out',
+          );
+        } catch (err) {
+          this.options.logger?.debug({ err }, 'readiness: store heartbeat write failed');
+          const reason = err instanceof StoreUnavailableError ? err.reason : this.writeFailure();
+          const suffix = typeof reason === 'string' && /^[\w.: -]{1,80}$/.test(reason) ? ` (${reason})` : '';
+          return {
+            status: 'failed',
+            durationMs: this.now() - started,
+            detail: err instanceof TimeoutError ? err.message : `store cannot write${suffix}`,
+          };
+        }
+      }
       return { status: 'ok', durationMs: this.now() - started };
     } catch (err) {
       this.options.logger?.debug({ err }, 'readiness: store ping failed');

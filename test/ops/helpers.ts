@@ -30,6 +30,7 @@ export function pingOnlyStore(ping: () => Promise<void>): BridgeStore & { pings:
       await ping();
     },
     async close() {},
+    writeFailureReason: () => null,
   };
   return new Proxy(store, {
     get(target, prop) {
