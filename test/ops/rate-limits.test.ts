@@ -9,6 +9,12 @@ import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningBridge, startBridge } from '../../src/bridge.js';
 import { loadConfig } from '../../src/config.js';
+import {
+  DEV_ACCESS_KEY,
+  DEV_SECRET_KEY,
+  type RunningEmulator,
+  startEmulator,
+} from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { RATE_LIMIT_TABLE, RateLimits, UpstreamPacer } from '../../src/ops/rate-limits.js';
@@ -337,8 +343,13 @@ describe('limits shared through PostgreSQL hold for the whole deployment', async
     'two bridges on one schema: one SCIM count per token, one sign-in count per address',
     async () => {
       if ('skip' in pg) return;
+      // Replicas share one CloudIdentity (one standalone emulator): a store is bound to one.
+      const emulator: RunningEmulator = await startEmulator({ port: 0 });
       const env = {
         DATABASE_URL: pg.url,
+        VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+        VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+        VOLCENGINE_ENDPOINT: emulator.url,
         SCIM_RATE_LIMIT: '1',
         ADMIN_TOKENS: ADMIN,
         ADMIN_SIGNIN_MAX_FAILURES: '3',
@@ -373,6 +384,7 @@ describe('limits shared through PostgreSQL hold for the whole deployment', async
       } finally {
         await a.done();
         await b.done();
+        await emulator.close();
       }
     },
   );
