@@ -12,8 +12,11 @@
 //   backoffMaxMs + intervalMs (+ the settle itself) — 35 s with the defaults, ≤ 55 s by config
 //   validation, for up to `batch` intents due at once (each further batch adds one interval).
 import type { Logger } from 'pino';
+import { backgroundStatus } from '../audit/entry.js';
 import type { Metrics } from '../ops/metrics.js';
+import { withUpstreamLog } from '../ops/request-context.js';
 import { ScimError } from '../scim/errors.js';
+import type { AuditUpstreamCall } from '../store/audit-types.js';
 import type { BridgeStore, IntentRecord } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
@@ -80,6 +83,8 @@ export interface RunResult {
   drift: DriftFinding[];
 }
 
+/** The actor of every record the reconciler writes (its settles and drift repairs). */
+export const RECONCILER_ACTOR = 'reconciler';
 const BACKOFF_BASE_MS = 1_000;
 /** Later than any next attempt (ISO text sorts like time only within four-digit years). */
 const FAR_FUTURE = '9999-12-31T23:59:59.999Z';
@@ -186,15 +191,16 @@ export class Reconciler {
     const leader = await this.lead();
     this.o.metrics?.reconcilerLeader.set(leader ? 1 : 0);
     if (!leader) return result;
-    const ctx = this.context();
     const now = options.ignoreBackoff ? new Date(FAR_FUTURE) : new Date();
     const due = await this.o.store.dueIntents(now, this.o.batch);
     // One settle per resource: it takes that resource's intents in order, oldest first.
     const resources = [...new Set(due.map((i) => i.resource))];
     for (const resource of resources) {
       try {
-        await withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
-          this.o.intents.settle(resource, this.context(), (i) => this.nextAttempt(i)),
+        await withUpstreamLog((calls) =>
+          withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
+            this.o.intents.settle(resource, this.context(calls), (i) => this.nextAttempt(i)),
+          ),
         );
         result.settled += due.filter((i) => i.resource === resource).length;
       } catch (err) {
@@ -205,7 +211,7 @@ export class Reconciler {
         result.failed++;
       }
     }
-    if (options.drift) result.drift = await this.driftPass(ctx);
+    if (options.drift) result.drift = await withUpstreamLog((calls) => this.driftPass(this.context(calls)));
     await this.refresh();
     result.pending = this.pendingCount;
     this.totals.ticks++;
@@ -242,8 +248,22 @@ export class Reconciler {
     return new Date(Date.now() + delay);
   }
 
-  private context(): RequestContext {
-    return { deadlineAt: Date.now() + this.o.attemptDeadlineMs, log: this.o.logger };
+  /** The reconciler's own actions are recorded in the trail with actor `reconciler`. */
+  private context(calls: () => readonly AuditUpstreamCall[]): RequestContext {
+    const startedAt = Date.now();
+    return {
+      deadlineAt: startedAt + this.o.attemptDeadlineMs,
+      log: this.o.logger,
+      origin: {
+        actor: RECONCILER_ACTOR,
+        clientIp: null,
+        requestId: null,
+        method: 'reconcile',
+        startedAt,
+        upstreamCalls: calls,
+        statusOf: backgroundStatus,
+      },
+    };
   }
 
   /** Re-reads the pending intents for the report and the gauge. */

@@ -40,6 +40,15 @@ export function recordUpstreamAttempt(e: { action: string; outcome: string; requ
   }
 }
 
+/**
+ * Runs `fn` (work outside a request: a reconciler action) with a record of its own upstream attempts,
+ * which `calls` reads, for that action's audit record.
+ */
+export function withUpstreamLog<T>(fn: (calls: () => RequestState['upstreamCalls']) => T): T {
+  const state: RequestState = { upstreamRequestIds: [], upstreamCalls: [] };
+  return storage.run(state, () => fn(() => state.upstreamCalls));
+}
+
 /** A client observer that only records attempts (when no Metrics observer is wired). */
 export const requestContextObserver = { onAttempt: recordUpstreamAttempt };
 
