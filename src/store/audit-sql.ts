@@ -53,23 +53,133 @@ export const INSERT_AUDIT = `INSERT INTO audit (at, actor, client_ip, request_id
   resource_name, resource_name_lower, status, scim_type, detail, duration_ms, changes, upstream)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
 
+// Every audit field is bounded here, at the store boundary, whatever the caller passes: a refused
+// request can carry a megabyte-long name, and records are kept for months.
+
+/** The longest name CloudIdentity accepts (userName 54, displayName and group DisplayName 64 characters). */
+export const AUDIT_NAME_CHARS = 64;
+/** Short fields: actor, method, request id, client IP, resource id, scimType. */
+export const AUDIT_SHORT_CHARS = 256;
+export const AUDIT_DETAIL_CHARS = 2_000;
+/** Every string inside `changes` and `upstream` (field values, member names). */
+export const AUDIT_VALUE_CHARS = 512;
+/** `changes` as JSON (a membership change of 1,000 members with their names fits). */
+export const AUDIT_CHANGES_CHARS = 256 * 1024;
+/** Upstream calls listed per record; the rest are summarised in one last entry. */
+export const AUDIT_UPSTREAM_CALLS = 200;
+/** Subjects (other resources a record concerns) kept per record. */
+export const AUDIT_SUBJECTS = 4_000;
+
+/**
+ * `value` cut to at most `max` characters (code points, never half a surrogate pair) plus a marker
+ * that says how long it was (in UTF-16 units, as JavaScript counts); shorter values unchanged.
+ * Looks at no more than the part it keeps: a megabyte-long value costs no more than a short one.
+ */
+export function bounded(value: string, max: number): string {
+  if (value.length <= max) return value;
+  let end = 0;
+  for (let points = 0; points < max && end < value.length; points++) {
+    const code = value.charCodeAt(end);
+    end += code >= 0xd800 && code <= 0xdbff && end + 1 < value.length ? 2 : 1;
+  }
+  if (end >= value.length) return value;
+  return `${value.slice(0, end)}…(${value.length} characters)`;
+}
+
+function boundedOrNull(value: string | null | undefined, max: number): string | null {
+  return typeof value === 'string' ? bounded(value, max) : (value ?? null);
+}
+
+/** Every string in a JSON value cut to AUDIT_VALUE_CHARS (keys too). */
+function boundStrings(value: unknown): unknown {
+  if (typeof value === 'string') return bounded(value, AUDIT_VALUE_CHARS);
+  if (Array.isArray(value)) return value.map(boundStrings);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[bounded(k, AUDIT_VALUE_CHARS)] = boundStrings(v);
+    return out;
+  }
+  return value;
+}
+
+/** Arrays anywhere in `value` cut to their first `keep` elements; counts what was dropped. */
+function cutArrays(value: unknown, keep: number, dropped: { n: number }): unknown {
+  if (Array.isArray(value)) {
+    if (value.length > keep) dropped.n += value.length - keep;
+    return value.slice(0, keep).map((v) => cutArrays(v, keep, dropped));
+  }
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = cutArrays(v, keep, dropped);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * `changes` as JSON of at most AUDIT_CHANGES_CHARS: strings cut, then lists shortened (same element
+ * shape, so readers need not know) with a note saying how many entries were left out.
+ */
+export function boundedChangesJson(changes: AuditEntry['changes']): string {
+  const cut = boundStrings(changes ?? {}) as Record<string, unknown>;
+  let text = json(cut);
+  if (text.length <= AUDIT_CHANGES_CHARS) return text;
+  let keep = 1024;
+  for (;;) {
+    const dropped = { n: 0 };
+    const shorter = cutArrays(cut, keep, dropped) as Record<string, unknown>;
+    const note = `lists cut: ${dropped.n} entries not kept`;
+    shorter.note = typeof shorter.note === 'string' ? `${shorter.note}; ${note}` : note;
+    text = json(shorter);
+    if (text.length <= AUDIT_CHANGES_CHARS) return text;
+    if (keep === 0) return json({ note: `changes too large to keep (${text.length} characters)` });
+    keep = Math.floor(keep / 2);
+  }
+}
+
+/** At most AUDIT_UPSTREAM_CALLS calls; the rest are counted in one last entry. */
+export function boundedUpstream(upstream: AuditEntry['upstream']): AuditEntry['upstream'] {
+  const calls = (upstream ?? []).map((c) => boundStrings(c) as AuditEntry['upstream'][number]);
+  if (calls.length <= AUDIT_UPSTREAM_CALLS) return calls;
+  const kept = calls.slice(0, AUDIT_UPSTREAM_CALLS - 1);
+  kept.push({ action: '…', outcome: `${calls.length - kept.length} more calls not listed` });
+  return kept;
+}
+
+/** The record's subjects as stored: folded, distinct, bounded, without the record's own id and name. */
+export function auditSubjects(e: AuditEntry): string[] {
+  if (!e.subjects || e.subjects.length === 0) return [];
+  const own = new Set<string>();
+  if (typeof e.resourceId === 'string') own.add(foldCase(bounded(e.resourceId, AUDIT_SHORT_CHARS)));
+  if (typeof e.resourceName === 'string') own.add(foldCase(bounded(e.resourceName, AUDIT_NAME_CHARS)));
+  const out = new Set<string>();
+  for (const s of e.subjects) {
+    if (typeof s !== 'string' || s === '') continue;
+    const folded = foldCase(bounded(s, AUDIT_SHORT_CHARS));
+    if (!own.has(folded)) out.add(folded);
+    if (out.size >= AUDIT_SUBJECTS) break;
+  }
+  return [...out];
+}
+
 export function auditInsertParams(e: AuditEntry): unknown[] {
+  const name = boundedOrNull(e.resourceName, AUDIT_NAME_CHARS);
   return [
     e.at,
-    e.actor,
-    e.clientIp,
-    e.requestId,
-    e.method,
+    bounded(e.actor, AUDIT_SHORT_CHARS),
+    boundedOrNull(e.clientIp, AUDIT_SHORT_CHARS),
+    boundedOrNull(e.requestId, AUDIT_SHORT_CHARS),
+    bounded(e.method, AUDIT_SHORT_CHARS),
     e.resourceType,
-    e.resourceId,
-    e.resourceName,
-    e.resourceName === null ? null : foldCase(e.resourceName),
+    boundedOrNull(e.resourceId, AUDIT_SHORT_CHARS),
+    name,
+    name === null ? null : foldCase(name),
     e.status,
-    e.scimType,
-    e.detail,
+    boundedOrNull(e.scimType, AUDIT_SHORT_CHARS),
+    boundedOrNull(e.detail, AUDIT_DETAIL_CHARS),
     e.durationMs,
-    json(e.changes),
-    json(e.upstream),
+    boundedChangesJson(e.changes),
+    json(boundedUpstream(e.upstream)),
   ];
 }
 
@@ -82,7 +192,12 @@ export function auditListSql(q: AuditQuery): { sql: string; params: unknown[] } 
     return `$${params.length}`;
   };
   if (q.resource !== undefined) {
-    where.push(`(resource_id = ${add(q.resource)} OR resource_name_lower = ${add(foldCase(q.resource))})`);
+    // The record's own resource, or one of its subjects (audit_subjects: e.g. the members a group
+    // change added or removed), so a person's history includes the group changes that affected them.
+    const folded = add(foldCase(q.resource));
+    where.push(
+      `(resource_id = ${add(q.resource)} OR resource_name_lower = ${folded} OR id IN (SELECT audit_id FROM audit_subjects WHERE subject_lower = ${folded}))`,
+    );
   }
   if (q.actor !== undefined) where.push(`actor = ${add(q.actor)}`);
   if (q.since !== undefined) where.push(`at >= ${add(q.since)}`);
@@ -128,6 +243,10 @@ export function toAuditActor(row: {
   };
 }
 
-/** Oldest first, bounded: a long backlog is pruned in many short statements, never one long lock. */
-export const PRUNE_AUDIT =
-  'DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2)';
+/**
+ * Oldest first, bounded: a long backlog is pruned in many short statements, never one long lock.
+ * The records' subjects first, then the records, in one transaction (both pick the same ids).
+ */
+const PRUNED_IDS = 'SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2';
+export const PRUNE_AUDIT_SUBJECTS = `DELETE FROM audit_subjects WHERE audit_id IN (${PRUNED_IDS})`;
+export const PRUNE_AUDIT = `DELETE FROM audit WHERE id IN (${PRUNED_IDS})`;

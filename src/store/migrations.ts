@@ -116,6 +116,18 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX users_inactive_idx ON users (scim_id) WHERE NOT active',
     ],
   },
+  {
+    version: 10,
+    name: 'audit_subjects: the other resources an audit record concerns',
+    statements: [
+      `CREATE TABLE audit_subjects (
+        subject_lower text NOT NULL,
+        audit_id bigint NOT NULL,
+        CONSTRAINT audit_subjects_pkey PRIMARY KEY (subject_lower, audit_id)
+      )`,
+      'CREATE INDEX audit_subjects_audit_idx ON audit_subjects (audit_id)',
+    ],
+  },
 ];
 
 /**

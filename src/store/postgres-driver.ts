@@ -122,6 +122,12 @@ class PostgresDriver implements SqlDriver {
       throw mapped(err);
     }
     let broken: Error | undefined;
+    // A checked-out client whose connection dies (killed backend, network cut) emits 'error':
+    // unhandled it would crash the process. The statement in flight rejects on its own.
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn({
@@ -138,6 +144,7 @@ class PostgresDriver implements SqlDriver {
       }
       throw mapped(err);
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }

@@ -3,10 +3,9 @@ import {
   AUDIT_ACTIVITY,
   AUDIT_ACTORS,
   type AuditRow,
-  auditInsertParams,
   auditListSql,
-  INSERT_AUDIT,
   PRUNE_AUDIT,
+  PRUNE_AUDIT_SUBJECTS,
   toActivityRow,
   toAuditActor,
   toAuditRecord,
@@ -19,31 +18,28 @@ import type {
   AuditRecord,
   DirectoryCounts,
 } from './audit-types.js';
-import type { Session, SqlDriver } from './driver.js';
+import type { Queryable, Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import { migrate } from './migrations.js';
 import {
-  buildUpdate,
-  GROUP_ASSIGNMENTS,
   GROUP_COLUMNS,
   GROUP_IDS_AFTER,
   type GroupRow,
   groupByUser,
   INTENT_COLUMNS,
   type IntentRow,
-  json,
   shortError,
   toGroup,
   toIntent,
   toUser,
-  USER_ASSIGNMENTS,
   USER_COLUMNS,
   type UserRow,
   userFilter,
 } from './sql-common.js';
 import {
   type BridgeStore,
+  type CommitResult,
   type GroupChanges,
   type GroupRecord,
   type IntentRecord,
@@ -51,10 +47,23 @@ import {
   type NewIntentRecord,
   type NewUserRecord,
   StoreConflictError,
+  StoreStaleError,
+  type StoreWrite,
   type UserChanges,
   type UserQuery,
   type UserRecord,
 } from './types.js';
+import { emptyCommitResult, isSingleStatement, type UnitDialect, unitSteps } from './unit-sql.js';
+
+const PG_DIALECT: UnitDialect = {
+  now: 'now()',
+  insertAuditSubjects: `INSERT INTO audit_subjects (audit_id, subject_lower)
+    SELECT $1::bigint, value FROM jsonb_array_elements_text($2::jsonb) AS value ON CONFLICT DO NOTHING`,
+};
+
+/** The readiness heartbeat: a tiny real write. */
+const HEARTBEAT_SQL =
+  "INSERT INTO store_meta (key, value) VALUES ('heartbeat', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 // Unique constraint (named in migrations.ts) → the field a caller can report.
 const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
@@ -197,6 +206,62 @@ export class SqlStore implements BridgeStore {
     await this.db.query('SELECT 1');
   }
 
+  /** Why the last write failed for want of the store; null once a write commits. */
+  private writeFailure: string | null = null;
+
+  /**
+   * Every write passes through here to keep the write health. A single statement outside a
+   * transaction commits before PostgreSQL answers it (pg resolves on ReadyForQuery), so its commit
+   * error is the statement's error; several statements run in one transaction (commit()).
+   */
+  private async written<T>(write: Promise<T>): Promise<T> {
+    try {
+      const value = await write;
+      this.writeFailure = null;
+      return value;
+    } catch (err) {
+      const mapped = asConflict(err);
+      if (mapped instanceof StoreUnavailableError) {
+        if (this.writeFailure === null)
+          this.logger?.warn({ reason: mapped.reason }, 'PostgreSQL store cannot write');
+        this.writeFailure = mapped.reason;
+      } else if (mapped instanceof StoreConflictError || mapped instanceof StoreStaleError) {
+        // The database answered: it can write.
+        this.writeFailure = null;
+      }
+      throw mapped;
+    }
+  }
+
+  /**
+   * One unit of work: BEGIN, its statements in order on one connection, COMMIT. The driver rolls back
+   * and rethrows on any failure; a connection lost before or during COMMIT is StoreUnavailableError.
+   */
+  async commit(writes: readonly StoreWrite[]): Promise<CommitResult> {
+    if (writes.length === 0) return emptyCommitResult();
+    const run = async (on: Queryable, single: boolean) => {
+      const result = emptyCommitResult();
+      const steps = unitSteps(writes, PG_DIALECT, result);
+      let count = 0;
+      for (let next = steps.next(); !next.done; ) {
+        if (single && ++count > 1) throw new Error('a single-statement unit yielded a second statement');
+        const { sql, params } = next.value;
+        next = steps.next(await on.query(sql, params));
+      }
+      return result;
+    };
+    if (isSingleStatement(writes)) return this.written(run(this.db, true));
+    return this.written(this.db.transaction((tx) => run(tx, false)));
+  }
+
+  writeFailureReason(): string | null {
+    return this.writeFailure;
+  }
+
+  async heartbeat(): Promise<void> {
+    await this.written(this.db.query(HEARTBEAT_SQL, [new Date().toISOString()]));
+  }
+
   // ---- store_meta (the upstream binding, binding.ts) ----
 
   async getMeta(key: string): Promise<string | null> {
@@ -205,17 +270,21 @@ export class SqlStore implements BridgeStore {
   }
 
   async setMeta(key: string, value: string): Promise<void> {
-    await this.db.query(
-      'INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-      [key, value],
+    await this.written(
+      this.db.query(
+        'INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        [key, value],
+      ),
     );
   }
 
   async insertMetaIfAbsent(key: string, value: string): Promise<void> {
-    await this.db.query('INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [
-      key,
-      value,
-    ]);
+    await this.written(
+      this.db.query('INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [
+        key,
+        value,
+      ]),
+    );
   }
 
   // ---- users ----
@@ -255,28 +324,8 @@ export class SqlStore implements BridgeStore {
   }
 
   async insertUser(record: NewUserRecord): Promise<UserRecord> {
-    try {
-      const rows = await this.db.query<UserRow>(
-        `INSERT INTO users (scim_id, upstream_user_id, user_name, user_name_lower, external_id, active, state,
-           attributes, tombstone_group_ids)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING ${USER_COLUMNS}`,
-        [
-          record.scimId,
-          record.upstreamUserId,
-          record.userName,
-          foldCase(record.userName),
-          record.externalId,
-          record.active,
-          record.state,
-          json(record.attributes),
-          json(record.tombstoneGroupIds),
-        ],
-      );
-      return toUser(rows[0]);
-    } catch (err) {
-      throw asConflict(err);
-    }
+    const result = await this.commit([{ op: 'insertUser', record }]);
+    return result.users.get(record.scimId) as UserRecord;
   }
 
   async updateUser(
@@ -284,23 +333,18 @@ export class SqlStore implements BridgeStore {
     changes: UserChanges,
     expectedVersion?: number,
   ): Promise<UserRecord | null> {
-    const { sql, params } = buildUpdate('users', USER_ASSIGNMENTS, scimId, changes, expectedVersion, 'now()');
     try {
-      const rows = await this.db.query<UserRow>(sql, params);
-      return rows.length > 0 ? toUser(rows[0]) : null;
+      const result = await this.commit([{ op: 'updateUser', scimId, changes, expectedVersion }]);
+      return result.users.get(scimId) as UserRecord;
     } catch (err) {
-      throw asConflict(err);
+      if (err instanceof StoreStaleError) return null;
+      throw err;
     }
   }
 
   async deleteUser(scimId: string): Promise<boolean> {
-    // One statement (a data-modifying CTE always runs), so no transaction round trips are needed.
-    const rows = await this.db.query<{ scim_id: string }>(
-      `WITH m AS (DELETE FROM memberships WHERE user_scim_id = $1)
-       DELETE FROM users WHERE scim_id = $1 RETURNING scim_id`,
-      [scimId],
-    );
-    return rows.length > 0;
+    const result = await this.commit([{ op: 'deleteUser', scimId }]);
+    return result.users.get(scimId) === 'deleted';
   }
 
   async listUsers(query: UserQuery, offset: number, limit: number): Promise<UserRecord[]> {
@@ -360,24 +404,8 @@ export class SqlStore implements BridgeStore {
   }
 
   async insertGroup(record: NewGroupRecord): Promise<GroupRecord> {
-    try {
-      const rows = await this.db.query<GroupRow>(
-        `INSERT INTO groups (scim_id, group_name, display_name, display_name_lower, external_id, attributes)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING ${GROUP_COLUMNS}`,
-        [
-          record.scimId,
-          record.groupName,
-          record.displayName,
-          foldCase(record.displayName),
-          record.externalId,
-          json(record.attributes),
-        ],
-      );
-      return toGroup(rows[0]);
-    } catch (err) {
-      throw asConflict(err);
-    }
+    const result = await this.commit([{ op: 'insertGroup', record }]);
+    return result.groups.get(record.scimId) as GroupRecord;
   }
 
   async updateGroup(
@@ -385,45 +413,28 @@ export class SqlStore implements BridgeStore {
     changes: GroupChanges,
     expectedVersion?: number,
   ): Promise<GroupRecord | null> {
-    const { sql, params } = buildUpdate(
-      'groups',
-      GROUP_ASSIGNMENTS,
-      scimId,
-      changes,
-      expectedVersion,
-      'now()',
-    );
     try {
-      const rows = await this.db.query<GroupRow>(sql, params);
-      return rows.length > 0 ? toGroup(rows[0]) : null;
+      const result = await this.commit([{ op: 'updateGroup', scimId, changes, expectedVersion }]);
+      return result.groups.get(scimId) as GroupRecord;
     } catch (err) {
-      throw asConflict(err);
+      if (err instanceof StoreStaleError) return null;
+      throw err;
     }
   }
 
   async deleteGroup(scimId: string): Promise<boolean> {
-    const rows = await this.db.query<{ scim_id: string }>(
-      `WITH m AS (DELETE FROM memberships WHERE group_scim_id = $1)
-       DELETE FROM groups WHERE scim_id = $1 RETURNING scim_id`,
-      [scimId],
-    );
-    return rows.length > 0;
+    const result = await this.commit([{ op: 'deleteGroup', scimId }]);
+    return result.groups.get(scimId) === 'deleted';
   }
 
   // ---- memberships ----
 
   async addMembership(groupScimId: string, userScimId: string): Promise<void> {
-    await this.db.query(
-      'INSERT INTO memberships (group_scim_id, user_scim_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-      [groupScimId, userScimId],
-    );
+    await this.commit([{ op: 'addMembership', groupScimId, userScimId }]);
   }
 
   async removeMembership(groupScimId: string, userScimId: string): Promise<void> {
-    await this.db.query('DELETE FROM memberships WHERE group_scim_id = $1 AND user_scim_id = $2', [
-      groupScimId,
-      userScimId,
-    ]);
+    await this.commit([{ op: 'removeMembership', groupScimId, userScimId }]);
   }
 
   async groupsOfUser(userScimId: string): Promise<string[]> {
@@ -459,15 +470,12 @@ export class SqlStore implements BridgeStore {
   // ---- intents ----
 
   async putIntent(intent: NewIntentRecord): Promise<IntentRecord> {
-    const rows = await this.db.query<IntentRow>(
-      `INSERT INTO intents (id, resource, kind, payload) VALUES ($1, $2, $3, $4) RETURNING ${INTENT_COLUMNS}`,
-      [intent.id, intent.resource, intent.kind, json(intent.payload)],
-    );
-    return toIntent(rows[0]);
+    const result = await this.commit([{ op: 'putIntent', intent }]);
+    return result.intents.get(intent.id) as IntentRecord;
   }
 
   async clearIntent(id: string): Promise<void> {
-    await this.db.query('DELETE FROM intents WHERE id = $1', [id]);
+    await this.commit([{ op: 'clearIntent', id }]);
   }
 
   async intentsOf(resource: string): Promise<IntentRecord[]> {
@@ -487,9 +495,11 @@ export class SqlStore implements BridgeStore {
   }
 
   async recordIntentAttempt(id: string, error: string, nextAttemptAt: Date): Promise<void> {
-    await this.db.query(
-      'UPDATE intents SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1',
-      [id, shortError(error), nextAttemptAt.toISOString()],
+    await this.written(
+      this.db.query(
+        'UPDATE intents SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1',
+        [id, shortError(error), nextAttemptAt.toISOString()],
+      ),
     );
   }
 
@@ -501,7 +511,7 @@ export class SqlStore implements BridgeStore {
   // ---- audit trail and counts (audit-sql.ts) ----
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.db.query(INSERT_AUDIT, auditInsertParams(entry));
+    await this.commit([{ op: 'appendAudit', entry }]);
   }
 
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
@@ -526,8 +536,12 @@ export class SqlStore implements BridgeStore {
   }
 
   async pruneAudit(before: string, limit: number): Promise<number> {
-    const rows = await this.db.query<{ id: string }>(`${PRUNE_AUDIT} RETURNING id`, [before, limit]);
-    return rows.length;
+    return this.written(
+      this.db.transaction(async (tx) => {
+        await tx.query(PRUNE_AUDIT_SUBJECTS, [before, limit]);
+        return (await tx.query<{ id: string }>(`${PRUNE_AUDIT} RETURNING id`, [before, limit])).length;
+      }),
+    );
   }
 
   /** One round trip; exact counts (PostgreSQL has no cheap exact count, but these tables stay small). */

@@ -143,6 +143,20 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX users_inactive_idx ON users (scim_id) WHERE active = 0;
     `,
   },
+  {
+    version: 10,
+    name: 'audit_subjects: the other resources an audit record concerns',
+    sql: `
+      -- A query by a resource finds the records whose subjects include it (e.g. the members a
+      -- group change added or removed); pruning deletes a record's subjects with it.
+      CREATE TABLE audit_subjects (
+        subject_lower TEXT NOT NULL,
+        audit_id INTEGER NOT NULL,
+        PRIMARY KEY (subject_lower, audit_id)
+      ) STRICT;
+      CREATE INDEX audit_subjects_audit_idx ON audit_subjects (audit_id);
+    `,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));

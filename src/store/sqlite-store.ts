@@ -14,10 +14,9 @@ import {
   AUDIT_ACTIVITY,
   AUDIT_ACTORS,
   type AuditRow,
-  auditInsertParams,
   auditListSql,
-  INSERT_AUDIT,
   PRUNE_AUDIT,
+  PRUNE_AUDIT_SUBJECTS,
   toActivityRow,
   toAuditActor,
   toAuditRecord,
@@ -34,8 +33,6 @@ import type { StoreMeta } from './binding.js';
 import { StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import {
-  buildUpdate,
-  GROUP_ASSIGNMENTS,
   GROUP_COLUMNS,
   GROUP_IDS_AFTER,
   type GroupRow,
@@ -47,7 +44,6 @@ import {
   toGroup,
   toIntent,
   toUser,
-  USER_ASSIGNMENTS,
   USER_COLUMNS,
   type UserRow,
   userFilter,
@@ -55,6 +51,7 @@ import {
 import { migrateSqlite, SQLITE_NOW, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.js';
 import {
   type BridgeStore,
+  type CommitResult,
   type GroupChanges,
   type GroupRecord,
   type IntentRecord,
@@ -62,10 +59,23 @@ import {
   type NewIntentRecord,
   type NewUserRecord,
   StoreConflictError,
+  StoreStaleError,
+  type StoreWrite,
   type UserChanges,
   type UserQuery,
   type UserRecord,
 } from './types.js';
+import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
+
+const SQLITE_DIALECT: UnitDialect = {
+  now: SQLITE_NOW,
+  insertAuditSubjects:
+    'INSERT OR IGNORE INTO audit_subjects (audit_id, subject_lower) SELECT $1, value FROM json_each($2)',
+};
+
+/** The readiness heartbeat: a tiny real write through the same path as every other. */
+const HEARTBEAT_SQL =
+  "INSERT INTO store_meta (key, value) VALUES ('heartbeat', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 /** busy_timeout: how long a statement waits for a lock held by another connection (a backup). */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -163,6 +173,15 @@ export function prepareDatabase(db: Database.Database, logger?: Logger): void {
 export class SqliteStore implements BridgeStore, StoreMeta {
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
+  /** Writes waiting for the next group commit (flush). */
+  private pending: Array<{
+    run: () => unknown;
+    resolve: (v: unknown) => void;
+    reject: (e: unknown) => void;
+  }> = [];
+  private flushScheduled = false;
+  /** Why the last write failed for want of the store; null once a write commits. */
+  private writeFailure: string | null = null;
   private readonly inode: number | undefined;
 
   constructor(
@@ -179,6 +198,8 @@ export class SqliteStore implements BridgeStore, StoreMeta {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Writes already accepted are committed (or rejected) before the database closes.
+    this.flush();
     this.closed = true;
     this.statements.clear();
     try {
@@ -203,7 +224,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
       throw new StoreUnavailableError('the database file in DATA_DIR was removed or replaced');
   }
 
-  /** Runs fn, mapping SQLite failures to StoreConflictError/StoreUnavailableError. */
+  /** Runs fn (a read), mapping SQLite failures to StoreConflictError/StoreUnavailableError. */
   private sync<T>(fn: () => T): T {
     if (this.closed) throw new StoreUnavailableError('the embedded store is closed');
     try {
@@ -213,9 +234,117 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     }
   }
 
-  /** One transaction around several statements (BEGIN IMMEDIATE: no upgrade deadlock with a reader). */
-  private tx<T>(fn: () => T): T {
-    return this.sync(() => this.db.transaction(fn).immediate());
+  // ---- writes: group commit ----
+
+  /**
+   * Every write goes through here: `fn` runs inside an explicit transaction whose COMMIT is checked,
+   * and the promise settles only after that COMMIT (never an autocommit statement, whose commit
+   * error better-sqlite3's Statement.get() would lose). Writes queued in the same turn of the event
+   * loop share one transaction and so one fsync; each runs in a SAVEPOINT of its own, so one that
+   * fails (a conflict, a stale version) is rolled back and rejected alone.
+   */
+  private write<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('the embedded store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    if (this.closed) {
+      const closed = new StoreUnavailableError('the embedded store is closed');
+      for (const w of batch) w.reject(closed);
+      return;
+    }
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      this.stmt('BEGIN IMMEDIATE').run();
+      for (const w of batch) {
+        this.stmt('SAVEPOINT unit').run();
+        try {
+          outcomes.push({ ok: true, value: w.run() });
+          this.stmt('RELEASE unit').run();
+        } catch (err) {
+          const error = mapSqliteError(err);
+          // A full disk or an I/O error may have rolled the whole transaction back: the batch fails.
+          if (error instanceof StoreUnavailableError || !this.db.inTransaction) throw error;
+          this.stmt('ROLLBACK TO unit').run();
+          this.stmt('RELEASE unit').run();
+          outcomes.push({ ok: false, error });
+        }
+      }
+      // The COMMIT is a statement of its own: its error (SQLITE_FULL, SQLITE_IOERR) is thrown here.
+      this.stmt('COMMIT').run();
+    } catch (err) {
+      if (this.db.inTransaction) {
+        try {
+          this.stmt('ROLLBACK').run();
+        } catch {}
+      }
+      let error = mapSqliteError(err);
+      if (!(error instanceof StoreUnavailableError) && !(error instanceof StoreConflictError)) {
+        // Anything that failed the batch as a whole means the store could not write it.
+        error = new StoreUnavailableError('SQLite transaction failed', { cause: err });
+      }
+      if (error instanceof StoreUnavailableError) this.noteWriteFailure(error);
+      batch.forEach((w, i) => {
+        const o = outcomes[i];
+        w.reject(o && !o.ok ? o.error : error);
+      });
+      return;
+    }
+    this.writeFailure = null;
+    batch.forEach((w, i) => {
+      const o = outcomes[i];
+      if (o.ok) w.resolve(o.value);
+      else w.reject(o.error);
+    });
+  }
+
+  private noteWriteFailure(err: StoreUnavailableError): void {
+    if (this.writeFailure === null)
+      this.options.logger?.warn({ reason: err.reason }, 'embedded store cannot write');
+    this.writeFailure = err.reason;
+  }
+
+  /** One unit of work (BridgeStore.commit): its statements, in order, inside the current transaction. */
+  private applyUnit(writes: readonly StoreWrite[]): CommitResult {
+    const result = emptyCommitResult();
+    const steps = unitSteps(writes, SQLITE_DIALECT, result);
+    for (let next = steps.next(); !next.done; ) {
+      const { sql, params, rows } = next.value;
+      const statement = this.stmt(sql);
+      if (rows) next = steps.next(statement.all(bind(params)));
+      else {
+        statement.run(bind(params));
+        next = steps.next([]);
+      }
+    }
+    return result;
+  }
+
+  async commit(writes: readonly StoreWrite[]): Promise<CommitResult> {
+    if (writes.length === 0) {
+      if (this.closed) throw new StoreUnavailableError('the embedded store is closed');
+      return emptyCommitResult();
+    }
+    return this.write(() => this.applyUnit(writes));
+  }
+
+  writeFailureReason(): string | null {
+    return this.writeFailure;
+  }
+
+  async heartbeat(): Promise<void> {
+    await this.write(() => this.exec(HEARTBEAT_SQL, [new Date().toISOString()]));
   }
 
   /** Prepared once per SQL text: the dynamic UPDATEs have a handful of shapes. */
@@ -249,7 +378,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   }
 
   async setMeta(key: string, value: string): Promise<void> {
-    this.sync(() =>
+    await this.write(() =>
       this.exec(
         'INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
         [key, value],
@@ -258,7 +387,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   }
 
   async insertMetaIfAbsent(key: string, value: string): Promise<void> {
-    this.sync(() =>
+    await this.write(() =>
       this.exec('INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [
         key,
         value,
@@ -307,26 +436,8 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   }
 
   async insertUser(record: NewUserRecord): Promise<UserRecord> {
-    return this.sync(() => {
-      const row = this.one<UserRow>(
-        `INSERT INTO users (scim_id, upstream_user_id, user_name, user_name_lower, external_id, active, state,
-           attributes, tombstone_group_ids)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING ${USER_COLUMNS}`,
-        [
-          record.scimId,
-          record.upstreamUserId,
-          record.userName,
-          typeof record.userName === 'string' ? foldCase(record.userName) : record.userName,
-          record.externalId,
-          record.active,
-          record.state,
-          json(record.attributes),
-          json(record.tombstoneGroupIds),
-        ],
-      );
-      return toUser(row!);
-    });
+    const result = await this.commit([{ op: 'insertUser', record }]);
+    return result.users.get(record.scimId) as UserRecord;
   }
 
   async updateUser(
@@ -334,25 +445,18 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     changes: UserChanges,
     expectedVersion?: number,
   ): Promise<UserRecord | null> {
-    const { sql, params } = buildUpdate(
-      'users',
-      USER_ASSIGNMENTS,
-      scimId,
-      changes,
-      expectedVersion,
-      SQLITE_NOW,
-    );
-    return this.sync(() => {
-      const row = this.one<UserRow>(sql, params);
-      return row ? toUser(row) : null;
-    });
+    try {
+      const result = await this.commit([{ op: 'updateUser', scimId, changes, expectedVersion }]);
+      return result.users.get(scimId) as UserRecord;
+    } catch (err) {
+      if (err instanceof StoreStaleError) return null;
+      throw err;
+    }
   }
 
   async deleteUser(scimId: string): Promise<boolean> {
-    return this.tx(() => {
-      this.exec('DELETE FROM memberships WHERE user_scim_id = $1', [scimId]);
-      return this.exec('DELETE FROM users WHERE scim_id = $1', [scimId]) > 0;
-    });
+    const result = await this.commit([{ op: 'deleteUser', scimId }]);
+    return result.users.get(scimId) === 'deleted';
   }
 
   async listUsers(query: UserQuery, offset: number, limit: number): Promise<UserRecord[]> {
@@ -417,22 +521,8 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   }
 
   async insertGroup(record: NewGroupRecord): Promise<GroupRecord> {
-    return this.sync(() => {
-      const row = this.one<GroupRow>(
-        `INSERT INTO groups (scim_id, group_name, display_name, display_name_lower, external_id, attributes)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING ${GROUP_COLUMNS}`,
-        [
-          record.scimId,
-          record.groupName,
-          record.displayName,
-          typeof record.displayName === 'string' ? foldCase(record.displayName) : record.displayName,
-          record.externalId,
-          json(record.attributes),
-        ],
-      );
-      return toGroup(row!);
-    });
+    const result = await this.commit([{ op: 'insertGroup', record }]);
+    return result.groups.get(record.scimId) as GroupRecord;
   }
 
   async updateGroup(
@@ -440,45 +530,28 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     changes: GroupChanges,
     expectedVersion?: number,
   ): Promise<GroupRecord | null> {
-    const { sql, params } = buildUpdate(
-      'groups',
-      GROUP_ASSIGNMENTS,
-      scimId,
-      changes,
-      expectedVersion,
-      SQLITE_NOW,
-    );
-    return this.sync(() => {
-      const row = this.one<GroupRow>(sql, params);
-      return row ? toGroup(row) : null;
-    });
+    try {
+      const result = await this.commit([{ op: 'updateGroup', scimId, changes, expectedVersion }]);
+      return result.groups.get(scimId) as GroupRecord;
+    } catch (err) {
+      if (err instanceof StoreStaleError) return null;
+      throw err;
+    }
   }
 
   async deleteGroup(scimId: string): Promise<boolean> {
-    return this.tx(() => {
-      this.exec('DELETE FROM memberships WHERE group_scim_id = $1', [scimId]);
-      return this.exec('DELETE FROM groups WHERE scim_id = $1', [scimId]) > 0;
-    });
+    const result = await this.commit([{ op: 'deleteGroup', scimId }]);
+    return result.groups.get(scimId) === 'deleted';
   }
 
   // ---- memberships ----
 
   async addMembership(groupScimId: string, userScimId: string): Promise<void> {
-    this.sync(() =>
-      this.exec(
-        'INSERT INTO memberships (group_scim_id, user_scim_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-        [groupScimId, userScimId],
-      ),
-    );
+    await this.commit([{ op: 'addMembership', groupScimId, userScimId }]);
   }
 
   async removeMembership(groupScimId: string, userScimId: string): Promise<void> {
-    this.sync(() =>
-      this.exec('DELETE FROM memberships WHERE group_scim_id = $1 AND user_scim_id = $2', [
-        groupScimId,
-        userScimId,
-      ]),
-    );
+    await this.commit([{ op: 'removeMembership', groupScimId, userScimId }]);
   }
 
   async groupsOfUser(userScimId: string): Promise<string[]> {
@@ -521,18 +594,12 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   // ---- intents ----
 
   async putIntent(intent: NewIntentRecord): Promise<IntentRecord> {
-    return this.sync(() =>
-      toIntent(
-        this.one<IntentRow>(
-          `INSERT INTO intents (id, resource, kind, payload) VALUES ($1, $2, $3, $4) RETURNING ${INTENT_COLUMNS}`,
-          [intent.id, intent.resource, intent.kind, json(intent.payload)],
-        )!,
-      ),
-    );
+    const result = await this.commit([{ op: 'putIntent', intent }]);
+    return result.intents.get(intent.id) as IntentRecord;
   }
 
   async clearIntent(id: string): Promise<void> {
-    this.sync(() => this.exec('DELETE FROM intents WHERE id = $1', [id]));
+    await this.commit([{ op: 'clearIntent', id }]);
   }
 
   async intentsOf(resource: string): Promise<IntentRecord[]> {
@@ -554,7 +621,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   }
 
   async recordIntentAttempt(id: string, error: string, nextAttemptAt: Date): Promise<void> {
-    this.sync(() =>
+    await this.write(() =>
       this.exec(
         'UPDATE intents SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1',
         [id, shortError(error), nextAttemptAt.toISOString()],
@@ -569,7 +636,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   // ---- audit trail and counts (audit-sql.ts) ----
 
   async appendAudit(entry: AuditEntry): Promise<void> {
-    this.sync(() => this.exec(INSERT_AUDIT, auditInsertParams(entry)));
+    await this.commit([{ op: 'appendAudit', entry }]);
   }
 
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
@@ -594,7 +661,10 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   }
 
   async pruneAudit(before: string, limit: number): Promise<number> {
-    return this.sync(() => this.exec(PRUNE_AUDIT, [before, limit]));
+    return this.write(() => {
+      this.exec(PRUNE_AUDIT_SUBJECTS, [before, limit]);
+      return this.exec(PRUNE_AUDIT, [before, limit]);
+    });
   }
 
   /** row_counts (kept by triggers) for the totals; the partial index users_inactive_idx for the rest. */

@@ -136,6 +136,29 @@ export interface BridgeStore extends AuditStore {
   /** Cheap round trip for readiness probes. */
   ping(): Promise<void>;
 
+  /**
+   * One unit of work (DESIGN.md §8): applies `writes` in order in one transaction and resolves only
+   * once that transaction is durably committed. Any failure rejects and applies none of it:
+   * StoreConflictError (a unique constraint), StoreStaleError (an update's record missing or at
+   * another version), StoreUnavailableError (the store cannot be reached or written: full disk,
+   * connection lost before or during COMMIT). A commit error is never swallowed.
+   *
+   * The result holds every record the unit wrote as committed: a delete of a record that was not
+   * there wrote nothing and is not in it. The single-write methods below are each a unit of their
+   * own, with the same guarantee.
+   */
+  commit(writes: readonly StoreWrite[]): Promise<CommitResult>;
+
+  /**
+   * Optional: why the store could not write the last time it tried (a secret-free reason), or null
+   * once a write has committed since. Readiness reports not ready while it is set.
+   */
+  writeFailureReason?(): string | null;
+  /**
+   * Optional: a tiny real write (a heartbeat row in store_meta) through the same path as every other
+   * write; readiness makes one while writeFailureReason() is set, and its commit clears it.
+   */
+  heartbeat?(): Promise<void>;
 
   getUser(scimId: string): Promise<UserRecord | null>;
   getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>>;

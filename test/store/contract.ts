@@ -2,12 +2,14 @@
 // store (SQLite, :memory: and in a DATA_DIR) and SqlStore on PostgreSQL. Whatever the request path may
 // observe must be the same on all of them.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { AuditEntry } from '../../src/store/audit-types.js';
 import {
   type BridgeStore,
   type GroupChanges,
   type NewGroupRecord,
   type NewUserRecord,
   StoreConflictError,
+  StoreStaleError,
   type UserChanges,
 } from '../../src/store/types.js';
 
@@ -779,6 +781,260 @@ export function storeContract<T extends ContractTarget>(
       });
     });
 
+    describe('commit: one unit of work', () => {
+      const intent = (resource: string) => ({
+        id: `i-${nextId()}`,
+        resource,
+        kind: 'user.deactivate',
+        payload: { n: 1 },
+      });
+
+      it('applies its writes in order and reports every record it wrote, as committed', async () => {
+        const user = newUser();
+        const group = newGroup();
+        const i1 = intent(`user:${user.scimId}`);
+        const result = await t.store.commit([
+          { op: 'insertUser', record: user },
+          { op: 'updateUser', scimId: user.scimId, changes: { active: false }, expectedVersion: 1 },
+          { op: 'insertGroup', record: group },
+          { op: 'addMembership', groupScimId: group.scimId, userScimId: user.scimId },
+          { op: 'putIntent', intent: i1 },
+          { op: 'updateGroup', scimId: group.scimId, changes: { displayName: 'Renamed' } },
+          { op: 'appendAudit', entry: auditEntry({ resourceId: user.scimId }) },
+        ]);
+        const stored = await t.store.getUser(user.scimId);
+        expect(stored).toMatchObject({ active: false, version: 2 });
+        expect(result.users).toEqual(new Map([[user.scimId, stored]]));
+        expect(result.groups).toEqual(new Map([[group.scimId, await t.store.getGroup(group.scimId)]]));
+        expect(result.groups.get(group.scimId)).toMatchObject({ displayName: 'Renamed', version: 2 });
+        expect([...result.intents.keys()]).toEqual([i1.id]);
+        expect(await t.store.intentsOf(`user:${user.scimId}`)).toEqual([result.intents.get(i1.id)]);
+        expect(await t.store.groupsOfUser(user.scimId)).toEqual([group.scimId]);
+        expect(await t.store.listAudit({ resource: user.scimId, limit: 10 })).toHaveLength(1);
+      });
+
+      it('reports deletes as deleted, a delete of a missing record not at all, and resolves an empty unit', async () => {
+        const u = await t.store.insertUser(newUser());
+        const g = await t.store.insertGroup(newGroup());
+        await t.store.addMembership(g.scimId, u.scimId);
+        const i1 = await t.store.putIntent(intent(`user:${u.scimId}`));
+        const result = await t.store.commit([
+          { op: 'deleteUser', scimId: u.scimId },
+          { op: 'deleteUser', scimId: 'u-missing' },
+          { op: 'deleteGroup', scimId: g.scimId },
+          { op: 'deleteGroup', scimId: 'g-missing' },
+          { op: 'clearIntent', id: i1.id },
+          { op: 'clearIntent', id: 'i-missing' },
+          { op: 'removeMembership', groupScimId: 'g-x', userScimId: 'u-x' },
+        ]);
+        expect(result.users).toEqual(new Map([[u.scimId, 'deleted']]));
+        expect(result.groups).toEqual(new Map([[g.scimId, 'deleted']]));
+        expect(result.intents.size).toBe(0);
+        expect(await t.store.getUser(u.scimId)).toBeNull();
+        expect(await t.store.groupsOfUser(u.scimId)).toEqual([]);
+        expect(await t.store.countIntents()).toBe(0);
+        const empty = await t.store.commit([]);
+        expect([empty.users.size, empty.groups.size, empty.intents.size]).toEqual([0, 0, 0]);
+      });
+
+      it('applies none of a unit that breaks a unique constraint', async () => {
+        const taken = await t.store.insertUser(newUser());
+        const fresh = newUser();
+        const group = newGroup();
+        const err = await t.store
+          .commit([
+            { op: 'insertGroup', record: group },
+            { op: 'putIntent', intent: intent('user:x') },
+            { op: 'appendAudit', entry: auditEntry({ resourceId: fresh.scimId }) },
+            { op: 'insertUser', record: fresh },
+            { op: 'updateUser', scimId: fresh.scimId, changes: { userName: taken.userName.toUpperCase() } },
+          ])
+          .then(
+            () => null,
+            (e: unknown) => e,
+          );
+        expect(err).toBeInstanceOf(StoreConflictError);
+        expect((err as StoreConflictError).field).toBe('userName');
+        expect(await t.store.getGroup(group.scimId)).toBeNull();
+        expect(await t.store.getUser(fresh.scimId)).toBeNull();
+        expect(await t.store.countIntents()).toBe(0);
+        expect(await t.store.listAudit({ limit: 10 })).toEqual([]);
+        expect(await t.store.getUser(taken.scimId)).toEqual(taken);
+      });
+
+      it('applies none of a unit whose update finds its record missing or at another version', async () => {
+        const u = await t.store.insertUser(newUser());
+        await t.store.updateUser(u.scimId, { externalId: 'e1' });
+        for (const stale of [
+          { op: 'updateUser', scimId: u.scimId, changes: { active: false }, expectedVersion: 1 },
+          { op: 'updateUser', scimId: 'u-missing', changes: { active: false } },
+          { op: 'updateGroup', scimId: 'g-missing', changes: { displayName: 'x' } },
+        ] as const) {
+          const g = newGroup();
+          const err = await t.store
+            .commit([
+              { op: 'insertGroup', record: g },
+              { op: 'addMembership', groupScimId: g.scimId, userScimId: u.scimId },
+              { op: 'updateUser', scimId: u.scimId, changes: { externalId: 'e2' } },
+              stale,
+              { op: 'appendAudit', entry: auditEntry({ resourceId: u.scimId }) },
+            ])
+            .then(
+              () => null,
+              (e: unknown) => e,
+            );
+          expect(err).toBeInstanceOf(StoreStaleError);
+          expect((err as StoreStaleError).scimId).toBe(stale.scimId);
+          expect(await t.store.getGroup(g.scimId)).toBeNull();
+        }
+        expect(await t.store.getUser(u.scimId)).toMatchObject({ externalId: 'e1', version: 2 });
+        expect(await t.store.groupsOfUser(u.scimId)).toEqual([]);
+        expect(await t.store.listAudit({ limit: 10 })).toEqual([]);
+      });
+
+      it('settles concurrent units each on its own: a failing one takes none of the others with it', async () => {
+        const u = await t.store.insertUser(newUser());
+        const peer = await t.peer();
+        try {
+          const units = Array.from({ length: 12 }, (_, i) => {
+            const store = i % 2 === 0 ? t.store : peer.store;
+            if (i % 4 === 3) {
+              // Stale: every one of these expects a version the user is not at.
+              return store.commit([
+                { op: 'insertGroup', record: newGroup() },
+                { op: 'updateUser', scimId: u.scimId, changes: {}, expectedVersion: 99 },
+              ]);
+            }
+            return store.commit([
+              { op: 'insertGroup', record: newGroup() },
+              { op: 'appendAudit', entry: auditEntry({ resourceId: `r-${i}` }) },
+            ]);
+          });
+          const settled = await Promise.allSettled(units);
+          settled.forEach((s, i) => {
+            if (i % 4 === 3) {
+              expect(s.status).toBe('rejected');
+              expect((s as PromiseRejectedResult).reason).toBeInstanceOf(StoreStaleError);
+            } else expect(s.status, `unit ${i}`).toBe('fulfilled');
+          });
+          expect(await t.store.listAudit({ limit: 100 })).toHaveLength(9);
+          expect((await t.store.directoryCounts()).groups).toBe(9);
+        } finally {
+          await peer.close();
+        }
+      });
+
+      it('puts and clears intents with the change they belong to', async () => {
+        const u = await t.store.insertUser(newUser());
+        const first = await t.store.commit([{ op: 'putIntent', intent: intent(`user:${u.scimId}`) }]);
+        const [pending] = [...first.intents.values()];
+        expect(pending).toMatchObject({ resource: `user:${u.scimId}`, attempts: 0, payload: { n: 1 } });
+        await t.store.commit([
+          { op: 'updateUser', scimId: u.scimId, changes: { active: false }, expectedVersion: u.version },
+          { op: 'clearIntent', id: pending.id },
+          { op: 'appendAudit', entry: auditEntry({ resourceId: u.scimId }) },
+        ]);
+        expect(await t.store.intentsOf(`user:${u.scimId}`)).toEqual([]);
+        expect((await t.store.getUser(u.scimId))?.active).toBe(false);
+        expect(await t.store.listAudit({ resource: u.scimId, limit: 10 })).toHaveLength(1);
+      });
+    });
+
+    describe('audit trail', () => {
+      it('finds a record by its resource id or name, and by any of its subjects (case-insensitively)', async () => {
+        await t.store.appendAudit(
+          auditEntry({
+            resourceType: 'Group',
+            resourceId: 'g-1',
+            resourceName: 'Finance-Admins',
+            subjects: ['u-1', 'Alice@Example.com', 'u-2', 'bob@example.com', 'u-1', 'G-1', ''],
+          }),
+        );
+        await t.store.appendAudit(auditEntry({ resourceId: 'u-1', resourceName: 'alice@example.com' }));
+        await t.store.appendAudit(auditEntry({ resourceId: 'u-3', resourceName: 'carol@example.com' }));
+        const ids = async (resource: string) =>
+          (await t.store.listAudit({ resource, limit: 10 })).map((r) => r.resourceId);
+        expect(await ids('u-1')).toEqual(['u-1', 'g-1']);
+        expect(await ids('ALICE@example.com')).toEqual(['u-1', 'g-1']);
+        expect(await ids('bob@example.com')).toEqual(['g-1']);
+        expect(await ids('finance-admins')).toEqual(['g-1']);
+        expect(await ids('g-1')).toEqual(['g-1']);
+        expect(await ids('u-3')).toEqual(['u-3']);
+        expect(await ids('u-9')).toEqual([]);
+        // Pruning removes a record with its subjects.
+        expect(await t.store.pruneAudit(new Date(Date.now() + 60_000).toISOString(), 1)).toBe(1);
+        expect(await ids('bob@example.com')).toEqual([]);
+        expect(await ids('u-1')).toEqual(['u-1']);
+      });
+
+      it('bounds every text field of a record, marking what was cut', async () => {
+        const huge = 'x'.repeat(1_040_000);
+        await t.store.appendAudit(
+          auditEntry({
+            actor: huge,
+            clientIp: huge,
+            requestId: huge,
+            method: huge,
+            resourceId: huge,
+            resourceName: `${'ü'.repeat(70)}${huge}`,
+            scimType: huge,
+            detail: huge,
+            changes: {
+              attributes: [huge, huge],
+              fields: { userName: { from: 'a', to: huge } },
+              members: {
+                added: Array.from({ length: 20_000 }, (_, i) => `member-${i}-${'m'.repeat(40)}`),
+                removed: [],
+              },
+              note: huge,
+            },
+            upstream: Array.from({ length: 5_000 }, (_, i) => ({
+              action: huge,
+              requestId: `r${i}`,
+              outcome: 'ok',
+            })),
+            subjects: Array.from({ length: 10_000 }, (_, i) => `s-${i}-${huge.slice(0, 1000)}`),
+          }),
+        );
+        const [r] = await t.store.listAudit({ limit: 1 });
+        expect(JSON.stringify(r).length).toBeLessThan(400_000);
+        expect(r.resourceName).toBe(`${'ü'.repeat(64)}…(1040070 characters)`);
+        for (const v of [r.actor, r.clientIp, r.requestId, r.method, r.resourceId, r.scimType, r.detail]) {
+          expect(v!.length).toBeLessThanOrEqual(2_100);
+          expect(v).toMatch(/…\(1040000 characters\)$/);
+        }
+        expect(r.changes.attributes![0]).toMatch(/…\(1040000 characters\)$/);
+        expect(r.changes.members!.added.length).toBeGreaterThan(100);
+        expect(r.changes.members!.added.length).toBeLessThan(20_000);
+        expect(r.changes.members!.added[0]).toBe(`member-0-${'m'.repeat(40)}`);
+        expect(r.changes.note).toMatch(/lists cut: \d+ entries not kept/);
+        expect(r.upstream.length).toBeLessThanOrEqual(200);
+        expect(r.upstream.at(-1)).toEqual({ action: '…', outcome: `${5_000 - 199} more calls not listed` });
+        // The record is still found by its (cut) name.
+        expect(await t.store.listAudit({ resource: r.resourceName!, limit: 1 })).toHaveLength(1);
+      });
+    });
+
     options.extra?.(() => t);
   });
+}
+
+export function auditEntry(over: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    at: new Date().toISOString(),
+    actor: 'okta',
+    clientIp: '10.0.0.1',
+    requestId: `req-${nextId()}`,
+    method: 'PATCH',
+    resourceType: 'User',
+    resourceId: null,
+    resourceName: null,
+    status: 200,
+    scimType: null,
+    detail: null,
+    durationMs: 12.5,
+    changes: { attributes: ['active'] },
+    upstream: [{ action: 'UpdateUser', requestId: 'up-1', outcome: 'ok' }],
+    ...over,
+  };
 }

@@ -56,7 +56,7 @@ storeContract<SqlTarget>(
       driver,
       store,
       reset: async () => {
-        await driver.query('TRUNCATE users, groups, memberships, intents, audit');
+        await driver.query('TRUNCATE users, groups, memberships, intents, audit, audit_subjects');
       },
       peer: async () => {
         const peerDriver = openPostgresDriver({ connectionString: url });

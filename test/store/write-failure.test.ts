@@ -1,0 +1,342 @@
+// A write the store could not commit is never acknowledged: on a full database (PRAGMA
+// max_page_count), on a full filesystem (a 3 MB tmpfs, where the machine lets the test mount one),
+// and on PostgreSQL with the connection killed before COMMIT, every write method rejects with
+// StoreUnavailableError, nothing of it is stored (also after reopening), the store reports that it
+// cannot write, and it recovers by itself once writes commit again.
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDb from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { SqlDriver } from '../../src/store/driver.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
+import { openStore } from '../../src/store/index.js';
+import { openPostgresDriver } from '../../src/store/postgres-driver.js';
+import { SqlStore } from '../../src/store/sql-store.js';
+import type { SqliteStore } from '../../src/store/sqlite-store.js';
+import type { BridgeStore } from '../../src/store/types.js';
+import { freshPostgresUrl, TEST_DATABASE_URL } from '../helpers/postgres.js';
+import { auditEntry, newGroup, newUser, nextId } from './contract.js';
+
+const root = await mkdtemp(join(tmpdir(), 'store-write-failure-'));
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+let dirs = 0;
+
+const big = (n: number) => 'x'.repeat(n);
+
+/** The records every case starts from. */
+interface Seed {
+  userId: string;
+  groupId: string;
+  intentId: string;
+}
+
+async function seed(store: BridgeStore): Promise<Seed> {
+  const u = await store.insertUser(newUser());
+  const g = await store.insertGroup(newGroup());
+  await store.addMembership(g.scimId, u.scimId);
+  // A payload that nearly fills a page: recording an attempt on it needs a page more.
+  const i = await store.putIntent({
+    id: `i-${nextId()}`,
+    resource: `user:${u.scimId}`,
+    kind: 'user.deactivate',
+    payload: { pad: big(3_700) },
+  });
+  await store.appendAudit({ ...auditEntry({ resourceId: u.scimId }), at: '2000-01-01T00:00:00.000Z' });
+  return { userId: u.scimId, groupId: g.scimId, intentId: i.id };
+}
+
+/**
+ * Every write method, with values large enough to need new pages where that matters. `grows`: the
+ * write needs space the database does not have at its page limit (deletes free space instead, so
+ * a database at max_page_count can still commit them: only a full filesystem refuses those).
+ */
+const WRITES: Array<{
+  name: string;
+  grows: boolean;
+  run: (s: BridgeStore & Meta, seed: Seed) => Promise<unknown>;
+}> = [
+  {
+    name: 'commit',
+    grows: true,
+    run: (s, x) =>
+      s.commit([
+        { op: 'updateUser', scimId: x.userId, changes: { attributes: { pad: big(20_000) } } },
+        { op: 'appendAudit', entry: auditEntry({ resourceId: x.userId, detail: big(1_000) }) },
+      ]),
+  },
+  {
+    name: 'insertUser',
+    grows: true,
+    run: (s) => s.insertUser(newUser({ attributes: { pad: big(20_000) } })),
+  },
+  {
+    name: 'updateUser',
+    grows: true,
+    run: (s, x) => s.updateUser(x.userId, { active: false, attributes: { pad: big(20_000) } }),
+  },
+  { name: 'deleteUser', grows: false, run: (s, x) => s.deleteUser(x.userId) },
+  {
+    name: 'insertGroup',
+    grows: true,
+    run: (s) => s.insertGroup(newGroup({ attributes: { pad: big(20_000) } })),
+  },
+  {
+    name: 'updateGroup',
+    grows: true,
+    run: (s, x) => s.updateGroup(x.groupId, { attributes: { pad: big(20_000) } }),
+  },
+  { name: 'deleteGroup', grows: false, run: (s, x) => s.deleteGroup(x.groupId) },
+  { name: 'addMembership', grows: true, run: (s, x) => s.addMembership(`g-${big(9_000)}`, x.userId) },
+  { name: 'removeMembership', grows: false, run: (s, x) => s.removeMembership(x.groupId, x.userId) },
+  {
+    name: 'putIntent',
+    grows: true,
+    run: (s) => s.putIntent({ id: 'i-new', resource: 'user:u', kind: 'k', payload: { pad: big(20_000) } }),
+  },
+  { name: 'clearIntent', grows: false, run: (s, x) => s.clearIntent(x.intentId) },
+  {
+    name: 'recordIntentAttempt',
+    grows: true,
+    run: (s, x) => s.recordIntentAttempt(x.intentId, big(2_000), new Date(Date.now() + 60_000)),
+  },
+  {
+    name: 'appendAudit',
+    grows: true,
+    run: (s) =>
+      s.appendAudit(
+        auditEntry({
+          changes: { attributes: Array.from({ length: 40 }, (_, i) => `${i}${big(500)}`) },
+          subjects: ['a'],
+        }),
+      ),
+  },
+  { name: 'pruneAudit', grows: false, run: (s) => s.pruneAudit('2001-01-01T00:00:00.000Z', 10) },
+  { name: 'setMeta', grows: true, run: (s) => s.setMeta('k', big(20_000)) },
+  { name: 'insertMetaIfAbsent', grows: true, run: (s) => s.insertMetaIfAbsent('k2', big(20_000)) },
+  { name: 'heartbeat', grows: false, run: (s) => s.heartbeat!() },
+];
+
+interface Meta {
+  setMeta(key: string, value: string): Promise<void>;
+  insertMetaIfAbsent(key: string, value: string): Promise<void>;
+}
+
+const TABLES = ['users', 'groups', 'memberships', 'intents', 'audit', 'audit_subjects', 'store_meta'];
+/** Rows that change by themselves: the embedded store's owner (written at every open), the heartbeat. */
+const WHERE: Record<string, string> = { store_meta: "WHERE key NOT IN ('owner', 'heartbeat')" };
+
+/** Every row of every table, read through a connection of its own. */
+function dumpSqlite(file: string): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  const db = new SqliteDb(file, { readonly: true });
+  try {
+    for (const t of TABLES) out[t] = db.prepare(`SELECT * FROM ${t} ${WHERE[t] ?? ''} ORDER BY 1, 2`).all();
+  } finally {
+    db.close();
+  }
+  return out;
+}
+async function expectUnavailable(promise: Promise<unknown>, name: string): Promise<StoreUnavailableError> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err, `${name} must reject`).toBeInstanceOf(StoreUnavailableError);
+  return err as StoreUnavailableError;
+}
+
+describe('SqliteStore on a database at its page limit (PRAGMA max_page_count)', () => {
+  for (const w of WRITES.filter((x) => x.grows)) {
+    it(`${w.name} rejects with StoreUnavailableError, stores nothing, and recovers once there is room`, async () => {
+      const dataDir = join(root, `p${++dirs}`);
+      let store = (await openStore({ dataDir })) as SqliteStore;
+      const file = join(dataDir, 'bridge.sqlite');
+      try {
+        const s = await seed(store);
+        const before = dumpSqlite(file);
+        const pages = store.db.pragma('page_count', { simple: true }) as number;
+        store.db.pragma(`max_page_count = ${pages}`);
+        const err = await expectUnavailable(w.run(store, s), w.name);
+        expect(err.reason).toBe('SQLite SQLITE_FULL');
+        expect(store.writeFailureReason()).toBe('SQLite SQLITE_FULL');
+        expect(dumpSqlite(file)).toEqual(before);
+        await store.close();
+        store = (await openStore({ dataDir })) as SqliteStore;
+        expect(dumpSqlite(file)).toEqual(before);
+        // Room again (a fresh connection has no page limit): the same write commits.
+        await w.run(store, s);
+        expect(store.writeFailureReason()).toBeNull();
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
+
+/** Mounts a 3 MB tmpfs; returns why it cannot when the machine refuses. */
+function mountSmallFs(dir: string): string | null {
+  mkdirSync(dir, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', dir], { stdio: 'pipe' });
+    return null;
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    return (e.stderr?.toString().trim() || e.message).split('\n')[0];
+  }
+}
+
+const fsDir = join(root, 'small-fs');
+const mountRefused = mountSmallFs(fsDir);
+if (mountRefused)
+  console.warn(`[test/store] skipping the full-filesystem case: mount refused (${mountRefused})`);
+afterAll(() => {
+  if (!mountRefused) execFileSync('umount', [fsDir]);
+});
+
+describe.skipIf(mountRefused !== null)('SqliteStore on a full filesystem (3 MB tmpfs)', () => {
+  it('rejects every write method with StoreUnavailableError, stores nothing, and recovers when space is freed', async () => {
+    const dataDir = join(fsDir, 'data');
+    let store = (await openStore({ dataDir })) as SqliteStore;
+    const file = join(dataDir, 'bridge.sqlite');
+    const filler = join(fsDir, 'filler');
+    try {
+      const s = await seed(store);
+      const before = dumpSqlite(file);
+      // Fill the filesystem to the last byte.
+      const fd = openSync(filler, 'w');
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      try {
+        for (let size = chunk.length; size >= 1; ) {
+          try {
+            writeSync(fd, chunk, 0, size);
+          } catch {
+            size = Math.floor(size / 2);
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
+      for (const w of WRITES) {
+        const err = await expectUnavailable(w.run(store, s), w.name);
+        expect(err.reason, w.name).toMatch(/^SQLite SQLITE_(FULL|IOERR)/);
+        expect(store.writeFailureReason(), w.name).not.toBeNull();
+        expect(dumpSqlite(file), w.name).toEqual(before);
+      }
+      await expectUnavailable(store.heartbeat(), 'heartbeat');
+      rmSync(filler);
+      // Space again: the heartbeat commits, which clears the failure, and writes work.
+      await store.heartbeat();
+      expect(store.writeFailureReason()).toBeNull();
+      await store.close();
+      store = (await openStore({ dataDir })) as SqliteStore;
+      expect(dumpSqlite(file)).toEqual(before);
+      await store.updateUser(s.userId, { active: false });
+    } finally {
+      rmSync(filler, { force: true });
+      await store.close();
+    }
+  });
+});
+
+const pgSchema = await freshPostgresUrl('write_failure');
+if ('skip' in pgSchema) console.warn(`[test/store] skipping the PostgreSQL cases: ${pgSchema.skip}`);
+afterAll(async () => {
+  if ('url' in pgSchema) await pgSchema.drop();
+});
+
+async function dumpPg(driver: SqlDriver): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const t of TABLES) out[t] = await driver.query(`SELECT * FROM ${t} ${WHERE[t] ?? ''} ORDER BY 1, 2`);
+  return out;
+}
+
+describe.skipIf('skip' in pgSchema)('SqlStore with its connection killed', () => {
+  it('rejects a unit whose connection is killed before COMMIT, applying none of it, and recovers', async () => {
+    const url = (pgSchema as { url: string }).url;
+    const inner = openPostgresDriver({ connectionString: url });
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    admin.on('error', () => {});
+    await admin.connect();
+    let killBeforeCommit = false;
+    // The driver seam: after the unit's statements ran, and before the driver sends COMMIT, the
+    // transaction's backend is terminated from another connection.
+    const driver: SqlDriver = {
+      query: (sql, params) => inner.query(sql, params),
+      close: () => inner.close(),
+      transaction: (fn) =>
+        inner.transaction(async (tx) => {
+          const result = await fn(tx);
+          if (killBeforeCommit) {
+            const [{ pid }] = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+            await admin.query('SELECT pg_terminate_backend($1, 5000)', [pid]);
+          }
+          return result;
+        }),
+    };
+    const store = new SqlStore(driver);
+    try {
+      await store.init();
+      const s = await seed(store);
+      const before = await dumpPg(inner);
+      killBeforeCommit = true;
+      const units = [
+        () =>
+          store.commit([
+            { op: 'updateUser', scimId: s.userId, changes: { active: false } },
+            { op: 'clearIntent', id: s.intentId },
+            { op: 'appendAudit', entry: auditEntry({ resourceId: s.userId, subjects: ['x'] }) },
+          ]),
+        () => store.deleteUser(s.userId),
+        () => store.deleteGroup(s.groupId),
+        () => store.pruneAudit('2001-01-01T00:00:00.000Z', 10),
+        () => store.appendAudit(auditEntry({ subjects: ['u-1'] })),
+      ];
+      for (const unit of units) {
+        await expectUnavailable(unit(), 'unit');
+        expect(store.writeFailureReason()).not.toBeNull();
+        expect(await dumpPg(inner)).toEqual(before);
+      }
+      killBeforeCommit = false;
+      await store.heartbeat();
+      expect(store.writeFailureReason()).toBeNull();
+      await store.commit([{ op: 'updateUser', scimId: s.userId, changes: { active: false } }]);
+    } finally {
+      await admin.end();
+      await store.close();
+    }
+  });
+
+  it('rejects every single-statement write while the database cannot be reached, storing nothing', async () => {
+    const url = new URL((pgSchema as { url: string }).url);
+    const good = openPostgresDriver({ connectionString: url.toString() });
+    const store = new SqlStore(good);
+    await store.init();
+    const s = await seed(store);
+    const before = await dumpPg(good);
+    // Nothing listens on port 1: every connection attempt is refused.
+    const unreachable = new URL(url);
+    unreachable.port = '1';
+    const cutDriver = openPostgresDriver({
+      connectionString: unreachable.toString(),
+      connectionTimeoutMillis: 2000,
+    });
+    const cut = new SqlStore(cutDriver);
+    try {
+      for (const w of WRITES) {
+        const err = await expectUnavailable(w.run(cut, s), w.name);
+        expect(err.reason, w.name).toMatch(/^PostgreSQL: /);
+        expect(cut.writeFailureReason(), w.name).not.toBeNull();
+      }
+      expect(await dumpPg(good)).toEqual(before);
+    } finally {
+      await cutDriver.close();
+      await store.close();
+    }
+  });
+});
