@@ -1,5 +1,4 @@
 import type { Request, Response } from 'express';
-import { storeCommit } from '../directory/commit-shim.js';
 import type { Origin } from '../directory/context.js';
 import { upstreamCalls } from '../ops/request-context.js';
 import { scimActor } from '../scim/auth.js';
@@ -86,7 +85,7 @@ export async function recordFailure(
   // A path that names no resource type (POST /Bulk, an unknown endpoint).
   if (resource.type === null) entry.resourceType = null;
   try {
-    await storeCommit(store, [{ op: 'appendAudit', entry }]);
+    await store.commit([{ op: 'appendAudit', entry }]);
   } catch (err) {
     res.locals.auditFailure = {
       err,

@@ -7,7 +7,6 @@ import { describeGroup, describeUser, type GroupState, type UserState } from '..
 import { auditEntry } from '../audit/entry.js';
 import type { AuditChanges, AuditMember } from '../store/audit-types.js';
 import type { BridgeStore, CommitResult, StoreWrite } from '../store/types.js';
-import { storeCommit } from './commit-shim.js';
 import type { AuditOutcome, AuditSubject, RequestContext } from './context.js';
 
 export class UnitOfWork {
@@ -101,7 +100,7 @@ export class UnitOfWork {
       ...this.writes.filter((w) => w.op === 'clearIntent'),
       { op: 'appendAudit' as const, entry },
     ];
-    const result = await storeCommit(this.store, ordered);
+    const result = await this.store.commit(ordered);
     this.done = true;
     return result;
   }
@@ -109,5 +108,5 @@ export class UnitOfWork {
 
 /** Writes without a record of their own: progress of an operation whose intent and record name it. */
 export function commitProgress(store: BridgeStore, writes: readonly StoreWrite[]): Promise<CommitResult> {
-  return storeCommit(store, writes);
+  return store.commit(writes);
 }
