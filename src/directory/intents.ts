@@ -118,7 +118,13 @@ export class Intents {
         ctx.log.warn({ intent: intent.id, kind, resource }, 'operation failed part-way: its intent is left');
       throw err;
     }
-    const committed = await unit.commit(outcome);
+    const final = await unit.commit(outcome);
+    // What both commits wrote, the final one's records last (e.g. a group inserted with its intent).
+    const committed: CommitResult = {
+      users: new Map([...started.users, ...final.users]),
+      groups: new Map([...started.groups, ...final.groups]),
+      intents: final.intents,
+    };
     return { value, committed };
   }
 
