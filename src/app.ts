@@ -18,13 +18,14 @@ import { requestContext } from './ops/request-context.js';
 import { opsRouter } from './ops/routes.js';
 import { bearerAuth } from './scim/auth.js';
 import { discoveryRouter } from './scim/discovery.js';
-import { isCredentialProblem, ScimError, toScimError } from './scim/errors.js';
+import { ScimError, toScimError } from './scim/errors.js';
 import { groupsRouter } from './scim/groups-routes.js';
 import { SCIM_BASE_PATH, sendError } from './scim/http.js';
 import { rootSearchRouter } from './scim/root-search.js';
 import { configureScimmy } from './scim/schemas.js';
 import { usersRouter } from './scim/users-routes.js';
 import type { BridgeStore } from './store/types.js';
+import { CREDENTIAL_HINT, isCredentialProblem } from './volcengine/errors.js';
 import type { CloudIdentityApi } from './volcengine/types.js';
 
 export interface AppDeps {
@@ -148,7 +149,7 @@ export function buildApp(deps: AppDeps): express.Express {
         ...(isCredentialProblem(err)
           ? {
               credentialProblem: true,
-              hint: 'CloudIdentity refused the bridge credentials: check VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN and the machine clock',
+              hint: CREDENTIAL_HINT,
             }
           : {}),
       };

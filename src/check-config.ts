@@ -1,10 +1,9 @@
 import { upstreamOf } from './bridge.js';
 import { ConfigError, loadConfig } from './config.js';
 import { judgeUpstreamFailure, PERMISSION_CODES } from './ops/readiness.js';
-import { isCredentialProblem } from './scim/errors.js';
 import { inspectStore } from './store/index.js';
 import { CloudIdentityClient } from './volcengine/client.js';
-import { VolcengineApiError } from './volcengine/errors.js';
+import { isCredentialProblem, VolcengineApiError } from './volcengine/errors.js';
 
 // `node dist/main.js --check-config` (`npm run check`): validates every environment variable, opens
 // the store read-only (inspectStore: fails on what `npm start` would refuse), makes

@@ -15,8 +15,8 @@
 //   repaired from CloudIdentity (rows added and removed), deactivated members' rows kept (they are
 //   the memberships to restore). A group gone upstream loses its record and mirror.
 import type { Logger } from 'pino';
-import { UpstreamCode } from '../scim/errors.js';
 import type { BridgeStore, UserRecord } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { AuditSubject, RequestContext } from './context.js';
 import type { GroupMembers } from './groups-members.js';

@@ -2,13 +2,14 @@
 // (one upstream call plus its mirror row, under that user's key). Split from groups.ts; the
 // `group.members` intent (intents.ts) replays applyMembers, which is idempotent per member.
 import type { Logger } from 'pino';
-import { badRequest, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
 import { matchesFilter } from '../scim/filter.js';
 import type { GroupPatch } from '../scim/group-input.js';
 import type { AuditMember } from '../store/audit-types.js';
 import type { BridgeStore, CommitResult, JsonObject, StoreWrite, UserRecord } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { InvalidValueError, invalidValue, NotFoundError, notFound } from './errors.js';
 import { IntentKind, type Intents, type RunOptions } from './intents.js';
 import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
 import { mapLimit, UPSTREAM_PAGE } from './paging.js';
@@ -93,14 +94,14 @@ export class GroupMembers {
           (change === 'add' ? added : removed).push(m);
         } catch (e) {
           // A member to add that was deleted meanwhile: nothing left to add.
-          if (!(e instanceof ScimError && e.status === 400)) throw e;
+          if (!(e instanceof InvalidValueError)) throw e;
         }
       });
     try {
       await mapLimit(p.remove, this.parallelism, (id) => step(id, 'remove'));
       await mapLimit(p.add, this.parallelism, (id) => step(id, 'add'));
     } catch (e) {
-      if (e instanceof ScimError && e.status === 404) {
+      if (e instanceof NotFoundError) {
         this.logger?.info({ groupId: p.groupId }, 'group gone upstream; its member change is void');
         unit.write({ op: 'deleteGroup', scimId: p.groupId }).note('the group was deleted outside the bridge');
         return;
@@ -357,14 +358,13 @@ export class GroupMembers {
   }
 }
 
-export function unknownMembers(ids: string[]): ScimError {
+export function unknownMembers(ids: string[]): InvalidValueError {
   const shown = ids
     .slice(0, 5)
     .map((id) => `'${id}'`)
     .join(', ');
   const more = ids.length > 5 ? ` and ${ids.length - 5} more` : '';
-  return badRequest(
-    'invalidValue',
+  return invalidValue(
     `members: ${shown}${more} ${ids.length === 1 ? 'is not a User id' : 'are not User ids'}`,
   );
 }

@@ -8,9 +8,9 @@
 // Intents complete forward (they finish what the IdP asked) rather than roll back: the IdP got a
 // 5xx, will retry the same request, and deprovisioning half-done must not stay half-done.
 import { randomUUID } from 'node:crypto';
-import { ScimError } from '../scim/errors.js';
 import type { BridgeStore, CommitResult, IntentRecord, JsonObject, StoreWrite } from '../store/types.js';
 import type { AuditOutcome, AuditSubject, RequestContext } from './context.js';
+import { isDecided } from './errors.js';
 import { commitProgress, UnitOfWork } from './unit-of-work.js';
 
 export const IntentKind = {
@@ -44,10 +44,8 @@ export type IntentHandler = (
 /** Someone that wants to hear about settled intents (metrics, logs). */
 export type SettleObserver = (intent: IntentRecord, outcome: 'completed' | 'failed', err?: unknown) => void;
 
-/** An error that decided the operation (a 4xx): nothing is left to finish, the intent goes. */
-export function decided(err: unknown): boolean {
-  return err instanceof ScimError && err.status < 500;
-}
+/** An error that decided the operation: nothing is left to finish, the intent goes. */
+export const decided = isDecided;
 
 /** The resource an intent's key names ('user:<id>' / 'group:<id>'). */
 export function subjectOf(resource: string): AuditSubject {
@@ -90,7 +88,7 @@ export class Intents {
    * transaction: the intent and a record that the operation started (so an operation cut off by a
    * crash is in the trail). Then `fn`, which adds its final state to the unit it is given; the unit
    * (final state + intent cleared + audit record) is committed as `outcome` once `fn` returns. An
-   * error that decides the operation (4xx) clears the intent; any other leaves it for the reconciler.
+   * error that decides the operation (a `decided` DirectoryError) clears the intent; any other leaves it for the reconciler.
    */
   async run<T>(
     resource: string,

@@ -15,12 +15,12 @@ import type { Logger } from 'pino';
 import { backgroundStatus } from '../audit/entry.js';
 import type { Metrics } from '../ops/metrics.js';
 import { withUpstreamLog } from '../ops/request-context.js';
-import { ScimError } from '../scim/errors.js';
 import type { AuditUpstreamCall } from '../store/audit-types.js';
 import type { BridgeStore, IntentRecord } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
+import { ResourceBusyError } from './errors.js';
 import { describe, type Intents } from './intents.js';
 import { type ResourceLocks, withResource } from './resource-locks.js';
 
@@ -204,7 +204,7 @@ export class Reconciler {
         );
         result.settled += due.filter((i) => i.resource === resource).length;
       } catch (err) {
-        if (err instanceof ScimError && err.status === 503 && /another request/.test(err.message)) {
+        if (err instanceof ResourceBusyError) {
           result.skippedBusy++;
           continue;
         }

@@ -10,12 +10,14 @@
 //   created after the intent: reads show it as this user (one resource); replay adopts it (the create
 //   recovery rule, create-recovery.ts), restores the memberships (idempotent) and maps it.
 // - delete: DeleteUser done, record not deleted → reads 404 (no account); replay deletes the record.
-import { conflict, UpstreamCode } from '../scim/errors.js';
+
 import type { BridgeStore, JsonObject, UserChanges } from '../store/types.js';
 import { followedUncertainAttempt } from '../volcengine/client.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { type CreateAttempt, type CreateRecovery, namesakeDetail, recoverCreate } from './create-recovery.js';
+import { conflict } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
 import { addUpstreamMember } from './memberships.js';
 import { UPSTREAM_PAGE } from './paging.js';

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
 import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { UserInput } from '../scim/user-input.js';
 import {
@@ -12,9 +11,11 @@ import {
   type StoreWrite,
   type UserRecord,
 } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { AuditSubject, RequestContext } from './context.js';
 import { accountNamed, classify } from './create-recovery.js';
+import { conflict, notFound, preconditionFailed, tooMany } from './errors.js';
 import { groupsOfUsersForScim } from './groups.js';
 import { IntentKind, Intents } from './intents.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
@@ -314,9 +315,7 @@ export class UserDirectory {
     );
     const detached = await this.store.countUsers({ detached: true, state: 'ready' });
     if (first.Total + detached > this.options.filterScanLimit) {
-      throw new ScimError(
-        400,
-        'tooMany',
+      throw tooMany(
         `this filter needs a scan of ${first.Total + detached} users (limit ${this.options.filterScanLimit}); ` +
           'filter with userName eq, externalId eq or id eq instead',
       );
@@ -740,10 +739,6 @@ const API_IDENTITY_TYPE = 'Create';
 /** 412 unless If-Match (when sent) names the current version. */
 function checkIfMatch(view: UserView, ifMatch: string | undefined): void {
   if (ifMatch !== undefined && !etagMatches(ifMatch, userVersion(view))) {
-    throw new ScimError(
-      412,
-      undefined,
-      `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
-    );
+    throw preconditionFailed(`If-Match ${ifMatch} does not match the current version ${userVersion(view)}`);
   }
 }

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import { isCredentialProblem } from '../scim/errors.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { BridgeStore } from '../store/types.js';
-import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
+import { isCredentialProblem, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 
 // Readiness: the store answers and CloudIdentity accepts the bridge's credentials. The result is

@@ -2,7 +2,14 @@
 // per-attempt timeout, a total deadline, full-jitter retries and recovery of ambiguous mutations.
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
-import { ErrorCode, VolcengineApiError, type VolcengineError, VolcengineTransportError } from './errors.js';
+import {
+  CREDENTIAL_HINT,
+  ErrorCode,
+  isCredentialProblem,
+  VolcengineApiError,
+  type VolcengineError,
+  VolcengineTransportError,
+} from './errors.js';
 import { normalizeHost, signRequest } from './signer.js';
 import type {
   CallOptions,
@@ -244,14 +251,6 @@ const RETRYABLE_5XX_CODES = new Set<string>([
   ErrorCode.InternalServiceError,
   ErrorCode.ServiceUnavailableTemp,
   ErrorCode.InternalServiceTimeout,
-]);
-const CREDENTIAL_CODES = new Set<string>([
-  ErrorCode.SignatureDoesNotMatch,
-  ErrorCode.InvalidAccessKey,
-  ErrorCode.InvalidSecretToken,
-  ErrorCode.MissingAuthenticationToken,
-  ErrorCode.InvalidAuthorization,
-  ErrorCode.InvalidCredential,
 ]);
 /** Socket-level failures that prove the request never reached the server. */
 const NOT_SENT_CODES = new Set([
@@ -931,15 +930,8 @@ export class CloudIdentityClient implements CloudIdentityApi {
       { action, attempt, status, code: outcomeName, requestId, durationMs },
       'cloudidentity attempt',
     );
-    if (
-      !outcome.ok &&
-      outcome.error instanceof VolcengineApiError &&
-      CREDENTIAL_CODES.has(outcome.error.code)
-    ) {
-      this.logger?.error(
-        { action, code: outcome.error.code, requestId },
-        'CloudIdentity rejected the bridge credentials: check VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN and VOLCENGINE_REGION',
-      );
+    if (!outcome.ok && isCredentialProblem(outcome.error)) {
+      this.logger?.error({ action, code: outcomeName, requestId }, CREDENTIAL_HINT);
     }
     return outcome;
   }
