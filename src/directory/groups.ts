@@ -339,6 +339,11 @@ export class GroupDirectory {
     // Nothing usable left of the displayName (e.g. only CJK characters): 'group' alone would collide.
     if (taken.has(groupName.toLowerCase()) || groupName === FALLBACK_GROUP_NAME)
       groupName = withSuffix(groupName);
+    // Before CreateGroup: a group the bridge makes is named in the trail (by its displayName; its id
+    // is CloudIdentity's, known only from the answer) even if the process dies before its record.
+    await new UnitOfWork(this.store, ctx, { type: 'Group', id: null, name: input.displayName })
+      .note(`create started: GroupName ${groupName}`)
+      .commit('started');
     let upstream: CloudIdentityGroup | undefined;
     for (let attempt = 1; !upstream; attempt++) {
       try {
