@@ -6,7 +6,6 @@ import { consoleDataRoutes } from './admin/console-data.js';
 import { consoleRouter } from './admin/console-routes.js';
 import { reconcilerRoutes } from './admin/reconciler-routes.js';
 import { AdminSessions } from './admin/session.js';
-import { auditTrail } from './audit/trail.js';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
 import { buildDirectories, type Directories } from './directory/index.js';
@@ -22,6 +21,7 @@ import { discoveryRouter } from './scim/discovery.js';
 import { ScimError, toScimError } from './scim/errors.js';
 import { groupsRouter } from './scim/groups-routes.js';
 import { SCIM_BASE_PATH, sendError } from './scim/http.js';
+import { recordFailure, requestOrigin } from './scim/request-audit.js';
 import { rootSearchRouter } from './scim/root-search.js';
 import { configureScimmy } from './scim/schemas.js';
 import { usersRouter } from './scim/users-routes.js';
@@ -94,22 +94,26 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions, signin: rateLimits }));
 
   const context = (req: Request, res: Response): RequestContext => {
-    const started = (res.locals.startedAt as number | undefined) ?? Date.now();
-    return {
-      deadlineAt: started + config.requestDeadlineMs,
+    const known = res.locals.directoryContext as RequestContext | undefined;
+    if (known) return known;
+    const origin = requestOrigin(req, res);
+    const ctx: RequestContext = {
+      deadlineAt: origin.startedAt + config.requestDeadlineMs,
       // A getter: the request's child logger is only made when something is logged.
       get log() {
         return req.log ?? logger;
       },
+      // Who and where, for the audit record the operation writes with its change.
+      origin,
     };
+    res.locals.directoryContext = ctx;
+    return ctx;
   };
 
   const scim = express.Router();
   scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
-  // Before the audit trail: a flood past the limit must not flood the trail too.
+  // Before the body parser and routes: a flood past the limit is refused before it costs anything.
   scim.use(rateLimits.scimMiddleware());
-  // Before the body parser: a write refused for its body is audited too.
-  scim.use(auditTrail({ store, logger }));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
   // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of
@@ -144,7 +148,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use((req, _res, next) => {
     next(new ScimError(404, undefined, `no such endpoint: ${req.method} ${req.path}`));
   });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use(async (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const error = bodyParserError(err) ?? pathDecodeError(err) ?? toScimError(err);
     // No line of its own: the access log writes this request's one line, with the error in it.
     if (error.status >= 500) {
@@ -162,6 +166,8 @@ export function buildApp(deps: AppDeps): express.Express {
       res.end();
       return;
     }
+    // A refused or failed SCIM write is recorded (in a transaction of its own) before it is answered.
+    await recordFailure(store, req, res, error);
     sendError(res, error);
   });
   return app;

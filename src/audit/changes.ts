@@ -1,14 +1,18 @@
 import { upstreamFieldsFor } from '../directory/user-mapping.js';
 import type { AuditChanges, AuditFieldChange } from '../store/audit-types.js';
 import type { GroupRecord, JsonObject, UserRecord } from '../store/types.js';
-import type { StoreCapture } from './capture.js';
 
-// "What changed" for one audit record, from the store capture of the request: SCIM attribute
-// names only (their values may be personal data or secrets); old → new for the fields CloudIdentity
-// holds, and for active/externalId, which decide whether the person has an account at all.
+// "What changed" for one audit record, from the state of a resource before and after the operation
+// as the operation itself states them: SCIM attribute names only (their values may be personal data
+// or secrets); old → new for the fields CloudIdentity holds, and for active/externalId, which decide
+// whether the person has an account at all.
 
 /** Never named in a record, even if a client managed to store one as an attribute. */
 const SECRET_ATTRIBUTES = new Set(['password']);
+
+/** The parts of a user record a record describes. */
+export type UserState = Pick<UserRecord, 'userName' | 'attributes' | 'active' | 'externalId'>;
+export type GroupState = Pick<GroupRecord, 'groupName' | 'displayName' | 'externalId' | 'attributes'>;
 
 function changedAttributeNames(before: JsonObject, after: JsonObject): string[] {
   const names = new Set([...Object.keys(before), ...Object.keys(after)]);
@@ -18,7 +22,7 @@ function changedAttributeNames(before: JsonObject, after: JsonObject): string[] 
     .sort();
 }
 
-function upstreamFields(record: UserRecord | null): Record<string, string> {
+function upstreamFields(record: UserState | null): Record<string, string> {
   if (!record) return {};
   try {
     const { UserName, DisplayName, Email, Phone } = upstreamFieldsFor(record.attributes, undefined);
@@ -43,65 +47,39 @@ function fieldChanges(
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-function userFacts(record: UserRecord | null): Record<string, string | boolean | null> {
+function userFacts(record: UserState | null): Record<string, string | boolean | null> {
   if (!record) return {};
   return { ...upstreamFields(record), active: record.active, externalId: record.externalId };
 }
 
-export interface Described {
-  name: string | null;
-  changes: AuditChanges;
-}
-
-function membersOf(capture: StoreCapture, keep: (group: string, user: string) => boolean) {
-  const added: string[] = [];
-  const removed: string[] = [];
-  for (const [group, user, change] of capture.memberships) {
-    if (!keep(group, user)) continue;
-    (change === 'add' ? added : removed).push(user);
-  }
-  return added.length + removed.length > 0 ? { added, removed } : undefined;
-}
-
-export function describeUser(capture: StoreCapture, scimId: string): Described {
-  const before = capture.usersBefore.get(scimId) ?? null;
-  const afterRaw = capture.usersAfter.get(scimId);
-  const after = afterRaw === 'deleted' ? null : (afterRaw ?? before);
+/** A user's change: null before = created, null after = deleted. */
+export function describeUser(before: UserState | null, after: UserState | null): AuditChanges {
   const changes: AuditChanges = {};
-  if (afterRaw === 'deleted') changes.deleted = true;
-  if (capture.usersBefore.get(scimId) === null && afterRaw && afterRaw !== 'deleted') changes.created = true;
-  if (afterRaw && afterRaw !== 'deleted') {
-    const names = changedAttributeNames(before?.attributes ?? {}, afterRaw.attributes);
-    if (names.length > 0) changes.attributes = names;
-    const fields = fieldChanges(userFacts(before), userFacts(afterRaw));
-    if (fields) changes.fields = fields;
+  if (before === null && after !== null) changes.created = true;
+  if (after === null) {
+    if (before !== null) changes.deleted = true;
+    return changes;
   }
-  // Groups the user joined or left through this request (reactivation restores them).
-  const groups = membersOf(capture, (_g, u) => u === scimId);
-  if (groups) {
-    const byGroup = (change: 'add' | 'remove') =>
-      capture.memberships.filter(([, u, c]) => u === scimId && c === change).map(([g]) => g);
-    changes.groups = { added: byGroup('add'), removed: byGroup('remove') };
-  }
-  return { name: after?.userName ?? before?.userName ?? null, changes };
+  const names = changedAttributeNames(before?.attributes ?? {}, after.attributes);
+  if (names.length > 0) changes.attributes = names;
+  const fields = fieldChanges(userFacts(before), userFacts(after));
+  if (fields) changes.fields = fields;
+  return changes;
 }
 
-export function describeGroup(capture: StoreCapture, scimId: string): Described {
-  const before: GroupRecord | null = capture.groupsBefore.get(scimId) ?? null;
-  const afterRaw = capture.groupsAfter.get(scimId);
-  const after = afterRaw === 'deleted' ? null : (afterRaw ?? before);
+/** A group's change: null before = created, null after = deleted. */
+export function describeGroup(before: GroupState | null, after: GroupState | null): AuditChanges {
   const changes: AuditChanges = {};
-  if (afterRaw === 'deleted') changes.deleted = true;
-  if (capture.groupsBefore.get(scimId) === null && afterRaw && afterRaw !== 'deleted') changes.created = true;
-  if (afterRaw && afterRaw !== 'deleted') {
-    const names = changedAttributeNames(before?.attributes ?? {}, afterRaw.attributes);
-    if (names.length > 0) changes.attributes = names;
-    const facts = (g: GroupRecord | null): Record<string, string | null> =>
-      g ? { GroupName: g.groupName, DisplayName: g.displayName, externalId: g.externalId } : {};
-    const fields = fieldChanges(facts(before), facts(afterRaw));
-    if (fields) changes.fields = fields;
+  if (before === null && after !== null) changes.created = true;
+  if (after === null) {
+    if (before !== null) changes.deleted = true;
+    return changes;
   }
-  const members = membersOf(capture, (g) => g === scimId);
-  if (members) changes.members = members;
-  return { name: after?.displayName ?? before?.displayName ?? null, changes };
+  const names = changedAttributeNames(before?.attributes ?? {}, after.attributes);
+  if (names.length > 0) changes.attributes = names;
+  const facts = (g: GroupState | null): Record<string, string | null> =>
+    g ? { GroupName: g.groupName, DisplayName: g.displayName, externalId: g.externalId } : {};
+  const fields = fieldChanges(facts(before), facts(after));
+  if (fields) changes.fields = fields;
+  return changes;
 }

@@ -13,6 +13,8 @@
 // - an account in CloudIdentity whose userName a tombstone holds (created in the console): reported
 //   only. Which one is "the" person is for an operator to say; the bridge must not delete an account
 //   it did not create, and reactivating the tombstone would adopt it.
+// Every repair commits its final state together with its audit record (actor `reconciler`, method
+// `drift <kind>`), as a client's change does.
 // - the membership mirror disagreeing with CloudIdentity for a group the store knows: the mirror is
 //   repaired from CloudIdentity (rows added and removed), deactivated members' rows kept (they are
 //   the memberships to restore). A group gone upstream loses its record and mirror.
@@ -20,11 +22,12 @@ import type { Logger } from 'pino';
 import type { BridgeStore, UserRecord } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import type { AuditSubject, RequestContext } from './context.js';
 import type { GroupMembers } from './groups-members.js';
 import { isUpstreamMember } from './memberships.js';
 import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { isCode } from './shared.js';
+import { UnitOfWork } from './unit-of-work.js';
 import { renamedUpstream } from './user-mapping.js';
 import { type UserLifecycle, union } from './users-lifecycle.js';
 
@@ -61,6 +64,11 @@ export interface DriftCursor {
 export class DriftChecker {
   constructor(private readonly deps: DriftDeps) {}
 
+  /** A repair's unit of work: its final state and its record (method `drift <kind>`) in one commit. */
+  private unit(ctx: RequestContext, kind: DriftKind, subject: AuditSubject): UnitOfWork {
+    return new UnitOfWork(this.deps.store, ctx, subject, `drift ${kind}`);
+  }
+
   /** One pass: up to `budget` users and `budget` groups after the cursor. */
   async pass(cursor: DriftCursor, budget: number, ctx: RequestContext): Promise<DriftFinding[]> {
     const findings: DriftFinding[] = [];
@@ -93,25 +101,23 @@ export class DriftChecker {
       }
       if (account) return null;
       // Under the user's lock, read again: a request may have changed it meanwhile.
+      const detail =
+        'its CloudIdentity account was deleted outside the bridge; the user now reads active:false';
       const repaired = await withResource(this.deps.locks, store, key, ctx.deadlineAt, async () => {
         if ((await store.intentsOf(key)).length > 0) return false;
         const now = await store.getUser(record.scimId);
         if (!now?.upstreamUserId || (await lifecycle.getUpstream(now.upstreamUserId, ctx))) return false;
         const groups = union(await store.groupsOfUser(now.scimId), now.tombstoneGroupIds);
-        await store.updateUser(now.scimId, {
-          active: false,
-          upstreamUserId: null,
-          tombstoneGroupIds: groups,
-        });
+        const changes = { active: false, upstreamUserId: null, tombstoneGroupIds: groups };
+        await this.unit(ctx, 'accountDeletedUpstream', { type: 'User', id: now.scimId, name: now.userName })
+          .write({ op: 'updateUser', scimId: now.scimId, changes, expectedVersion: now.version })
+          .user(now, { ...now, ...changes })
+          .note(`drift accountDeletedUpstream: ${detail}`)
+          .commit('settled');
         return true;
       });
       if (!repaired) return null;
-      return {
-        kind: 'accountDeletedUpstream',
-        resource: key,
-        detail: 'its CloudIdentity account was deleted outside the bridge; the user now reads active:false',
-        action: 'repaired',
-      };
+      return { kind: 'accountDeletedUpstream', resource: key, detail, action: 'repaired' };
     }
     if (this.deps.deactivateAction !== 'delete') return null;
     const account = await lifecycle.unmappedAccount(record.userName, ctx);
@@ -135,14 +141,20 @@ export class DriftChecker {
         upstream = await this.deps.members.upstreamMembers(groupId, ctx);
       } catch (e) {
         if (!isCode(e, UpstreamCode.UserGroupNotFound)) throw e;
-        await store.deleteGroup(groupId);
+        const detail =
+          'the group was deleted outside the bridge; its record and membership mirror were removed';
+        const record = await store.getGroup(groupId);
+        const unit = this.unit(ctx, 'groupDeletedUpstream', {
+          type: 'Group',
+          id: groupId,
+          name: record?.displayName ?? null,
+        })
+          .write({ op: 'deleteGroup', scimId: groupId })
+          .note(`drift groupDeletedUpstream: ${detail}`);
+        if (record) unit.group(record, null);
+        await unit.commit('settled');
         return [
-          {
-            kind: 'groupDeletedUpstream' as const,
-            resource: key,
-            detail: 'the group was deleted outside the bridge; its record and membership mirror were removed',
-            action: 'repaired' as const,
-          },
+          { kind: 'groupDeletedUpstream' as const, resource: key, detail, action: 'repaired' as const },
         ];
       }
       const mapped = await store.getUsersByUpstreamIds(upstream.map((m) => m.UserId));
@@ -196,8 +208,23 @@ export class DriftChecker {
         ? await isUpstreamMember(api, { groupId, userId: m.userId, userName: m.userName }, ctx)
         : false;
       if (member === undefined || member !== (change === 'add')) return false;
-      if (change === 'add') await store.addMembership(groupId, scimId);
-      else await store.removeMembership(groupId, scimId);
+      const named = [{ id: scimId, userName: m.userName ?? null }];
+      const group = await store.getGroup(groupId);
+      await this.unit(ctx, 'membershipMirror', {
+        type: 'Group',
+        id: groupId,
+        name: group?.displayName ?? null,
+      })
+        .write({
+          op: change === 'add' ? 'addMembership' : 'removeMembership',
+          groupScimId: groupId,
+          userScimId: scimId,
+        })
+        .members(change === 'add' ? named : [], change === 'add' ? [] : named)
+        .note(
+          `drift membershipMirror: the mirror ${change === 'add' ? 'gained a member' : 'lost a member'} CloudIdentity ${change === 'add' ? 'has' : 'no longer has'}`,
+        )
+        .commit('settled');
       return true;
     });
   }

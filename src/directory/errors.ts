@@ -91,14 +91,8 @@ export const conflict = (detail: string) => new UniquenessError(detail);
 export const preconditionFailed = (detail: string) => new PreconditionFailedError(detail);
 export const tooMany = (detail: string) => new TooManyError(detail);
 export const invalidValue = (detail: string) => new InvalidValueError(detail);
-export const inconsistent = (detail: string) => new InconsistentStateError(detail);
 
 /** Did `err` decide the operation (nothing left to finish, whatever the retries)? */
 export function isDecided(err: unknown): boolean {
   return err instanceof DirectoryError && err.decided;
-}
-
-/** Is `err` the directory error with this code? */
-export function hasCode(err: unknown, code: DirectoryErrorCode): err is DirectoryError {
-  return err instanceof DirectoryError && err.code === code;
 }

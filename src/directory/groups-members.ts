@@ -4,22 +4,24 @@
 import type { Logger } from 'pino';
 import { matchesFilter } from '../scim/filter.js';
 import type { GroupPatch } from '../scim/group-input.js';
-import type { BridgeStore, JsonObject, UserRecord } from '../store/types.js';
+import type { AuditMember } from '../store/audit-types.js';
+import type { BridgeStore, CommitResult, JsonObject, StoreWrite, UserRecord } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { InvalidValueError, invalidValue, NotFoundError, notFound } from './errors.js';
-import { IntentKind, type Intents } from './intents.js';
+import { IntentKind, type Intents, type RunOptions } from './intents.js';
 import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
 import { mapLimit, UPSTREAM_PAGE } from './paging.js';
-import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
+import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { isCode, SAFE_ID } from './shared.js';
+import { commitProgress, type UnitOfWork } from './unit-of-work.js';
 
 type Json = Record<string, unknown>;
 
 /** A member to change upstream, after its SCIM id was translated. */
 export type Resolved =
-  | { kind: 'upstream'; scimId: string; userId: string }
+  | { kind: 'upstream'; scimId: string; userId: string; userName?: string }
   /** a deactivated user with a store tombstone: the intent goes to tombstoneGroupIds */
   | { kind: 'tombstone'; scimId: string }
   /** nothing to do (a remove of a user that does not exist) */
@@ -41,35 +43,55 @@ export class GroupMembers {
     private readonly parallelism: number,
     private readonly logger?: Logger,
   ) {
-    intents.register(IntentKind.members, (p, ctx) => this.replay(p as MembersPayload, ctx));
+    intents.register(IntentKind.members, (p, ctx, unit) => this.replay(p as MembersPayload, ctx, unit));
   }
 
   /**
    * Applies removes then adds under the group's `group.members` intent (the caller holds the group
-   * key): a failure part-way leaves the intent, whose replay finishes the rest.
+   * key): a failure part-way leaves the intent, whose replay finishes the rest. `fill` adds the
+   * rest of the operation's final state to the unit that clears the intent and records the change.
    */
-  async change(groupId: string, removes: Resolved[], adds: Resolved[], ctx: RequestContext): Promise<void> {
-    if (removes.length === 0 && adds.length === 0) return;
+  async change(
+    groupId: string,
+    removes: Resolved[],
+    adds: Resolved[],
+    ctx: RequestContext,
+    how: RunOptions,
+    fill?: (unit: UnitOfWork) => void | Promise<void>,
+  ): Promise<CommitResult> {
     const payload: MembersPayload = {
       groupId,
       add: adds.map((m) => m.scimId),
       remove: removes.map((m) => m.scimId),
     };
-    await this.intents.run(`group:${groupId}`, IntentKind.members, payload, ctx, () =>
-      this.applyMembers(groupId, removes, adds, ctx),
+    const { committed } = await this.intents.run(
+      groupKey(groupId),
+      IntentKind.members,
+      payload,
+      ctx,
+      how,
+      async (unit) => {
+        const done = await this.applyMembers(groupId, removes, adds, ctx);
+        unit.members(done.added, done.removed);
+        await fill?.(unit);
+      },
     );
+    return committed;
   }
 
   /**
    * The replay of a member change: each member as it is now. A member added that no longer exists
    * is skipped; a group gone upstream ends it (its record and mirror go).
    */
-  private async replay(p: MembersPayload, ctx: RequestContext): Promise<void> {
+  private async replay(p: MembersPayload, ctx: RequestContext, unit: UnitOfWork): Promise<void> {
     const asIs = (scimId: string): Resolved => ({ kind: 'upstream', scimId, userId: scimId });
+    const added: AuditMember[] = [];
+    const removed: AuditMember[] = [];
     const step = (scimId: string, change: 'add' | 'remove') =>
       withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
         try {
-          await this.changeMember(p.groupId, asIs(scimId), change, ctx);
+          const m = await this.changeMember(p.groupId, asIs(scimId), change, ctx);
+          (change === 'add' ? added : removed).push(m);
         } catch (e) {
           // A member to add that was deleted meanwhile: nothing left to add.
           if (!(e instanceof InvalidValueError)) throw e;
@@ -81,11 +103,12 @@ export class GroupMembers {
     } catch (e) {
       if (e instanceof NotFoundError) {
         this.logger?.info({ groupId: p.groupId }, 'group gone upstream; its member change is void');
-        await this.store.deleteGroup(p.groupId);
+        unit.write({ op: 'deleteGroup', scimId: p.groupId }).note('the group was deleted outside the bridge');
         return;
       }
       throw e;
     }
+    unit.members(added, removed);
   }
 
   /** Every member upstream (all pages, deduplicated). */
@@ -135,11 +158,12 @@ export class GroupMembers {
     }
     const raw = await this.upstreamMembers(groupId, ctx);
     const records = await this.store.getUsersByUpstreamIds(raw.map((m) => m.UserId));
-    const current = new Map<string, { userId: string; member: Json }>();
+    const current = new Map<string, { userId: string; userName: string; member: Json }>();
     for (const m of raw) {
       const scimId = records.get(m.UserId)?.scimId ?? m.UserId;
       current.set(scimId, {
         userId: m.UserId,
+        userName: m.UserName,
         member: { value: scimId, display: m.DisplayName || m.UserName, type: 'User' },
       });
     }
@@ -179,7 +203,7 @@ export class GroupMembers {
     const adds = [...final].filter((id) => !current.has(id) && !kept.has(id));
     const removes = [...current]
       .filter(([id]) => !final.has(id))
-      .map(([scimId, c]): Resolved => ({ kind: 'upstream', scimId, userId: c.userId }));
+      .map(([scimId, c]): Resolved => ({ kind: 'upstream', scimId, userId: c.userId, userName: c.userName }));
     for (const scimId of kept) if (!final.has(scimId)) removes.push({ kind: 'tombstone', scimId });
     return { adds, removes };
   }
@@ -239,43 +263,52 @@ export class GroupMembers {
 
   /**
    * Removals, then additions; each one upstream call plus its mirror row (and the user's tombstone or
-   * memberships-to-restore), under that user's key: every write of one (group, user) pair is
-   * serialised with the user's deactivation, reactivation and deletion, whoever started it.
+   * memberships-to-restore) committed under that user's key: every write of one (group, user) pair is
+   * serialised with the user's deactivation, reactivation and deletion, whoever started it. Returns
+   * the members added and removed, named, for the operation's record.
    */
   async applyMembers(
     groupId: string,
     removes: Resolved[],
     adds: Resolved[],
     ctx: RequestContext,
-  ): Promise<void> {
+  ): Promise<{ added: AuditMember[]; removed: AuditMember[] }> {
     const step = (m: Resolved, change: 'add' | 'remove') =>
       withResource(this.locks, this.store, userKey(m.scimId), ctx.deadlineAt, () =>
         this.changeMember(groupId, m, change, ctx),
       );
-    await mapLimit(removes, this.parallelism, (m) => step(m, 'remove'));
-    await mapLimit(adds, this.parallelism, (m) => step(m, 'add'));
+    const removed = await mapLimit(removes, this.parallelism, (m) => step(m, 'remove'));
+    const added = await mapLimit(adds, this.parallelism, (m) => step(m, 'add'));
+    return { added, removed };
   }
 
-  /** One member change, the user's key held. The user is read again: it may have changed since. */
+  /**
+   * One member change, the user's key held, its mirror row committed before the key is released.
+   * The user is read again: it may have changed since.
+   */
   async changeMember(
     groupId: string,
     resolved: Resolved,
     change: 'add' | 'remove',
     ctx: RequestContext,
-  ): Promise<void> {
+  ): Promise<AuditMember> {
     await this.intents.settle(userKey(resolved.scimId), ctx);
     const m = await this.current(resolved);
+    const named: AuditMember = { id: m.scimId, userName: m.userName ?? null };
+    const writes: StoreWrite[] = [];
     if (m.kind === 'absent') {
       if (change === 'add') throw unknownMembers([m.scimId]);
-      await this.store.removeMembership(groupId, m.scimId);
-      return;
+      await commitProgress(this.store, [
+        { op: 'removeMembership', groupScimId: groupId, userScimId: m.scimId },
+      ]);
+      return named;
     }
     if (m.kind === 'tombstone') {
-      await this.editTombstone(m.scimId, groupId, change);
+      writes.push(...(await this.editTombstone(m.scimId, groupId, change)));
     } else if (change === 'remove') {
       await removeUpstreamMember(this.api, { groupId, userId: m.userId, userName: m.userName }, ctx);
       // Also no longer one to restore, if a reactivation left it pending.
-      await this.editTombstone(m.scimId, groupId, 'remove');
+      writes.push(...(await this.editTombstone(m.scimId, groupId, 'remove')));
     } else {
       let outcome: 'added' | 'groupGone';
       try {
@@ -286,8 +319,13 @@ export class GroupMembers {
       }
       if (outcome === 'groupGone') throw notFound(`Group ${groupId} not found`);
     }
-    if (change === 'add') await this.store.addMembership(groupId, m.scimId);
-    else await this.store.removeMembership(groupId, m.scimId);
+    writes.push({
+      op: change === 'add' ? 'addMembership' : 'removeMembership',
+      groupScimId: groupId,
+      userScimId: m.scimId,
+    });
+    await commitProgress(this.store, writes);
+    return named;
   }
 
   /** What a member resolved earlier is now (its record is read again under its key). */
@@ -301,22 +339,22 @@ export class GroupMembers {
           userId: record.upstreamUserId,
           userName: record.userName,
         };
-      if (record.state === 'ready') return { kind: 'tombstone', scimId: m.scimId };
+      if (record.state === 'ready') return { kind: 'tombstone', scimId: m.scimId, userName: record.userName };
       return { kind: 'absent', scimId: m.scimId };
     }
     // No record: a user created outside the bridge (SCIM id = UserId), or one deleted meanwhile.
     return m;
   }
 
-  /** Adds or removes a group in the user's tombstoneGroupIds (its key held by the caller). */
-  async editTombstone(userScimId: string, groupId: string, change: 'add' | 'remove'): Promise<void> {
+  /** The write that adds or removes a group in the user's tombstoneGroupIds (its key held by the caller). */
+  async editTombstone(userScimId: string, groupId: string, change: 'add' | 'remove'): Promise<StoreWrite[]> {
     const record = await this.store.getUser(userScimId);
-    if (!record) return;
+    if (!record) return [];
     const groups = new Set(record.tombstoneGroupIds);
-    if (change === 'add' ? groups.has(groupId) : !groups.has(groupId)) return;
+    if (change === 'add' ? groups.has(groupId) : !groups.has(groupId)) return [];
     if (change === 'add') groups.add(groupId);
     else groups.delete(groupId);
-    await this.store.updateUser(userScimId, { tombstoneGroupIds: [...groups].sort() });
+    return [{ op: 'updateUser', scimId: userScimId, changes: { tombstoneGroupIds: [...groups].sort() } }];
   }
 }
 

@@ -25,10 +25,18 @@
 import type { Logger } from 'pino';
 import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { GroupInput, GroupPatch } from '../scim/group-input.js';
-import { type BridgeStore, type GroupRecord, StoreConflictError } from '../store/types.js';
+import type { AuditMember } from '../store/audit-types.js';
+import {
+  type BridgeStore,
+  type CommitResult,
+  type GroupRecord,
+  StoreConflictError,
+  StoreStaleError,
+  type StoreWrite,
+} from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import type { AuditSubject, RequestContext } from './context.js';
 import { conflict, NotFoundError, notFound, preconditionFailed, tooMany } from './errors.js';
 import {
   displayNameOf,
@@ -47,6 +55,7 @@ import { IntentKind, Intents } from './intents.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { groupKey, type ResourceLocks, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
+import { commitProgress, UnitOfWork } from './unit-of-work.js';
 
 type Json = Record<string, unknown>;
 
@@ -67,10 +76,7 @@ export {
   type GroupListResult,
   type GroupMember,
   type GroupView,
-  groupNameFor,
   groupsOfUsersForScim,
-  groupVersion,
-  toScimGroup,
 } from './group-mapping.js';
 
 export class GroupDirectory {
@@ -88,9 +94,9 @@ export class GroupDirectory {
     this.locks = options.locks;
     this.intents = options.intents ?? new Intents(store);
     this.memberOps = new GroupMembers(api, store, this.locks, this.intents, this.parallelism, options.logger);
-    this.intents.register(IntentKind.groupDelete, async (p, ctx) => {
+    this.intents.register(IntentKind.groupDelete, async (p, ctx, unit) => {
       try {
-        await this.deleteUpstreamAndRecord(String(p.groupId), ctx);
+        await this.deleteUpstreamAndRecord(String(p.groupId), ctx, unit);
       } catch (e) {
         // Already gone: what the delete wanted.
         if (!(e instanceof NotFoundError)) throw e;
@@ -154,7 +160,16 @@ export class GroupDirectory {
   /** A record whose group was deleted in CloudIdentity: drop it so its displayName is free again. */
   private async forgetStale(record: GroupRecord, ctx: RequestContext): Promise<void> {
     ctx.log.info({ groupId: record.scimId }, 'group deleted outside the bridge; removing its record');
-    await this.store.deleteGroup(record.scimId);
+    await new UnitOfWork(
+      this.store,
+      ctx,
+      { type: 'Group', id: record.scimId, name: record.displayName },
+      'forget deleted group',
+    )
+      .write({ op: 'deleteGroup', scimId: record.scimId })
+      .group(record, null)
+      .note('the group was deleted outside the bridge; its record and membership mirror were removed')
+      .commit('settled');
   }
 
   /** Every member, via ListGroupMembers: page 1 gives Total, the other pages are read in parallel. */
@@ -321,6 +336,11 @@ export class GroupDirectory {
     // Nothing usable left of the displayName (e.g. only CJK characters): 'group' alone would collide.
     if (taken.has(groupName.toLowerCase()) || groupName === FALLBACK_GROUP_NAME)
       groupName = withSuffix(groupName);
+    // Before CreateGroup: a group the bridge makes is named in the trail (by its displayName; its id
+    // is CloudIdentity's, known only from the answer) even if the process dies before its record.
+    await new UnitOfWork(this.store, ctx, { type: 'Group', id: null, name: input.displayName })
+      .note(`create started: GroupName ${groupName}`)
+      .commit('started');
     let upstream: CloudIdentityGroup | undefined;
     for (let attempt = 1; !upstream; attempt++) {
       try {
@@ -340,37 +360,51 @@ export class GroupDirectory {
         groupName = withSuffix(groupNameFor(input.displayName));
       }
     }
-    let record: GroupRecord;
+    const newRecord = {
+      scimId: upstream.GroupId,
+      groupName: upstream.GroupName,
+      displayName: input.displayName,
+      externalId: input.externalId,
+      attributes: {},
+    };
+    const subject: AuditSubject = { type: 'Group', id: upstream.GroupId, name: input.displayName };
+    ctx.origin.subject = subject;
+    const groupId = upstream.GroupId;
+    let committed: CommitResult;
     try {
-      record = await this.store.insertGroup({
-        scimId: upstream.GroupId,
-        groupName: upstream.GroupName,
-        displayName: input.displayName,
-        externalId: input.externalId,
-        attributes: {},
-      });
-    } catch (e) {
-      // Another request created a group of this name (any case) in the meantime: undo ours.
-      await this.api
-        .deleteGroup({ GroupId: upstream.GroupId }, opts)
-        .catch((cleanup) =>
-          ctx.log.warn(
-            { err: cleanup, groupId: upstream.GroupId },
-            'could not delete the group of a failed create',
+      if (additions.length === 0) {
+        committed = await new UnitOfWork(this.store, ctx, subject)
+          .write({ op: 'insertGroup', record: newRecord })
+          .group(null, newRecord)
+          .commit('created');
+      } else {
+        // The record comes with the members' intent; the members under the group's key like every
+        // member change, so the reconciler never replays them meanwhile.
+        committed = await withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, () =>
+          this.memberOps.change(
+            groupId,
+            [],
+            additions,
+            ctx,
+            { subject, outcome: 'created', first: [{ op: 'insertGroup', record: newRecord }] },
+            (unit) => {
+              unit.group(null, newRecord);
+            },
           ),
         );
-      if (e instanceof StoreConflictError)
-        throw conflict(`displayName '${input.displayName}' is already taken`);
-      throw e;
+      }
+    } catch (e) {
+      if (!(e instanceof StoreConflictError)) throw e;
+      // Another request created a group of this name (any case) in the meantime: undo ours.
+      await this.api
+        .deleteGroup({ GroupId: groupId }, opts)
+        .catch((cleanup) =>
+          ctx.log.warn({ err: cleanup, groupId }, 'could not delete the group of a failed create'),
+        );
+      throw conflict(`displayName '${input.displayName}' is already taken`);
     }
-    if (additions.length > 0) {
-      // Under the group's key like every member change, so the reconciler never replays it meanwhile.
-      const groupId = upstream.GroupId;
-      await withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, () =>
-        this.memberOps.change(groupId, [], additions, ctx),
-      );
-    }
-    return { scimId: upstream.GroupId, record, upstream };
+    const record = committed.groups.get(groupId);
+    return { scimId: groupId, record: record && record !== 'deleted' ? record : null, upstream };
   }
 
   /** The group a failed but possibly committed CreateGroup made: our GroupName and DisplayName, no record. */
@@ -485,76 +519,85 @@ export class GroupDirectory {
     // The record is written only for a change it holds; a group from outside the bridge gets one then.
     const recordChanges = rename || externalId !== (view.record?.externalId ?? null);
 
+    const subject: AuditSubject = { type: 'Group', id: groupId, name: displayName };
+    ctx.origin.subject = subject;
+    const changes = { displayName, externalId };
+    const after = view.record
+      ? { ...view.record, ...changes }
+      : { groupName: view.upstream.GroupName, attributes: {}, ...changes };
+    const before = view.record ?? {
+      groupName: view.upstream.GroupName,
+      displayName: current,
+      externalId: null,
+      attributes: {},
+    };
+    // The record is written only for a change it holds (a group from outside the bridge gets one
+    // then), and for a member change (meta.version changes with the member list).
+    const recordWrite = (): StoreWrite[] => {
+      if (!view.record) {
+        if (!recordChanges) return [];
+        return [
+          {
+            op: 'insertGroup',
+            record: { scimId: groupId, groupName: view.upstream.GroupName, attributes: {}, ...changes },
+          },
+        ];
+      }
+      return [
+        {
+          op: 'updateGroup',
+          scimId: groupId,
+          changes: recordChanges ? changes : {},
+          expectedVersion: ifMatch !== undefined ? view.record.version : undefined,
+        },
+      ];
+    };
     let upstream = view.upstream;
-    if (rename) {
+    const renameUpstream = async () => {
+      if (!rename) return;
       await this.api.updateGroup(
         { GroupId: groupId, DisplayName: displayName },
         { deadlineAt: ctx.deadlineAt },
       );
       upstream = { ...upstream, DisplayName: displayName };
-    }
-    let record = view.record;
-    if (recordChanges) {
-      try {
-        record = await this.writeRecord(view, { displayName, externalId }, ifMatch !== undefined);
-      } catch (e) {
-        if (rename) {
-          // Keep CloudIdentity as it was: the name belongs to another group.
-          await this.api
-            .updateGroup({ GroupId: groupId, DisplayName: current }, { deadlineAt: ctx.deadlineAt })
-            .catch((err) => ctx.log.warn({ err, groupId }, 'could not undo a refused rename'));
-        }
-        throw e;
-      }
-    }
-    if (toAdd.length > 0 || toRemove.length > 0) {
-      await this.memberOps.change(groupId, toRemove, toAdd, ctx);
-      // meta.version changes with the member list too.
-      if (record && record === view.record) record = (await this.store.updateGroup(groupId, {})) ?? record;
-    }
-    return { scimId: groupId, record, upstream };
-  }
-
-  /** Updates (or, for a group created outside the bridge, creates) the store record. */
-  private async writeRecord(
-    view: GroupView,
-    changes: { displayName: string; externalId: string | null },
-    compareVersion: boolean,
-  ): Promise<GroupRecord> {
-    const taken = () => conflict(`displayName '${changes.displayName}' is already taken`);
-    if (!view.record) {
-      try {
-        return await this.store.insertGroup({
-          scimId: view.scimId,
-          groupName: view.upstream.GroupName,
-          attributes: {},
-          ...changes,
-        });
-      } catch (e) {
-        if (!(e instanceof StoreConflictError)) throw e;
-        if (e.field === 'displayName') throw taken();
-        // Adopted by a concurrent request: update that record.
-        const existing = await this.store.getGroup(view.scimId);
-        if (!existing) throw e;
-        return this.writeRecord({ ...view, record: existing }, changes, false);
-      }
-    }
+    };
+    let committed: CommitResult;
     try {
-      const updated = await this.store.updateGroup(
-        view.scimId,
-        changes,
-        compareVersion ? view.record.version : undefined,
-      );
-      if (!updated) {
+      if (toAdd.length === 0 && toRemove.length === 0) {
+        await renameUpstream();
+        const unit = new UnitOfWork(this.store, ctx, subject);
+        if (recordChanges) unit.write(...recordWrite()).group(before, after);
+        committed = await unit.commit('changed');
+      } else {
+        committed = await this.memberOps.change(
+          groupId,
+          toRemove,
+          toAdd,
+          ctx,
+          { subject, outcome: 'changed' },
+          async (unit) => {
+            await renameUpstream();
+            unit.write(...recordWrite()).group(before, after);
+          },
+        );
+      }
+    } catch (e) {
+      if (rename && (e instanceof StoreConflictError || e instanceof StoreStaleError)) {
+        // Keep CloudIdentity as it was: the name belongs to another group, or the record changed.
+        await this.api
+          .updateGroup({ GroupId: groupId, DisplayName: current }, { deadlineAt: ctx.deadlineAt })
+          .catch((err) => ctx.log.warn({ err, groupId }, 'could not undo a refused rename'));
+      }
+      if (e instanceof StoreConflictError) throw conflict(`displayName '${displayName}' is already taken`);
+      if (e instanceof StoreStaleError)
         throw preconditionFailed(
           'the group was changed by another request meanwhile; read it again and retry',
         );
-      }
-      return updated;
-    } catch (e) {
-      if (e instanceof StoreConflictError) throw taken();
       throw e;
     }
+    const written = committed.groups.get(groupId);
+    const record = written && written !== 'deleted' ? written : view.record;
+    return { scimId: groupId, record, upstream };
   }
 
   /**
@@ -566,6 +609,7 @@ export class GroupDirectory {
   }
 
   private async deleteHeld(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
+    let name: string | null = null;
     if (ifMatch !== undefined) {
       const view = await this.get(scimId, ctx);
       if (!etagMatches(ifMatch, groupVersion(view))) {
@@ -573,36 +617,60 @@ export class GroupDirectory {
           `If-Match ${ifMatch} does not match the current version ${groupVersion(view)}`,
         );
       }
+      name = displayNameOf(view.upstream);
+    } else {
+      name = (await this.store.getGroup(scimId))?.displayName ?? null;
     }
-    await this.intents.run(groupKey(scimId), IntentKind.groupDelete, { groupId: scimId }, ctx, () =>
-      this.deleteUpstreamAndRecord(scimId, ctx),
+    const subject: AuditSubject = { type: 'Group', id: scimId, name };
+    ctx.origin.subject = subject;
+    await this.intents.run(
+      groupKey(scimId),
+      IntentKind.groupDelete,
+      { groupId: scimId },
+      ctx,
+      { subject, outcome: 'deleted' },
+      (unit) => this.deleteUpstreamAndRecord(scimId, ctx, unit),
     );
   }
 
-  /** DeleteGroup (members removed first when CloudIdentity refuses), then the record and its mirror. */
-  private async deleteUpstreamAndRecord(scimId: string, ctx: RequestContext): Promise<void> {
+  /**
+   * DeleteGroup (members removed first when CloudIdentity refuses), then (in the unit's commit) the
+   * record and its mirror. A group already gone upstream: its record goes at once, and a 404.
+   */
+  private async deleteUpstreamAndRecord(
+    scimId: string,
+    ctx: RequestContext,
+    unit: UnitOfWork,
+  ): Promise<void> {
     const opts = { deadlineAt: ctx.deadlineAt };
+    const record = await this.store.getGroup(scimId);
+    unit.subject.name ??= record?.displayName ?? null;
+    const removed: AuditMember[] = [];
     for (let attempt = 1; ; attempt++) {
       try {
         await this.api.deleteGroup({ GroupId: scimId }, opts);
         break;
       } catch (e) {
         if (isCode(e, UpstreamCode.UserGroupNotFound)) {
-          await this.store.deleteGroup(scimId);
+          await commitProgress(this.store, [{ op: 'deleteGroup', scimId }]);
           throw notFound(`Group ${scimId} not found`);
         }
         if (!isCode(e, UpstreamCode.UserGroupDeletionConflict) || attempt >= 3) throw e;
       }
       const members = await this.memberOps.upstreamMembers(scimId, ctx);
       ctx.log.info({ groupId: scimId, members: members.length }, 'removing members before deleting a group');
+      const mapped = await this.store.getUsersByUpstreamIds(members.map((m) => m.UserId));
       await mapLimit(members, this.parallelism, async (m) => {
         try {
           await this.api.removeUserFromGroup({ GroupId: scimId, UserId: m.UserId }, opts);
         } catch (e) {
           if (!isCode(e, UpstreamCode.UserNotInGroup) && !isCode(e, UpstreamCode.UserNotFound)) throw e;
         }
+        removed.push({ id: mapped.get(m.UserId)?.scimId ?? m.UserId, userName: m.UserName });
       });
     }
-    await this.store.deleteGroup(scimId);
+    unit.write({ op: 'deleteGroup', scimId }).members([], removed);
+    if (record) unit.group(record, null);
+    else unit.changes.deleted = true;
   }
 }

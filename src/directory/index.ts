@@ -1,7 +1,6 @@
 // The directories and the reconciler, built once per bridge around one set of resource locks and
 // one intent registry: requests and the reconciler settle the same intents with the same code.
 import type { Logger } from 'pino';
-import { capturingStore } from '../audit/capture.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { BridgeStore } from '../store/types.js';
@@ -32,10 +31,7 @@ export interface DirectoryDeps {
 }
 
 export function buildDirectories(deps: DirectoryDeps): Directories {
-  const { config, api, logger } = deps;
-  // Store calls made while serving a request are watched (no extra query) so the audit record can
-  // say what the request changed (audit/capture.ts); outside a request the wrapper only forwards.
-  const store = capturingStore(deps.store);
+  const { config, api, logger, store } = deps;
   // One set of locks for both directories: a group's member change also takes that user's key.
   const locks = deps.locks ?? new ResourceLocks();
   const intents = new Intents(store);

@@ -18,8 +18,11 @@
 //   the leader frozen or cut off, another replica leads within the lock lease + intervalMs (20 s
 //   with the defaults), inside the same bound while the lease is not longer than the backoff cap.
 import type { Logger } from 'pino';
+import { backgroundStatus } from '../audit/entry.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { AuditUpstreamCall } from '../store/audit-types.js';
 import type { BridgeStore, IntentRecord } from '../store/types.js';
+import { withUpstreamLog } from '../volcengine/call-log.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
@@ -86,6 +89,8 @@ export interface RunResult {
   drift: DriftFinding[];
 }
 
+/** The actor of every record the reconciler writes (its settles and drift repairs). */
+export const RECONCILER_ACTOR = 'reconciler';
 const BACKOFF_BASE_MS = 1_000;
 /** Later than any next attempt (ISO text sorts like time only within four-digit years). */
 const FAR_FUTURE = '9999-12-31T23:59:59.999Z';
@@ -197,7 +202,6 @@ export class Reconciler {
     const leader = await this.lead();
     this.o.metrics?.reconcilerLeader.set(leader ? 1 : 0);
     if (!leader) return result;
-    const ctx = this.context();
     const now = options.ignoreBackoff ? new Date(FAR_FUTURE) : new Date();
     const due = await this.o.store.dueIntents(now, this.o.batch);
     // One settle per resource: it takes that resource's intents in order, oldest first.
@@ -205,8 +209,10 @@ export class Reconciler {
     for (const resource of resources) {
       if (!this.leading()) break;
       try {
-        await withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
-          this.o.intents.settle(resource, this.context(), (i) => this.nextAttempt(i)),
+        await withUpstreamLog((calls) =>
+          withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
+            this.o.intents.settle(resource, this.context(calls), (i) => this.nextAttempt(i)),
+          ),
         );
         result.settled += due.filter((i) => i.resource === resource).length;
       } catch (err) {
@@ -217,7 +223,8 @@ export class Reconciler {
         result.failed++;
       }
     }
-    if (options.drift && this.leading()) result.drift = await this.driftPass(ctx);
+    if (options.drift && this.leading())
+      result.drift = await withUpstreamLog((calls) => this.driftPass(this.context(calls)));
     await this.refresh();
     result.pending = this.pendingCount;
     this.totals.ticks++;
@@ -254,8 +261,22 @@ export class Reconciler {
     return new Date(Date.now() + delay);
   }
 
-  private context(): RequestContext {
-    return { deadlineAt: Date.now() + this.o.attemptDeadlineMs, log: this.o.logger };
+  /** The reconciler's own actions are recorded in the trail with actor `reconciler`. */
+  private context(calls: () => readonly AuditUpstreamCall[]): RequestContext {
+    const startedAt = Date.now();
+    return {
+      deadlineAt: startedAt + this.o.attemptDeadlineMs,
+      log: this.o.logger,
+      origin: {
+        actor: RECONCILER_ACTOR,
+        clientIp: null,
+        requestId: null,
+        method: 'reconcile',
+        startedAt,
+        upstreamCalls: calls,
+        statusOf: backgroundStatus,
+      },
+    };
   }
 
   /** Re-reads the pending intents for the report and the gauge. */

@@ -6,18 +6,23 @@
 // - deactivate: DeleteUser not done → the user reads active:true (its account works); replay deletes
 //   it. DeleteUser done, tombstone not written → the record is still mapped to a gone account; reads
 //   show active:false (the truth) while the intent is pending; replay writes the tombstone.
-// - reactivate: CreateUser done, mapping not written → an account of that userName no record maps;
-//   reads show it as this user (one resource); replay adopts and maps it. Memberships not all
-//   restored → tombstoneGroupIds ≠ []; replay restores them.
+// - reactivate: CreateUser done, final commit not made → an account of that userName no record maps,
+//   created after the intent: reads show it as this user (one resource); replay adopts it (the create
+//   recovery rule, create-recovery.ts), restores the memberships (idempotent) and maps it.
 // - delete: DeleteUser done, record not deleted → reads 404 (no account); replay deletes the record.
-import type { BridgeStore, JsonObject, UserChanges, UserRecord } from '../store/types.js';
+
+import type { BridgeStore, JsonObject, UserChanges } from '../store/types.js';
+import { followedUncertainAttempt } from '../volcengine/client.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { type CreateAttempt, type CreateRecovery, namesakeDetail, recoverCreate } from './create-recovery.js';
+import { conflict } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
 import { addUpstreamMember } from './memberships.js';
 import { UPSTREAM_PAGE } from './paging.js';
 import { isCode, mayHaveCommitted } from './shared.js';
+import type { UnitOfWork } from './unit-of-work.js';
 import { changedFields, type UpstreamUserFields } from './user-mapping.js';
 
 export interface DeactivatePayload extends JsonObject {
@@ -35,6 +40,13 @@ export interface DeletePayload extends JsonObject {
   scimId: string;
   /** The account to delete: the record's, or (a user created outside the bridge) its SCIM id. */
   upstreamUserId: string | null;
+  /** For the record of a user created outside the bridge (no store record to name it). */
+  userName?: string | null;
+}
+
+/** What a lifecycle operation leaves: the record as it will be committed, and the account. */
+export interface LifecycleResult {
+  upstream: CloudIdentityUser | null;
 }
 
 export class UserLifecycle {
@@ -43,107 +55,110 @@ export class UserLifecycle {
     private readonly store: BridgeStore,
     intents: Intents,
   ) {
-    intents.register(IntentKind.deactivate, (p, ctx) => this.deactivate(p as DeactivatePayload, ctx));
-    intents.register(IntentKind.reactivate, (p, ctx) => this.reactivate(p as ReactivatePayload, ctx));
-    intents.register(IntentKind.delete, (p, ctx) => this.delete(p as DeletePayload, ctx));
+    intents.register(IntentKind.deactivate, (p, ctx, unit) =>
+      this.deactivate(p as DeactivatePayload, ctx, unit),
+    );
+    intents.register(IntentKind.reactivate, (p, ctx, unit, intent, resumed) =>
+      this.reactivate(p as ReactivatePayload, ctx, unit, intent.createdAt, resumed),
+    );
+    intents.register(IntentKind.delete, (p, ctx, unit) => this.delete(p as DeletePayload, ctx, unit));
   }
 
   /**
-   * DeleteUser first, the tombstone only once it succeeded. The tombstone keeps every membership to
-   * restore: the mirror rows (kept while deactivated) plus those a failed reactivation had not
-   * restored yet.
+   * DeleteUser, then (in the unit's one commit) the tombstone. It keeps every membership to restore:
+   * the mirror rows (kept while deactivated) plus those an earlier reactivation had not restored.
    */
-  async deactivate(p: DeactivatePayload, ctx: RequestContext): Promise<void> {
+  async deactivate(p: DeactivatePayload, ctx: RequestContext, unit: UnitOfWork): Promise<LifecycleResult> {
     const record = await this.store.getUser(p.scimId);
-    if (!record) return;
+    if (!record) return { upstream: null };
+    unit.subject.name ??= record.userName;
     if (record.upstreamUserId) await this.deleteUpstream(record.upstreamUserId, ctx);
     const groups = union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
-    await this.store.updateUser(record.scimId, {
+    const changes: UserChanges = {
       ...p.changes,
       active: false,
       upstreamUserId: null,
       tombstoneGroupIds: groups,
-    });
+    };
+    unit
+      .write({ op: 'updateUser', scimId: record.scimId, changes, expectedVersion: record.version })
+      .user(record, { ...record, ...changes });
+    return { upstream: null };
   }
 
   /**
-   * CreateUser (or adopt the account an interrupted attempt made), then at once the record (new
-   * UserId, active:true, the memberships still to restore in tombstoneGroupIds), so that whatever
-   * fails next there is one resource, reading active:true, that a DELETE removes with its account.
-   * Then the memberships.
+   * CreateUser (or adopt the account this reactivation provably made earlier), then the memberships
+   * the tombstone keeps, then (in the unit's one commit) the record mapped to the new account with
+   * its membership mirror. A failure part-way commits nothing: the intent's replay adopts the account
+   * (created after the intent) and restores the memberships again (each idempotent).
    */
-  async reactivate(p: ReactivatePayload, ctx: RequestContext): Promise<void> {
-    let record = await this.store.getUser(p.scimId);
-    if (!record) return;
-    let upstream: CloudIdentityUser | null = null;
-    if (!record.upstreamUserId) {
-      const pending = union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
-      upstream = await this.createUpstream(p.desired, ctx, true);
-      record = await this.store.updateUser(record.scimId, {
-        ...p.changes,
-        active: true,
-        upstreamUserId: upstream.UserId,
-        tombstoneGroupIds: pending,
-      });
-      if (!record) return;
-    }
-    if (record.tombstoneGroupIds.length === 0) return;
-    upstream ??= await this.getUpstream(record.upstreamUserId!, ctx);
-    if (!upstream) {
-      ctx.log.warn('reactivated account is gone again; memberships not restored');
-      return;
-    }
-    await this.restoreMemberships(record, upstream, ctx);
-  }
-
-  /** DeleteUser (a user already gone counts), then the record with its memberships and tombstone. */
-  async delete(p: DeletePayload, ctx: RequestContext): Promise<void> {
-    const record = await this.store.getUser(p.scimId);
-    const userId = record ? record.upstreamUserId : p.upstreamUserId;
-    if (userId) await this.deleteUpstream(userId, ctx);
-    if (record) await this.store.deleteUser(record.scimId);
-  }
-
-  /**
-   * Restores `record.tombstoneGroupIds` upstream, one AddUserToGroup each. Until a membership is
-   * restored it has no mirror row (the user's `groups` must not claim it) and stays in
-   * tombstoneGroupIds; on a failure the rest stay there and the error goes up (5xx), the intent with
-   * it. Restoring is idempotent.
-   */
-  async restoreMemberships(
-    record: UserRecord,
-    upstream: CloudIdentityUser,
+  async reactivate(
+    p: ReactivatePayload,
     ctx: RequestContext,
-  ): Promise<void> {
-    const remaining = [...record.tombstoneGroupIds];
-    for (const groupId of remaining) await this.store.removeMembership(groupId, record.scimId);
-    try {
-      while (remaining.length > 0) {
-        const groupId = remaining[0];
+    unit: UnitOfWork,
+    intentCreatedAt: string,
+    /** A replay: an earlier run of this reactivation may have created the account. */
+    resumed: boolean,
+  ): Promise<LifecycleResult> {
+    const record = await this.store.getUser(p.scimId);
+    if (!record) return { upstream: null };
+    unit.subject.name ??= record.userName;
+    const toRestore = record.upstreamUserId
+      ? record.tombstoneGroupIds
+      : union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
+    const upstream = record.upstreamUserId
+      ? await this.getUpstream(record.upstreamUserId, ctx)
+      : await this.createUpstream(p.desired, ctx, {
+          userName: p.desired.UserName,
+          since: intentCreatedAt,
+          owner: record.scimId,
+          maybeOurs: resumed,
+        });
+    const restored: string[] = [];
+    const gone: string[] = [];
+    if (upstream) {
+      for (const groupId of toRestore) {
         const outcome = await addUpstreamMember(
           this.api,
           { groupId, userId: upstream.UserId, userName: upstream.UserName },
           ctx,
         );
-        if (outcome === 'added') await this.store.addMembership(groupId, record.scimId);
-        else
-          ctx.log.info(
-            { groupId },
-            'a group of the deactivated user no longer exists; membership not restored',
-          );
-        remaining.shift();
+        if (outcome === 'added') restored.push(groupId);
+        else gone.push(groupId);
       }
-    } catch (e) {
-      await this.store
-        .updateUser(record.scimId, { tombstoneGroupIds: remaining })
-        .catch((err) => ctx.log.warn({ err }, 'could not record the memberships left to restore'));
-      ctx.log.warn(
-        { groups: remaining.length },
-        'reactivation: memberships not restored yet; its intent retries them',
-      );
-      throw e;
+      if (gone.length > 0)
+        ctx.log.info({ groups: gone }, 'groups of the deactivated user no longer exist; not restored');
+    } else {
+      ctx.log.warn('reactivated account is gone again; memberships not restored');
     }
-    await this.store.updateUser(record.scimId, { tombstoneGroupIds: [] });
+    const changes: UserChanges = {
+      ...p.changes,
+      active: true,
+      upstreamUserId: upstream?.UserId ?? null,
+      tombstoneGroupIds: upstream ? [] : record.tombstoneGroupIds,
+    };
+    unit
+      .write({ op: 'updateUser', scimId: record.scimId, changes, expectedVersion: record.version })
+      .write(
+        ...restored.map((g) => ({ op: 'addMembership' as const, groupScimId: g, userScimId: record.scimId })),
+      )
+      .write(
+        ...gone.map((g) => ({ op: 'removeMembership' as const, groupScimId: g, userScimId: record.scimId })),
+      )
+      .user(record, { ...record, ...changes })
+      .groups(restored, []);
+    return { upstream };
+  }
+
+  /** DeleteUser (a user already gone counts), then (in the unit's commit) the record with its memberships. */
+  async delete(p: DeletePayload, ctx: RequestContext, unit: UnitOfWork): Promise<LifecycleResult> {
+    const record = await this.store.getUser(p.scimId);
+    unit.subject.name ??= record?.userName ?? p.userName ?? null;
+    const userId = record ? record.upstreamUserId : p.upstreamUserId;
+    if (userId) await this.deleteUpstream(userId, ctx);
+    if (record) unit.write({ op: 'deleteUser', scimId: record.scimId }).user(record, null);
+    else unit.changes.deleted = true;
+    return { upstream: null };
   }
 
   /** DeleteUser; a user already gone counts as deleted, and so does a failed call that committed. */
@@ -161,30 +176,58 @@ export class UserLifecycle {
   }
 
   /**
-   * CreateUser; with `adopt`, a user of that name that CloudIdentity already has and that no
-   * record maps is taken as ours (a crashed earlier attempt of the same create or reactivation).
+   * CreateUser. When it fails in a way that may mean an account of that name exists (its answer lost,
+   * or UserNameAlreadyExists), the create recovery rule decides (create-recovery.ts): the account this
+   * operation provably made is adopted (and brought to `desired`); a namesake is a 409 naming it; none
+   * means the create did not happen. `unknown`: CloudIdentity could not be read to tell (the caller
+   * keeps its pending record or intent for a later attempt).
    */
-  async createUpstream(
+  async tryCreate(
     desired: UpstreamUserFields,
     ctx: RequestContext,
-    adopt: boolean,
-  ): Promise<CloudIdentityUser> {
+    attempt: CreateAttempt,
+  ): Promise<{ user: CloudIdentityUser } | { error: unknown; unknown: boolean }> {
     const opts = { deadlineAt: ctx.deadlineAt };
     try {
-      return await this.api.createUser(nonEmpty(desired), opts);
+      return { user: await this.api.createUser(nonEmpty(desired), opts) };
     } catch (e) {
-      if (!adopt || !(isCode(e, UpstreamCode.UserNameAlreadyExists) || mayHaveCommitted(e))) throw e;
-      const existing = await this.unmappedAccount(desired.UserName, ctx);
-      if (!existing) throw e;
+      if (!(isCode(e, UpstreamCode.UserNameAlreadyExists) || mayHaveCommitted(e)))
+        return { error: e, unknown: false };
+      const maybeOurs = attempt.maybeOurs || mayHaveCommitted(e) || followedUncertainAttempt(e);
+      let found: CreateRecovery;
+      try {
+        found = await recoverCreate(this.api, this.store, { ...attempt, maybeOurs }, ctx);
+      } catch {
+        return { error: e, unknown: mayHaveCommitted(e) };
+      }
+      if (found.kind === 'absent') return { error: e, unknown: false };
+      if (found.kind === 'namesake')
+        return { error: conflict(namesakeDetail(desired.UserName, found)), unknown: false };
+      const existing = found.user;
       const changes = changedFields(existing, desired);
       if (Object.keys(changes).length > 0)
         await this.api.updateUser({ UserId: existing.UserId, ...changes }, opts);
       ctx.log.info(
         { upstreamUserId: existing.UserId },
-        'adopted the CloudIdentity user of an interrupted create',
+        'adopted the account an earlier attempt of this operation created',
       );
-      return { ...existing, ...changes };
+      return { user: { ...existing, ...changes } };
     }
+  }
+
+  /** tryCreate, throwing its error. */
+  async createUpstream(
+    desired: UpstreamUserFields,
+    ctx: RequestContext,
+    attempt: CreateAttempt,
+  ): Promise<CloudIdentityUser> {
+    const r = await this.tryCreate(desired, ctx, attempt);
+    if ('error' in r) {
+      if (isCode(r.error, UpstreamCode.UserNameAlreadyExists))
+        throw conflict(`userName '${desired.UserName}' is already taken`);
+      throw r.error;
+    }
+    return r.user;
   }
 
   /** The CloudIdentity user of exactly this name (any case) that no record maps, or null. */

@@ -2,16 +2,26 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { UserInput } from '../scim/user-input.js';
-import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/types.js';
+import {
+  type BridgeStore,
+  type CommitResult,
+  type NewUserRecord,
+  StoreConflictError,
+  StoreStaleError,
+  type StoreWrite,
+  type UserRecord,
+} from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
-import { conflict, inconsistent, notFound, preconditionFailed, tooMany } from './errors.js';
+import type { AuditSubject, RequestContext } from './context.js';
+import { accountNamed, classify } from './create-recovery.js';
+import { conflict, notFound, preconditionFailed, tooMany } from './errors.js';
 import { groupsOfUsersForScim } from './groups.js';
 import { IntentKind, Intents } from './intents.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
-import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
+import { CASE_EXACT, etagMatches, isCode, SAFE_ID } from './shared.js';
+import { commitProgress, UnitOfWork } from './unit-of-work.js';
 import {
   changedFields,
   renamedUpstream,
@@ -24,8 +34,10 @@ import {
 import {
   type DeactivatePayload,
   type DeletePayload,
+  type LifecycleResult,
   type ReactivatePayload,
   UserLifecycle,
+  union,
 } from './users-lifecycle.js';
 
 type Json = Record<string, unknown>;
@@ -129,9 +141,20 @@ export class UserDirectory {
     }
     if (!record.upstreamUserId && record.state === 'ready' && this.options.deactivateAction === 'delete') {
       const pending = await this.store.intentsOf(userKey(record.scimId));
-      if (pending.some((i) => i.kind === IntentKind.reactivate)) {
-        const account = await this.lifecycle.unmappedAccount(record.userName, ctx);
-        if (account) return { ...view, record: { ...record, active: true }, upstream: account };
+      const reactivation = pending.find((i) => i.kind === IntentKind.reactivate);
+      if (reactivation) {
+        // Only the account this reactivation provably made (create-recovery.ts), never a namesake.
+        const account = await accountNamed(this.api, record.userName, ctx);
+        const verdict =
+          account &&
+          (await classify(this.store, account, {
+            userName: record.userName,
+            since: reactivation.createdAt,
+            owner: record.scimId,
+            maybeOurs: true,
+          }));
+        if (account && verdict?.kind === 'ours')
+          return { ...view, record: { ...record, active: true }, upstream: account };
       }
     }
     return view;
@@ -256,8 +279,9 @@ export class UserDirectory {
           : await this.viewsOf(exact);
       if (record?.state === 'pending' && (record.active || this.options.deactivateAction === 'retain')) {
         // A create interrupted after CreateUser committed (a crash, a lost answer): the CloudIdentity
-        // user of that name that no record maps is the one it made. Finish it, so that the IdP's match
-        // before it re-POSTs finds the user under its SCIM id and with its attributes.
+        // user of that name that no record maps is the one it made if the create recovery rule says
+        // so. Finish it, so that the IdP's match before it re-POSTs finds the user under its SCIM id
+        // and with its attributes.
         const i = views.findIndex((v) => !v.record && v.upstream);
         if (i >= 0) views[i] = await this.finishInterrupted(record, views[i].upstream!, ctx);
       }
@@ -329,6 +353,12 @@ export class UserDirectory {
 
   // ---------------------------------------------------------------- writes
 
+  /**
+   * POST. Two commits: the pending record with a record that the create started (so an account this
+   * bridge makes is named in the trail even if the process dies right after CreateUser), then, after
+   * the one CreateUser, the record made ready with the audit record of the create. The answer is
+   * built from CreateUser's Result: no read-back.
+   */
   async create(input: UserInput, ctx: RequestContext): Promise<UserView> {
     const active = input.active ?? true;
     const desired = upstreamFieldsFor(input.attributes, input.description);
@@ -339,12 +369,21 @@ export class UserDirectory {
       attributes: this.storedAttributes(input),
       tombstoneGroupIds: [],
     };
+    const subject: AuditSubject = { type: 'User', id: null, name: desired.UserName };
+    ctx.origin.subject = subject;
+    const started = (id: string) =>
+      new UnitOfWork(this.store, ctx, { ...subject, id }).note(
+        'create started: the record is pending until CreateUser answers',
+      );
+    const pending = (scimId: string): StoreWrite => ({
+      op: 'insertUser',
+      record: { scimId, upstreamUserId: null, state: 'pending', ...newRecord },
+    });
+    const scimId = randomUUID();
     let record: UserRecord;
     let takeover = false;
-    const insertPending = () =>
-      this.store.insertUser({ scimId: randomUUID(), upstreamUserId: null, state: 'pending', ...newRecord });
     try {
-      record = await insertPending();
+      record = committedUser(await started(scimId).write(pending(scimId)).commit('started'), scimId);
     } catch (e) {
       if (!(e instanceof StoreConflictError)) throw e;
       const existing = await this.store.findUserByUserName(desired.UserName);
@@ -352,28 +391,56 @@ export class UserDirectory {
         // Its CloudIdentity user was deleted behind the bridge's back: GET already answers 404 for
         // it, so its name must not block a new user (Entra would re-POST into 409 forever). Under
         // that user's lock, its intents settled first: a deactivation or reactivation in flight is
-        // not an orphan.
-        await withResource(this.locks, this.store, userKey(existing.scimId), ctx.deadlineAt, async () => {
-          await this.settle(existing.scimId, ctx);
-          const again = await this.store.getUser(existing.scimId);
-          if (again && (await this.isOrphan(again, ctx))) await this.store.deleteUser(existing.scimId);
-        });
-        record = await insertPending().catch((again) => {
-          throw again instanceof StoreConflictError
-            ? conflict(`userName '${desired.UserName}' is already taken`)
-            : again;
-        });
-        return this.finishCreate(record, desired, active, ctx, false);
+        // not an orphan. The old record goes in the same transaction the new one comes in.
+        record = await withResource(
+          this.locks,
+          this.store,
+          userKey(existing.scimId),
+          ctx.deadlineAt,
+          async () => {
+            await this.settle(existing.scimId, ctx);
+            const again = await this.store.getUser(existing.scimId);
+            if (!again || !(await this.isOrphan(again, ctx)))
+              throw conflict(`userName '${desired.UserName}' is already taken`);
+            const unit = started(scimId)
+              .write({ op: 'deleteUser', scimId: again.scimId }, pending(scimId))
+              .note(
+                `replaces the record of user ${again.scimId}, whose account was deleted outside the bridge`,
+              );
+            try {
+              return committedUser(await unit.commit('started'), scimId);
+            } catch (err) {
+              throw err instanceof StoreConflictError
+                ? conflict(`userName '${desired.UserName}' is already taken`)
+                : err;
+            }
+          },
+        );
+      } else {
+        const abandoned =
+          existing?.state === 'pending' &&
+          Date.now() - Date.parse(existing.updatedAt) > this.pendingTakeoverMs;
+        if (!existing || !abandoned) throw conflict(`userName '${desired.UserName}' is already taken`);
+        // A create that crashed between CloudIdentity and the store: this retry takes it over.
+        const unit = started(existing.scimId)
+          .write({
+            op: 'updateUser',
+            scimId: existing.scimId,
+            changes: newRecord,
+            expectedVersion: existing.version,
+          })
+          .note('takes over an interrupted create of this userName');
+        try {
+          record = committedUser(await unit.commit('started'), existing.scimId);
+          takeover = true;
+        } catch (err) {
+          if (err instanceof StoreStaleError)
+            throw conflict(`userName '${desired.UserName}' is being created by another request`);
+          throw err;
+        }
       }
-      const abandoned =
-        existing?.state === 'pending' && Date.now() - Date.parse(existing.updatedAt) > this.pendingTakeoverMs;
-      if (!existing || !abandoned) throw conflict(`userName '${desired.UserName}' is already taken`);
-      // A create that crashed between CloudIdentity and the store: this retry takes it over.
-      const updated = await this.store.updateUser(existing.scimId, newRecord, existing.version);
-      if (!updated) throw conflict(`userName '${desired.UserName}' is being created by another request`);
-      record = updated;
-      takeover = true;
     }
+    subject.id = record.scimId;
     return this.finishCreate(record, desired, active, ctx, takeover);
   }
 
@@ -383,94 +450,103 @@ export class UserDirectory {
     return (await this.getUpstream(record.upstreamUserId, ctx)) === null;
   }
 
-  /** CreateUser for a pending record, then mark it ready; a failure removes the record. */
+  /**
+   * CreateUser for a pending record, then one commit: the record ready and the audit record. A create
+   * that certainly did not happen removes its pending record; one whose outcome nobody could tell
+   * leaves it pending (for the IdP's match by userName or a later takeover to finish).
+   */
   private async finishCreate(
     record: UserRecord,
     desired: UpstreamUserFields,
     active: boolean,
     ctx: RequestContext,
+    /** A takeover of an interrupted create: its earlier attempt may have made the account. */
     takeover: boolean,
   ): Promise<UserView> {
     let upstream: CloudIdentityUser | null = null;
-    try {
-      if (active || this.options.deactivateAction === 'retain') {
-        upstream = await this.lifecycle.createUpstream(desired, ctx, takeover);
-      }
-    } catch (e) {
-      // The call failed, yet an attempt may have created the user (answer lost, then the retries failed).
-      // Created: the create did happen. Unknown (the check failed too): the record stays pending, for the
-      // IdP's match by userName or a later takeover to finish; dropping it could orphan the user.
-      let created: CloudIdentityUser | null | 'unknown' = null;
-      if (mayHaveCommitted(e)) {
-        created = await this.createdDespite(record, desired, ctx).catch(() => 'unknown' as const);
-      }
-      if (created === 'unknown') {
-        ctx.log.warn('CreateUser failed and could not be checked: the record stays pending');
-        throw e;
-      }
-      upstream = created;
-      if (!upstream) {
-        await this.store
-          .deleteUser(record.scimId)
-          .catch((cleanup) =>
-            ctx.log.warn({ err: cleanup }, 'could not remove the pending record of a failed create'),
-          );
-        if (isCode(e, UpstreamCode.UserNameAlreadyExists))
+    if (active || this.options.deactivateAction === 'retain') {
+      const attempt = {
+        userName: desired.UserName,
+        since: record.createdAt,
+        owner: record.scimId,
+        maybeOurs: takeover,
+      };
+      const created = await this.lifecycle.tryCreate(desired, ctx, attempt);
+      if ('error' in created) {
+        if (created.unknown) {
+          ctx.log.warn('CreateUser failed and could not be checked: the record stays pending');
+          throw created.error;
+        }
+        await commitProgress(this.store, [{ op: 'deleteUser', scimId: record.scimId }]).catch((cleanup) =>
+          ctx.log.warn({ err: cleanup }, 'could not remove the pending record of a failed create'),
+        );
+        if (isCode(created.error, UpstreamCode.UserNameAlreadyExists))
           throw conflict(`userName '${desired.UserName}' is already taken`);
-        throw e;
+        throw created.error;
       }
+      upstream = withIdentityType(created.user);
     }
-    const ready = await this.store.updateUser(record.scimId, {
-      state: 'ready',
-      upstreamUserId: upstream?.UserId ?? null,
-    });
-    if (!ready) throw inconsistent('the user record vanished while it was being created');
+    const unit = new UnitOfWork(this.store, ctx, { type: 'User', id: record.scimId, name: record.userName })
+      .write({
+        op: 'updateUser',
+        scimId: record.scimId,
+        changes: { state: 'ready', upstreamUserId: upstream?.UserId ?? null },
+        expectedVersion: record.version,
+      })
+      .user(null, record);
+    let ready: UserRecord;
+    try {
+      ready = committedUser(await unit.commit('created'), record.scimId);
+    } catch (e) {
+      if (e instanceof StoreStaleError)
+        throw conflict(
+          `userName '${record.userName}' was taken over by another request while it was created`,
+        );
+      throw e;
+    }
     return { scimId: ready.scimId, record: ready, upstream };
   }
 
   /**
-   * The user a failed but possibly committed CreateUser made for `record`: the CloudIdentity user of that
-   * name, unless another record maps it. (Like the client's own recovery, it takes a user of that name
-   * to be the one the lost attempt created.)
+   * Marks an interrupted pending create ready with the CloudIdentity user it made, when the create
+   * recovery rule says that account is its own; otherwise the account shows as what it is.
    */
-  private async createdDespite(
-    record: UserRecord,
-    desired: UpstreamUserFields,
-    ctx: RequestContext,
-  ): Promise<CloudIdentityUser | null> {
-    const wanted = desired.UserName.toLowerCase();
-    const page = await this.api.listUsers(
-      { UserName: desired.UserName, PageSize: UPSTREAM_PAGE },
-      { deadlineAt: ctx.deadlineAt },
-    );
-    const found = page.Users.find((u) => u.UserName.toLowerCase() === wanted);
-    if (!found) return null;
-    const mapped = (await this.store.getUsersByUpstreamIds([found.UserId])).get(found.UserId);
-    if (mapped && mapped.scimId !== record.scimId) return null;
-    ctx.log.info({ upstreamUserId: found.UserId }, 'CreateUser failed after it had created the user: kept');
-    return found;
-  }
-
-  /** Marks an interrupted pending create ready with the CloudIdentity user it made. */
   private async finishInterrupted(
     record: UserRecord,
     upstream: CloudIdentityUser,
     ctx: RequestContext,
   ): Promise<UserView> {
+    const foreign = { scimId: upstream.UserId, record: null, upstream };
+    const verdict = await classify(this.store, upstream, {
+      userName: record.userName,
+      since: record.createdAt,
+      owner: record.scimId,
+      maybeOurs: true,
+    });
+    if (verdict.kind !== 'ours') return foreign;
+    const unit = new UnitOfWork(
+      this.store,
+      ctx,
+      { type: 'User', id: record.scimId, name: record.userName },
+      'finish create',
+    )
+      .write({
+        op: 'updateUser',
+        scimId: record.scimId,
+        changes: { state: 'ready', upstreamUserId: upstream.UserId },
+        expectedVersion: record.version,
+      })
+      .user(null, record)
+      .note('finished a create interrupted after CreateUser');
     try {
-      const ready = await this.store.updateUser(record.scimId, {
-        state: 'ready',
-        upstreamUserId: upstream.UserId,
-      });
-      if (ready) {
-        ctx.log.info({ upstreamUserId: upstream.UserId }, 'finished a create interrupted after CreateUser');
-        return { scimId: ready.scimId, record: ready, upstream };
-      }
+      const ready = committedUser(await unit.commit('settled'), record.scimId);
+      ctx.log.info({ upstreamUserId: upstream.UserId }, 'finished a create interrupted after CreateUser');
+      return { scimId: ready.scimId, record: ready, upstream };
     } catch (e) {
-      // Mapped meanwhile by another record: show the user as CloudIdentity has it.
-      if (!(e instanceof StoreConflictError)) throw e;
+      // Mapped or changed meanwhile by another request: show the user as CloudIdentity has it.
+      if (!(e instanceof StoreConflictError || e instanceof StoreStaleError)) throw e;
+      return foreign;
     }
-    return { scimId: upstream.UserId, record: null, upstream };
   }
 
   // Every write below runs under the user's lock (resource-locks.ts): the view is read, If-Match
@@ -496,15 +572,23 @@ export class UserDirectory {
   /** DELETE: the CloudIdentity user first, then the record (and its memberships and tombstone). */
   async delete(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
     if (!SAFE_ID.test(scimId)) throw notFound(`User ${scimId} not found`);
+    ctx.origin.subject = { type: 'User', id: scimId, name: null };
     await withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
       await this.settle(scimId, ctx);
       const view = await this.get(scimId, ctx);
       checkIfMatch(view, ifMatch);
+      const userName = view.record?.userName ?? view.upstream?.UserName ?? null;
+      const subject: AuditSubject = { type: 'User', id: scimId, name: userName };
+      ctx.origin.subject = subject;
       const payload: DeletePayload = {
         scimId,
         upstreamUserId: view.record ? view.record.upstreamUserId : (view.upstream?.UserId ?? null),
+        userName,
       };
-      await this.intents.perform(userKey(scimId), IntentKind.delete, payload, ctx);
+      await this.intents.perform(userKey(scimId), IntentKind.delete, payload, ctx, {
+        subject,
+        outcome: 'deleted',
+      });
     });
   }
 
@@ -516,11 +600,19 @@ export class UserDirectory {
     await this.intents.settle(userKey(scimId), ctx);
   }
 
-  /** Make CloudIdentity and the store hold `input` (caller holds the lock). */
+  /**
+   * Make CloudIdentity and the store hold `input` (caller holds the lock). A change of attributes is
+   * one step (UpdateUser when a mapped field changed, then one commit of the record and its audit
+   * record); deactivation and reactivation run under an intent (users-lifecycle.ts). A user created
+   * outside the bridge gets its record (SCIM id = UserId) in the same transaction.
+   */
   private async write(view: UserView, input: UserInput, ctx: RequestContext): Promise<UserView> {
     const active = input.active ?? view.record?.active ?? true;
     const desired = upstreamFieldsFor(input.attributes, input.description);
-    const record = view.record ?? (await this.adoptForeign(view));
+    const adopted = view.record ? null : foreignRecord(view);
+    const record: UserRecord = view.record ?? { ...adopted!, version: 0, createdAt: '', updatedAt: '' };
+    const subject: AuditSubject = { type: 'User', id: record.scimId, name: desired.UserName };
+    ctx.origin.subject = subject;
     if (desired.UserName.toLowerCase() !== record.userName.toLowerCase()) {
       const taken = await this.store.findUserByUserName(desired.UserName);
       if (taken && taken.scimId !== record.scimId)
@@ -532,9 +624,11 @@ export class UserDirectory {
       active,
       attributes: this.storedAttributes(input),
     };
+    const first: StoreWrite[] = adopted ? [{ op: 'insertUser', record: adopted }] : [];
     const wantsUpstream = active || this.options.deactivateAction === 'retain';
     const key = userKey(record.scimId);
     let upstream = view.upstream;
+    let committed: CommitResult;
     try {
       if (wantsUpstream && upstream) {
         const diff = changedFields(upstream, desired);
@@ -542,54 +636,68 @@ export class UserDirectory {
           await this.api.updateUser({ UserId: upstream.UserId, ...diff }, { deadlineAt: ctx.deadlineAt });
           upstream = { ...upstream, ...diff };
         }
-        const updated = await this.store.updateUser(record.scimId, {
-          ...changes,
-          upstreamUserId: upstream.UserId,
-        });
-        if (!updated) throw notFound(`User ${record.scimId} was deleted meanwhile`);
-        return { scimId: updated.scimId, record: updated, upstream };
-      }
-      if (wantsUpstream) {
-        const payload: ReactivatePayload = { scimId: record.scimId, desired, changes };
-        await this.intents.perform(key, IntentKind.reactivate, payload, ctx);
+        const all = { ...changes, upstreamUserId: upstream.UserId };
+        committed = await new UnitOfWork(this.store, ctx, subject)
+          .write(
+            ...first,
+            adopted
+              ? { op: 'updateUser', scimId: record.scimId, changes: all }
+              : { op: 'updateUser', scimId: record.scimId, changes: all, expectedVersion: record.version },
+          )
+          .user(record, { ...record, ...all })
+          .commit('changed');
       } else {
-        const payload: DeactivatePayload = { scimId: record.scimId, changes };
-        await this.intents.perform(key, IntentKind.deactivate, payload, ctx);
+        if (wantsUpstream && !record.upstreamUserId && !adopted) {
+          // A reactivation: until a membership is restored upstream, the user's `groups` must not
+          // claim it. The mirror rows kept while deactivated become memberships to restore, with
+          // the intent, before the first upstream call.
+          const mirror = await this.store.groupsOfUser(record.scimId);
+          if (mirror.length > 0) {
+            first.push(
+              {
+                op: 'updateUser',
+                scimId: record.scimId,
+                changes: { tombstoneGroupIds: union(mirror, record.tombstoneGroupIds) },
+                expectedVersion: record.version,
+              },
+              ...mirror.map((g) => ({
+                op: 'removeMembership' as const,
+                groupScimId: g,
+                userScimId: record.scimId,
+              })),
+            );
+          }
+        }
+        const how = { subject, outcome: 'changed' as const, first };
+        const performed = wantsUpstream
+          ? await this.intents.perform(
+              key,
+              IntentKind.reactivate,
+              { scimId: record.scimId, desired, changes } satisfies ReactivatePayload,
+              ctx,
+              how,
+            )
+          : await this.intents.perform(
+              key,
+              IntentKind.deactivate,
+              { scimId: record.scimId, changes } satisfies DeactivatePayload,
+              ctx,
+              how,
+            );
+        committed = performed.committed;
+        const result = performed.value as LifecycleResult;
+        upstream = result.upstream ? withIdentityType(result.upstream) : null;
       }
     } catch (e) {
       if (e instanceof StoreConflictError || isCode(e, UpstreamCode.UserNameAlreadyExists)) {
         throw conflict(`userName '${desired.UserName}' is already taken`);
       }
+      if (e instanceof StoreStaleError) throw notFound(`User ${record.scimId} was deleted meanwhile`);
       throw e;
     }
-    const updated = await this.store.getUser(record.scimId);
-    if (!updated) throw notFound(`User ${record.scimId} was deleted meanwhile`);
-    upstream = updated.upstreamUserId ? await this.lifecycle.getUpstream(updated.upstreamUserId, ctx) : null;
+    const updated = committed.users.get(record.scimId);
+    if (!updated || updated === 'deleted') throw notFound(`User ${record.scimId} was deleted meanwhile`);
     return { scimId: updated.scimId, record: updated, upstream };
-  }
-
-  /** A user created outside the bridge gets a record (SCIM id = UserId) on its first write. */
-  private async adoptForeign(view: UserView): Promise<UserRecord> {
-    const upstream = view.upstream!;
-    try {
-      return await this.store.insertUser({
-        scimId: view.scimId,
-        upstreamUserId: upstream.UserId,
-        userName: upstream.UserName,
-        externalId: null,
-        active: true,
-        state: 'ready',
-        attributes: {},
-        tombstoneGroupIds: [],
-      });
-    } catch (e) {
-      if (e instanceof StoreConflictError) {
-        const existing = await this.store.getUser(view.scimId);
-        if (existing) return existing;
-        throw conflict(`userName '${upstream.UserName}' is held by another SCIM user`);
-      }
-      throw e;
-    }
   }
 
   private storedAttributes(input: UserInput): Json {
@@ -602,6 +710,38 @@ export class UserDirectory {
     return attributes;
   }
 }
+
+/** The record a user created outside the bridge gets on its first write (SCIM id = UserId). */
+function foreignRecord(view: UserView): NewUserRecord {
+  const upstream = view.upstream!;
+  return {
+    scimId: view.scimId,
+    upstreamUserId: upstream.UserId,
+    userName: upstream.UserName,
+    externalId: null,
+    active: true,
+    state: 'ready',
+    attributes: {},
+    tombstoneGroupIds: [],
+  };
+}
+
+/** The user of a committed unit of work (it wrote it, so it is there unless deleted). */
+function committedUser(result: CommitResult, scimId: string): UserRecord {
+  const user = result.users.get(scimId);
+  if (!user || user === 'deleted') throw new Error(`the unit of work did not write user ${scimId}`);
+  return user;
+}
+
+/**
+ * CreateUser's Result lacks only IdentityType (GetUser has it): an account created through the API
+ * has IdentityType 'Create' (reference §4.1), so the answer shows what a later GET will.
+ */
+function withIdentityType(user: CloudIdentityUser): CloudIdentityUser {
+  return user.IdentityType === undefined ? { ...user, IdentityType: API_IDENTITY_TYPE } : user;
+}
+
+const API_IDENTITY_TYPE = 'Create';
 
 /** 412 unless If-Match (when sent) names the current version. */
 function checkIfMatch(view: UserView, ifMatch: string | undefined): void {

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BridgeStore } from '../store/types.js';
+import { recordUpstreamAttempt } from '../volcengine/call-log.js';
 import type { ClientObserver } from '../volcengine/client.js';
-import { recordUpstreamAttempt, routeLabel } from './request-context.js';
+import { routeLabel } from './request-context.js';
 
 // Prometheus metrics, one registry per Metrics instance (never prom-client's global one), so that
 // tests and several apps in one process do not collide. No label ever carries user data: routes

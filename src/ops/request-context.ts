@@ -1,42 +1,21 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { NextFunction, Request, Response } from 'express';
 import { SCIM_BASE_PATH } from '../scim/http.js';
+import {
+  newCallLog,
+  runWithCallLog,
+  type UpstreamCall,
+  type UpstreamCallLog,
+} from '../volcengine/call-log.js';
 
-// Per-request state that deeper layers (the CloudIdentity client observer) can reach without
-// threading it through every call: the upstream RequestIds of the calls made for this request, and
-// the route template the request was served by (for logs and metric labels).
+// Per-request state: the CloudIdentity calls made for the request (volcengine/call-log.ts, filled by
+// the client's observer) and the route template the request was served by (for logs and metric
+// labels).
 
 export interface RequestState {
-  /** CloudIdentity RequestIds of every attempt made while serving this request, in order. */
-  upstreamRequestIds: string[];
-  /** Every upstream attempt (action, RequestId, outcome), for the audit trail; bounded like the ids. */
-  upstreamCalls: Array<{ action: string; requestId?: string; outcome: string }>;
+  upstream: UpstreamCallLog;
   /** `/scim/v2/Users/:id`, never the raw path; undefined until a route matched. */
   route?: string;
 }
-
-const storage = new AsyncLocalStorage<RequestState>();
-
-/** At most this many ids are kept per request (a scan may make many calls). */
-const MAX_IDS = 50;
-
-export function recordUpstreamRequestId(requestId: string | undefined): void {
-  if (!requestId) return;
-  const state = storage.getStore();
-  if (state && state.upstreamRequestIds.length < MAX_IDS) state.upstreamRequestIds.push(requestId);
-}
-
-/** One upstream attempt of the request being served: its RequestId and, for the audit, the action. */
-export function recordUpstreamAttempt(e: { action: string; outcome: string; requestId?: string }): void {
-  recordUpstreamRequestId(e.requestId);
-  const state = storage.getStore();
-  if (state && state.upstreamCalls.length < MAX_IDS) {
-    state.upstreamCalls.push({ action: e.action, outcome: e.outcome, requestId: e.requestId });
-  }
-}
-
-/** A client observer that only records attempts (when no Metrics observer is wired). */
-export const requestContextObserver = { onAttempt: recordUpstreamAttempt };
 
 /**
  * First middleware: opens the AsyncLocalStorage scope for the request and records the template
@@ -47,7 +26,7 @@ export const requestContextObserver = { onAttempt: recordUpstreamAttempt };
  */
 export function requestContext() {
   return (req: Request, res: Response, next: NextFunction) => {
-    const state: RequestState = { upstreamRequestIds: [], upstreamCalls: [] };
+    const state: RequestState = { upstream: newCallLog() };
     res.locals.requestState = state;
     let route: unknown;
     Object.defineProperty(req, 'route', {
@@ -60,7 +39,7 @@ export function requestContext() {
         if (typeof path === 'string') state.route = joinRoute(req.baseUrl, path);
       },
     });
-    storage.run(state, next);
+    runWithCallLog(state.upstream, next);
   };
 }
 
@@ -104,11 +83,11 @@ export function routeLabel(req: Request, res: Response): string {
 }
 
 /** Upstream attempts of a request (for its audit record). */
-export function upstreamCalls(res: Response): RequestState['upstreamCalls'] {
-  return (res.locals.requestState as RequestState | undefined)?.upstreamCalls ?? [];
+export function upstreamCalls(res: Response): UpstreamCall[] {
+  return (res.locals.requestState as RequestState | undefined)?.upstream.calls ?? [];
 }
 
 /** Upstream RequestIds of a finished request (for the access log line). */
 export function upstreamRequestIds(res: Response): string[] {
-  return (res.locals.requestState as RequestState | undefined)?.upstreamRequestIds ?? [];
+  return (res.locals.requestState as RequestState | undefined)?.upstream.requestIds ?? [];
 }

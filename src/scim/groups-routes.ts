@@ -110,9 +110,15 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
   router.patch('/:id', async (req, res) => {
     const plan = parseGroupPatch(req.body, deps.inputLimits);
     const ctx = deps.context(req, res);
-    const updated = await deps.groups.patch(req.params.id, plan, req.get('If-Match'), ctx);
     const query = req.query as Json;
-    if (query.attributes === undefined && query.excludedAttributes === undefined) {
+    const bare = query.attributes === undefined && query.excludedAttributes === undefined;
+    // The audit record states the status this request answers.
+    if (bare) {
+      const statusOf = ctx.origin.statusOf;
+      ctx.origin.statusOf = (outcome) => (outcome === 'changed' ? 204 : statusOf(outcome));
+    }
+    const updated = await deps.groups.patch(req.params.id, plan, req.get('If-Match'), ctx);
+    if (bare) {
       sendScim(res, 204, undefined, { ETag: Groups.version(updated) });
       return;
     }

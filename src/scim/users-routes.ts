@@ -131,14 +131,8 @@ export function usersRouter(deps: RouteDeps): Router {
   router.post('/', async (req, res) => {
     const input = parseUserBody(req.body);
     const ctx = deps.context(req, res);
-    const created = await deps.users.create(input, ctx);
-    // CreateUser's answer lacks IdentityType (GetUser has it): one read makes the 201 show what a GET
-    // will. The user exists either way, so a failed read must not turn the 201 into an error.
-    const view =
-      created.upstream && created.upstream.IdentityType === undefined
-        ? ((await deps.users.find(created.scimId, ctx).catch(() => null)) ?? created)
-        : created;
-    await sendUser(req, res, 201, view);
+    // Built from CreateUser's answer and the committed record: the 201 shows what a GET will.
+    await sendUser(req, res, 201, await deps.users.create(input, ctx));
   });
 
   router.put('/:id', async (req, res) => {

@@ -16,13 +16,23 @@ export interface AuditFieldChange {
 }
 
 /** What a request changed: names only for SCIM attributes; old → new for the upstream fields. */
+/** A member named by a membership record. */
+export interface AuditMember {
+  id: string;
+  /** null when the bridge could not tell (a member removed after its account was gone). */
+  userName: string | null;
+}
+
 export interface AuditChanges {
   /** SCIM attributes whose value changed (names only: values may be personal or secret). */
   attributes?: string[];
   /** CloudIdentity fields (UserName, DisplayName, Email, Phone, Description; GroupName/DisplayName) and `active`. */
   fields?: Record<string, AuditFieldChange>;
-  /** Group members (user SCIM ids) added and removed. */
-  members?: { added: string[]; removed: string[] };
+  /**
+   * Group members added and removed: SCIM id and userName. Records written before names were kept
+   * hold the SCIM id alone (a string); readers accept both.
+   */
+  members?: { added: Array<AuditMember | string>; removed: Array<AuditMember | string> };
   /** Groups (SCIM ids) a user joined or left through this request (e.g. restored on reactivation). */
   groups?: { added: string[]; removed: string[] };
   created?: boolean;

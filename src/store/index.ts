@@ -11,7 +11,7 @@ import type { BridgeStore } from './types.js';
 export * from './audit-types.js';
 export type { CloudIdentity } from './binding.js';
 export type { UpstreamHoldings } from './first-start.js';
-export { inspectStore, type StoreInspection } from './inspect.js';
+export { inspectStore } from './inspect.js';
 export * from './types.js';
 
 export interface OpenStoreOptions {

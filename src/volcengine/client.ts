@@ -40,6 +40,17 @@ const MAX_BODY_BYTES = 8 * 1024 * 1024;
 /** Safety bound for the ListUsers/ListGroups scan that resolves an ambiguous create. */
 const MAX_RECOVERY_PAGES = 20;
 
+/** Errors of a mutation answered after an earlier attempt of the same call may have committed. */
+const uncertain = new WeakSet<object>();
+
+/**
+ * Whether `e` answered a mutation after an earlier attempt of the same call may have committed (its
+ * answer lost): e.g. UserNameAlreadyExists that the lost attempt itself may have caused.
+ */
+export function followedUncertainAttempt(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && uncertain.has(e);
+}
+
 export type ActionName =
   | 'CreateUser'
   | 'GetUser'
@@ -469,10 +480,12 @@ export class CloudIdentityClient implements CloudIdentityApi {
         action: 'CreateUser',
         params: input,
         parse: (r) => this.user('CreateUser', r),
-        recover: async (err, ctx) => {
-          if (err.code !== ErrorCode.UserNameAlreadyExists) return undefined;
-          const found = await this.findUserByName(input.UserName, ctx);
-          return found ? { value: found } : undefined;
+        // Whether an account of that name is the one a lost attempt made is the caller's to decide
+        // (directory/create-recovery.ts): a namesake may be someone else's. The error only says
+        // that an earlier attempt may have committed.
+        recover: async (err) => {
+          uncertain.add(err);
+          return undefined;
         },
       },
       opts,
@@ -656,19 +669,6 @@ export class CloudIdentityClient implements CloudIdentityApi {
   }
 
   // ----- ambiguous-create recovery -------------------------------------------------------------
-
-  /** The user an earlier, possibly committed CreateUser attempt made (exact name preferred). */
-  private async findUserByName(userName: string, ctx: CallContext): Promise<CloudIdentityUser | undefined> {
-    const wanted = userName.toLowerCase();
-    for (let page = 1; page <= MAX_RECOVERY_PAGES; page++) {
-      const r = await this.listUsers({ UserName: userName, PageNumber: page, PageSize: 100 }, ctx);
-      const exact = r.Users.find((u) => u.UserName === userName);
-      const match = exact ?? r.Users.find((u) => u.UserName?.toLowerCase() === wanted);
-      if (match) return match;
-      if (r.Users.length < 100 || page * 100 >= r.Total) return undefined;
-    }
-    return undefined;
-  }
 
   private async findGroupByName(
     groupName: string,

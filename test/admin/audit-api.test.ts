@@ -50,6 +50,7 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
     const patched = await h.http
       .patch(`/scim/v2/Users/${id}`)
       .set(okta())
+      .set('X-Request-Id', 'req-patch-1')
       .send(
         patchBody(
           { op: 'replace', path: 'displayName', value: 'New Display' },
@@ -69,7 +70,16 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
     const gone = await h.http.delete(`/scim/v2/Users/${id}`).set(okta());
     expect(gone.status).toBe(204);
 
-    const records = await history(id);
+    const all = await history(id);
+    // Each multi-step operation (and a create) first records that it started, with its intent or
+    // pending record, before its first CloudIdentity call; then its outcome with its final state.
+    expect(all.filter((r) => r.status === 102).map((r) => r.method)).toEqual([
+      'DELETE',
+      'PATCH',
+      'PATCH',
+      'POST',
+    ]);
+    const records = all.filter((r) => r.status !== 102);
     expect(records.map((r) => [r.method, r.status])).toEqual([
       ['DELETE', 204],
       ['PATCH', 200],
@@ -78,6 +88,9 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
       ['POST', 201],
     ]);
     const [del, reactivate, deactivate, patch, create] = records;
+    const started = all.find((r) => r.status === 102 && r.method === 'POST')!;
+    expect(started).toMatchObject({ requestId: 'req-create-1', resourceId: id, resourceName: userName });
+    expect(started.upstream).toEqual([]);
     expect(create).toMatchObject({
       actor: 'okta',
       requestId: 'req-create-1',
@@ -88,7 +101,8 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
     });
     expect(create.changes.created).toBe(true);
     expect(create.changes.fields?.UserName).toEqual({ from: null, to: userName });
-    expect(create.upstream.map((c) => c.action)).toContain('CreateUser');
+    // One CloudIdentity call: the answer is built from CreateUser's Result.
+    expect(create.upstream.map((c) => c.action)).toEqual(['CreateUser']);
     expect(create.upstream.every((c) => typeof c.requestId === 'string' && c.requestId.length > 0)).toBe(
       true,
     );
@@ -97,7 +111,9 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
 
     expect(patch.changes.attributes).toEqual(['displayName']);
     expect(patch.changes.fields).toEqual({ DisplayName: { from: 'Given Family', to: 'New Display' } });
-    expect(patch.upstream.map((c) => c.action)).toContain('UpdateUser');
+    expect(patch.upstream.map((c) => c.action)).toEqual(['GetUser', 'UpdateUser']);
+    expect(patch.requestId).toBe('req-patch-1');
+    expect(all.filter((r) => r.requestId === 'req-patch-1')).toHaveLength(1);
 
     expect(deactivate.changes.fields?.active).toEqual({ from: true, to: false });
     expect(deactivate.upstream.map((c) => c.action)).toContain('DeleteUser');
@@ -110,7 +126,7 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
     expect(del.upstream.map((c) => c.action)).toContain('DeleteUser');
 
     // The same history by userName, any case.
-    expect((await history(userName.toUpperCase())).map((r) => r.id)).toEqual(records.map((r) => r.id));
+    expect((await history(userName.toUpperCase())).map((r) => r.id)).toEqual(all.map((r) => r.id));
   });
 
   it('records membership changes on the group, naming the members', async () => {
@@ -129,14 +145,23 @@ describe.each(kinds)('audit trail (%s store)', (kind) => {
       Operations: [{ op: 'remove', path: `members[value eq "${u.body.id}"]` }],
     });
     expect(remove.status).toBeLessThan(300);
-    const records = await history(g.body.id);
-    expect(records.map((r) => r.method)).toEqual(['PATCH', 'PATCH', 'POST']);
+    const all = await history(g.body.id);
+    const records = all.filter((r) => r.status !== 102);
+    expect(records.map((r) => [r.method, r.status])).toEqual([
+      ['PATCH', 204],
+      ['PATCH', 204],
+      ['POST', 201],
+    ]);
     expect(records[2].changes.created).toBe(true);
     expect(records[2].resourceName).toBe(g.body.displayName);
-    expect(records[1].changes.members).toEqual({ added: [u.body.id], removed: [] });
+    const member = { id: u.body.id, userName: u.body.userName };
+    expect(records[1].changes.members).toEqual({ added: [member], removed: [] });
     expect(records[1].upstream.map((c) => c.action)).toContain('AddUserToGroup');
-    expect(records[0].changes.members).toEqual({ added: [], removed: [u.body.id] });
+    expect(records[0].changes.members).toEqual({ added: [], removed: [member] });
     expect(records[0].upstream.map((c) => c.action)).toContain('RemoveUserFromGroup');
+    // The person's history shows the group changes that added and removed them.
+    const person = (await history(u.body.id)).filter((r) => r.resourceType === 'Group' && r.status !== 102);
+    expect(person.map((r) => r.id)).toEqual([records[0].id, records[1].id]);
   });
 
   it('records failures with status, scimType and detail; reads and searches are not audited', async () => {

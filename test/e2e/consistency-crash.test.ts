@@ -139,4 +139,78 @@ describe.each(variants)('SIGKILL mid-operation, restart ($name)', ({ env }) => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('after SIGKILL mid-load, every account the bridge made is named in the trail and every 201 has its record', {
+    timeout: 120_000,
+  }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'bridge-crash-load-'));
+    const bridgeEnv = {
+      ...env(),
+      DATA_DIR: dataDir,
+      VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+      VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+      VOLCENGINE_ENDPOINT: emulator.url,
+      ADMIN_TOKENS: ADMIN,
+      RECONCILE_INTERVAL_MS: '200',
+    };
+    const start = () => spawnBridge(process.execPath, ['--import', 'tsx', 'src/main.ts'], bridgeEnv);
+    let proc = await start();
+    try {
+      const h = view(proc);
+      // Slow creates, so that several are between their pending record and their final commit.
+      emulator.setFaults([{ action: 'CreateUser', probability: 1, fault: 'latency', latencyMs: 150 }]);
+      const prefix = uniqueName('crash-load').split('@')[0];
+      const acknowledged: Array<{ requestId: string; userName: string }> = [];
+      let n = 0;
+      let stop = false;
+      const worker = async () => {
+        while (!stop) {
+          n++;
+          const userName = `${prefix}-${n}@example.com`;
+          const requestId = `crash-load-${n}`;
+          try {
+            const res = await h.http
+              .post('/scim/v2/Users')
+              .set('X-Request-Id', requestId)
+              .send(userBody(userName));
+            if (res.status === 201) acknowledged.push({ requestId, userName });
+          } catch {
+            // Cut off by the kill.
+          }
+        }
+      };
+      const workers = Array.from({ length: 8 }, worker);
+      await waitUntil(async () => acknowledged.length >= 12, 'some creates were acknowledged');
+      proc.child.kill('SIGKILL');
+      stop = true;
+      await proc.exited;
+      await Promise.allSettled(workers);
+      emulator.setFaults([]);
+
+      proc = await start();
+      const audit = async (resource: string) => {
+        const res = await fetch(
+          `http://127.0.0.1:${proc.port}/admin/api/audit?resource=${encodeURIComponent(resource)}&limit=50`,
+          { headers: { Authorization: `Bearer ${ADMIN}` } },
+        );
+        return ((await res.json()) as { records: Array<{ requestId: string | null; status: number }> })
+          .records;
+      };
+      const accounts = (await view(proc).upstream()).users.filter((u) => u.UserName.startsWith(`${prefix}-`));
+      expect(accounts.length).toBeGreaterThanOrEqual(acknowledged.length);
+      for (const account of accounts) {
+        expect((await audit(account.UserName)).length, `${account.UserName} is named`).toBeGreaterThan(0);
+      }
+      for (const { requestId, userName } of acknowledged) {
+        const records = (await audit(userName)).filter((r) => r.requestId === requestId && r.status !== 102);
+        expect(
+          records.map((r) => r.status),
+          requestId,
+        ).toEqual([201]);
+      }
+    } finally {
+      await proc.cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });

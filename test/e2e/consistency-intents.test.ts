@@ -5,19 +5,36 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { IntentKind } from '../../src/directory/intents.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
-import type { BridgeStore } from '../../src/store/types.js';
+import type { BridgeStore, StoreWrite } from '../../src/store/types.js';
 import { type Harness, startHarness, storeKinds } from '../helpers/harness.js';
 import { createGroup, createUser, expectInvariants, memberPatch, setActive } from './consistency-support.js';
 import { filterUrl, patchBody, uniqueName } from './users-support.js';
 
 const kinds = await storeKinds();
 
-/** A store whose next call of `method` matching `when` fails as if the database went away. */
+/**
+ * A store whose next write of `method` matching `when` fails as if the database went away: a unit of
+ * work (commit) holding such a write fails whole, and so does a direct call of that method.
+ */
 class FailingStore {
   private armed: { method: string; when: (args: unknown[]) => boolean } | undefined;
 
-  failNext(method: keyof BridgeStore, when: (args: unknown[]) => boolean = () => true): void {
+  failNext(method: StoreWrite['op'], when: (args: unknown[]) => boolean = () => true): void {
     this.armed = { method, when };
+  }
+
+  /** A unit's write as the arguments of the store method of the same name. */
+  private static args(w: StoreWrite): unknown[] {
+    switch (w.op) {
+      case 'updateUser':
+      case 'updateGroup':
+        return [w.scimId, w.changes, w.expectedVersion];
+      case 'deleteUser':
+      case 'deleteGroup':
+        return [w.scimId];
+      default:
+        return [w];
+    }
   }
 
   wrap(store: BridgeStore): BridgeStore {
@@ -27,7 +44,14 @@ class FailingStore {
         if (typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           const armed = this.armed;
-          if (armed && armed.method === prop && armed.when(args)) {
+          const hit =
+            armed &&
+            (prop === 'commit'
+              ? (args[0] as StoreWrite[]).some(
+                  (w) => w.op === armed.method && armed.when(FailingStore.args(w)),
+                )
+              : armed.method === prop && armed.when(args));
+          if (hit) {
             this.armed = undefined;
             return Promise.reject(new StoreUnavailableError('injected by the test'));
           }

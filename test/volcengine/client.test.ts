@@ -9,6 +9,7 @@ import {
   CloudIdentityClient,
   type CloudIdentityClientOptions,
   clientOptionsFromEnv,
+  followedUncertainAttempt,
   parseResponse,
   parseRetryAfter,
 } from '../../src/volcengine/client.js';
@@ -621,34 +622,25 @@ describe('timeouts and deadline', () => {
 });
 
 describe('mutations whose earlier attempt may have committed', () => {
-  it('CreateUser: a retry answered UserNameAlreadyExists returns the user the first attempt made', async () => {
-    const created: Array<ReturnType<typeof user>> = [];
+  it('CreateUser: a retry answered UserNameAlreadyExists is reported as following an attempt that may have committed', async () => {
     const f = await fake((_q, res, s, n) => {
       if (s.action === 'CreateUser') {
         if (n === 1) {
-          created.push(user(JSON.parse(s.body).UserName, 'u-first'));
           res.socket?.destroy(); // committed, then the connection died
           return;
         }
         return fail(res, s, 404, 'UserNameAlreadyExists', 'User name already exists');
       }
-      if (s.action === 'ListUsers') {
-        const { UserName } = JSON.parse(s.body) as { UserName: string };
-        // A fuzzy upstream match: the bridge must pick the exact name.
-        const users = [user(`${UserName}-2`, 'u-other'), ...created];
-        return ok(res, s, { PageNumber: 1, PageSize: 100, Total: users.length, Users: users });
-      }
     });
-    const u = await mk(f).createUser({ UserName: 'Carol' });
-    expect(u.UserId).toBe('u-first');
+    const e = (await rejection(mk(f).createUser({ UserName: 'Carol' }))) as VolcengineApiError;
+    expect(e.code).toBe('UserNameAlreadyExists');
+    expect(followedUncertainAttempt(e)).toBe(true);
     expect(f.count('CreateUser')).toBe(2);
-    expect(f.count('ListUsers')).toBe(1);
-    expect(JSON.parse(f.seen.find((s) => s.action === 'ListUsers')!.body)).toMatchObject({
-      UserName: 'Carol',
-    });
+    // The caller decides whether the account is its own (directory/create-recovery.ts).
+    expect(f.count('ListUsers')).toBe(0);
   });
 
-  it('CreateUser: after a 500, a name that is not found upstream stays a UserNameAlreadyExists error', async () => {
+  it('CreateUser: after a 500, UserNameAlreadyExists is reported as following an uncertain attempt', async () => {
     const f = await fake((_q, res, s, n) => {
       if (s.action === 'CreateUser')
         return n === 1 ? fail(res, s, 500, 'InternalError') : fail(res, s, 404, 'UserNameAlreadyExists');
@@ -656,7 +648,8 @@ describe('mutations whose earlier attempt may have committed', () => {
     });
     const e = (await rejection(mk(f).createUser({ UserName: 'dave' }))) as VolcengineApiError;
     expect(e.code).toBe('UserNameAlreadyExists');
-    expect(f.count('ListUsers')).toBe(1);
+    expect(followedUncertainAttempt(e)).toBe(true);
+    expect(f.count('ListUsers')).toBe(0);
   });
 
   it('CreateUser: a throttled first attempt changed nothing, so a duplicate name stays an error', async () => {
@@ -665,6 +658,7 @@ describe('mutations whose earlier attempt may have committed', () => {
     );
     const e = (await rejection(mk(f).createUser({ UserName: 'erin' }))) as VolcengineApiError;
     expect(e.code).toBe('UserNameAlreadyExists');
+    expect(followedUncertainAttempt(e)).toBe(false);
     expect(f.count('ListUsers')).toBe(0);
   });
 

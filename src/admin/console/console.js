@@ -260,13 +260,21 @@ function upstreamIds(r) {
   return (r.upstream ?? []).filter((c) => c.requestId).map((c) => `${c.action}: ${c.requestId}`);
 }
 
+/** `+2 (alice, bob)`: members are {id, userName} records, or ids alone in older records. */
+function memberList(sign, members) {
+  const names = members.slice(0, 5).map((m) => (typeof m === 'string' ? m : (m.userName ?? m.id)));
+  const more = members.length > 5 ? `, +${members.length - 5} more` : '';
+  return members.length === 0 ? `${sign}0` : `${sign}${members.length} (${names.join(', ')}${more})`;
+}
+
 function describeChanges(c) {
   const parts = [];
   if (c.created) parts.push('created');
   if (c.deleted) parts.push('deleted');
   for (const [k, v] of Object.entries(c.fields ?? {})) parts.push(`${k}: ${v.from ?? '∅'} → ${v.to ?? '∅'}`);
   if (c.attributes?.length) parts.push(`attributes: ${c.attributes.join(', ')}`);
-  if (c.members) parts.push(`members +${c.members.added.length} −${c.members.removed.length}`);
+  if (c.members)
+    parts.push(`members ${memberList('+', c.members.added)} ${memberList('−', c.members.removed)}`);
   if (c.groups) parts.push(`groups +${c.groups.added.length} −${c.groups.removed.length}`);
   if (c.note) parts.push(c.note);
   return parts.join('; ');
