@@ -229,6 +229,8 @@ export class RateLimits {
             'SCIM rate limit reached for this client (SCIM_RATE_LIMIT); answering 429 until the window ends',
           );
         }
+        // Not audited: a flood past the limit must not flood the trail too (scim/request-audit.ts).
+        res.locals.rateLimited = true;
         next(
           new ScimError(
             429,

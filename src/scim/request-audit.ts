@@ -66,7 +66,7 @@ export async function recordFailure(
   res: Response,
   error: { status: number; scimType?: string | null; detail?: string | null },
 ): Promise<void> {
-  if (!WRITES.has(req.method) || scimActor(res) === undefined) return;
+  if (!WRITES.has(req.method) || scimActor(res) === undefined || res.locals.rateLimited) return;
   const resource = resourceOf(req);
   if (!resource) return;
   const origin = requestOrigin(req, res);

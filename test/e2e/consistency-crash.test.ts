@@ -143,6 +143,8 @@ describe.each(variants)('SIGKILL mid-operation, restart ($name)', ({ env }) => {
   it('after SIGKILL mid-load, every account the bridge made is named in the trail and every 201 has its record', {
     timeout: 120_000,
   }, async () => {
+    // A new store faces an empty CloudIdentity (a populated one needs --accept-empty-store).
+    emulator.reset();
     const dataDir = mkdtempSync(join(tmpdir(), 'bridge-crash-load-'));
     const bridgeEnv = {
       ...env(),

@@ -77,12 +77,17 @@ function secondBridge(
   });
   let stderr = '';
   let stdout = '';
+  let stopping = false;
   child.stderr.on('data', (d) => {
     stderr += d;
   });
   child.stdout.on('data', (d) => {
     stdout += d;
-    if (options.stopWhenListening && stdout.includes('"volc-scim-bridge listening"')) child.kill('SIGTERM');
+    // Once: a second SIGTERM during the shutdown means "exit now" (exit code 1).
+    if (options.stopWhenListening && !stopping && stdout.includes('"volc-scim-bridge listening"')) {
+      stopping = true;
+      child.kill('SIGTERM');
+    }
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   return new Promise((resolve) =>
