@@ -41,13 +41,14 @@ export function sendAdminError(res: Response, status: number, code: string, mess
 
 export function adminApiRouter(deps: AdminApiDeps): Router {
   const router = express.Router();
-  router.use((req: Request, res: Response, next: NextFunction) => {
+  router.use(async (req: Request, res: Response, next: NextFunction) => {
     res.setHeader('Cache-Control', 'no-store');
     if (deps.adminTokens.length === 0) {
       sendAdminError(res, 404, 'admin_disabled', 'the admin API is off: set ADMIN_TOKENS to enable it');
       return;
     }
-    if (!adminBearerMatches(req, deps.adminTokens) && !deps.sessions?.fromRequest(req)) {
+    // The bearer token needs no store; a session cookie is checked against the sign-outs there.
+    if (!adminBearerMatches(req, deps.adminTokens) && !(await deps.sessions?.fromRequest(req))) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="admin"');
       sendAdminError(res, 401, 'unauthorized', 'an admin token (ADMIN_TOKENS) is required');
       return;

@@ -1,12 +1,15 @@
 import type { Logger } from 'pino';
 import {
+  ADMIN_SESSION_REVOKED,
   AUDIT_ACTIVITY,
   AUDIT_ACTORS,
   type AuditRow,
   auditInsertParams,
   auditListSql,
   INSERT_AUDIT,
+  PRUNE_ADMIN_SESSIONS,
   PRUNE_AUDIT,
+  REVOKE_ADMIN_SESSION,
   toActivityRow,
   toAuditActor,
   toAuditRecord,
@@ -528,6 +531,19 @@ export class SqlStore implements BridgeStore {
   async pruneAudit(before: string, limit: number): Promise<number> {
     const rows = await this.db.query<{ id: string }>(`${PRUNE_AUDIT} RETURNING id`, [before, limit]);
     return rows.length;
+  }
+
+  // ---- console sessions ----
+
+  async revokeAdminSession(nonce: string, expiresAt: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query(PRUNE_ADMIN_SESSIONS, [new Date().toISOString()]);
+      await tx.query(REVOKE_ADMIN_SESSION, [nonce, expiresAt]);
+    });
+  }
+
+  async adminSessionRevoked(nonce: string): Promise<boolean> {
+    return (await this.db.query(ADMIN_SESSION_REVOKED, [nonce])).length > 0;
   }
 
   /** One round trip; exact counts (PostgreSQL has no cheap exact count, but these tables stay small). */
