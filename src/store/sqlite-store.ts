@@ -81,7 +81,7 @@ export const BUSY_TIMEOUT_MS = 5_000;
  * statement (milliseconds).
  */
 export const AUDIT_SCAN_CHUNK = 10_000;
-export const AUDIT_ACTIVITY_CHUNK = 2_000;
+export const AUDIT_ACTIVITY_CHUNK = 1_000;
 
 // "UNIQUE constraint failed: <table>.<column>" → the field a caller can report.
 const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
