@@ -6,7 +6,10 @@
 // operations of several statements (a delete with its memberships) run in BEGIN IMMEDIATE … COMMIT.
 // Isolation holds by construction: better-sqlite3 is synchronous, so each store operation runs to
 // its COMMIT on the event loop without yielding, and no other request can observe (or interleave
-// with) a transaction before it commits. The async methods only wrap synchronous work.
+// with) a transaction before it commits. The async methods only wrap synchronous work, except the
+// audit reads (listAudit, auditActivity): they turn the event loop between bounded statements, so a
+// read over a long trail never holds other requests up (each statement is consistent on its own;
+// nothing they read is written by them).
 import { statSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
