@@ -34,9 +34,10 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# The embedded store and the in-process emulator's state (no DATABASE_URL, no credentials) live on
-# this volume; uid 1000 is the image's `node` user.
-RUN mkdir -p /data && chown 1000:1000 /data
+# The embedded store lives on this volume, owner-only (it holds names and e-mail addresses; a new
+# named volume copies this mode); uid 1000 is the image's `node` user. NODE_ENV=production needs
+# Volcengine credentials: the in-process emulator is for trials outside production.
+RUN mkdir -p /data && chown 1000:1000 /data && chmod 700 /data
 VOLUME ["/data"]
 USER 1000:1000
 EXPOSE 8080

@@ -1,6 +1,6 @@
-// `npm run bench`: the load benchmark of issue 6. Starts the standalone emulator and the bridge as
-// separate processes on loopback, drives them, measures the floor (the same upstream calls made
-// directly with our signed client), and writes bench/results/<date>-<host>.md plus latest.md.
+// `npm run bench`: the load benchmark. Starts the standalone emulator, the bridge and the bare-proxy
+// floor (bench/floor/) as separate processes on loopback, drives them, and writes
+// bench/results/<date>-<host>.md plus latest.md.
 //
 // Environment:
 //   BENCH_QUICK=1               very short smoke run (1 round of 1 s; report goes to bench/results/*-quick.md)
@@ -10,7 +10,10 @@
 //   BENCH_LATENCY_CONCURRENCY=64, BENCH_UPSTREAM_LATENCY_MS=30   the latency phase
 //   BENCH_PACED_RATE=25         …which also runs each scenario at this fixed request rate (0: not)
 //   BENCH_SCALE_SIZES=100,100000  users seeded in the emulator for the scale phase
-//   BENCH_PHASES=main,scale,latency,store[,profile][,ab]   which phases run (profile also with BENCH_PROFILE=1)
+//   BENCH_PHASES=proxy,store    which phases run: proxy, store, main, scale, latency, profile, ab, or
+//                               "all" (proxy,store,main,scale,latency); profile also with BENCH_PROFILE=1
+//   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/test   the PostgreSQL bridge of the proxy phase
+//                               (BENCH_DATABASE_URL wins; "0": none)
 //   BENCH_STORE_USERS=100000    users in the embedded store for the store phase (embedded store only)
 //   BENCH_AB_MAIN=/path/dist/main.js   phase "ab": that (baseline) build against this checkout's bridge
 //   BENCH_AB_MAIN_B=/path/dist/main.js  …or against that build
@@ -30,13 +33,14 @@ import {
 } from 'node:fs';
 import { cpus, hostname, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { closedLoop, type Op } from './lib/load.js';
 import {
   bridgeStoreOps,
   emulatorSummary,
+  freshSchema,
   killAllChildren,
   type Proc,
+  postgresUnavailable,
   processCpuMs,
   processPeakRssKb,
   ROOT,
@@ -44,6 +48,7 @@ import {
   startEmulatorProcess,
 } from './lib/procs.js';
 import { type CpuProfile, summarizeProfile } from './lib/profile.js';
+import { proxyPhase } from './lib/proxy-phase.js';
 import {
   type BenchResults,
   formatReport,
@@ -66,6 +71,7 @@ import {
 } from './lib/scenarios.js';
 import { aggregate, compare, diffCounts, mergeCounts, type RoundStats, roundStats } from './lib/stats.js';
 import { storePhase } from './lib/store-phase.js';
+import { storeAddedMb } from './lib/targets.js';
 
 const env = process.env;
 const num = (name: string, dflt: number) => {
@@ -87,12 +93,21 @@ const UPSTREAM_LATENCY_MS = num('BENCH_UPSTREAM_LATENCY_MS', 30);
 const SCALE_SIZES = (env.BENCH_SCALE_SIZES ?? '100,100000').split(',').map((s) => Number(s.trim()));
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
 const DATABASE_URL = env.BENCH_DATABASE_URL?.trim() || undefined;
+const PROXY_POOL_SIZE = QUICK ? 64 : 200;
+const DEFAULT_PHASES = ['proxy', 'store'];
+const ALL_PHASES = ['proxy', 'store', 'main', 'scale', 'latency'];
 const PHASES = new Set(
-  (env.BENCH_PHASES ?? `main,scale,latency,store${env.BENCH_PROFILE === '1' ? ',profile' : ''}`)
+  (env.BENCH_PHASES ?? DEFAULT_PHASES.join(','))
     .split(',')
     .map((s) => s.trim())
-    .filter(Boolean),
+    .flatMap((s) => (s === 'all' ? ALL_PHASES : s ? [s] : [])),
 );
+if (env.BENCH_PROFILE === '1') PHASES.add('profile');
+/** PostgreSQL for the proxy phase's second bridge. */
+const PG_URL =
+  env.BENCH_PG_URL === '0'
+    ? undefined
+    : DATABASE_URL || env.BENCH_PG_URL?.trim() || 'postgres://postgres@127.0.0.1:5432/test';
 /** Only these scenarios (create,get,filter,patch,groupAdd) in the main, latency and profile phases. */
 const ONLY = env.BENCH_SCENARIOS ? new Set(env.BENCH_SCENARIOS.split(',').map((s) => s.trim())) : undefined;
 const selected = (scenarios: Scenario[]) => scenarios.filter((s) => !ONLY || ONLY.has(s.key));
@@ -121,26 +136,6 @@ interface Stack {
   bridge: Proc;
   ctx: StackContext;
   stop(): Promise<void>;
-}
-
-/** A fresh PostgreSQL schema for one bridge (search_path via the URL), and its removal. */
-async function freshSchema(baseUrl: string, name: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const schema = `bench_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: baseUrl });
-    client.on('error', () => {});
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`CREATE SCHEMA "${schema}"`);
-  const url = new URL(baseUrl);
-  const options = url.searchParams.get('options');
-  url.searchParams.set('options', `${options ? `${options} ` : ''}-c search_path=${schema}`);
-  return { url: url.toString(), drop: () => admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`) };
 }
 
 async function startStack(
@@ -504,6 +499,8 @@ async function profilePhase(reportBase: string): Promise<BenchResults['profile']
   mkdirSync(profDir, { recursive: true });
   const stack = await startStack('profile', { concurrency: CONCURRENCY, cpuProfDir: profDir });
   let stopped = false;
+  // Requests the profiled bridge served: the pool's creates, then every scenario's.
+  let requests = POOL_SIZE;
   try {
     stack.ctx.users = await createPoolUsers(
       stack.ctx.http,
@@ -515,6 +512,7 @@ async function profilePhase(reportBase: string): Promise<BenchResults['profile']
     const { scenarios } = allScenarios(stack.ctx);
     for (const scenario of selected(scenarios)) {
       const m = await measure(stack, scenario, 'bridge', DURATION_S * 1000, CONCURRENCY);
+      requests += m.stats.requests;
       log(`[profile] ${scenario.title}: ${describe(m)}`);
     }
     // The profile is written when the bridge exits.
@@ -528,7 +526,15 @@ async function profilePhase(reportBase: string): Promise<BenchResults['profile']
   const profile = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile;
   const kept = join(ROOT, 'bench/results', `${reportBase}.cpuprofile`);
   copyFileSync(join(profDir, file), kept);
-  return { summary: summarizeProfile(profile, 20), durationS: DURATION_S, file: kept.slice(ROOT.length) };
+  const only = selected(allScenarios(stack.ctx).scenarios);
+  return {
+    summary: summarizeProfile(profile, 20),
+    durationS: DURATION_S,
+    file: kept.slice(ROOT.length),
+    // Per-request figures mean something only when every request was the same kind: a POST-only run
+    // (its pool is made of POSTs too).
+    ...(only.length === 1 && only[0].key === 'create' ? { requests, scenario: only[0].title } : {}),
+  };
 }
 
 // ---------------------------------------------------------------- main
@@ -551,7 +557,7 @@ async function main(): Promise<void> {
   const resultsDir = join(ROOT, 'bench/results');
   mkdirSync(resultsDir, { recursive: true });
   // latest.md is the full benchmark only: not a smoke run, not a subset of phases or scenarios.
-  const partial = !!ONLY || !['main', 'scale', 'latency'].every((p) => PHASES.has(p));
+  const partial = !!ONLY || !DEFAULT_PHASES.every((p) => PHASES.has(p));
   const complete = !QUICK && !partial;
   const fileName = reportFileName(machine, { quick: QUICK, phases: [...PHASES], partial });
   log(
@@ -580,14 +586,45 @@ async function main(): Promise<void> {
     latency: [],
     notes,
   };
-  notes.push(
-    `Pool: ${POOL_SIZE} users created through the bridge per stack; GET and filter pick one at random per request; ` +
-      'PATCH workers each own a disjoint slice of them; group adds pair them with fresh groups (never an existing member).',
-  );
-  notes.push(
-    'PATCH body (Entra): Replace displayName, Replace name.familyName, Replace active "True" (string). ' +
-      'Group add: Add members [{value}] (one member), answered 204.',
-  );
+  if (['main', 'latency', 'profile', 'ab'].some((p) => PHASES.has(p))) {
+    notes.push(
+      `Pool: ${POOL_SIZE} users created through the bridge per stack; GET and filter pick one at random per request; ` +
+        'PATCH workers each own a disjoint slice of them; group adds pair them with fresh groups (never an existing member).',
+    );
+    notes.push(
+      'PATCH body (Entra): Replace displayName, Replace name.familyName, Replace active "True" (string). ' +
+        'Group add: Add members [{value}] (one member), answered 204.',
+    );
+  }
+  if (PHASES.has('proxy'))
+    notes.push(
+      `Proxy phase: ${PROXY_POOL_SIZE} users created through each target first; GET picks one of them at random; ` +
+        'every POST an Entra-shaped body with a new userName.',
+    );
+  if (PHASES.has('proxy')) {
+    const pgSkipped =
+      env.BENCH_PG_URL === '0'
+        ? 'BENCH_PG_URL=0'
+        : PG_URL
+          ? await postgresUnavailable(PG_URL)
+          : 'no PostgreSQL URL';
+    if (pgSkipped) log(`[proxy] PostgreSQL bridge skipped: ${pgSkipped}`);
+    results.proxy = await proxyPhase({
+      workDir,
+      runId,
+      concurrency: CONCURRENCY,
+      rounds: ROUNDS,
+      durationMs: DURATION_S * 1000,
+      warmupMs: WARMUP_MS,
+      poolSize: PROXY_POOL_SIZE,
+      logLevel: LOG_LEVEL,
+      ...(pgSkipped ? { pgSkipped } : { pgUrl: PG_URL }),
+      log,
+      keepSamples: (where, samples) => {
+        for (const s of samples) if (errorSamples.length < 20) errorSamples.push(`${where}: ${s}`);
+      },
+    });
+  }
   if (PHASES.has('main')) results.main = await mainPhase();
   if (PHASES.has('scale')) results.scale = await scalePhase();
   if (PHASES.has('latency')) {
@@ -614,6 +651,13 @@ async function main(): Promise<void> {
     } finally {
       await emulator.stop();
     }
+  }
+  if (results.proxy && results.storeScale?.emptyReadyRssMb) {
+    results.proxy.storeAddedMb = storeAddedMb(
+      results.storeScale.readyRssMb,
+      results.storeScale.emptyReadyRssMb,
+    );
+    results.proxy.storeUsers = results.storeScale.users;
   }
   if (PHASES.has('profile')) results.profile = await profilePhase(fileName.replace(/\.md$/, ''));
   if (errorSamples.length > 0)

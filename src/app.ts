@@ -13,18 +13,20 @@ import { buildDirectories, type Directories } from './directory/index.js';
 import type { ResourceLocks } from './directory/resource-locks.js';
 import { accessLog } from './ops/access-log.js';
 import { Metrics } from './ops/metrics.js';
+import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { requestContext } from './ops/request-context.js';
 import { opsRouter } from './ops/routes.js';
 import { bearerAuth } from './scim/auth.js';
 import { discoveryRouter } from './scim/discovery.js';
-import { isCredentialProblem, ScimError, toScimError } from './scim/errors.js';
+import { ScimError, toScimError } from './scim/errors.js';
 import { groupsRouter } from './scim/groups-routes.js';
 import { SCIM_BASE_PATH, sendError } from './scim/http.js';
 import { rootSearchRouter } from './scim/root-search.js';
 import { configureScimmy } from './scim/schemas.js';
 import { usersRouter } from './scim/users-routes.js';
 import type { BridgeStore } from './store/types.js';
+import { CREDENTIAL_HINT, isCredentialProblem } from './volcengine/errors.js';
 import type { CloudIdentityApi } from './volcengine/types.js';
 
 export interface AppDeps {
@@ -40,6 +42,8 @@ export interface AppDeps {
   locks?: ResourceLocks;
   /** The directories and reconciler (bridge.ts builds them to run the reconciler); fresh ones when omitted. */
   directories?: Directories;
+  /** Rate limits (bridge.ts opens them on PostgreSQL when DATABASE_URL is set); in memory when omitted. */
+  rateLimits?: RateLimits;
 }
 
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
@@ -52,6 +56,7 @@ export function buildApp(deps: AppDeps): express.Express {
       store,
       api,
       cacheMs: config.readinessCacheMs,
+      livenessStoreTimeoutMs: config.livenessStoreTimeoutMs,
       logger,
       onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
     });
@@ -72,11 +77,13 @@ export function buildApp(deps: AppDeps): express.Express {
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
   const { users, groups, reconciler } = directories;
   const sessions = new AdminSessions(config.adminTokens, store);
+  const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
     '/admin/api',
     adminApiRouter({
       adminTokens: config.adminTokens,
       sessions,
+      signin: rateLimits,
       mounts: [
         reconcilerRoutes(reconciler),
         auditRoutes(store),
@@ -84,7 +91,7 @@ export function buildApp(deps: AppDeps): express.Express {
       ],
     }),
   );
-  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions }));
+  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions, signin: rateLimits }));
 
   const context = (req: Request, res: Response): RequestContext => {
     const started = (res.locals.startedAt as number | undefined) ?? Date.now();
@@ -99,6 +106,8 @@ export function buildApp(deps: AppDeps): express.Express {
 
   const scim = express.Router();
   scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
+  // Before the audit trail: a flood past the limit must not flood the trail too.
+  scim.use(rateLimits.scimMiddleware());
   // Before the body parser: a write refused for its body is audited too.
   scim.use(auditTrail({ store, logger }));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
@@ -144,7 +153,7 @@ export function buildApp(deps: AppDeps): express.Express {
         ...(isCredentialProblem(err)
           ? {
               credentialProblem: true,
-              hint: 'CloudIdentity refused the bridge credentials: check VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN and the machine clock',
+              hint: CREDENTIAL_HINT,
             }
           : {}),
       };

@@ -21,10 +21,12 @@ import { buildDirectories } from './directory/index.js';
 import type { Reconciler } from './directory/reconciler.js';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } from './emulator/index.js';
 import { instrumentStore, Metrics } from './ops/metrics.js';
+import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { ERROR_SCHEMA } from './scim/errors.js';
-import { type CloudIdentity, openStore } from './store/index.js';
+import { bindStore, type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
+import { keepTrialToken, type TrialToken } from './trial-token.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 
 export interface RunningBridge {
@@ -45,7 +47,13 @@ export interface RunningBridge {
   reconciler: Reconciler;
   /** Background pruning of audit records past AUDIT_RETENTION_DAYS. */
   retention: AuditRetention;
+  /** SCIM, console sign-in and CloudIdentity limits (shared through PostgreSQL with DATABASE_URL). */
+  rateLimits: RateLimits;
   emulator?: RunningEmulator;
+  /** The configuration in effect (the kept trial token in scimTokens). */
+  config: Config;
+  /** Without credentials and SCIM_BEARER_TOKENS: the SCIM token kept in DATA_DIR. */
+  trialToken?: TrialToken;
   /** Requests being served right now. */
   inFlight(): number;
   /**
@@ -63,37 +71,47 @@ const CLOSE_STEP_MS = 5_000;
 export interface StartOptions {
   /** --rebind-store: bind the store to this CloudIdentity even though it mirrors another one. */
   rebindStore?: boolean;
-  /** --accept-empty-store: start even though the embedded store lost records or its file. */
+  /**
+   * --accept-empty-store: start even though the embedded store lost records or its file, or a new
+   * empty store faces a CloudIdentity that already holds users.
+   */
   acceptEmptyStore?: boolean;
+  /** --reuse-moved-store: serve an embedded store that `store copy` moved to PostgreSQL. */
+  reuseMovedStore?: boolean;
 }
 
 /** config → store → (emulator) → client → app → listen. */
 export async function startBridge(
-  config: Config,
+  given: Config,
   logger: Logger,
   options: StartOptions = {},
 ): Promise<RunningBridge> {
+  let config = given;
   // The store first: it takes DATA_DIR's lock, so a second bridge is refused before it touches
-  // anything else there (the in-process emulator's state file lives in DATA_DIR too).
+  // anything else there (the in-process emulator's state file lives in DATA_DIR too). It is bound
+  // to its CloudIdentity once that is known (the in-process emulator's instance, below).
   const metrics = new Metrics();
-  const store = instrumentStore(
-    await openStore({
-      databaseUrl: config.databaseUrl,
-      dataDir: config.dataDir,
-      logger,
-      upstream: upstreamOf(config),
-      rebind: options.rebindStore,
-      acceptEmptyStore: options.acceptEmptyStore,
-    }),
-    metrics,
-  );
+  const opened = await openStore({
+    databaseUrl: config.databaseUrl,
+    lockLeaseMs: config.storeLockLeaseMs,
+    dataDir: config.dataDir,
+    logger,
+    acceptEmptyStore: options.acceptEmptyStore,
+    reuseMovedStore: options.reuseMovedStore,
+  });
   let emulator: RunningEmulator | undefined;
   let credentials = config.volcengine;
   let endpoint = config.endpoint;
+  let trialToken: TrialToken | undefined;
   if (!credentials) {
+    // With DATA_DIR's lock held (embedded store) no other bridge writes the file meanwhile.
+    if (config.scimTokenGenerated) {
+      trialToken = keepTrialToken(config.dataDir, config.scimTokens[0], logger);
+      config = { ...config, scimTokens: [trialToken.token] };
+    }
     try {
       emulator = await startEmulator({
-        port: 0,
+        port: config.emulatorPort,
         region: config.region,
         latencyMs: config.emulatorLatencyMs,
         logger: logger.child({ component: 'emulator' }),
@@ -101,11 +119,28 @@ export async function startBridge(
         stateFile: join(config.dataDir, 'emulator.sqlite'),
       });
     } catch (err) {
-      await store.close();
+      await opened.close();
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new Error(
+          `EMULATOR_PORT: port ${config.emulatorPort} is in use; choose another, or 0 for any free port`,
+          { cause: err },
+        );
+      }
       throw err;
     }
     credentials = { accessKeyId: DEV_ACCESS_KEY, secretAccessKey: DEV_SECRET_KEY };
     endpoint = emulator.url;
+  }
+  let rateLimits: RateLimits;
+  try {
+    rateLimits = await RateLimits.open(config.rateLimits, {
+      databaseUrl: config.databaseUrl,
+      metrics,
+      logger,
+    });
+  } catch (err) {
+    await Promise.all([opened.close(), emulator?.close()]);
+    throw err;
   }
   const client = new CloudIdentityClient({
     ...credentials,
@@ -118,16 +153,35 @@ export async function startBridge(
     deadlineMs: config.requestDeadlineMs,
     logger: logger.child({ component: 'cloudidentity' }),
     observer: metrics.clientObserver,
+    pacer: rateLimits.upstream,
   });
+  try {
+    await bindStore(opened, {
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      upstream: upstreamOf(config, emulator),
+      rebind: options.rebindStore,
+      acceptEmptyStore: options.acceptEmptyStore,
+      logger,
+      // The in-process emulator is asked directly: its counts need no round trip (nor its latency).
+      upstreamHoldings: async () =>
+        emulator ? emulator.counts() : upstreamHoldings(client, config.requestDeadlineMs),
+    });
+  } catch (err) {
+    await Promise.all([client.close(), opened.close(), emulator?.close(), rateLimits.close()]);
+    throw err;
+  }
+  const store = instrumentStore(opened, metrics);
   const readiness = new Readiness({
     store,
     api: client,
     cacheMs: config.readinessCacheMs,
+    livenessStoreTimeoutMs: config.livenessStoreTimeoutMs,
     logger,
     onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
   });
   const directories = buildDirectories({ config, api: client, store, logger, metrics });
-  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories });
+  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories, rateLimits });
 
   // Slowloris protection: a request must deliver its headers within HTTP_HEADERS_TIMEOUT_MS and
   // finish within the SCIM deadline plus a margin; the server checks every second instead of the
@@ -145,7 +199,7 @@ export async function startBridge(
       ? createHttpsServer({ ...serverOptions, ...readTls(config.tls) })
       : createServer(serverOptions);
   } catch (err) {
-    await Promise.all([client.close(), store.close(), emulator?.close()]);
+    await Promise.all([client.close(), store.close(), emulator?.close(), rateLimits.close()]);
     throw err;
   }
   // Registered before the app so it sees every request first. With shouldKeepAlive false Node
@@ -171,12 +225,15 @@ export async function startBridge(
     });
   }).catch(async (err) => {
     await client.close();
+    await rateLimits.close();
     await store.close();
     await emulator?.close();
     throw err;
   });
   // Settles what requests (or a crash before this start) left half-done; stopped before the store closes.
   directories.reconciler.start();
+  // Keeps scim_bridge_ready and liveness current without probes; stopped by markShuttingDown.
+  readiness.start();
   const { port } = server.address() as AddressInfo;
   const retention = new AuditRetention({
     store,
@@ -215,6 +272,7 @@ export async function startBridge(
       await step(logger, 'reconciler', directories.reconciler.stop()),
       // Not drained: abandoned handlers may still wait on CloudIdentity; do not wait for them long.
       await step(logger, 'CloudIdentity pool', client.close(), drained ? CLOSE_STEP_MS : 1_000),
+      await step(logger, 'rate limits', rateLimits.close()),
       await step(logger, 'store', store.close()),
       emulator ? await step(logger, 'emulator', emulator.close()) : true,
     ];
@@ -241,7 +299,10 @@ export async function startBridge(
     readiness,
     reconciler: directories.reconciler,
     retention,
+    rateLimits,
     emulator,
+    config,
+    trialToken,
     inFlight: () => inFlight.size,
     close() {
       closing ??= close();
@@ -250,8 +311,11 @@ export async function startBridge(
   };
 }
 
-/** The CloudIdentity the store is bound to: the configured account, or the in-process emulator. */
-export function upstreamOf(config: Config): CloudIdentity {
+/**
+ * The CloudIdentity the store is bound to: the configured account, or the in-process emulator
+ * (named by its instance once it runs; without it, any emulator matches).
+ */
+export function upstreamOf(config: Config, emulator?: RunningEmulator): CloudIdentity {
   return config.volcengine
     ? {
         kind: 'volcengine',
@@ -259,7 +323,20 @@ export function upstreamOf(config: Config): CloudIdentity {
         region: config.region,
         accessKeyId: config.volcengine.accessKeyId,
       }
-    : { kind: 'emulator' };
+    : { kind: 'emulator', ...(emulator ? { instance: emulator.instanceId } : {}) };
+}
+
+/** How many users and groups CloudIdentity holds (one page each), for a new store's first start. */
+async function upstreamHoldings(
+  client: CloudIdentityClient,
+  deadlineMs: number,
+): Promise<{ users: number; groups: number }> {
+  const opts = { deadlineAt: Date.now() + Math.min(deadlineMs, 15_000) };
+  const [users, groups] = await Promise.all([
+    client.listUsers({ PageNumber: 1, PageSize: 1 }, opts),
+    client.listGroups({ PageNumber: 1, PageSize: 1 }, opts),
+  ]);
+  return { users: users.Total, groups: groups.Total };
 }
 
 /** The PEM pair, checked by building a secure context (a mismatched key throws here, not per connection). */

@@ -1,10 +1,9 @@
 import { upstreamOf } from './bridge.js';
 import { ConfigError, loadConfig } from './config.js';
 import { judgeUpstreamFailure, PERMISSION_CODES } from './ops/readiness.js';
-import { isCredentialProblem } from './scim/errors.js';
 import { inspectStore } from './store/index.js';
 import { CloudIdentityClient } from './volcengine/client.js';
-import { VolcengineApiError } from './volcengine/errors.js';
+import { isCredentialProblem, VolcengineApiError } from './volcengine/errors.js';
 
 // `node dist/main.js --check-config` (`npm run check`): validates every environment variable, opens
 // the store read-only (inspectStore: fails on what `npm start` would refuse), makes
@@ -58,15 +57,8 @@ export async function checkConfig(
   }
   notes.push(`  store: ${store.summary}`);
 
+  // NODE_ENV=production without credentials is refused by loadConfig above.
   if (!config.volcengine) {
-    if (config.production) {
-      return {
-        ok: false,
-        lines: [
-          `${PREFIX}: FAILED, NODE_ENV=production but VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY are not set: the bridge would run against its in-process emulator`,
-        ],
-      };
-    }
     return {
       ok: true,
       lines: [
@@ -89,8 +81,20 @@ export async function checkConfig(
   const deadline = () => ({ deadlineAt: Date.now() + (options.timeoutMs ?? 15_000) });
   let first: string;
   try {
-    await client.listUsers({ PageNumber: 1, PageSize: 1 }, deadline());
+    const users = await client.listUsers({ PageNumber: 1, PageSize: 1 }, deadline());
     const rid = requestIds.at(-1);
+    if (store.newAndEmpty && users.Total > 0) {
+      await client.close();
+      return {
+        ok: false,
+        lines: [
+          `${PREFIX}: FAILED, the bridge would not start: the store is new and empty, but CloudIdentity at ${where} already holds ` +
+            `${users.Total} users; if this bridge ran before, restore its store from a backup, else start once with --accept-empty-store ` +
+            '(see the README section "The store")',
+          `  ${store.summary}`,
+        ],
+      };
+    }
     first = `configuration valid and CloudIdentity accepted the credentials (ListUsers at ${where}${rid ? `, RequestId ${rid}` : ''})`;
   } catch (err) {
     const verdict = judgeUpstreamFailure(err);

@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -86,13 +86,78 @@ const envSchema = z.object({
   RECONCILE_BACKOFF_MAX_MS: intFrom(30_000, 1_000, 50_000),
   RECONCILE_DRIFT_INTERVAL_MS: intFrom(300_000, 0, 86_400_000),
   RECONCILE_DRIFT_BUDGET: intFrom(100, 1, 10_000),
+  STORE_LOCK_LEASE_MS: intFrom(15_000, 1_000, 50_000),
+  LIVENESS_STORE_TIMEOUT_MS: intFrom(120_000, 0, 86_400_000),
   HTTP_HEADERS_TIMEOUT_MS: intFrom(20_000, 100, 120_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(65_000, 1_000, 900_000),
   EMULATOR_LATENCY_MS: intFrom(0, 0, 60_000),
   TLS_CERT_FILE: optionalString,
   TLS_KEY_FILE: optionalString,
   AUDIT_RETENTION_DAYS: intFrom(180, 1, 36_500),
+  // Rate limits (ops/rate-limits.ts): SCIM requests per token per second (averaged over 10 s
+  // windows; 0: off), failed console sign-ins per client address and window, and the ceiling of
+  // calls per second toward CloudIdentity (0: none), lowered for a while after FlowLimitExceeded.
+  SCIM_RATE_LIMIT: intFrom(100, 0, 100_000),
+  ADMIN_SIGNIN_MAX_FAILURES: intFrom(10, 1, 1_000),
+  ADMIN_SIGNIN_WINDOW_SECONDS: intFrom(900, 1, 86_400),
+  VOLCENGINE_MAX_RPS: intFrom(0, 0, 10_000),
+  VOLCENGINE_THROTTLE_COOLDOWN_MS: intFrom(60_000, 1_000, 3_600_000),
+  // The in-process emulator (no Volcengine credentials) listens on 127.0.0.1 at this port; 0: any free one.
+  EMULATOR_PORT: intFrom(0, 0, 65_535),
 });
+
+/**
+ * Variables that may instead name a file holding the value (`NAME_FILE`, the Docker and Kubernetes
+ * secrets convention). TLS_CERT_FILE and TLS_KEY_FILE name files already.
+ */
+export const FILE_VARIABLES = [
+  'VOLCENGINE_ACCESS_KEY',
+  'VOLCENGINE_SECRET_KEY',
+  'VOLCENGINE_SESSION_TOKEN',
+  'SCIM_BEARER_TOKENS',
+  'ADMIN_TOKENS',
+  'METRICS_TOKEN',
+  'DATABASE_URL',
+] as const;
+
+/** A secret file larger than this is not a secret file (a mistyped path to a log, a disk image). */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+/**
+ * The environment with every `NAME_FILE` read into `NAME` (surrounding whitespace and the final
+ * newline trimmed), and the problems found: both set, a file that cannot be read, is empty or too
+ * large. A problem names the variables and the path, never what the file holds.
+ */
+export function readSecretFiles(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; problems: string[] } {
+  const out: NodeJS.ProcessEnv = { ...env };
+  const problems: string[] = [];
+  for (const name of FILE_VARIABLES) {
+    const fileVar = `${name}_FILE`;
+    const path = env[fileVar]?.trim();
+    delete out[fileVar];
+    if (!path) continue;
+    if (env[name]?.trim()) {
+      problems.push(`${name}: both ${name} and ${fileVar} are set; set only one of them`);
+      continue;
+    }
+    try {
+      if (statSync(path).size > MAX_SECRET_FILE_BYTES) {
+        problems.push(`${fileVar}: ${path} is larger than 64 KiB; it should hold only the value of ${name}`);
+        continue;
+      }
+      const value = readFileSync(path, 'utf8').trim();
+      if (value === '') {
+        problems.push(`${fileVar}: ${path} is empty`);
+        continue;
+      }
+      out[name] = value;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      problems.push(`${fileVar}: cannot read ${path} (${code})`);
+    }
+  }
+  return { env: out, problems };
+}
 
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -140,6 +205,13 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
       'VOLCENGINE_SECRET_KEY: VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must be set together',
     );
   }
+  if (value('NODE_ENV') === 'production' && !accessKey) {
+    problems.push(
+      'VOLCENGINE_ACCESS_KEY: NODE_ENV=production needs CloudIdentity credentials: set VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY ' +
+        '(and SCIM_BEARER_TOKENS). Without them the bridge would run against its in-process emulator, which is for trials: ' +
+        'for that, leave NODE_ENV unset',
+    );
+  }
   const labelled = splitTokens(value('SCIM_BEARER_TOKENS')).map(splitLabel);
   const tokens = labelled.map((t) => t.token);
   if (accessKey && tokens.length === 0) {
@@ -173,6 +245,12 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
   if (interval + cap > 55_000) {
     problems.push(
       'RECONCILE_BACKOFF_MAX_MS: with RECONCILE_INTERVAL_MS it must stay within 55000 ms, so that intents settle within 60 s of CloudIdentity being healthy',
+    );
+  }
+  const lease = Number(value('STORE_LOCK_LEASE_MS') ?? 15_000);
+  if (interval + lease > 55_000) {
+    problems.push(
+      'STORE_LOCK_LEASE_MS: with RECONCILE_INTERVAL_MS it must stay within 55000 ms, so that a cut-off reconciler leader is replaced within 60 s',
     );
   }
   const metricsToken = value('METRICS_TOKEN');
@@ -238,6 +316,10 @@ export interface Config {
     driftIntervalMs: number;
     driftBudget: number;
   };
+  /** PostgreSQL: how long a frozen or cut-off replica keeps its locks (reconciler lead, resources). */
+  storeLockLeaseMs: number;
+  /** /healthz fails once the store has not answered the background checks for this long; 0: never. */
+  livenessStoreTimeoutMs: number;
   httpHeadersTimeoutMs: number;
   httpKeepAliveTimeoutMs: number;
   emulatorLatencyMs: number;
@@ -245,6 +327,19 @@ export interface Config {
   tls?: { certFile: string; keyFile: string };
   /** Audit records older than this are pruned in the background. */
   auditRetentionDays: number;
+  rateLimits: {
+    /** SCIM requests per token per second, averaged over 10 s windows; 0: no limit. */
+    scimPerSecond: number;
+    /** Failed console sign-ins one client address may make per window before it is refused. */
+    signinMaxFailures: number;
+    signinWindowSeconds: number;
+    /** Calls per second toward CloudIdentity, all replicas together on PostgreSQL; 0: no ceiling. */
+    upstreamMaxRps: number;
+    /** How long the ceiling stays halved after CloudIdentity answered FlowLimitExceeded. */
+    upstreamCooldownMs: number;
+  };
+  /** The in-process emulator's port (no Volcengine credentials); 0: any free port. */
+  emulatorPort: number;
 }
 
 export class ConfigError extends Error {
@@ -254,9 +349,10 @@ export class ConfigError extends Error {
   }
 }
 
+/** Comma-separated; a file (`SCIM_BEARER_TOKENS_FILE`) may also hold one token per line. */
 function splitTokens(value: string | undefined): string[] {
   return (value ?? '')
-    .split(',')
+    .split(/[,\r\n]/)
     .map((t) => t.trim())
     .filter(Boolean);
 }
@@ -272,9 +368,11 @@ export function splitLabel(entry: string): { label?: string; token: string } {
   return match ? { label: match[1], token: match[2] } : { token: entry };
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: () => string): Config {
+export function loadConfig(rawEnv: NodeJS.ProcessEnv = process.env, generateToken: () => string): Config {
+  const { env, problems: fileProblems } = readSecretFiles(rawEnv);
   const parsed = envSchema.safeParse(env);
   const problems = [
+    ...fileProblems,
     ...(parsed.success
       ? []
       : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`)),
@@ -329,6 +427,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
       driftIntervalMs: e.RECONCILE_DRIFT_INTERVAL_MS,
       driftBudget: e.RECONCILE_DRIFT_BUDGET,
     },
+    storeLockLeaseMs: e.STORE_LOCK_LEASE_MS,
+    livenessStoreTimeoutMs: e.LIVENESS_STORE_TIMEOUT_MS,
     httpHeadersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     emulatorLatencyMs: e.EMULATOR_LATENCY_MS,
@@ -336,5 +436,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, generateToken: 
       ? { tls: { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } }
       : {}),
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    rateLimits: {
+      scimPerSecond: e.SCIM_RATE_LIMIT,
+      signinMaxFailures: e.ADMIN_SIGNIN_MAX_FAILURES,
+      signinWindowSeconds: e.ADMIN_SIGNIN_WINDOW_SECONDS,
+      upstreamMaxRps: e.VOLCENGINE_MAX_RPS,
+      upstreamCooldownMs: e.VOLCENGINE_THROTTLE_COOLDOWN_MS,
+    },
+    emulatorPort: e.EMULATOR_PORT,
   };
 }

@@ -9,13 +9,23 @@ async function check(): Promise<void> {
   process.exit(outcome.ok ? 0 : 1);
 }
 
+/**
+ * A refusal to start: one JSON log line (fatal) on stdout in production, where nothing is printed
+ * outside the JSON log; a line on stderr otherwise.
+ */
+function refuse(text: string, msg: string, fields: Record<string, unknown>): void {
+  if (process.env.NODE_ENV?.trim() === 'production')
+    createLogger({ level: 'info', logPii: false }).fatal(fields, msg);
+  else process.stderr.write(`${text}\n`);
+}
+
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env, generateToken);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`volc-scim-bridge: ${e.message}\n`);
+      refuse(`volc-scim-bridge: ${e.message}`, 'invalid configuration', { problems: e.problems });
       process.exit(2);
     }
     throw e;
@@ -28,8 +38,10 @@ async function main(): Promise<void> {
   const bridge = await startBridge(config, logger, {
     rebindStore: process.argv.includes('--rebind-store'),
     acceptEmptyStore: process.argv.includes('--accept-empty-store'),
+    reuseMovedStore: process.argv.includes('--reuse-moved-store'),
   });
-  const scimUrl = `${config.publicBaseUrl ?? bridge.url}/scim/v2`;
+  const base = config.publicBaseUrl ?? bridge.url;
+  const scimUrl = `${base}/scim/v2`;
   if (bridge.emulator) {
     logger.warn(
       { emulator: bridge.emulator.url },
@@ -38,9 +50,13 @@ async function main(): Promise<void> {
   }
   if (config.scimTokenGenerated) {
     // Printed to the terminal only, never to the log stream.
+    const token = bridge.config.scimTokens[0];
+    const kept = bridge.trialToken
+      ? `${bridge.trialToken.created ? 'Generated a token, kept' : 'Token kept'} in ${bridge.trialToken.file} (the same after a restart; delete the file for a new one):`
+      : 'Generated token for this run:';
     process.stderr.write(
-      `\n  SCIM_BEARER_TOKENS is not set. Generated token for this run:\n\n    ${config.scimTokens[0]}\n\n` +
-        `  curl -H "Authorization: Bearer ${config.scimTokens[0]}" ${scimUrl}/Users\n\n`,
+      `\n  SCIM_BEARER_TOKENS is not set. ${kept}\n\n    ${token}\n\n` +
+        `  curl -H "Authorization: Bearer ${token}" ${scimUrl}/Users\n\n`,
     );
   }
   // bridge.port, not the URL's: a URL drops its scheme's default port (PORT=80 would log 0).
@@ -50,19 +66,24 @@ async function main(): Promise<void> {
       port: bridge.port,
       tls: config.tls !== undefined,
       store: config.databaseUrl ? 'postgres' : 'embedded',
+      ...(config.adminTokens.length > 0 ? { console: `${base}/admin/` } : {}),
     },
     'volc-scim-bridge listening',
   );
-  if (config.tls) {
-    process.on('SIGHUP', () => {
-      try {
-        bridge.reloadTls();
-        logger.info({ certFile: config.tls?.certFile }, 'SIGHUP: TLS certificate reloaded');
-      } catch (err) {
-        logger.error({ err }, 'SIGHUP: TLS certificate not reloaded; the previous one stays in use');
-      }
-    });
-  }
+  // SIGHUP (`systemctl reload`) re-reads the TLS pair; without TLS there is nothing to reload, and
+  // the handler keeps Node's default (exit) from cutting off in-flight requests.
+  process.on('SIGHUP', () => {
+    if (!config.tls) {
+      logger.info('SIGHUP: plain HTTP, nothing to reload');
+      return;
+    }
+    try {
+      bridge.reloadTls();
+      logger.info({ certFile: config.tls.certFile }, 'SIGHUP: TLS certificate reloaded');
+    } catch (err) {
+      logger.error({ err }, 'SIGHUP: TLS certificate not reloaded; the previous one stays in use');
+    }
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -103,8 +124,7 @@ async function main(): Promise<void> {
 
 const run = process.argv.includes('--check-config') ? check : main;
 run().catch((err) => {
-  process.stderr.write(
-    `volc-scim-bridge failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
-  );
+  const reason = err instanceof Error ? err.message : String(err);
+  refuse(`volc-scim-bridge failed to start: ${reason}`, 'failed to start', { reason });
   process.exit(1);
 });

@@ -1,10 +1,12 @@
 // `npm run store -- <command>`: backup, restore and move the bridge's store. Reads DATA_DIR (and
 // DATABASE_URL for `copy`'s default target) from the environment like the bridge itself.
 //   backup FILE            online backup of the embedded store (safe while the bridge runs)
-//   restore FILE           install a backup as DATA_DIR's store (bridge stopped)
+//   restore FILE [--allow-other-cloudidentity]
+//                          install a backup as DATA_DIR's store (bridge stopped)
 //   copy [--to URL]        copy the embedded store into PostgreSQL (bridge stopped); URL defaults to DATABASE_URL
 //   verify FILE            check a backup file: integrity, schema version, counts
 // Exit codes: 0 done, 1 refused or failed (the message says why), 2 usage error.
+import { readSecretFiles } from './config.js';
 import { StoreSetupError } from './store/errors.js';
 import {
   backupEmbeddedStore,
@@ -15,10 +17,12 @@ import {
 
 const USAGE = `usage: npm run store -- <command>
   backup FILE        online backup of the embedded store in DATA_DIR (safe while the bridge runs)
-  restore FILE       install backup FILE as DATA_DIR's store (stop the bridge first)
+  restore FILE [--allow-other-cloudidentity]
+                     install backup FILE as DATA_DIR's store (stop the bridge first); a backup of a store
+                     bound to another CloudIdentity needs the flag
   copy [--to URL]    copy the embedded store into PostgreSQL at URL (default: DATABASE_URL); stop the bridge first
   verify FILE        check a backup file (integrity, schema version, record counts)
-DATA_DIR (default ./data) and DATABASE_URL are read from the environment.`;
+DATA_DIR (default ./data) and DATABASE_URL (or DATABASE_URL_FILE) are read from the environment.`;
 
 class UsageError extends Error {}
 
@@ -42,8 +46,13 @@ export async function runStoreCommand(argv: string[], env: NodeJS.ProcessEnv): P
       return `backup written to ${file}: ${summary(done)}, ${(done.bytes / 1024).toFixed(0)} KiB, verified, in ${Date.now() - started} ms`;
     }
     case 'restore': {
-      const file = operand();
-      const done = restoreEmbeddedStore(dataDir, file);
+      const flag = '--allow-other-cloudidentity';
+      const allowOtherCloudIdentity = rest.includes(flag);
+      const files = rest.filter((a) => a !== flag);
+      if (files.length !== 1 || files[0].startsWith('--'))
+        throw new UsageError(`restore takes one FILE argument (and optionally ${flag})`);
+      const file = files[0];
+      const done = restoreEmbeddedStore(dataDir, file, { allowOtherCloudIdentity });
       return `restored ${file} into DATA_DIR ${dataDir}: ${summary(done)}${done.replacedInto ? `; the store it replaced is kept in ${done.replacedInto}` : ''}`;
     }
     case 'verify': {
@@ -69,8 +78,15 @@ export async function runStoreCommand(argv: string[], env: NodeJS.ProcessEnv): P
 }
 
 async function main(): Promise<void> {
+  // DATABASE_URL_FILE, like the bridge; the other secrets are not this tool's concern.
+  const secrets = readSecretFiles(process.env);
+  const problems = secrets.problems.filter((p) => p.startsWith('DATABASE_URL'));
+  if (problems.length > 0) {
+    process.stderr.write(`volc-scim-bridge store: ${problems.join('; ')}\n`);
+    process.exit(2);
+  }
   try {
-    const line = await runStoreCommand(process.argv.slice(2), process.env);
+    const line = await runStoreCommand(process.argv.slice(2), secrets.env);
     process.stdout.write(`volc-scim-bridge store: ${line}\n`);
   } catch (e) {
     if (e instanceof UsageError) {

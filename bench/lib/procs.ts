@@ -1,9 +1,13 @@
 // The processes under test: the standalone emulator and the bridge, each a child process on
 // loopback with its log in a file, plus readers for their CPU time and peak RSS from /proc.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import ts from 'typescript';
 import { request } from 'undici';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY } from '../../src/emulator/index.js';
 import { parseStoreOps } from './stats.js';
@@ -216,6 +220,8 @@ export function bridgeEnv(opts: BridgeProcOptions & { dataDir?: string }, port: 
     LOG_LEVEL: opts.logLevel,
     // Stop promptly when the runner is done with a bridge (no load balancer to drain).
     SHUTDOWN_DELAY_MS: '0',
+    // The benchmark drives one token past any IdP's pace to find the saturation point.
+    SCIM_RATE_LIMIT: '0',
     ...(opts.databaseUrl
       ? { DATABASE_URL: opts.databaseUrl }
       : { DATA_DIR: opts.dataDir ?? join(opts.dir, `${opts.name}-data`) }),
@@ -227,11 +233,61 @@ export async function startBridgeProcess(opts: BridgeProcOptions): Promise<Proc>
   const port = await freePort();
   const env = bridgeEnv(opts, port);
   const main = opts.mainJs ?? join(ROOT, 'dist/main.js');
-  const args = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, main] : [main];
+  // The emulator is seeded before the bridge's first start: a new store facing an account that
+  // already holds users needs --accept-empty-store (builds that predate the flag ignore it).
+  const args = [
+    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+    main,
+    '--accept-empty-store',
+  ];
   const url = `http://127.0.0.1:${port}`;
   const proc = startProcess(opts.name, args, env, join(opts.dir, `${opts.name}.log`), url);
   // Generous: a shared machine under load can be slow to start a process.
   await waitReady(proc, `${url}/healthz`, 180_000);
+  return proc;
+}
+
+/**
+ * Transpiles bench/floor/*.ts (types erased, nothing bundled) into `<dir>/floor/`, so the floor runs
+ * under plain `node` as the bridge does; its CloudIdentity client is the built dist/volcengine.
+ */
+export function buildFloor(dir: string): string {
+  const src = join(ROOT, 'bench/floor');
+  const out = join(dir, 'floor');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
+  for (const file of readdirSync(src).filter((f) => f.endsWith('.ts'))) {
+    const { outputText } = ts.transpileModule(readFileSync(join(src, file), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      fileName: file,
+    });
+    writeFileSync(join(out, file.replace(/\.ts$/, '.js')), outputText);
+  }
+  return join(out, 'server.js');
+}
+
+/** The bare-proxy floor process (bench/floor/server.ts) against the emulator at `emulatorUrl`. */
+export async function startFloorProcess(opts: {
+  dir: string;
+  name: string;
+  emulatorUrl: string;
+  serverJs: string;
+}): Promise<Proc> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'production',
+    FLOOR_PORT: String(port),
+    FLOOR_HOST: '127.0.0.1',
+    FLOOR_TOKEN: BENCH_TOKEN,
+    FLOOR_CLIENT_MODULE: pathToFileURL(join(ROOT, 'dist/volcengine/index.js')).href,
+    VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+    VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+    VOLCENGINE_ENDPOINT: opts.emulatorUrl,
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startProcess(opts.name, [opts.serverJs], env, join(opts.dir, `${opts.name}.log`), url);
+  await waitReady(proc, `${url}/healthz`, 60_000);
   return proc;
 }
 
@@ -247,7 +303,7 @@ export async function startBridgeTimed(
   const started = performance.now();
   const proc = startProcess(
     opts.name,
-    [join(ROOT, 'dist/main.js')],
+    [join(ROOT, 'dist/main.js'), '--accept-empty-store'],
     bridgeEnv(opts, port),
     join(opts.dir, `${opts.name}.log`),
     url,
@@ -313,5 +369,43 @@ export async function bridgeStoreOps(url: string): Promise<Record<string, number
     return parseStoreOps(text);
   } catch {
     return undefined;
+  }
+}
+
+/** A fresh PostgreSQL schema for one bridge (search_path via the URL), and its removal. */
+export async function freshSchema(
+  baseUrl: string,
+  name: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
+  const schema = `bench_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: baseUrl });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE SCHEMA "${schema}"`);
+  const url = new URL(baseUrl);
+  const options = url.searchParams.get('options');
+  url.searchParams.set('options', `${options ? `${options} ` : ''}-c search_path=${schema}`);
+  return { url: url.toString(), drop: () => admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`) };
+}
+
+/** Why PostgreSQL at `url` cannot be used (undefined when a server answers). */
+export async function postgresUnavailable(url: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return undefined;
+  } catch (err) {
+    return `no PostgreSQL server answered at ${new URL(url).host}: ${err instanceof Error ? err.message : String(err)}`;
+  } finally {
+    await client.end().catch(() => {});
   }
 }

@@ -40,6 +40,9 @@ export interface ProfileSummary {
   topInclusive: ProfileEntry[];
 }
 
+/** Node's async context machinery (AsyncLocalStorage, promise hooks): not charged to callers. */
+const ASYNC_CONTEXT = 'AsyncLocalStorage (node:async_hooks)';
+
 const JSON_BUILTINS = new Set(['parse', 'stringify', 'JSONParse', 'JSONStringify']);
 
 const PACKAGE_CATEGORIES: [RegExp, string][] = [
@@ -75,10 +78,15 @@ export function categorize(url: string, functionName: string): string {
     if (ours.startsWith('volcengine/')) return 'ours: CloudIdentity client';
     if (ours.startsWith('scim/')) return 'ours: SCIM layer';
     if (ours.startsWith('directory/')) return 'ours: directory';
+    if (ours.startsWith('store/sqlite-')) return 'ours: SQLite store (synchronous better-sqlite3 calls)';
     if (ours.startsWith('store/')) return 'ours: store';
-    if (ours.startsWith('ops/')) return 'ours: ops (metrics, context)';
+    if (ours.startsWith('audit/')) return 'ours: audit trail';
+    if (ours.startsWith('ops/access-log') || ours.startsWith('logger')) return 'ours: logging';
+    if (ours.startsWith('ops/request-context')) return 'ours: request context';
+    if (ours.startsWith('ops/')) return 'ours: ops (metrics, readiness)';
     return 'ours: other';
   }
+  if (/^node:(internal\/)?async_(hooks|local_storage)/.test(url)) return ASYNC_CONTEXT;
   if (url.startsWith('node:internal/crypto') || url.startsWith('node:crypto')) return 'node crypto';
   if (
     /^node:(internal\/)?(http|_http|https|net|stream|streams|tls|dns|url|internal\/url)/.test(url) ||

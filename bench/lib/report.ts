@@ -4,6 +4,7 @@
 import type { ProfileSummary } from './profile.js';
 import type { AggregateStats, Comparison } from './stats.js';
 import { formatStorePhase, type StorePhaseResult } from './store-phase.js';
+import { formatProxyPhase, type ProxyPhaseResult, proxySummary } from './targets.js';
 
 export interface MachineInfo {
   /** ISO timestamp of the start of the run. */
@@ -53,7 +54,16 @@ export interface BenchResults {
   latency: ScenarioResult[];
   /** The latency phase at a fixed arrival rate (config.pacedRate). */
   latencyPaced?: ScenarioResult[];
-  profile?: { summary: ProfileSummary; durationS: number; file: string };
+  profile?: {
+    summary: ProfileSummary;
+    durationS: number;
+    file: string;
+    /** Requests the profiled bridge served, when all were of one kind (`scenario`). */
+    requests?: number;
+    scenario?: string;
+  };
+  /** Phase "proxy": the bridge against the bare-proxy floor process, and the cost targets. */
+  proxy?: ProxyPhaseResult;
   /** Phase "store": the embedded store at scale (start time, RSS). */
   storeScale?: StorePhaseResult;
   /** A/B of two builds: comparison.bridge is this checkout (B), comparison.floor the baseline (A). */
@@ -411,7 +421,8 @@ export function formatReport(r: BenchResults): string {
   out.push('');
   out.push(
     'Bridge: `node dist/main.js`; emulator: `node dist/emulator/main.js`; both separate processes on loopback, ' +
-      'driven by a closed-loop load generator (undici) in the runner. Floor: the same upstream calls the bridge ' +
+      'driven by a closed-loop load generator (undici) in the runner. In the sections below the proxy phase, ' +
+      'the floor is the same upstream calls the bridge ' +
       'makes for the request, made directly against the emulator by our signed `CloudIdentityClient` at the same ' +
       'concurrency. Every figure is the median over rounds; ratios and added latency are medians over ' +
       'interleaved (bridge, floor) pairs. CPU per request: the bridge process (utime+stime from /proc) for the ' +
@@ -420,6 +431,7 @@ export function formatReport(r: BenchResults): string {
       "emulator's own cost too.",
   );
   out.push('');
+  if (r.proxy) out.push(...formatProxyPhase(r.proxy));
   if (r.main.length > 0) {
     out.push(`## Throughput, latency, CPU (concurrency ${c.concurrency}, no added upstream latency)`);
     out.push('');
@@ -487,7 +499,7 @@ export function formatReport(r: BenchResults): string {
     out.push('## Profile of the bridge under load');
     out.push('');
     out.push(
-      `\`node --cpu-prof\` on the bridge while every scenario ran for ${r.profile.durationS} s ` +
+      `\`node --cpu-prof\` on the bridge while ${r.profile.scenario ? `\`${r.profile.scenario}\`` : 'every scenario'} ran for ${r.profile.durationS} s ` +
         `(${p.busyMs.toFixed(0)} ms busy, ${p.idleMs.toFixed(0)} ms idle). Profile: \`${r.profile.file}\`.`,
     );
     out.push('');
@@ -497,10 +509,23 @@ export function formatReport(r: BenchResults): string {
         '(HTTP parsing, socket writes on uncork, timers):',
     );
     out.push('');
+    const n = r.profile.requests;
+    if (n) {
+      out.push(
+        `${fmt(n, 'int')} requests, all \`${r.profile.scenario}\`: ${fmt(p.busyMs / n, 'cpu')} ms of main-thread ` +
+          'time each (time blocked in a synchronous call such as fsync counts, as it holds every other request up).',
+      );
+      out.push('');
+    }
     out.push(
       mdTable(
-        ['Component', 'ms', '% of busy'],
-        p.components.map((e) => [e.name, e.ms.toFixed(0), e.pct.toFixed(1)]),
+        ['Component', 'ms', ...(n ? ['ms per request'] : []), '% of busy'],
+        p.components.map((e) => [
+          e.name,
+          e.ms.toFixed(0),
+          ...(n ? [fmt(e.ms / n, 'cpu')] : []),
+          e.pct.toFixed(1),
+        ]),
       ),
     );
     out.push('');
@@ -545,6 +570,7 @@ export function formatReport(r: BenchResults): string {
 export function formatSummary(r: BenchResults): string {
   const out: string[] = [];
   const section = (title: string, table: string) => out.push('', title, table);
+  if (r.proxy) out.push('', proxySummary(r.proxy));
   if (r.main.length > 0) {
     section(
       `Main (concurrency ${r.config.concurrency}, medians of ${r.config.rounds} interleaved rounds):`,

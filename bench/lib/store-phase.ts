@@ -21,6 +21,8 @@ export interface StorePhaseResult {
   fillSeconds: number;
   startsMs: number[];
   readyRssMb: number[];
+  /** RSS at ready of the same bridge on a store without users, started in turn with the full one. */
+  emptyReadyRssMb?: number[];
   load: {
     requests: number;
     errors: number;
@@ -94,10 +96,23 @@ export async function storePhase(opts: {
   opts.log(
     `[store] ${opts.users} users written to the embedded store in ${fillSeconds.toFixed(1)} s (${fileMb.toFixed(0)} MB)`,
   );
+  // The same bridge on a store with no users, started in turn with the full one: what the users add.
+  const emptyDir = join(opts.workDir, 'store-phase-empty');
+  await fillStore(emptyDir, 0, opts.emulatorUrl);
   const startsMs: number[] = [];
   const readyRssMb: number[] = [];
+  const emptyReadyRssMb: number[] = [];
   let last: Proc | undefined;
   for (let i = 0; i < opts.starts; i++) {
+    const empty = await startBridgeTimed({
+      dir: opts.workDir,
+      name: `store-bridge-empty-${i}`,
+      emulatorUrl: opts.emulatorUrl,
+      logLevel: 'info',
+      dataDir: emptyDir,
+    });
+    emptyReadyRssMb.push((processRssKb(empty.proc.pid) ?? Number.NaN) / 1024);
+    await empty.proc.stop();
     const { proc, readyMs } = await startBridgeTimed({
       dir: opts.workDir,
       name: `store-bridge-${i}`,
@@ -108,7 +123,7 @@ export async function storePhase(opts: {
     startsMs.push(readyMs);
     readyRssMb.push((processRssKb(proc.pid) ?? Number.NaN) / 1024);
     opts.log(
-      `[store] start ${i + 1}: /readyz 200 after ${readyMs.toFixed(0)} ms, RSS ${readyRssMb[i].toFixed(0)} MB`,
+      `[store] start ${i + 1}: /readyz 200 after ${readyMs.toFixed(0)} ms, RSS ${readyRssMb[i].toFixed(0)} MB (empty store: ${emptyReadyRssMb[i].toFixed(0)} MB)`,
     );
     if (i < opts.starts - 1) await proc.stop();
     else last = proc;
@@ -150,7 +165,7 @@ export async function storePhase(opts: {
     opts.log(
       `[store] load: ${result.requests} requests, ${result.errors} errors, ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(1)} ms, peak RSS ${result.peakRssMb.toFixed(0)} MB, ${IDLE_AFTER_LOAD_MS / 1000} s later ${result.idleRssMb.toFixed(0)} MB`,
     );
-    return { users: opts.users, fileMb, fillSeconds, startsMs, readyRssMb, load: result };
+    return { users: opts.users, fileMb, fillSeconds, startsMs, readyRssMb, emptyReadyRssMb, load: result };
   } finally {
     await http.close();
     await proc.stop();
@@ -171,6 +186,12 @@ export function formatStorePhase(r: StorePhaseResult): string[] {
     '|---|---|---|',
     `| Process start → first /readyz 200 | ${med(r.startsMs).toFixed(0)} ms | ${r.startsMs.map((x) => x.toFixed(0)).join(', ')} ms |`,
     `| RSS when ready | ${med(r.readyRssMb).toFixed(0)} MB | ${r.readyRssMb.map((x) => x.toFixed(0)).join(', ')} MB |`,
+    ...(r.emptyReadyRssMb
+      ? [
+          `| RSS when ready, store without users | ${med(r.emptyReadyRssMb).toFixed(0)} MB | ${r.emptyReadyRssMb.map((x) => x.toFixed(0)).join(', ')} MB |`,
+          `| RSS the users add at ready | ${(med(r.readyRssMb) - med(r.emptyReadyRssMb)).toFixed(1)} MB | difference of the medians |`,
+        ]
+      : []),
     `| Peak RSS during the load | ${r.load.peakRssMb.toFixed(0)} MB | ${r.load.requests} requests, ${r.load.errors} errors, ${r.load.rps.toFixed(0)} req/s, p50 ${r.load.p50Ms.toFixed(1)} ms |`,
     `| RSS ${IDLE_AFTER_LOAD_MS / 1000} s after the load | ${r.load.idleRssMb.toFixed(0)} MB | |`,
     '',

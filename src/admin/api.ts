@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { RateLimits } from '../ops/rate-limits.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { AdminSessions } from './session.js';
 
@@ -14,6 +15,8 @@ export interface AdminApiDeps {
   mounts?: Array<(router: Router) => void>;
   /** Console sessions: their cookie is accepted as well as the bearer header. */
   sessions?: AdminSessions;
+  /** A wrong admin bearer counts as a failed sign-in of the client address (console-routes.ts). */
+  signin?: Pick<RateLimits, 'signinBlocked' | 'signinFailed'>;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -46,6 +49,22 @@ export function adminApiRouter(deps: AdminApiDeps): Router {
     if (deps.adminTokens.length === 0) {
       sendAdminError(res, 404, 'admin_disabled', 'the admin API is off: set ADMIN_TOKENS to enable it');
       return;
+    }
+    // A bearer is a sign-in: limited per address like the console's form. A session cookie is not
+    // (it cannot be guessed, and a signed-in console keeps working).
+    if (req.get('authorization') !== undefined && deps.signin) {
+      const wait = await deps.signin.signinBlocked(req.ip);
+      if (wait !== undefined) {
+        res.setHeader('Retry-After', String(wait));
+        sendAdminError(
+          res,
+          429,
+          'too_many_failures',
+          `too many failed sign-ins from this address; retry after ${wait} s`,
+        );
+        return;
+      }
+      if (!adminBearerMatches(req, deps.adminTokens)) await deps.signin.signinFailed(req.ip);
     }
     // The bearer token needs no store; a session cookie is checked against the sign-outs there.
     if (!adminBearerMatches(req, deps.adminTokens) && !(await deps.sessions?.fromRequest(req))) {

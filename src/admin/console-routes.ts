@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { RateLimits } from '../ops/rate-limits.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import { matchAdminToken } from './api.js';
 import { type AdminSessions, readCookie, SESSION_COOKIE, sameOrigin } from './session.js';
@@ -45,6 +46,9 @@ const LOGIN_MESSAGES: Record<string, string> = {
   'signed-out': 'You are signed out.',
 };
 
+const TOO_MANY = (seconds: number) =>
+  `Too many failed sign-ins from your address. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`;
+
 function securityHeaders(res: Response): void {
   res.setHeader('Content-Security-Policy', CONSOLE_CSP);
   res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -55,14 +59,16 @@ function securityHeaders(res: Response): void {
   res.setHeader('Cache-Control', 'no-store');
 }
 
-function page(res: Response, name: string, message?: string): void {
+function page(res: Response, name: string, message?: string, status = 200): void {
   const html = asset(name).replace('<!--MESSAGE-->', message ? `<p class="message">${message}</p>` : '');
-  res.status(200).type('html').send(html);
+  res.status(status).type('html').send(html);
 }
 
 export interface ConsoleDeps {
   adminTokens: string[];
   sessions: AdminSessions;
+  /** Failed sign-ins per client address (ADMIN_SIGNIN_MAX_FAILURES): past it, 429 with Retry-After. */
+  signin?: Pick<RateLimits, 'signinBlocked' | 'signinFailed' | 'signinSucceeded'>;
 }
 
 export function consoleRouter(deps: ConsoleDeps): Router {
@@ -101,18 +107,31 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   });
 
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 5 });
-  router.post('/login', form, (req: Request, res: Response) => {
+  router.post('/login', form, async (req: Request, res: Response) => {
     if (!sameOrigin(req)) {
       res.redirect(303, '/admin/login?m=origin');
+      return;
+    }
+    // A blocked address is refused before its token is looked at: a guess gets no answer.
+    const wait = await deps.signin?.signinBlocked(req.ip);
+    if (wait !== undefined) {
+      req.log?.warn(
+        { retryAfter: wait },
+        'operator console: sign-in refused, too many failed sign-ins from this address (ADMIN_SIGNIN_MAX_FAILURES)',
+      );
+      res.setHeader('Retry-After', String(wait));
+      page(res, 'login.html', TOO_MANY(wait), 429);
       return;
     }
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : undefined;
     const index = matchAdminToken(token, deps.adminTokens);
     if (index < 0) {
+      await deps.signin?.signinFailed(req.ip);
       (req.log ?? undefined)?.warn('operator console: sign-in with a token that is not in ADMIN_TOKENS');
       res.redirect(303, '/admin/login?m=invalid');
       return;
     }
+    await deps.signin?.signinSucceeded(req.ip);
     sessions.setCookie(req, res, sessions.issue(index));
     res.redirect(303, '/admin/');
   });

@@ -6,6 +6,10 @@
 //   instead of a 404 that makes an IdP re-create a second resource; the SCIM id, externalId and
 //   memberships survive; the IdP's next sync, seeing active:false, re-creates the account with
 //   `active: true` (or removes the user with DELETE). Nothing upstream is touched.
+// - an account renamed in the console (its UserName is no longer the one the bridge provisioned):
+//   reported only. Reads show CloudIdentity's userName; a filter on the store's userName still finds
+//   the person, so the IdP's match-then-create does not loop. Which name is right is the operator's
+//   call (rename it back in the console, or change it in the IdP).
 // - an account in CloudIdentity whose userName a tombstone holds (created in the console): reported
 //   only. Which one is "the" person is for an operator to say; the bridge must not delete an account
 //   it did not create, and reactivating the tombstone would adopt it.
@@ -13,18 +17,20 @@
 //   repaired from CloudIdentity (rows added and removed), deactivated members' rows kept (they are
 //   the memberships to restore). A group gone upstream loses its record and mirror.
 import type { Logger } from 'pino';
-import { UpstreamCode } from '../scim/errors.js';
 import type { BridgeStore, UserRecord } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { GroupMembers } from './groups-members.js';
 import { isUpstreamMember } from './memberships.js';
 import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { isCode } from './shared.js';
+import { renamedUpstream } from './user-mapping.js';
 import { type UserLifecycle, union } from './users-lifecycle.js';
 
 export type DriftKind =
   | 'accountDeletedUpstream'
+  | 'userRenamedUpstream'
   | 'tombstoneCollision'
   | 'membershipMirror'
   | 'groupDeletedUpstream';
@@ -75,7 +81,17 @@ export class DriftChecker {
     const key = userKey(record.scimId);
     if ((await store.intentsOf(key)).length > 0) return null;
     if (record.upstreamUserId) {
-      if (await lifecycle.getUpstream(record.upstreamUserId, ctx)) return null;
+      const account = await lifecycle.getUpstream(record.upstreamUserId, ctx);
+      if (account && renamedUpstream(record, account)) {
+        // Names stay out of the detail: it is logged, and user names are personal data.
+        return {
+          kind: 'userRenamedUpstream',
+          resource: key,
+          detail: `its CloudIdentity account (UserId ${account.UserId}) was renamed outside the bridge; reads show the new userName, and a filter on the provisioned one still finds this user`,
+          action: 'reported',
+        };
+      }
+      if (account) return null;
       // Under the user's lock, read again: a request may have changed it meanwhile.
       const repaired = await withResource(this.deps.locks, store, key, ctx.deadlineAt, async () => {
         if ((await store.intentsOf(key)).length > 0) return false;

@@ -2,12 +2,13 @@
 // (one upstream call plus its mirror row, under that user's key). Split from groups.ts; the
 // `group.members` intent (intents.ts) replays applyMembers, which is idempotent per member.
 import type { Logger } from 'pino';
-import { badRequest, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
 import { matchesFilter } from '../scim/filter.js';
 import type { GroupPatch } from '../scim/group-input.js';
 import type { BridgeStore, JsonObject, UserRecord } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { InvalidValueError, invalidValue, NotFoundError, notFound } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
 import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
 import { mapLimit, UPSTREAM_PAGE } from './paging.js';
@@ -71,14 +72,14 @@ export class GroupMembers {
           await this.changeMember(p.groupId, asIs(scimId), change, ctx);
         } catch (e) {
           // A member to add that was deleted meanwhile: nothing left to add.
-          if (!(e instanceof ScimError && e.status === 400)) throw e;
+          if (!(e instanceof InvalidValueError)) throw e;
         }
       });
     try {
       await mapLimit(p.remove, this.parallelism, (id) => step(id, 'remove'));
       await mapLimit(p.add, this.parallelism, (id) => step(id, 'add'));
     } catch (e) {
-      if (e instanceof ScimError && e.status === 404) {
+      if (e instanceof NotFoundError) {
         this.logger?.info({ groupId: p.groupId }, 'group gone upstream; its member change is void');
         await this.store.deleteGroup(p.groupId);
         return;
@@ -319,14 +320,13 @@ export class GroupMembers {
   }
 }
 
-export function unknownMembers(ids: string[]): ScimError {
+export function unknownMembers(ids: string[]): InvalidValueError {
   const shown = ids
     .slice(0, 5)
     .map((id) => `'${id}'`)
     .join(', ');
   const more = ids.length > 5 ? ` and ${ids.length - 5} more` : '';
-  return badRequest(
-    'invalidValue',
+  return invalidValue(
     `members: ${shown}${more} ${ids.length === 1 ? 'is not a User id' : 'are not User ids'}`,
   );
 }

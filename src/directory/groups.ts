@@ -23,12 +23,13 @@
 //   its tombstoneGroupIds, which reactivation restores.
 
 import type { Logger } from 'pino';
-import { conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
 import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { GroupInput, GroupPatch } from '../scim/group-input.js';
 import { type BridgeStore, type GroupRecord, StoreConflictError } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { conflict, NotFoundError, notFound, preconditionFailed, tooMany } from './errors.js';
 import {
   displayNameOf,
   FALLBACK_GROUP_NAME,
@@ -92,7 +93,7 @@ export class GroupDirectory {
         await this.deleteUpstreamAndRecord(String(p.groupId), ctx);
       } catch (e) {
         // Already gone: what the delete wanted.
-        if (!(e instanceof ScimError && e.status === 404)) throw e;
+        if (!(e instanceof NotFoundError)) throw e;
       }
     });
   }
@@ -294,9 +295,7 @@ export class GroupDirectory {
     const opts = { deadlineAt: ctx.deadlineAt };
     const first = await this.api.listGroups({ PageNumber: 1, PageSize: UPSTREAM_PAGE }, opts);
     if (first.Total > this.options.filterScanLimit) {
-      throw new ScimError(
-        400,
-        'tooMany',
+      throw tooMany(
         `this filter needs a scan of ${first.Total} groups (limit ${this.options.filterScanLimit}); ` +
           'filter with displayName eq, externalId eq or id eq instead',
       );
@@ -459,9 +458,7 @@ export class GroupDirectory {
     ctx: RequestContext,
   ): Promise<GroupView> {
     if (ifMatch !== undefined && !etagMatches(ifMatch, groupVersion(view))) {
-      throw new ScimError(
-        412,
-        undefined,
+      throw preconditionFailed(
         `If-Match ${ifMatch} does not match the current version ${groupVersion(view)}`,
       );
     }
@@ -549,9 +546,7 @@ export class GroupDirectory {
         compareVersion ? view.record.version : undefined,
       );
       if (!updated) {
-        throw new ScimError(
-          412,
-          undefined,
+        throw preconditionFailed(
           'the group was changed by another request meanwhile; read it again and retry',
         );
       }
@@ -574,9 +569,7 @@ export class GroupDirectory {
     if (ifMatch !== undefined) {
       const view = await this.get(scimId, ctx);
       if (!etagMatches(ifMatch, groupVersion(view))) {
-        throw new ScimError(
-          412,
-          undefined,
+        throw preconditionFailed(
           `If-Match ${ifMatch} does not match the current version ${groupVersion(view)}`,
         );
       }

@@ -8,9 +8,9 @@
 // Intents complete forward (they finish what the IdP asked) rather than roll back: the IdP got a
 // 5xx, will retry the same request, and deprovisioning half-done must not stay half-done.
 import { randomUUID } from 'node:crypto';
-import { ScimError } from '../scim/errors.js';
 import type { BridgeStore, IntentRecord, JsonObject } from '../store/types.js';
 import type { RequestContext } from './context.js';
+import { isDecided } from './errors.js';
 
 export const IntentKind = {
   /** DeleteUser, then the tombstone (DEACTIVATE_ACTION=delete). */
@@ -33,10 +33,8 @@ export type IntentHandler = (payload: JsonObject, ctx: RequestContext) => Promis
 /** Someone that wants to hear about settled intents (metrics, logs). */
 export type SettleObserver = (intent: IntentRecord, outcome: 'completed' | 'failed', err?: unknown) => void;
 
-/** An error that decided the operation (a 4xx): nothing is left to finish, the intent goes. */
-export function decided(err: unknown): boolean {
-  return err instanceof ScimError && err.status < 500;
-}
+/** An error that decided the operation: nothing is left to finish, the intent goes. */
+export const decided = isDecided;
 
 export class Intents {
   private readonly handlers = new Map<string, IntentHandler>();
@@ -54,7 +52,7 @@ export class Intents {
 
   /**
    * Runs a multi-step operation under its intent (the caller holds `resource`'s lock): the intent is
-   * committed first, cleared when `fn` completes or decides (4xx), and left when it fails otherwise.
+   * committed first, cleared when `fn` completes or decides (a `decided` DirectoryError), and left when it fails otherwise.
    */
   async run<T>(
     resource: string,

@@ -4,7 +4,7 @@
 // reset after commit, a 5xx after an earlier attempt's lost answer). The membership mirror must
 // then follow CloudIdentity, not the error: one ListGroupMembers read (QueryString = the user's
 // name, so usually one page) says whether the user is a member, and the caller mirrors that.
-import { UpstreamCode } from '../scim/errors.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { UPSTREAM_PAGE } from './paging.js';

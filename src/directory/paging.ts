@@ -3,6 +3,11 @@ import { type Filter, matchesFilter } from '../scim/filter.js';
 
 /** CloudIdentity's largest PageSize. */
 export const UPSTREAM_PAGE = 100;
+/**
+ * The largest PageNumber asked of CloudIdentity (a 32-bit integer is what any API takes). A page
+ * past it starts beyond any directory (2^31 pages), so only the total is asked for.
+ */
+const MAX_PAGE_NUMBER = 2 ** 31 - 1;
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
 export async function mapLimit<T, R>(
@@ -42,6 +47,10 @@ export async function upstreamSlice<T>(
     }
   }
   const firstPage = Math.floor((start - 1) / pageSize) + 1;
+  if (!(firstPage <= MAX_PAGE_NUMBER)) {
+    // startIndex=1e300 and the like: an empty page, with the real total.
+    return { items: [], total: (await fetchPage(1, 1)).Total };
+  }
   const lastPage = Math.floor((end - 1) / pageSize) + 1;
   const first = await fetchPage(firstPage, pageSize);
   const last = Math.min(lastPage, Math.max(firstPage, Math.ceil(first.Total / pageSize)));
@@ -67,6 +76,8 @@ export async function filterAndSlice<V extends { scimId: string }>(opts: {
   anchored: (term: Filter[number]) => Promise<V[] | undefined>;
   scanAll: () => Promise<V[]>;
   toResource: (view: V) => Record<string, unknown>;
+  /** Another form a view also matches by (a user renamed upstream: under the store's userName). */
+  alsoMatch?: (view: V) => Record<string, unknown> | undefined;
   caseExact: ReadonlySet<string>;
 }): Promise<{ total: number; views: V[] }> {
   const candidates = new Map<string, V>();
@@ -74,9 +85,11 @@ export async function filterAndSlice<V extends { scimId: string }>(opts: {
   const anchored = await mapLimit(opts.filter, 8, (term) => opts.anchored(term));
   const pools = anchored.every((c) => c !== undefined) ? (anchored as V[][]) : [await opts.scanAll()];
   for (const views of pools) for (const v of views) candidates.set(v.scimId, v);
-  const matches = [...candidates.values()].filter((view) =>
-    matchesFilter(opts.filter, opts.toResource(view), opts.caseExact),
-  );
+  const matches = [...candidates.values()].filter((view) => {
+    if (matchesFilter(opts.filter, opts.toResource(view), opts.caseExact)) return true;
+    const alternative = opts.alsoMatch?.(view);
+    return alternative !== undefined && matchesFilter(opts.filter, alternative, opts.caseExact);
+  });
   const start = Math.max(1, opts.startIndex);
   return { total: matches.length, views: matches.slice(start - 1, start - 1 + opts.count) };
 }

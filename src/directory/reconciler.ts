@@ -3,21 +3,27 @@
 // did not cause (drift.ts).
 //
 // - One leader among replicas: PostgreSQL pg_try_advisory_lock on a connection held while leading
-//   (BridgeStore.tryLeadership); the embedded store has one bridge, which always leads.
+//   (BridgeStore.tryLeadership), with a lease: a leader that is frozen or cut off from PostgreSQL
+//   loses the lock within STORE_LOCK_LEASE_MS, and one that notices it cannot reach its session stops
+//   leading (checked before every resource it settles). Two bridges may both settle for a moment
+//   around a hand-over; each settle runs under the resource's lock, so they never race on one
+//   resource. The embedded store has one bridge, which always leads.
 // - Bounded rate: at most `batch` intents per tick; each under the same resource lock requests take
 //   (resource-locks.ts), so it never races a request; a resource busy with a request is skipped (that
 //   request settles the intent itself before its own work).
 // - Backoff per intent: 1 s · 2^attempts, capped at `backoffMaxMs`. Once CloudIdentity is healthy,
 //   every intent is due again within the cap and picked up at the next tick: settled within
 //   backoffMaxMs + intervalMs (+ the settle itself) — 35 s with the defaults, ≤ 55 s by config
-//   validation, for up to `batch` intents due at once (each further batch adds one interval).
+//   validation, for up to `batch` intents due at once (each further batch adds one interval). With
+//   the leader frozen or cut off, another replica leads within the lock lease + intervalMs (20 s
+//   with the defaults), inside the same bound while the lease is not longer than the backoff cap.
 import type { Logger } from 'pino';
 import type { Metrics } from '../ops/metrics.js';
-import { ScimError } from '../scim/errors.js';
 import type { BridgeStore, IntentRecord } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
+import { ResourceBusyError } from './errors.js';
 import { describe, type Intents } from './intents.js';
 import { type ResourceLocks, withResource } from './resource-locks.js';
 
@@ -165,6 +171,11 @@ export class Reconciler {
     return this.leadership !== null;
   }
 
+  /** Leads still (without asking the store): the lease has not been lost since the tick began. */
+  private leading(): boolean {
+    return this.embeddedLeader || (this.leadership !== null && !this.leadership.lost());
+  }
+
   private async resign(): Promise<void> {
     const held = this.leadership;
     this.leadership = null;
@@ -192,20 +203,21 @@ export class Reconciler {
     // One settle per resource: it takes that resource's intents in order, oldest first.
     const resources = [...new Set(due.map((i) => i.resource))];
     for (const resource of resources) {
+      if (!this.leading()) break;
       try {
         await withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
           this.o.intents.settle(resource, this.context(), (i) => this.nextAttempt(i)),
         );
         result.settled += due.filter((i) => i.resource === resource).length;
       } catch (err) {
-        if (err instanceof ScimError && err.status === 503 && /another request/.test(err.message)) {
+        if (err instanceof ResourceBusyError) {
           result.skippedBusy++;
           continue;
         }
         result.failed++;
       }
     }
-    if (options.drift) result.drift = await this.driftPass(ctx);
+    if (options.drift && this.leading()) result.drift = await this.driftPass(ctx);
     await this.refresh();
     result.pending = this.pendingCount;
     this.totals.ticks++;
@@ -255,7 +267,7 @@ export class Reconciler {
 
   report(): ReconcilerReport {
     return {
-      leader: this.embeddedLeader || this.leadership !== null,
+      leader: this.leading(),
       lastRunAt: this.lastRunAt?.toISOString() ?? null,
       lastRunMs: this.lastRunMs,
       nextRunAt: this.nextRunAt?.toISOString() ?? null,

@@ -15,9 +15,9 @@
 // In the process: a FIFO queue per key; the key is forgotten when its queue empties. Across replicas
 // (PostgreSQL): BridgeStore.lockResource, taken after the in-process lock, so one replica waits on
 // the database with at most one request per key.
-import { ScimError } from '../scim/errors.js';
 import { StoreLockTimeoutError } from '../store/errors.js';
 import type { BridgeStore } from '../store/types.js';
+import { ResourceBusyError } from './errors.js';
 
 export const userKey = (scimId: string) => `user:${scimId}`;
 export const groupKey = (groupId: string) => `group:${groupId}`;
@@ -34,13 +34,11 @@ interface Entry {
 }
 
 /** The error for a wait that outlived the request's deadline: nothing was changed. */
-export function busy(key: string): ScimError {
+export function busy(key: string): ResourceBusyError {
   const kind = key.startsWith('group:') ? 'group' : 'user';
-  return new ScimError(
-    503,
-    undefined,
+  return new ResourceBusyError(
+    key,
     `another request is still changing this ${kind}; nothing was changed, retry shortly`,
-    1,
   );
 }
 
@@ -49,7 +47,7 @@ export class ResourceLocks {
   private readonly held = new Map<string, Entry>();
 
   /**
-   * Waits for `key` (FIFO) and returns its release. Rejects with a 503 when `deadlineAt` passes
+   * Waits for `key` (FIFO) and returns its release. Rejects with ResourceBusyError when `deadlineAt` passes
    * first (the waiter leaves the queue).
    */
   acquire(key: string, deadlineAt?: number): Promise<() => void> {

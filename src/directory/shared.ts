@@ -1,6 +1,9 @@
 // Small rules the user and group directories share.
-import { UpstreamCode } from '../scim/errors.js';
-import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
+import {
+  ErrorCode as UpstreamCode,
+  VolcengineApiError,
+  VolcengineTransportError,
+} from '../volcengine/errors.js';
 
 /** SCIM ids the bridge can have issued (UUIDs, CloudIdentity ids): anything else is 404 without a call. */
 export const SAFE_ID = /^[A-Za-z0-9._~-]{1,128}$/;

@@ -1,8 +1,9 @@
-import { badRequest } from '../scim/errors.js';
 import { isPlainObject } from '../scim/normalize.js';
 import { ENTERPRISE_SCHEMA, LIMITS, USER_SCHEMA, VOLC_USER_SCHEMA } from '../scim/schemas.js';
+import { foldCase } from '../store/fold-case.js';
 import type { UserRecord } from '../store/types.js';
 import type { CloudIdentityUser } from '../volcengine/types.js';
+import { invalidValue } from './errors.js';
 
 // SCIM User ⇄ CloudIdentity user (DESIGN.md §2). CloudIdentity holds five fields; everything else
 // lives in the store exactly as the client sent it.
@@ -33,8 +34,7 @@ function pickMultiValued(values: unknown, preferredTypes: string[]): string | un
 
 function checkLength(attribute: string, value: string, limit: number): void {
   if ([...value].length > limit) {
-    throw badRequest(
-      'invalidValue',
+    throw invalidValue(
       `${attribute} is ${[...value].length} characters long; CloudIdentity accepts at most ${limit}`,
     );
   }
@@ -72,7 +72,7 @@ function isFallbackDisplayName(record: UserRecord | null, upstreamDisplayName: s
  */
 export function upstreamFieldsFor(attributes: Json, description: string | undefined): UpstreamUserFields {
   const userName = str(attributes.userName);
-  if (!userName) throw badRequest('invalidValue', 'userName is required and must be a non-empty string');
+  if (!userName) throw invalidValue('userName is required and must be a non-empty string');
   checkLength('userName', userName, LIMITS.userName);
   const display = derivedDisplayName(attributes);
   if (display.explicit) checkLength('displayName', display.value, LIMITS.displayName);
@@ -184,4 +184,11 @@ export function toScimUser(view: UserView, location: string): Json {
       version: userVersion(view),
     },
   };
+}
+
+/** The account mapped by `record` carries another userName than the one the bridge provisioned (renamed in the console). */
+export function renamedUpstream(record: UserRecord, upstream: CloudIdentityUser): boolean {
+  return (
+    record.upstreamUserId === upstream.UserId && foldCase(record.userName) !== foldCase(upstream.UserName)
+  );
 }

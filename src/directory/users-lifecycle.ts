@@ -10,8 +10,8 @@
 //   reads show it as this user (one resource); replay adopts and maps it. Memberships not all
 //   restored → tombstoneGroupIds ≠ []; replay restores them.
 // - delete: DeleteUser done, record not deleted → reads 404 (no account); replay deletes the record.
-import { UpstreamCode } from '../scim/errors.js';
 import type { BridgeStore, JsonObject, UserChanges, UserRecord } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { IntentKind, type Intents } from './intents.js';

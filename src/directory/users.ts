@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { conflict, notFound, ScimError, UpstreamCode } from '../scim/errors.js';
 import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { UserInput } from '../scim/user-input.js';
 import { type BridgeStore, StoreConflictError, type UserRecord } from '../store/types.js';
+import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { conflict, inconsistent, notFound, preconditionFailed, tooMany } from './errors.js';
 import { groupsOfUsersForScim } from './groups.js';
 import { IntentKind, Intents } from './intents.js';
 import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
@@ -13,6 +14,7 @@ import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import {
   changedFields,
+  renamedUpstream,
   toScimUser,
   type UpstreamUserFields,
   type UserView,
@@ -206,6 +208,12 @@ export class UserDirectory {
       anchored: (term) => this.anchoredCandidates(term, ctx),
       scanAll: () => this.scanAll(ctx),
       toResource: (view) => toScimUser(view, location(view.scimId)),
+      // Renamed in the console: reads show CloudIdentity's userName, but the IdP still knows the
+      // person by the one it provisioned (the store's); its match-then-create must find them.
+      alsoMatch: (view) =>
+        view.record && view.upstream && renamedUpstream(view.record, view.upstream)
+          ? { ...toScimUser(view, location(view.scimId)), userName: view.record.userName }
+          : undefined,
       caseExact: CASE_EXACT,
     });
   }
@@ -290,9 +298,7 @@ export class UserDirectory {
     );
     const detached = await this.store.countUsers({ detached: true, state: 'ready' });
     if (first.Total + detached > this.options.filterScanLimit) {
-      throw new ScimError(
-        400,
-        'tooMany',
+      throw tooMany(
         `this filter needs a scan of ${first.Total + detached} users (limit ${this.options.filterScanLimit}); ` +
           'filter with userName eq, externalId eq or id eq instead',
       );
@@ -418,7 +424,7 @@ export class UserDirectory {
       state: 'ready',
       upstreamUserId: upstream?.UserId ?? null,
     });
-    if (!ready) throw new ScimError(500, undefined, 'the user record vanished while it was being created');
+    if (!ready) throw inconsistent('the user record vanished while it was being created');
     return { scimId: ready.scimId, record: ready, upstream };
   }
 
@@ -540,7 +546,7 @@ export class UserDirectory {
           ...changes,
           upstreamUserId: upstream.UserId,
         });
-        if (!updated) throw new ScimError(404, undefined, `User ${record.scimId} was deleted meanwhile`);
+        if (!updated) throw notFound(`User ${record.scimId} was deleted meanwhile`);
         return { scimId: updated.scimId, record: updated, upstream };
       }
       if (wantsUpstream) {
@@ -557,7 +563,7 @@ export class UserDirectory {
       throw e;
     }
     const updated = await this.store.getUser(record.scimId);
-    if (!updated) throw new ScimError(404, undefined, `User ${record.scimId} was deleted meanwhile`);
+    if (!updated) throw notFound(`User ${record.scimId} was deleted meanwhile`);
     upstream = updated.upstreamUserId ? await this.lifecycle.getUpstream(updated.upstreamUserId, ctx) : null;
     return { scimId: updated.scimId, record: updated, upstream };
   }
@@ -600,10 +606,6 @@ export class UserDirectory {
 /** 412 unless If-Match (when sent) names the current version. */
 function checkIfMatch(view: UserView, ifMatch: string | undefined): void {
   if (ifMatch !== undefined && !etagMatches(ifMatch, userVersion(view))) {
-    throw new ScimError(
-      412,
-      undefined,
-      `If-Match ${ifMatch} does not match the current version ${userVersion(view)}`,
-    );
+    throw preconditionFailed(`If-Match ${ifMatch} does not match the current version ${userVersion(view)}`);
   }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
@@ -9,9 +10,8 @@ import { EmulatorState, nameKey } from './state.js';
 import { StateFile } from './state-file.js';
 import type { EmulatorOptions, FaultRule, RunningEmulator } from './types.js';
 
-export { parseFaultRules } from './faults.js';
 export { StateFileError } from './state-file.js';
-export type { EmulatorOptions, FaultKind, FaultRule, RunningEmulator } from './types.js';
+export type { EmulatorOptions, FaultRule, RunningEmulator } from './types.js';
 
 /** Documented development credentials accepted when none are configured. Never use them for real. */
 export const DEV_ACCESS_KEY = 'AKLTemulatordevaccesskey';
@@ -61,6 +61,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }
     state.sink = file;
   }
+  const instanceId = file?.instanceId ?? randomUUID();
   const faults = new FaultInjector();
   faults.set(opts.faults ?? []);
   const calls = new Map<string, number>();
@@ -107,6 +108,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   return {
     url: `http://${urlHost}:${port}`,
     port,
+    instanceId,
     setFaults(rules: FaultRule[]) {
       faults.set(rules);
     },

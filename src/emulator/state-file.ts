@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type EmulatorState, type GroupFields, nameKey, type StateSink, type UserFields } from './state.js';
@@ -81,6 +82,8 @@ export class StateFile implements StateSink {
   private constructor(
     private readonly db: Db,
     readonly path: string,
+    /** Names this emulator's data for as long as the file lives (a store binds to it). */
+    readonly instanceId: string,
   ) {
     const p = (sql: string) => db.prepare(sql);
     this.stmts = {
@@ -116,7 +119,9 @@ export class StateFile implements StateSink {
    */
   static open(path: string): StateFile {
     try {
-      mkdirSync(dirname(path), { recursive: true });
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // 0600 before SQLite creates it (it would use 0644; -wal and -shm copy the file's mode).
+      closeSync(openSync(path, 'a', 0o600));
     } catch (err) {
       throw new StateFileError(
         `emulator state file ${path}: cannot create its directory (${(err as NodeJS.ErrnoException).code ?? err}); ` +
@@ -136,8 +141,9 @@ export class StateFile implements StateSink {
       db.pragma('foreign_keys = ON');
       db.exec('BEGIN EXCLUSIVE');
       prepareSchema(db, path);
+      const instanceId = instanceOf(db);
       db.exec('COMMIT');
-      return new StateFile(db, path);
+      return new StateFile(db, path, instanceId);
     } catch (err) {
       db?.close();
       if (err instanceof StateFileError) throw err;
@@ -246,6 +252,16 @@ function prepareSchema(db: Db, path: string): void {
         'use the matching version or move the file aside',
     );
   }
+}
+
+/** The file's instance id, created on first use (files made before it existed get one too). */
+function instanceOf(db: Db): string {
+  db.exec('CREATE TABLE IF NOT EXISTS emulator_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT');
+  db.prepare(
+    "INSERT INTO emulator_meta (key, value) VALUES ('instance', ?) ON CONFLICT (key) DO NOTHING",
+  ).run(randomUUID());
+  return (db.prepare("SELECT value FROM emulator_meta WHERE key = 'instance'").get() as { value: string })
+    .value;
 }
 
 function explain(path: string, err: unknown): StateFileError {

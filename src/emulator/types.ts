@@ -56,6 +56,8 @@ export interface EmulatorOptions {
 export interface RunningEmulator {
   url: string;
   port: number;
+  /** Names this emulator's data: kept in the state file (the same across restarts), else new per start. */
+  instanceId: string;
   setFaults(rules: FaultRule[]): void;
   reset(): void;
   calls(): Record<string, number>;

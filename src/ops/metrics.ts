@@ -52,6 +52,9 @@ export class Metrics {
   readonly reconcilerActions: Counter<'kind' | 'outcome'>;
   readonly reconcilerDrift: Counter<'kind' | 'action'>;
   readonly reconcilerLeader: Gauge;
+  readonly rateLimited: Counter<'limiter' | 'client'>;
+  readonly upstreamCeiling: Gauge;
+  readonly upstreamPaced: Counter;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -118,6 +121,22 @@ export class Metrics {
     this.reconcilerLeader = new Gauge({
       name: 'scim_bridge_reconciler_leader',
       help: '1 while this bridge runs the reconciler (one leader among replicas), else 0',
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: 'scim_bridge_rate_limited_total',
+      help: 'Requests refused with 429 by a rate limit: limiter scim (client: the token label or fingerprint) or admin_signin',
+      labelNames: ['limiter', 'client'],
+      registers,
+    });
+    this.upstreamCeiling = new Gauge({
+      name: 'scim_bridge_upstream_rate_ceiling',
+      help: 'Calls per second the bridge sends CloudIdentity at most (VOLCENGINE_MAX_RPS, halved after FlowLimitExceeded); 0 without a ceiling',
+      registers,
+    });
+    this.upstreamPaced = new Counter({
+      name: 'scim_bridge_upstream_paced_total',
+      help: 'CloudIdentity attempts that waited for the next second under the rate ceiling',
       registers,
     });
     new Gauge({

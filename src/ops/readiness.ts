@@ -1,14 +1,18 @@
 import type { Logger } from 'pino';
-import { isCredentialProblem } from '../scim/errors.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { BridgeStore } from '../store/types.js';
-import { VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
+import { isCredentialProblem, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 
 // Readiness: the store answers and CloudIdentity accepts the bridge's credentials. The result is
 // cached (READINESS_CACHE_MS) and concurrent probes share one check, so a probe every second from
 // every kubelet and load balancer costs at most one upstream call per cache period. Once shutdown
 // starts the answer is 503 at once, without any check.
+//
+// A started bridge also checks in the background (start()), so the `scim_bridge_ready` gauge is
+// current without anyone probing, and so that liveness can say when the store has not answered for
+// LIVENESS_STORE_TIMEOUT_MS: such a process serves nothing (every SCIM route needs the store), and
+// a restart is what clears connections stuck on a network path that silently dropped them.
 
 export interface CheckResult {
   status: 'ok' | 'failed';
@@ -72,7 +76,14 @@ export interface ReadinessOptions {
   logger?: Logger;
   /** Called with every fresh result (e.g. to set a gauge). */
   onResult?(ready: boolean): void;
+  /** liveness() fails once store checks have failed for this long without a success; 0/unset: never. */
+  livenessStoreTimeoutMs?: number;
   now?: () => number;
+}
+
+export interface LivenessReport {
+  status: 'ok' | 'store_unreachable';
+  reason?: string;
 }
 
 export class Readiness {
@@ -80,6 +91,10 @@ export class Readiness {
   private running: Promise<ReadinessReport> | undefined;
   private stopping = false;
   private lastReady: boolean | undefined;
+  /** When store checks started failing (cleared by a success); undefined while it answers. */
+  private storeFailingSince: number | undefined;
+  private lastStoreDetail: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private readonly timeoutMs: number;
 
@@ -94,9 +109,51 @@ export class Readiness {
 
   /** From now on every probe answers 503 shutting_down. */
   markShuttingDown(): void {
+    this.stop();
     if (this.stopping) return;
     this.stopping = true;
     this.options.onResult?.(false);
+  }
+
+  /**
+   * Checks in the background every `periodMs` (default: the cache period, at least 1 s), so the
+   * gauge and liveness follow the store and CloudIdentity without probes. A cached result is reused,
+   * so probes and the loop together still cost one check per cache period.
+   */
+  start(periodMs = Math.max(this.options.cacheMs, 1_000)): void {
+    if (this.timer || this.stopping) return;
+    const tick = () => {
+      this.check()
+        .catch((err) => this.options.logger?.warn({ err }, 'background readiness check failed'))
+        .finally(() => {
+          if (!this.timer) return;
+          this.timer = setTimeout(tick, periodMs);
+          this.timer.unref();
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * Liveness: fails once the store has failed every check for longer than livenessStoreTimeoutMs.
+   * Reads what checks found (never runs one), so it stays cheap and answers even while the store hangs.
+   */
+  liveness(): LivenessReport {
+    const limit = this.options.livenessStoreTimeoutMs ?? 0;
+    const since = this.storeFailingSince;
+    if (limit <= 0 || since === undefined || this.stopping) return { status: 'ok' };
+    const failingMs = this.now() - since;
+    if (failingMs <= limit) return { status: 'ok' };
+    return {
+      status: 'store_unreachable',
+      reason: `the store has not answered for ${Math.round(failingMs / 1000)} s (${this.lastStoreDetail ?? 'store unreachable'})`,
+    };
   }
 
   async check(): Promise<ReadinessReport> {
@@ -123,6 +180,11 @@ export class Readiness {
   private async run(): Promise<ReadinessReport> {
     const started = this.now();
     const [store, upstream] = await Promise.all([this.checkStore(), this.checkUpstream()]);
+    if (store.status === 'ok') this.storeFailingSince = undefined;
+    else {
+      this.storeFailingSince ??= started;
+      this.lastStoreDetail = store.detail;
+    }
     const problems = [store, upstream].filter((c) => c.status === 'failed');
     const report: ReadinessReport = {
       status: problems.length ? 'not_ready' : 'ready',

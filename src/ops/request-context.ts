@@ -17,11 +17,6 @@ export interface RequestState {
 
 const storage = new AsyncLocalStorage<RequestState>();
 
-/** The state of the request being served, if any (undefined outside a request). */
-export function currentRequest(): RequestState | undefined {
-  return storage.getStore();
-}
-
 /** At most this many ids are kept per request (a scan may make many calls). */
 const MAX_IDS = 50;
 

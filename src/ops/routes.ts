@@ -16,11 +16,13 @@ export interface OpsRouterOptions {
 export function opsRouter({ readiness, metrics, metricsToken }: OpsRouterOptions): Router {
   const router = Router();
 
-  // Liveness: the process is up and its event loop turns. Deliberately touches neither the store
-  // nor CloudIdentity: a dependency outage must not get healthy pods restarted.
+  // Liveness: the process is up, its event loop turns, and its store has not been unreachable for
+  // longer than LIVENESS_STORE_TIMEOUT_MS (from the background checks; no check runs here). A short
+  // outage, or any CloudIdentity outage, does not fail it: that must not get healthy pods restarted.
   router.get('/healthz', (_req, res) => {
+    const live = readiness.liveness();
     res.setHeader('Cache-Control', 'no-store');
-    res.json({ status: 'ok' });
+    res.status(live.status === 'ok' ? 200 : 503).json(live);
   });
 
   router.get('/readyz', async (_req, res) => {

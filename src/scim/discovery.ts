@@ -120,7 +120,6 @@ function stripExtensions(description: Json): Json {
 export function serviceProviderConfig(baseUrl: string, maxResults: number): Json {
   return {
     schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
-    documentationUri: 'https://github.com/volc-scim-bridge/volc-scim-bridge#readme',
     patch: { supported: true },
     bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
     filter: { supported: true, maxResults },

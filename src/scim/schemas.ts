@@ -7,9 +7,6 @@ export const ENTERPRISE_SCHEMA = 'urn:ietf:params:scim:schemas:extension:enterpr
 export const VOLC_USER_SCHEMA = 'urn:volcengine:params:scim:schemas:extension:cloudidentity:2.0:User';
 export const LIST_RESPONSE_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
 export const PATCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
-export const SEARCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:SearchRequest';
-/** Entra sends this extra schema URN on groups; it carries nothing the bridge needs. */
-export const ENTRA_GROUP_SCHEMA = 'http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group';
 
 /** CloudIdentity's documented limits (characters). Checked before any upstream call. */
 export const LIMITS = {

@@ -139,10 +139,6 @@ function splitCoerced(coerced: Json, description: string | undefined, id?: strin
   };
 }
 
-export interface ParsedPatch {
-  operations: PatchOperation[];
-}
-
 /** Validates the PatchOp envelope; operations are normalised later, against the current resource. */
 export function parsePatchBody(raw: unknown): { operations: unknown[] } {
   if (!isPlainObject(raw)) throw badRequest('invalidSyntax', 'PATCH body must be a JSON object');
@@ -231,6 +227,14 @@ export async function applyUserPatch(
         );
       }
       continue;
+    }
+    if (path === 'active' && operation.op === 'remove') {
+      // `active` is always shown (the bridge knows whether the person can sign in): a removal
+      // cannot be honoured, and a 200 would tell the client its change happened.
+      throw badRequest(
+        'invalidValue',
+        `operation ${index}: 'active' cannot be removed; replace it with false to deprovision the user (or true to restore it)`,
+      );
     }
     if (path === ENTERPRISE_LOWER) {
       if (operation.op === 'remove') {

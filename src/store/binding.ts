@@ -4,9 +4,13 @@
 import type { Logger } from 'pino';
 import { StoreBindingError } from './errors.js';
 
-/** Which CloudIdentity the bridge talks to. Never holds the secret key. */
+/**
+ * Which CloudIdentity the bridge talks to. Never holds the secret key. An in-process emulator is
+ * named by the instance id kept in its state file (each one holds its own users); without
+ * `instance` (bindings made before instances were recorded, --check-config) any emulator matches.
+ */
 export type CloudIdentity =
-  | { kind: 'emulator' }
+  | { kind: 'emulator'; instance?: string }
   | { kind: 'volcengine'; endpoint: string; region: string; accessKeyId: string };
 
 /** The key/value table both stores keep (store_meta). */
@@ -20,15 +24,15 @@ export interface StoreMeta {
 export const UPSTREAM_KEY = 'upstream';
 
 export function describeUpstream(u: CloudIdentity): string {
-  return u.kind === 'emulator'
-    ? 'the in-process CloudIdentity emulator'
-    : `CloudIdentity at ${u.endpoint} (region ${u.region}, access key ${u.accessKeyId})`;
+  if (u.kind === 'emulator')
+    return `the in-process CloudIdentity emulator${u.instance ? ` (instance ${u.instance})` : ''}`;
+  return `CloudIdentity at ${u.endpoint} (region ${u.region}, access key ${u.accessKeyId})`;
 }
 
 function canonical(u: CloudIdentity): string {
   return JSON.stringify(
     u.kind === 'emulator'
-      ? { kind: 'emulator' }
+      ? { kind: 'emulator', ...(u.instance ? { instance: u.instance } : {}) }
       : {
           kind: 'volcengine',
           // https://open.volcengineapi.com and https://open.volcengineapi.com/ are one endpoint.
@@ -39,7 +43,14 @@ function canonical(u: CloudIdentity): string {
   );
 }
 
-function parse(text: string): CloudIdentity | null {
+/** The same CloudIdentity; an emulator binding without an instance matches any emulator. */
+export function sameCloudIdentity(a: CloudIdentity, b: CloudIdentity): boolean {
+  if (a.kind === 'emulator' && b.kind === 'emulator')
+    return !a.instance || !b.instance || a.instance === b.instance;
+  return canonical(a) === canonical(b);
+}
+
+export function parseBinding(text: string): CloudIdentity | null {
   try {
     const v = JSON.parse(text) as CloudIdentity;
     return v && (v.kind === 'emulator' || v.kind === 'volcengine') ? v : null;
@@ -62,8 +73,18 @@ export async function bindUpstream(
   await meta.insertMetaIfAbsent(UPSTREAM_KEY, wanted);
   const stored = await meta.getMeta(UPSTREAM_KEY);
   if (stored === null || stored === wanted) return;
-  const heldIdentity = parse(stored);
-  if (heldIdentity && canonical(heldIdentity) === wanted) return;
+  const heldIdentity = parseBinding(stored);
+  if (heldIdentity && sameCloudIdentity(heldIdentity, upstream)) {
+    // Bound before emulator instances were recorded: this emulator's instance is recorded now.
+    if (
+      heldIdentity.kind === 'emulator' &&
+      !heldIdentity.instance &&
+      upstream.kind === 'emulator' &&
+      upstream.instance
+    )
+      await meta.setMeta(UPSTREAM_KEY, wanted);
+    return;
+  }
   const held = heldIdentity ? describeUpstream(heldIdentity) : 'an unknown CloudIdentity';
   const requested = describeUpstream(upstream);
   if (opts.rebind) {
@@ -73,6 +94,18 @@ export async function bindUpstream(
       `--rebind-store: the store in ${opts.where} mirrored ${held}; it is now bound to ${requested}. Records whose CloudIdentity users do not exist there read as missing or detached`,
     );
     return;
+  }
+  if (heldIdentity?.kind === 'emulator' && upstream.kind === 'emulator') {
+    throw new StoreBindingError(
+      held,
+      requested,
+      `the store in ${opts.where} mirrors ${held}, but this bridge runs another in-process emulator ` +
+        `(instance ${upstream.instance}, its state in DATA_DIR/emulator.sqlite). Each in-process emulator holds its own ` +
+        'users and groups: two bridges on one DATABASE_URL without Volcengine credentials would give one person two ids. ' +
+        'For several replicas without a Volcengine account, run the standalone emulator (npm run emulator) and point every ' +
+        'replica at it with VOLCENGINE_ENDPOINT and its development keys; if this emulator replaces a lost one and you ' +
+        'mean to go on with it, start once with --rebind-store',
+    );
   }
   throw new StoreBindingError(
     held,
@@ -92,7 +125,7 @@ export async function checkBinding(
 ): Promise<string | null> {
   const stored = await meta.getMeta(UPSTREAM_KEY);
   if (stored === null) return null;
-  const held = parse(stored);
-  if (held && canonical(held) === canonical(upstream)) return null;
+  const held = parseBinding(stored);
+  if (held && sameCloudIdentity(held, upstream)) return null;
   return `the store in ${where} mirrors ${held ? describeUpstream(held) : 'an unknown CloudIdentity'}, not ${describeUpstream(upstream)}; start with --rebind-store or use another store`;
 }

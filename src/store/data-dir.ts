@@ -14,9 +14,11 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
+  realpathSync,
   renameSync,
   writeFileSync,
 } from 'node:fs';
@@ -33,6 +35,8 @@ export const LOCK_FILE = 'bridge.lock';
 export const MARKER_FILE = 'volc-scim-bridge.json';
 const MARKER_FORMAT = 'volc-scim-bridge/data-dir';
 export const STORE_ID_KEY = 'store_id';
+/** Set by `store copy`: {to: 'host:port/database', at}; the embedded store is no longer the live one. */
+export const MOVED_KEY = 'moved_to';
 const OWNER_KEY = 'owner';
 const COUNTED = ['users', 'groups', 'memberships'] as const;
 
@@ -41,6 +45,8 @@ export interface EmbeddedStoreOptions {
   logger?: Logger;
   /** --accept-empty-store: start even though the store lost records (logs a warning, resets the checks). */
   acceptEmptyStore?: boolean;
+  /** --reuse-moved-store: serve a store that `store copy` moved to PostgreSQL (clears the mark). */
+  reuseMovedStore?: boolean;
 }
 
 const uid = () => (typeof process.getuid === 'function' ? process.getuid() : 'of the bridge');
@@ -152,7 +158,7 @@ function recordedOwner(dir: string): string {
  * second bridge is refused at once.
  */
 export function lockDataDir(dir: string): Database.Database {
-  const path = join(dir, LOCK_FILE);
+  const path = join(storeDir(dir), LOCK_FILE);
   let lock: Database.Database | undefined;
   try {
     createPrivate(path);
@@ -179,6 +185,39 @@ export function lockDataDir(dir: string): Database.Database {
     }
     if (isAccessError(err)) throw notWritable(dir, err);
     throw err;
+  }
+}
+
+/**
+ * The directory that really holds DATA_DIR's database: DATA_DIR itself, or where a symlinked
+ * bridge.sqlite leads. The lock lives there, so one bridge runs per database file whatever path
+ * leads to it. A database file with a second hard link (another name for the same file, which no
+ * lock by path can see) is refused.
+ */
+export function storeDir(dir: string): string {
+  const path = join(dir, DB_FILE);
+  let link: ReturnType<typeof lstatSync>;
+  try {
+    link = lstatSync(path);
+  } catch {
+    return dir; // no database yet
+  }
+  if (link.isFile() && link.nlink > 1) {
+    throw new StoreSetupError(
+      'DATA_DIR',
+      `${path} has ${link.nlink} hard links: another path leads to the same database file, where a second bridge ` +
+        `would serve it beside this one. One bridge per database file: remove the other link (find it with: find / -xdev -samefile ${path})`,
+    );
+  }
+  if (!link.isSymbolicLink()) return dir;
+  try {
+    return dirname(realpathSync(path));
+  } catch (err) {
+    throw new StoreSetupError(
+      'DATA_DIR',
+      `${path} is a symbolic link that leads nowhere (${(err as { code?: string }).code ?? err}); point it at the store or remove it`,
+      { cause: err },
+    );
   }
 }
 
@@ -258,6 +297,16 @@ export function missingRows(db: Database.Database): string | null {
   return short.map((c) => `${c.name}: ${c.actual} rows, ${c.recorded} recorded`).join(', ');
 }
 
+/** The `moved_to` mark as words: where to and when (never a password: the URL is not kept). */
+export function describeMove(value: string): string {
+  try {
+    const m = JSON.parse(value) as { to?: string; at?: string };
+    return `${m.to ?? 'a PostgreSQL database'}${m.at ? ` on ${m.at}` : ''}`;
+  } catch {
+    return 'a PostgreSQL database';
+  }
+}
+
 /** Opens the embedded store in DATA_DIR with every start-up check. */
 export function openEmbeddedStore(opts: EmbeddedStoreOptions): SqliteStore {
   const dir = resolve(opts.dataDir);
@@ -331,6 +380,25 @@ export function openEmbeddedStore(opts: EmbeddedStoreOptions): SqliteStore {
       );
     }
     if (!marker || marker.storeId !== storeId) writeMarker(dir, storeId);
+
+    const moved = meta(MOVED_KEY);
+    if (moved) {
+      const to = describeMove(moved);
+      if (!opts.reuseMovedStore) {
+        throw new StoreSetupError(
+          'DATA_DIR',
+          `the embedded store in DATA_DIR ${dir} was copied to PostgreSQL (${to}) by 'npm run store -- copy'; its records ` +
+            'stop there, and serving it would answer from stale records. Set DATABASE_URL to that database to start on ' +
+            'PostgreSQL. To go back to this embedded store anyway (writes made on PostgreSQL since are not in it), start once ' +
+            'with --reuse-moved-store',
+        );
+      }
+      database.prepare('DELETE FROM store_meta WHERE key = ?').run(MOVED_KEY);
+      logger?.warn(
+        { dataDir: dir, movedTo: to },
+        '--reuse-moved-store: serving the embedded store that was copied to PostgreSQL; writes made there since are not in it',
+      );
+    }
 
     const missing = missingRows(db);
     if (missing) {

@@ -2,19 +2,23 @@
 // (several replicas). Both are bound to the CloudIdentity they mirror (binding.ts).
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { bindUpstream, type CloudIdentity } from './binding.js';
+import { bindUpstream, type CloudIdentity, describeUpstream, type StoreMeta } from './binding.js';
 import { openEmbeddedStore } from './data-dir.js';
+import { checkFirstStart, type UpstreamHoldings } from './first-start.js';
 import { prepareDatabase, SqliteStore } from './sqlite-store.js';
 import type { BridgeStore } from './types.js';
 
 export * from './audit-types.js';
 export type { CloudIdentity } from './binding.js';
+export type { UpstreamHoldings } from './first-start.js';
 export { inspectStore, type StoreInspection } from './inspect.js';
 export * from './types.js';
 
 export interface OpenStoreOptions {
   /** PostgreSQL URL (DATABASE_URL). When set, the store lives there, shared by all replicas. */
   databaseUrl?: string;
+  /** PostgreSQL: STORE_LOCK_LEASE_MS, how long a frozen or cut-off replica keeps its locks. */
+  lockLeaseMs?: number;
   /** The embedded store's directory (DATA_DIR) when no databaseUrl; default ./data, created if missing. */
   dataDir?: string;
   /** An embedded store in memory (SQLite :memory:), for tests; takes precedence over the other two. */
@@ -28,7 +32,55 @@ export interface OpenStoreOptions {
   rebind?: boolean;
   /** --accept-empty-store: start even though the embedded store lost its records or its file. */
   acceptEmptyStore?: boolean;
+  /** --reuse-moved-store: serve an embedded store that `store copy` moved to PostgreSQL. */
+  reuseMovedStore?: boolean;
   logger?: Logger;
+}
+
+export interface BindStoreOptions extends Pick<OpenStoreOptions, 'databaseUrl' | 'dataDir' | 'inMemory'> {
+  upstream: CloudIdentity;
+  rebind?: boolean;
+  acceptEmptyStore?: boolean;
+  logger?: Logger;
+  /** What CloudIdentity already holds: given, a new empty store facing a populated one is refused. */
+  upstreamHoldings?: () => Promise<UpstreamHoldings>;
+}
+
+/**
+ * Binds an open store to the CloudIdentity it mirrors (binding.ts) and, with upstreamHoldings,
+ * refuses a new empty store facing a CloudIdentity that already holds users (first-start.ts).
+ */
+export async function bindStore(store: BridgeStore, opts: BindStoreOptions): Promise<void> {
+  const meta = store as BridgeStore & StoreMeta;
+  const place = opts.inMemory
+    ? { where: 'memory', fresh: 'a new store', setting: 'DATA_DIR' as const }
+    : opts.databaseUrl
+      ? {
+          where: 'the PostgreSQL database of DATABASE_URL',
+          fresh: 'a new database (or schema) in DATABASE_URL',
+          setting: 'DATABASE_URL' as const,
+        }
+      : {
+          where: `DATA_DIR ${opts.dataDir ?? './data'}`,
+          fresh: 'a new DATA_DIR',
+          setting: 'DATA_DIR' as const,
+        };
+  await bindUpstream(meta, opts.upstream, {
+    rebind: opts.rebind,
+    logger: opts.logger,
+    where: place.where,
+    fresh: place.fresh,
+  });
+  if (opts.upstreamHoldings) {
+    await checkFirstStart(meta, {
+      upstreamHoldings: opts.upstreamHoldings,
+      acceptEmptyStore: opts.acceptEmptyStore,
+      logger: opts.logger,
+      setting: place.setting,
+      where: place.where,
+      upstream: describeUpstream(opts.upstream),
+    });
+  }
 }
 
 /** Opens the store: PostgreSQL with its schema brought up to date, or the embedded store in DATA_DIR. */
@@ -40,8 +92,7 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<BridgeStor
     const db = new Database(':memory:');
     prepareDatabase(db, logger);
     const store = new SqliteStore(db, { logger });
-    if (opts.upstream)
-      await bindUpstream(store, opts.upstream, { ...opts, where: 'memory', fresh: 'a new store' });
+    if (opts.upstream) await bindStore(store, { ...opts, upstream: opts.upstream });
     logger?.info({ store: 'embedded', dataDir: ':memory:' }, 'store ready');
     return store;
   }
@@ -52,17 +103,10 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<BridgeStor
       import('./sql-store.js'),
     ]);
     const driver = openPostgresDriver({ connectionString: opts.databaseUrl, logger });
-    const sql = new SqlStore(driver, logger);
+    const sql = new SqlStore(driver, logger, { lockLeaseMs: opts.lockLeaseMs });
     try {
       await sql.init();
-      if (opts.upstream) {
-        await bindUpstream(sql, opts.upstream, {
-          rebind: opts.rebind,
-          logger,
-          where: 'the PostgreSQL database of DATABASE_URL',
-          fresh: 'a new database (or schema) in DATABASE_URL',
-        });
-      }
+      if (opts.upstream) await bindStore(sql, { ...opts, upstream: opts.upstream });
     } catch (err) {
       await driver.close().catch(() => {});
       throw startupError(err, opts.databaseUrl);
@@ -73,16 +117,14 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<BridgeStor
   }
   const dataDir = opts.dataDir ?? './data';
   const started = Date.now();
-  const store = openEmbeddedStore({ dataDir, logger, acceptEmptyStore: opts.acceptEmptyStore });
+  const store = openEmbeddedStore({
+    dataDir,
+    logger,
+    acceptEmptyStore: opts.acceptEmptyStore,
+    reuseMovedStore: opts.reuseMovedStore,
+  });
   try {
-    if (opts.upstream) {
-      await bindUpstream(store, opts.upstream, {
-        rebind: opts.rebind,
-        logger,
-        where: `DATA_DIR ${dataDir}`,
-        fresh: 'a new DATA_DIR',
-      });
-    }
+    if (opts.upstream) await bindStore(store, { ...opts, dataDir, upstream: opts.upstream });
   } catch (err) {
     await store.close();
     throw err;

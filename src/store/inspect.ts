@@ -6,14 +6,17 @@ import Database from 'better-sqlite3';
 import { type CloudIdentity, checkBinding } from './binding.js';
 import {
   DB_FILE,
+  describeMove,
   isPGliteDir,
   MARKER_FILE,
+  MOVED_KEY,
   missingRows,
   pgliteRefusal,
   readMarker,
   STORE_ID_KEY,
 } from './data-dir.js';
 import { StoreSetupError } from './errors.js';
+import { FIRST_START_KEY } from './first-start.js';
 import { SQLITE_SCHEMA_VERSION } from './sqlite-migrations.js';
 
 export interface StoreInspection {
@@ -22,6 +25,11 @@ export interface StoreInspection {
   problems: string[];
   /** One line on what was found, for the OK case. */
   summary: string;
+  /**
+   * A new store with no users or groups that has not passed a first start: `npm start` refuses it
+   * when CloudIdentity already holds users (first-start.ts).
+   */
+  newAndEmpty?: boolean;
 }
 
 export interface InspectOptions {
@@ -67,7 +75,12 @@ async function inspectDataDir(dataDir: string, upstream?: CloudIdentity): Promis
   const writable = creatable(dir);
   if (writable) return fail(writable);
   if (!existsSync(dir))
-    return { ok: true, problems, summary: `embedded store: DATA_DIR ${dir} will be created` };
+    return {
+      ok: true,
+      problems,
+      summary: `embedded store: DATA_DIR ${dir} will be created`,
+      newAndEmpty: true,
+    };
   if (isPGliteDir(dir)) return fail(pgliteRefusal(dir).message);
   let marker: ReturnType<typeof readMarker>;
   try {
@@ -82,7 +95,12 @@ async function inspectDataDir(dataDir: string, upstream?: CloudIdentity): Promis
         `DATA_DIR: ${dbPath} is missing, but ${join(dir, MARKER_FILE)} says a store was created here; restore it from a backup, or start with --accept-empty-store`,
       );
     }
-    return { ok: true, problems, summary: `embedded store: a new store will be created in DATA_DIR ${dir}` };
+    return {
+      ok: true,
+      problems,
+      summary: `embedded store: a new store will be created in DATA_DIR ${dir}`,
+      newAndEmpty: true,
+    };
   }
   let db: Database.Database | undefined;
   try {
@@ -95,7 +113,12 @@ async function inspectDataDir(dataDir: string, upstream?: CloudIdentity): Promis
     }
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version === 0)
-      return { ok: true, problems, summary: `embedded store in DATA_DIR ${dir} (not yet initialised)` };
+      return {
+        ok: true,
+        problems,
+        summary: `embedded store in DATA_DIR ${dir} (not yet initialised)`,
+        newAndEmpty: true,
+      };
     const meta = async (key: string) =>
       (db!.prepare('SELECT value FROM store_meta WHERE key = ?').get(key) as { value: string } | undefined)
         ?.value ?? null;
@@ -107,14 +130,21 @@ async function inspectDataDir(dataDir: string, upstream?: CloudIdentity): Promis
     }
     const missing = missingRows(db);
     if (missing) problems.push(`DATA_DIR: ${dbPath} holds fewer records than it recorded (${missing})`);
+    const moved = await meta(MOVED_KEY);
+    if (moved)
+      problems.push(
+        `DATA_DIR: the embedded store in DATA_DIR ${dir} was copied to PostgreSQL (${describeMove(moved)}); set DATABASE_URL to that database, or start once with --reuse-moved-store`,
+      );
     if (upstream) {
       const binding = await checkBinding({ getMeta: meta }, upstream, `DATA_DIR ${dir}`);
       if (binding) problems.push(binding);
     }
     const users = (db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n;
+    const groups = (db.prepare('SELECT count(*) AS n FROM groups').get() as { n: number }).n;
     return {
       ok: problems.length === 0,
       problems,
+      newAndEmpty: users === 0 && groups === 0 && (await meta(FIRST_START_KEY)) === null,
       summary: `embedded store in DATA_DIR ${dir}: ${users} users, schema ${version}${version > SQLITE_SCHEMA_VERSION ? ` (newer than this build's ${SQLITE_SCHEMA_VERSION})` : ''}`,
     };
   } catch (e) {
@@ -138,7 +168,12 @@ async function inspectPostgres(databaseUrl: string, upstream?: CloudIdentity): P
       "SELECT to_regclass('schema_migrations') IS NOT NULL AS exists",
     );
     if (!exists)
-      return { ok: true, problems, summary: `PostgreSQL at ${where}: empty, the schema will be created` };
+      return {
+        ok: true,
+        problems,
+        summary: `PostgreSQL at ${where}: empty, the schema will be created`,
+        newAndEmpty: true,
+      };
     const rows = await driver.query<{ version: number }>('SELECT version FROM schema_migrations');
     const known = new Set(MIGRATIONS.map((m) => m.version));
     const newer = rows.map((r) => r.version).filter((v) => !known.has(v));
@@ -159,10 +194,18 @@ async function inspectPostgres(databaseUrl: string, upstream?: CloudIdentity): P
       );
       if (binding) problems.push(binding);
     }
+    const [held] = meta
+      ? await driver.query<{ first: boolean; empty: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM store_meta WHERE key = $1) AS first,
+                  NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM groups) AS empty`,
+          [FIRST_START_KEY],
+        )
+      : [{ first: false, empty: true }];
     return {
       ok: problems.length === 0,
       problems,
       summary: `PostgreSQL at ${where}: ${rows.length} migrations applied${ahead}`,
+      newAndEmpty: !held.first && held.empty,
     };
   } catch (e) {
     const err = startupError(e, databaseUrl);

@@ -15,12 +15,19 @@ export interface PostgresDriverOptions {
   connectionTimeoutMillis?: number;
 }
 
+/**
+ * TCP keepalive on every connection: a peer that vanished without a FIN or RST (a host gone, a
+ * connection-tracking firewall that forgot the flow) is noticed by the OS instead of after hours.
+ */
+const KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+
 /** A pg Pool: statements run on any idle connection, transactions pin one. */
 export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 10_000,
     application_name: 'volc-scim-bridge',
+    ...KEEPALIVE,
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err }, 'idle PostgreSQL connection failed'));
@@ -79,6 +86,7 @@ class PostgresDriver implements SqlDriver {
         connectionTimeoutMillis: 10_000,
         max: SESSION_POOL_MAX,
         application_name: 'volc-scim-bridge',
+        ...KEEPALIVE,
       });
       pool.on('error', (err) => this.opts.logger?.warn({ err }, 'idle PostgreSQL session connection failed'));
       this.sessionPools.set(tier, pool);

@@ -84,15 +84,50 @@ function unavailable(err: unknown): StoreUnavailableError {
   return new StoreUnavailableError(typeof code === 'string' ? code : 'connection failed', { cause: err });
 }
 
+/** A lock holder's session silent longer than this is ended by PostgreSQL (its locks freed). */
+export const DEFAULT_LOCK_LEASE_MS = 15_000;
+
+export interface SqlStoreOptions {
+  /** STORE_LOCK_LEASE_MS: how long a frozen or cut-off replica keeps its locks (leader, resources). */
+  lockLeaseMs?: number;
+}
+
+interface SessionLease {
+  /** Why the lock may be gone (the heartbeat went unanswered, or the connection failed). */
+  lost(): Error | undefined;
+  /** The heartbeat ended the session itself (it is released already). */
+  ended(): boolean;
+  stop(): void;
+  /** SQL to append to the unlock statement, resetting the lease before the session goes back to the pool. */
+  resetSql: string;
+}
+
+class TimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** The BridgeStore on PostgreSQL (DATABASE_URL), shared by every replica. */
 export class SqlStore implements BridgeStore {
   /** Present when the driver has sessions (PostgreSQL); the embedded store has one bridge per DATA_DIR, so the in-process lock is enough there. */
   readonly lockResource?: (key: string, opts?: { deadlineAt?: number }) => Promise<() => Promise<void>>;
 
+  /** How long PostgreSQL keeps a lock whose holder went silent (see lease()). */
+  private readonly lockLeaseMs: number;
+
   constructor(
     private readonly db: SqlDriver,
     private readonly logger?: Logger,
+    options: SqlStoreOptions = {},
   ) {
+    this.lockLeaseMs = options.lockLeaseMs ?? DEFAULT_LOCK_LEASE_MS;
     if (db.session) {
       this.lockResource = (key, opts) => this.advisoryLock(key, opts?.deadlineAt);
       this.tryLeadership = (name) => this.leadership(name);
@@ -101,9 +136,89 @@ export class SqlStore implements BridgeStore {
 
   readonly tryLeadership?: (name: string) => Promise<{ lost(): boolean; release(): Promise<void> } | null>;
 
+  /** Whether the server has idle_session_timeout (PostgreSQL 14+); asked once. */
+  private idleTimeoutSupport: Promise<boolean> | undefined;
+
+  private supportsIdleTimeout(session: Session): Promise<boolean> {
+    this.idleTimeoutSupport ??= session
+      .query<{ ok: boolean }>(`SELECT current_setting('server_version_num')::int >= 140000 AS ok`)
+      .then(([row]) => {
+        if (!row.ok) {
+          this.logger?.warn(
+            'PostgreSQL before 14 has no idle_session_timeout: a frozen or cut-off replica keeps its locks until TCP keepalive ends its session',
+          );
+        }
+        return row.ok;
+      })
+      .catch((err) => {
+        this.idleTimeoutSupport = undefined;
+        throw err;
+      });
+    return this.idleTimeoutSupport;
+  }
+
   /**
-   * pg_try_advisory_lock on a connection of its own (tier 'leader'), kept while leading: if that
-   * connection dies, PostgreSQL releases the lock and another replica takes over; `lost()` tells.
+   * Bounds a session that holds a lock (the lock lives as long as the session) both ways:
+   * - PostgreSQL ends it once it has been idle for the lease (idle_session_timeout). A holder that
+   *   is frozen, or cut off by a network that drops packets without a reset, sends nothing, and
+   *   PostgreSQL (which cannot tell: its TCP peer still acknowledges) frees the lock within the lease.
+   * - A heartbeat (`SELECT 1`) every third of the lease keeps a healthy holder's session busy; one
+   *   that fails or gets no answer within a third of the lease ends the session on this side, and
+   *   `lost()` says so, before PostgreSQL frees the lock for someone else.
+   * A connection that dies (SIGKILL, pg_terminate_backend, a reset) frees the lock at once anyway.
+   */
+  private async lease(session: Session, what: string): Promise<SessionLease> {
+    const leaseMs = this.lockLeaseMs;
+    const bounded = await this.supportsIdleTimeout(session);
+    if (bounded)
+      await session.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${leaseMs}ms`]);
+    let ended: Error | undefined;
+    let beating = false;
+    let stopped = false;
+    const beatMs = Math.max(100, Math.floor(leaseMs / 3));
+    const heartbeat = setInterval(() => {
+      if (beating || ended || stopped) return;
+      if (session.failure) {
+        ended = session.failure;
+        clearInterval(heartbeat);
+        session.release(ended);
+        return;
+      }
+      beating = true;
+      withTimeout(session.query('SELECT 1'), beatMs)
+        .catch((err: unknown) => {
+          // Stopped: the holder is releasing the lock itself (and the session with it).
+          if (ended || stopped) return;
+          ended = err instanceof Error ? err : new Error(String(err));
+          clearInterval(heartbeat);
+          this.logger?.warn(
+            { err, leaseMs },
+            `${what}: its session did not answer the heartbeat; giving it up`,
+          );
+          // With the heartbeat still unanswered, the pool destroys the socket instead of waiting on it.
+          session.release(ended);
+        })
+        .finally(() => {
+          beating = false;
+        });
+    }, beatMs);
+    heartbeat.unref();
+    return {
+      lost: () => ended ?? session.failure,
+      stop: () => {
+        stopped = true;
+        clearInterval(heartbeat);
+      },
+      // Back in the pool, the session must not carry the lease (PostgreSQL would end it while idle).
+      resetSql: bounded ? `, set_config('idle_session_timeout', '0', false)` : '',
+      ended: () => ended !== undefined,
+    };
+  }
+
+  /**
+   * pg_try_advisory_lock on a connection of its own (tier 'leader'), kept while leading, under a
+   * lease (see lease()): a leader that is frozen or cut off loses the lead within lockLeaseMs, and
+   * `lost()` tells a leader that can no longer reach its session to stop leading.
    */
   private async leadership(name: string): Promise<{ lost(): boolean; release(): Promise<void> } | null> {
     let session: Session;
@@ -113,6 +228,7 @@ export class SqlStore implements BridgeStore {
       throw unavailable(err);
     }
     const hashed = `hashtextextended('volc-scim-bridge/leader/' || coalesce(current_schema(), '') || '/' || $1, 0)`;
+    let held: SessionLease;
     try {
       const [{ ok }] = await session.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${hashed}) AS ok`, [
         name,
@@ -121,22 +237,26 @@ export class SqlStore implements BridgeStore {
         session.release();
         return null;
       }
+      held = await this.lease(session, 'reconciler leadership');
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
       throw unavailable(err);
     }
     let released = false;
     return {
-      lost: () => session.failure !== undefined,
+      lost: () => held.lost() !== undefined,
       release: async () => {
         if (released) return;
         released = true;
-        if (session.failure) {
-          session.release(session.failure);
+        held.stop();
+        if (held.ended()) return;
+        const lost = held.lost();
+        if (lost) {
+          session.release(lost);
           return;
         }
         try {
-          await session.query(`SELECT pg_advisory_unlock(${hashed})`, [name]);
+          await session.query(`SELECT pg_advisory_unlock(${hashed})${held.resetSql}`, [name]);
           session.release();
         } catch (err) {
           session.release(err instanceof Error ? err : new Error(String(err)));
@@ -146,10 +266,12 @@ export class SqlStore implements BridgeStore {
   }
 
   /**
-   * A session-level advisory lock on a connection of its own, held until the release runs. The key
-   * is hashed (64 bits) with the schema, so bridges on other schemas of the same database do not
-   * contend. If that connection dies, PostgreSQL drops the lock: the release then reports the store
-   * unavailable, and the request's answer (503) makes the client retry what may have overlapped.
+   * A session-level advisory lock on a connection of its own, held until the release runs, under a
+   * lease (see lease()): a frozen or cut-off holder does not block the resource past lockLeaseMs.
+   * The key is hashed (64 bits) with the schema, so bridges on other schemas of the same database
+   * do not contend. If the lock is lost while held (the connection died, or the lease ran out), the
+   * release reports the store unavailable, and the request's answer (503) makes the client retry
+   * what may have overlapped.
    */
   private async advisoryLock(key: string, deadlineAt: number | undefined): Promise<() => Promise<void>> {
     const tier = key.slice(0, Math.max(0, key.indexOf(':'))) || 'default';
@@ -160,25 +282,28 @@ export class SqlStore implements BridgeStore {
       throw unavailable(err);
     }
     const hashed = `hashtextextended('volc-scim-bridge/resource/' || coalesce(current_schema(), '') || '/' || $1, 0)`;
+    let held: SessionLease;
     try {
       // lock_timeout bounds the wait by the request's deadline (0 would mean no limit).
       const waitMs = deadlineAt === undefined ? 0 : Math.max(1, Math.floor(deadlineAt - Date.now()));
       await session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]);
       await session.query(`SELECT pg_advisory_lock(${hashed})`, [key]);
+      held = await this.lease(session, `resource lock ${key}`);
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
       if ((err as { code?: unknown })?.code === '55P03') throw new StoreLockTimeoutError(key);
       throw unavailable(err);
     }
     return async () => {
-      const lost = session.failure;
+      held.stop();
+      const lost = held.lost();
       if (lost) {
-        session.release(lost);
+        if (!held.ended()) session.release(lost);
         this.logger?.warn({ err: lost, key }, 'the connection holding a resource lock failed while held');
         throw unavailable(lost);
       }
       try {
-        await session.query(`SELECT pg_advisory_unlock(${hashed})`, [key]);
+        await session.query(`SELECT pg_advisory_unlock(${hashed})${held.resetSql}`, [key]);
         session.release();
       } catch (err) {
         // Discarding the connection ends its session, which releases the lock too.

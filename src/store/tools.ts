@@ -1,25 +1,33 @@
 // Operator tools for the embedded store (`npm run store -- …`, src/store-cli.ts):
-//   backup   SQLite's online backup of DATA_DIR/bridge.sqlite while the bridge runs (a consistent
-//            snapshot; the bridge keeps writing meanwhile), verified before it is renamed into place
-//   restore  puts a backup in place as DATA_DIR's store (bridge stopped: takes DATA_DIR's lock)
-//   copy     embedded store → PostgreSQL, for the day a second replica is needed (bridge stopped)
+//   backup   VACUUM INTO a temporary file beside the target while the bridge runs (one read
+//            transaction: a consistent snapshot that writes never restart), made a single
+//            self-contained file, verified, then renamed into place
+//   restore  copies a backup to a temporary file in DATA_DIR, verifies it, then swaps it in with a
+//            rename; the store it replaces stays in DATA_DIR/replaced-<time>/ (bridge stopped:
+//            takes DATA_DIR's lock)
+//   copy     embedded store → PostgreSQL, for the day a second replica is needed (bridge stopped);
+//            the embedded store is then marked moved, and a start on it is refused
 // Each refuses rather than overwrite: an existing backup file, a non-empty PostgreSQL store, a
-// PostgreSQL store bound to another CloudIdentity.
+// PostgreSQL store bound to another CloudIdentity, a backup of another CloudIdentity's store.
+// Every file written is 0600, every directory created 0700: they hold names and e-mail addresses.
 import {
   closeSync,
-  copyFileSync,
   existsSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
+  readSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
+  writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { UPSTREAM_KEY } from './binding.js';
-import { DB_FILE, lockDataDir, STORE_ID_KEY, writeMarker } from './data-dir.js';
+import { describeUpstream, parseBinding, sameCloudIdentity, UPSTREAM_KEY } from './binding.js';
+import { DB_FILE, lockDataDir, MOVED_KEY, STORE_ID_KEY, writeMarker } from './data-dir.js';
 import { StoreSetupError } from './errors.js';
 import { migrate } from './migrations.js';
 import { describeTarget, openPostgresDriver } from './postgres-driver.js';
@@ -60,7 +68,10 @@ function counts(db: Database.Database): StoreCounts {
 }
 
 /** Checks that `path` is a whole, readable bridge store this build can open; returns its counts. */
-export function verifyStoreFile(path: string): StoreCounts & { storeId: string } {
+export function verifyStoreFile(path: string): StoreCounts & { storeId: string; upstream: string | null } {
+  // A file in WAL mode (backups made by older versions) gets an empty -wal and a -shm from a
+  // read-only connection, left behind on close: removed again, if this call made them.
+  const sidecars = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
@@ -79,17 +90,63 @@ export function verifyStoreFile(path: string): StoreCounts & { storeId: string }
       | { value: string }
       | undefined;
     if (!id) throw new Error(`${path} is not a volc-scim-bridge store (no store id)`);
-    return { ...counts(db), storeId: id.value };
+    const upstream = db.prepare('SELECT value FROM store_meta WHERE key = ?').get(UPSTREAM_KEY) as
+      | { value: string }
+      | undefined;
+    return { ...counts(db), storeId: id.value, upstream: upstream?.value ?? null };
   } catch (e) {
     if ((e as { code?: string }).code === 'SQLITE_NOTADB' || (e as { code?: string }).code === 'SQLITE_ERROR')
       throw new Error(`${path} is not a volc-scim-bridge store (${(e as Error).message})`, { cause: e });
     throw e;
   } finally {
     db.close();
+    if (sidecars.length === 2 && existsSync(sidecars[0]) && statSync(sidecars[0]).size === 0)
+      for (const f of sidecars) rmSync(f, { force: true });
   }
 }
 
-/** Online backup of DATA_DIR's store into `file` (must not exist); safe while the bridge runs. */
+/** Creates `dir` and missing parents with mode 0700 (an existing directory is left as it is). */
+function mkdirPrivate(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+}
+
+/** Removes `path` and the journal files SQLite may have left beside it. */
+function removeWithJournals(path: string): void {
+  for (const f of [path, `${path}-journal`, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+}
+
+/** Copies `from` into a new file `to` created 0600, synced; a failed copy (ENOSPC) removes `to`. */
+function copyPrivate(from: string, to: string): void {
+  const src = openSync(from, 'r');
+  let dst: number | undefined;
+  try {
+    dst = openSync(to, 'wx', 0o600);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(src, buf, 0, buf.length, null);
+      if (n === 0) break;
+      let off = 0;
+      while (off < n) off += writeSync(dst, buf, off, n - off);
+    }
+    fsyncSync(dst);
+  } catch (e) {
+    if (dst !== undefined) {
+      closeSync(dst);
+      dst = undefined;
+      rmSync(to, { force: true });
+    }
+    throw e;
+  } finally {
+    if (dst !== undefined) closeSync(dst);
+    closeSync(src);
+  }
+}
+
+/**
+ * Online backup of DATA_DIR's store into `file` (must not exist); safe while the bridge runs.
+ * VACUUM INTO reads one snapshot in one read transaction, so the bridge's writes neither block it
+ * nor restart it (SQLite's backup API starts over after every write by another connection).
+ */
 export async function backupEmbeddedStore(
   dataDir: string,
   file: string,
@@ -97,16 +154,26 @@ export async function backupEmbeddedStore(
   const source = embeddedDb(dataDir);
   const target = resolve(file);
   if (existsSync(target)) throw new Error(`${target} already exists; choose a new file name`);
-  mkdirSync(dirname(target), { recursive: true });
+  mkdirPrivate(dirname(target));
   const tmp = join(dirname(target), `.${basename(target)}.partial`);
-  rmSync(tmp, { force: true });
-  const db = new Database(source, { readonly: true, fileMustExist: true, timeout: 5_000 });
+  removeWithJournals(tmp);
   try {
-    await db.backup(tmp);
-  } finally {
-    db.close();
-  }
-  try {
+    // Created empty and 0600 first: VACUUM INTO fills an empty file and keeps its mode.
+    closeSync(openSync(tmp, 'wx', 0o600));
+    const db = new Database(source, { readonly: true, fileMustExist: true, timeout: 5_000 });
+    try {
+      db.prepare('VACUUM INTO ?').run(tmp);
+    } finally {
+      db.close();
+    }
+    // A rollback-journal database is one self-contained file: opening it (verify, restore) leaves
+    // no -wal or -shm beside it.
+    const out = new Database(tmp, { fileMustExist: true });
+    try {
+      out.pragma('journal_mode = DELETE');
+    } finally {
+      out.close();
+    }
     const verified = verifyStoreFile(tmp);
     fsyncPath(tmp);
     renameSync(tmp, target);
@@ -114,33 +181,137 @@ export async function backupEmbeddedStore(
     const { size } = statSync(target);
     return { users: verified.users, groups: verified.groups, memberships: verified.memberships, bytes: size };
   } catch (e) {
-    rmSync(tmp, { force: true });
+    removeWithJournals(tmp);
     throw e;
   }
 }
 
 /**
- * Installs backup `file` as DATA_DIR's store. The bridge must be stopped (DATA_DIR's lock is
- * taken). The store it replaces is moved aside into DATA_DIR/replaced-<time>/, never deleted.
+ * The binding recorded in the stopped store at `path`, or null when it has none or cannot be read.
+ * Opened for writing: the last connection to close a WAL database removes its -wal and -shm, where
+ * a read-only one would leave them behind.
  */
-export function restoreEmbeddedStore(dataDir: string, file: string): StoreCounts & { replacedInto?: string } {
+function bindingOf(path: string): string | null {
+  try {
+    const db = new Database(path, { fileMustExist: true, timeout: 1_000 });
+    try {
+      return (
+        (
+          db.prepare('SELECT value FROM store_meta WHERE key = ?').get(UPSTREAM_KEY) as
+            | { value: string }
+            | undefined
+        )?.value ?? null
+      );
+    } finally {
+      db.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** Folds a live store's write-ahead log into its file, so the file alone is the store (best effort). */
+function checkpoint(path: string): void {
+  try {
+    const db = new Database(path, { fileMustExist: true, timeout: 1_000 });
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.close();
+    }
+  } catch {
+    // A damaged store: its -wal and -shm are kept aside with it below.
+  }
+}
+
+const sameFile = (a: string, b: string) => {
+  const x = statSync(a);
+  const y = statSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
+};
+
+export interface RestoreOptions {
+  /** Restore a backup bound to another CloudIdentity than the store it replaces. */
+  allowOtherCloudIdentity?: boolean;
+}
+
+/**
+ * Installs backup `file` as DATA_DIR's store. The bridge must be stopped (DATA_DIR's lock is
+ * taken). The backup is copied to a temporary file beside the store and verified before anything
+ * is replaced; then the store it replaces is linked into DATA_DIR/replaced-<time>/ and the copy
+ * renamed over it, so the store's path always holds a whole store. A copy that fails (a full disk)
+ * leaves DATA_DIR as it was.
+ */
+export function restoreEmbeddedStore(
+  dataDir: string,
+  file: string,
+  options: RestoreOptions = {},
+): StoreCounts & { replacedInto?: string } {
   const dir = resolve(dataDir);
   const backup = resolve(file);
+  if (!existsSync(backup)) throw new Error(`${backup} does not exist`);
+  const livePath = join(dir, DB_FILE);
+  if (existsSync(livePath) && sameFile(backup, livePath))
+    throw new Error(
+      `${file} is DATA_DIR's live store itself (${livePath}); restore from a backup of it (npm run store -- backup FILE makes one)`,
+    );
   const verified = verifyStoreFile(backup);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirPrivate(dir);
   const lock = lockDataDir(dir);
   try {
-    let replacedInto: string | undefined;
-    const current = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`].filter((f) => existsSync(join(dir, f)));
-    if (current.length > 0) {
-      replacedInto = join(dir, `replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      mkdirSync(replacedInto, { mode: 0o700 });
-      for (const f of current) renameSync(join(dir, f), join(replacedInto, f));
+    // Where the database really is (bridge.sqlite may be a symlink): the swap happens there.
+    const present = existsSync(livePath);
+    const live = present ? realpathSync(livePath) : livePath;
+    if (present && verified.upstream && !options.allowOtherCloudIdentity) {
+      const held = bindingOf(live);
+      const a = held ? parseBinding(held) : null;
+      const b = parseBinding(verified.upstream);
+      if (a && b && !sameCloudIdentity(a, b))
+        throw new Error(
+          `${file} is a store bound to ${describeUpstream(b)}, but the store in DATA_DIR ${dir} mirrors ${describeUpstream(a)}; ` +
+            "nothing was replaced. Restoring it would serve one CloudIdentity's ids against the other. If that is truly meant " +
+            '(the same directory under new settings), run restore again with --allow-other-cloudidentity, then start the bridge ' +
+            'with --rebind-store',
+        );
     }
-    const tmp = join(dir, `${DB_FILE}.restoring`);
-    copyFileSync(backup, tmp);
-    fsyncPath(tmp);
-    renameSync(tmp, join(dir, DB_FILE));
+    const tmp = join(dirname(live), `.${basename(live)}.restoring`);
+    removeWithJournals(tmp);
+    try {
+      copyPrivate(backup, tmp);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      throw new Error(
+        `copying ${file} into DATA_DIR ${dir} failed (${code ?? (e as Error).message})${code === 'ENOSPC' ? `: the restored store needs ${statSync(backup).size} bytes free there` : ''}; the store in DATA_DIR is unchanged`,
+        { cause: e },
+      );
+    }
+    let replacedInto: string | undefined;
+    try {
+      const copied = verifyStoreFile(tmp);
+      if (copied.storeId !== verified.storeId)
+        throw new Error(`the copy of ${file} in DATA_DIR differs from it`);
+      if (present) {
+        checkpoint(live);
+        replacedInto = join(dirname(live), `replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+        mkdirSync(replacedInto, { mode: 0o700 });
+        try {
+          linkSync(live, join(replacedInto, DB_FILE));
+        } catch {
+          // A file system without hard links: moved aside instead (the copy is already verified).
+          renameSync(live, join(replacedInto, DB_FILE));
+        }
+        // A log left beside the old file would be replayed into the restored one.
+        for (const suffix of ['-wal', '-shm']) {
+          if (existsSync(`${live}${suffix}`))
+            renameSync(`${live}${suffix}`, join(replacedInto, `${DB_FILE}${suffix}`));
+        }
+      }
+    } catch (e) {
+      removeWithJournals(tmp);
+      throw e;
+    }
+    renameSync(tmp, live);
+    fsyncPath(dirname(live));
     // The marker names the restored store, so the next start accepts it as this DATA_DIR's.
     writeMarker(dir, verified.storeId);
     fsyncPath(dir);
@@ -158,8 +329,9 @@ export function restoreEmbeddedStore(dataDir: string, file: string): StoreCounts
 /**
  * Copies every record of DATA_DIR's store into the PostgreSQL store at `databaseUrl` (migrated
  * first), in one transaction, with versions and timestamps kept, and binds it to the same
- * CloudIdentity. Refuses a PostgreSQL store that already holds records or mirrors another
- * CloudIdentity, and a DATA_DIR a bridge is using (writes after the copy would be lost).
+ * CloudIdentity, then marks the embedded store moved. Refuses a PostgreSQL store that already holds
+ * records or mirrors another CloudIdentity, and a DATA_DIR a bridge is using (writes after the copy
+ * would be lost).
  */
 export async function copyEmbeddedToPostgres(dataDir: string, databaseUrl: string): Promise<StoreCounts> {
   const dir = resolve(dataDir);
@@ -268,6 +440,17 @@ export async function copyEmbeddedToPostgres(dataDir: string, databaseUrl: strin
       throw new Error(
         `copy verification failed: expected ${JSON.stringify(expected)}, PostgreSQL holds ${JSON.stringify(got)}`,
       );
+    // PostgreSQL is the live store from now on: a start on this one is refused (data-dir.ts).
+    const mark = new Database(join(dir, DB_FILE), { fileMustExist: true, timeout: 5_000 });
+    try {
+      mark
+        .prepare(
+          'INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        )
+        .run(MOVED_KEY, JSON.stringify({ to: `${where}/${database}`, at: new Date().toISOString() }));
+    } finally {
+      mark.close();
+    }
     return got;
   } finally {
     source.close();

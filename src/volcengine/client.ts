@@ -2,7 +2,14 @@
 // per-attempt timeout, a total deadline, full-jitter retries and recovery of ambiguous mutations.
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
-import { ErrorCode, VolcengineApiError, type VolcengineError, VolcengineTransportError } from './errors.js';
+import {
+  CREDENTIAL_HINT,
+  ErrorCode,
+  isCredentialProblem,
+  VolcengineApiError,
+  type VolcengineError,
+  VolcengineTransportError,
+} from './errors.js';
 import { normalizeHost, signRequest } from './signer.js';
 import type {
   CallOptions,
@@ -73,6 +80,17 @@ export interface ClientObserver {
   onDeadline?(e: { action: string }): void;
 }
 
+/**
+ * A ceiling on the calls sent to CloudIdentity (VOLCENGINE_MAX_RPS), consulted before every attempt.
+ * The client only waits on it and reports throttling; the counting is the pacer's.
+ */
+export interface CallPacer {
+  /** Resolves true when an attempt may be sent now, false when `deadlineAt` would pass first. */
+  acquire(deadlineAt: number, signal?: AbortSignal): Promise<boolean>;
+  /** CloudIdentity answered FlowLimitExceeded (HTTP 429). */
+  throttled(): void;
+}
+
 export interface CloudIdentityClientOptions {
   accessKeyId: string;
   secretAccessKey: string;
@@ -93,6 +111,8 @@ export interface CloudIdentityClientOptions {
   mutationConcurrency?: number;
   /** Pool connections. Default 32. */
   connections?: number;
+  /** Rate ceiling for every attempt; none by default. */
+  pacer?: CallPacer;
   logger?: Logger;
   observer?: ClientObserver;
   /** Clock for X-Date only (deadlines use the real clock). For tests. */
@@ -233,14 +253,6 @@ const RETRYABLE_5XX_CODES = new Set<string>([
   ErrorCode.InternalServiceError,
   ErrorCode.ServiceUnavailableTemp,
   ErrorCode.InternalServiceTimeout,
-]);
-const CREDENTIAL_CODES = new Set<string>([
-  ErrorCode.SignatureDoesNotMatch,
-  ErrorCode.InvalidAccessKey,
-  ErrorCode.InvalidSecretToken,
-  ErrorCode.MissingAuthenticationToken,
-  ErrorCode.InvalidAuthorization,
-  ErrorCode.InvalidCredential,
 ]);
 /** Socket-level failures that prove the request never reached the server. */
 const NOT_SENT_CODES = new Set([
@@ -395,6 +407,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly mutationSlots: Semaphore | undefined;
+  private readonly pacer: CallPacer | undefined;
   private readonly logger: Logger | undefined;
   private readonly observer: ClientObserver | undefined;
   private readonly now: () => Date;
@@ -429,6 +442,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
     this.maxDelayMs = positive('maxDelayMs', opts.maxDelayMs ?? 5_000, true);
     const mc = Math.floor(positive('mutationConcurrency', opts.mutationConcurrency ?? 0, true));
     this.mutationSlots = mc > 0 ? new Semaphore(mc) : undefined;
+    this.pacer = opts.pacer;
     this.logger = opts.logger?.child({ component: 'volcengine' });
     this.observer = opts.observer;
     this.now = opts.now ?? (() => new Date());
@@ -476,7 +490,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         params: input,
         parse: (r) => ({
           ...this.page(r, input, 'Users'),
-          Users: this.list<CloudIdentityUser>('ListUsers', r, 'Users'),
+          Users: this.list('ListUsers', r, 'Users', (u, where) => this.user('ListUsers', u, where)),
         }),
       },
       opts,
@@ -527,7 +541,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         params: input,
         parse: (r) => ({
           ...this.page(r, input, 'Groups'),
-          Groups: this.list<CloudIdentityGroup>('ListGroups', r, 'Groups'),
+          Groups: this.list('ListGroups', r, 'Groups', (g, where) => this.group('ListGroups', g, where)),
         }),
       },
       opts,
@@ -581,7 +595,12 @@ export class CloudIdentityClient implements CloudIdentityApi {
         params: input,
         parse: (r) => ({
           ...this.page(r, input, 'Members'),
-          Members: this.list<ListGroupMembersResult['Members'][number]>('ListGroupMembers', r, 'Members'),
+          Members: this.list('ListGroupMembers', r, 'Members', (m, where) => {
+            const member = textFields('ListGroupMembers', m, MEMBER_TEXT, where);
+            if (typeof member.UserId !== 'string' || !member.UserId)
+              throw resultError('ListGroupMembers', `${where}.UserId is missing`);
+            return member as unknown as ListGroupMembersResult['Members'][number];
+          }),
         }),
       },
       opts,
@@ -590,22 +609,33 @@ export class CloudIdentityClient implements CloudIdentityApi {
 
   // ----- result shaping ------------------------------------------------------------------------
 
-  private user(action: ActionName, r: Record<string, unknown>): CloudIdentityUser {
-    if (typeof r.UserId !== 'string' || !r.UserId) throw resultError(action, 'Result.UserId is missing');
-    return r as unknown as CloudIdentityUser;
+  private user(action: ActionName, r: Record<string, unknown>, where = 'Result'): CloudIdentityUser {
+    const u = textFields(action, r, USER_TEXT, where);
+    if (typeof u.UserId !== 'string' || !u.UserId) throw resultError(action, `${where}.UserId is missing`);
+    return u as unknown as CloudIdentityUser;
   }
 
-  private group(action: ActionName, r: Record<string, unknown>): CloudIdentityGroup {
-    if (typeof r.GroupId !== 'string' || !r.GroupId) throw resultError(action, 'Result.GroupId is missing');
-    return r as unknown as CloudIdentityGroup;
+  private group(action: ActionName, r: Record<string, unknown>, where = 'Result'): CloudIdentityGroup {
+    const g = textFields(action, r, GROUP_TEXT, where);
+    if (typeof g.GroupId !== 'string' || !g.GroupId) throw resultError(action, `${where}.GroupId is missing`);
+    return g as unknown as CloudIdentityGroup;
   }
 
-  private list<T>(action: ActionName, r: Record<string, unknown>, key: string): T[] {
+  private list<T>(
+    action: ActionName,
+    r: Record<string, unknown>,
+    key: string,
+    shape: (item: Record<string, unknown>, where: string) => T,
+  ): T[] {
     const items = r[key];
     // An empty page may come back as null or without the member at all.
     if (items === undefined || items === null) return [];
     if (!Array.isArray(items)) throw resultError(action, `Result.${key} is not an array`);
-    return items as T[];
+    return items.map((item, i) => {
+      const where = `Result.${key}[${i}]`;
+      if (!isRecord(item)) throw resultError(action, `${where} is not an object`);
+      return shape(item, where);
+    });
   }
 
   private page(
@@ -678,6 +708,9 @@ export class CloudIdentityClient implements CloudIdentityApi {
       if (outcome.ok) return plan.parse(outcome.result);
 
       const { error } = outcome;
+      if (error instanceof VolcengineApiError && error.code === ErrorCode.FlowLimitExceeded) {
+        this.notify(() => this.pacer?.throttled());
+      }
       if (isMutation && mayHaveCommitted && plan.recover && error instanceof VolcengineApiError) {
         const recovered = await plan.recover(error, ctx);
         if (recovered) {
@@ -724,6 +757,13 @@ export class CloudIdentityClient implements CloudIdentityApi {
     attempt: number,
     signal: AbortSignal | undefined,
   ): Promise<AttemptOutcome> {
+    if (this.pacer && !(await this.pacer.acquire(deadlineAt, signal))) {
+      const error = this.deadline(
+        action,
+        'deadline passed waiting under the rate ceiling (VOLCENGINE_MAX_RPS)',
+      );
+      return this.finish(action, attempt, 0, { ok: false, retry: false, ambiguous: false, error });
+    }
     if (isMutation && this.mutationSlots) {
       const got = await this.mutationSlots.acquire(Math.max(0, deadlineAt - Date.now()), signal);
       if (!got) {
@@ -931,15 +971,8 @@ export class CloudIdentityClient implements CloudIdentityApi {
       { action, attempt, status, code: outcomeName, requestId, durationMs },
       'cloudidentity attempt',
     );
-    if (
-      !outcome.ok &&
-      outcome.error instanceof VolcengineApiError &&
-      CREDENTIAL_CODES.has(outcome.error.code)
-    ) {
-      this.logger?.error(
-        { action, code: outcome.error.code, requestId },
-        'CloudIdentity rejected the bridge credentials: check VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN and VOLCENGINE_REGION',
-      );
+    if (!outcome.ok && isCredentialProblem(outcome.error)) {
+      this.logger?.error({ action, code: outcomeName, requestId }, CREDENTIAL_HINT);
     }
     return outcome;
   }
@@ -957,6 +990,60 @@ export class CloudIdentityClient implements CloudIdentityApi {
       this.logger?.warn({ err }, 'cloudidentity observer failed');
     }
   }
+}
+
+// The text fields of what CloudIdentity returns. JSON gives no guarantee of their types: a number
+// (a numeric UserName, an id) is read as its text, null as absent; anything else is malformed. The
+// rest of the bridge can then rely on the declared types (a userName is always a string in SCIM).
+const USER_TEXT = [
+  'UserId',
+  'UserName',
+  'DisplayName',
+  'Description',
+  'Email',
+  'Phone',
+  'Source',
+  'IdentityType',
+  'CreatedTime',
+  'UpdatedTime',
+] as const;
+const GROUP_TEXT = [
+  'GroupId',
+  'GroupName',
+  'DisplayName',
+  'Description',
+  'JoinType',
+  'Source',
+  'CreatedTime',
+  'UpdatedTime',
+] as const;
+const MEMBER_TEXT = [
+  'UserId',
+  'UserName',
+  'DisplayName',
+  'Description',
+  'Email',
+  'Phone',
+  'Source',
+  'IdentityType',
+  'JoinTime',
+] as const;
+
+function textFields(
+  action: string,
+  r: Record<string, unknown>,
+  keys: readonly string[],
+  where: string,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...r };
+  for (const key of keys) {
+    const v = r[key];
+    if (v === undefined || typeof v === 'string') continue;
+    if (v === null) delete out[key];
+    else if (typeof v === 'number' || typeof v === 'boolean') out[key] = String(v);
+    else throw resultError(action, `${where}.${key} is not text`);
+  }
+  return out;
 }
 
 function resultError(action: string, why: string): VolcengineTransportError {

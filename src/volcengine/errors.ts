@@ -43,10 +43,6 @@ export class VolcengineTransportError extends Error {
 
 export type VolcengineError = VolcengineApiError | VolcengineTransportError;
 
-export function isVolcengineError(e: unknown): e is VolcengineError {
-  return e instanceof VolcengineApiError || e instanceof VolcengineTransportError;
-}
-
 /**
  * CloudIdentity `Error.Code` values the client and the layers above branch on. The not-found and
  * membership codes are the ones the emulator uses (the real service documents only some of them).
@@ -80,4 +76,27 @@ export const ErrorCode = {
   InvalidCredential: 'InvalidCredential',
   AccessDenied: 'AccessDenied',
 } as const;
-export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * CloudIdentity codes that speak about the bridge's own Volcengine credentials (key, secret, session
+ * token, signature, clock): an operator problem, never the SCIM client's.
+ */
+export const CREDENTIAL_CODES: ReadonlySet<string> = new Set<string>([
+  ErrorCode.SignatureDoesNotMatch,
+  ErrorCode.InvalidAccessKey,
+  ErrorCode.InvalidSecretToken,
+  ErrorCode.MissingAuthenticationToken,
+  'MissingSignature',
+  ErrorCode.InvalidAuthorization,
+  ErrorCode.InvalidCredential,
+  ErrorCode.InvalidTimestamp,
+]);
+
+/** The operator's next step when CloudIdentity refuses the bridge's credentials (for logs). */
+export const CREDENTIAL_HINT =
+  'CloudIdentity refused the bridge credentials: check VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN, VOLCENGINE_REGION and the machine clock';
+
+/** Is this an upstream answer about the bridge's own Volcengine credentials (an operator problem)? */
+export function isCredentialProblem(e: unknown): boolean {
+  return e instanceof VolcengineApiError && CREDENTIAL_CODES.has(e.code);
+}

@@ -4,7 +4,7 @@
 // stale cookie to sign-in, all under its strict CSP with no blocked script. Screenshots go to docs/.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,11 @@ const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'console-admin-token-0123456789';
 const OKTA = 'okta-browser-token-0123456789';
 const ENTRA = 'entra-browser-token-0123456789';
-const DOCS = join(import.meta.dirname, '../../docs');
+// Screenshots go to an ignored folder; `npm run screenshots` points SCREENSHOT_DIR at docs/ to refresh the
+// committed ones, so `npm test` never rewrites tracked files.
+const DOCS = process.env.SCREENSHOT_DIR
+  ? resolve(process.env.SCREENSHOT_DIR)
+  : join(import.meta.dirname, '../../test-output');
 
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {

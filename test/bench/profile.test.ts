@@ -22,6 +22,20 @@ describe('categorize', () => {
     expect(categorize('', '(idle)')).toBe('idle');
     expect(categorize('file:///app/node_modules/left-pad/index.js', 'f')).toBe('other: left-pad');
   });
+
+  it('names the parts a request pays for: synchronous SQLite, async context, audit, logging', () => {
+    expect(categorize('file:///app/dist/store/sqlite-store.js', 'one')).toMatch(/synchronous better-sqlite3/);
+    expect(categorize('file:///app/dist/store/sql-common.js', 'parsed')).toBe('ours: store');
+    expect(categorize('node:internal/async_hooks', 'promiseInitHook')).toBe(
+      'AsyncLocalStorage (node:async_hooks)',
+    );
+    expect(categorize('node:async_hooks', '_propagate')).toBe('AsyncLocalStorage (node:async_hooks)');
+    expect(categorize('file:///app/dist/audit/capture.js', 'get')).toBe('ours: audit trail');
+    expect(categorize('file:///app/dist/ops/access-log.js', 'finished')).toBe('ours: logging');
+    expect(categorize('file:///app/dist/logger.js', 'scrubPii')).toBe('ours: logging');
+    expect(categorize('file:///app/dist/ops/request-context.js', 'joinRoute')).toBe('ours: request context');
+    expect(categorize('file:///app/dist/ops/metrics.js', 'wrapper')).toBe('ours: ops (metrics, readiness)');
+  });
 });
 
 describe('summarizeProfile', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { ResourceBusyError } from '../../src/directory/errors.js';
 import { ResourceLocks } from '../../src/directory/resource-locks.js';
-import { ScimError } from '../../src/scim/errors.js';
 
 describe('ResourceLocks', () => {
   it('grants one key to one holder at a time, first come first served, and forgets idle keys', async () => {
@@ -25,14 +25,14 @@ describe('ResourceLocks', () => {
     expect(locks.size).toBe(0);
   });
 
-  it('a waiter whose deadline passes leaves the queue with a 503 and the others still get the key', async () => {
+  it('a waiter whose deadline passes leaves the queue with ResourceBusyError and the others still get the key', async () => {
     const locks = new ResourceLocks();
     const holder = await locks.acquire('group:g');
     const late = locks.acquire('group:g', Date.now());
     const next = locks.acquire('group:g');
     const err = await late.catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ScimError);
-    expect((err as ScimError).status).toBe(503);
+    expect(err).toBeInstanceOf(ResourceBusyError);
+    expect(err).toMatchObject({ code: 'RESOURCE_BUSY', key: 'group:g', decided: false });
     expect(locks.waiting('group:g')).toBe(1);
     holder();
     (await next)();

@@ -67,6 +67,8 @@ describe.each(variants)('SIGKILL mid-operation, restart ($name)', ({ env }) => {
   it('a deactivation and a reactivation killed in flight are settled by the restarted bridge', {
     timeout: 120_000,
   }, async () => {
+    // Each variant's new store faces an empty CloudIdentity (a populated one would refuse its first start).
+    emulator.reset();
     const dataDir = mkdtempSync(join(tmpdir(), 'bridge-crash-'));
     const bridgeEnv = {
       ...env(),

@@ -1,6 +1,7 @@
 // The reconciler: drift it did not cause (console deletes, tombstone collisions, a membership mirror
 // that disagrees with CloudIdentity), one leader across two bridges on PostgreSQL, its report at
 // /admin/api/reconciler and its metrics.
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/ops/metrics.js';
 import { type Harness, startHarness, storeKinds } from '../helpers/harness.js';
@@ -57,6 +58,24 @@ describe.each(kinds)('reconciler (%s store)', (store) => {
       /scim_bridge_reconciler_drift_total\{kind="accountDeletedUpstream",action="repaired"\} 1/,
     );
     expect(text).toMatch(/scim_bridge_reconciler_pending_intents 0/);
+  });
+
+  it('an intent whose resource another request holds is skipped as busy, and settled once it is free', async () => {
+    h = await startHarness({ store });
+    const groupId = await createGroup(h, uniqueName('busy-g', 'g'));
+    await h.store.putIntent({
+      id: randomUUID(),
+      resource: `group:${groupId}`,
+      kind: 'group.delete',
+      payload: { groupId },
+    });
+    const release = await h.locks.acquire(`group:${groupId}`);
+    const busy = await h.reconciler.runOnce({ ignoreBackoff: true });
+    expect(busy).toMatchObject({ settled: 0, failed: 0, skippedBusy: 1, pending: 1 });
+    release();
+    const free = await h.reconciler.runOnce({ ignoreBackoff: true });
+    expect(free).toMatchObject({ settled: 1, failed: 0, skippedBusy: 0, pending: 0 });
+    expect((await h.http.get(`/scim/v2/Groups/${groupId}`)).status).toBe(404);
   });
 
   it('an account colliding with a tombstone is reported, not touched', async () => {

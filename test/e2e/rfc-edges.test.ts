@@ -180,17 +180,18 @@ describe('after remove, a read does not show the attribute (RFC 7644 §3.5.2.2)'
     expect((await upstreamOf(user.userName))?.Email ?? '').toBe('');
   });
 
-  it('remove active changes nothing: an active user stays active, a deactivated one deactivated', async () => {
+  it('remove active is refused (400 invalidValue) and changes nothing, active or deactivated', async () => {
     const user = await create();
     const kept = await patch(user.id, { op: 'remove', path: 'active' });
-    expect(kept.status, kept.text).toBe(200);
+    expect(kept.status, kept.text).toBe(400);
+    expect(kept.body.scimType).toBe('invalidValue');
     expect((await get(user.id)).body.active).toBe(true);
     expect(await upstreamOf(user.userName)).toBeDefined();
 
     const off = await patch(user.id, { op: 'replace', path: 'active', value: false });
     expect(off.status, off.text).toBe(200);
     const still = await patch(user.id, { op: 'remove', path: 'active' });
-    expect(still.status, still.text).toBe(200);
+    expect(still.status, still.text).toBe(400);
     expect((await get(user.id)).body.active).toBe(false);
     expect(await upstreamOf(user.userName)).toBeUndefined();
   });

@@ -15,6 +15,7 @@ import {
 } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logger.js';
 import { instrumentStore, type Metrics } from '../../src/ops/metrics.js';
+import { Readiness } from '../../src/ops/readiness.js';
 import { requestContextObserver } from '../../src/ops/request-context.js';
 import { openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
@@ -73,8 +74,10 @@ export interface HarnessOptions {
    * like two replicas. `store` is taken from the peer; closing this one leaves the peer's intact.
    */
   peer?: Harness;
-  /** With store 'postgres': the URL the bridge connects to, from the fresh schema's (e.g. through a proxy). */
+  /** With store 'postgres' (or a peer): the URL the bridge connects to, from the schema's (e.g. through a proxy). */
   databaseUrlVia?: (url: string) => string;
+  /** Run readiness checks in the background, as a started bridge does (liveness and the ready gauge follow them). */
+  backgroundReadiness?: boolean;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -99,13 +102,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     if (!peer.databaseUrl)
       throw new Error('a peer bridge needs a PostgreSQL peer (the embedded store is one per DATA_DIR)');
     databaseUrl = peer.databaseUrl;
-    store = await openStore({ databaseUrl, logger });
+    store = await openStore({
+      databaseUrl: options.databaseUrlVia ? options.databaseUrlVia(databaseUrl) : databaseUrl,
+      lockLeaseMs: config.storeLockLeaseMs,
+      logger,
+    });
   } else if (options.store === 'postgres') {
     const pg = await freshPostgresUrl();
     if ('skip' in pg) throw new Error(`PostgreSQL unavailable: ${pg.skip}`);
     dropSchema = pg.drop;
     databaseUrl = options.databaseUrlVia ? options.databaseUrlVia(pg.url) : pg.url;
-    store = await openStore({ databaseUrl, logger });
+    store = await openStore({ databaseUrl, lockLeaseMs: config.storeLockLeaseMs, logger });
   } else {
     store = await openStore({ inMemory: true, logger });
   }
@@ -131,12 +138,22 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     metrics: options.metrics,
     locks,
   });
+  const readiness = new Readiness({
+    store: appStore,
+    api,
+    cacheMs: config.readinessCacheMs,
+    livenessStoreTimeoutMs: config.livenessStoreTimeoutMs,
+    logger,
+    onResult: (ready) => options.metrics?.ready.set(ready ? 1 : 0),
+  });
+  if (options.backgroundReadiness) readiness.start();
   const app = buildApp({
     config,
     api,
     store: appStore,
     logger,
     metrics: options.metrics,
+    readiness,
     locks,
     directories,
   });
@@ -165,6 +182,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       return (await res.json()) as EmulatorSnapshot;
     },
     async close() {
+      readiness.stop();
       await directories.reconciler.stop();
       await client.close();
       await rawStore.close();

@@ -66,7 +66,17 @@ describe('configuration', () => {
       driftIntervalMs: 300_000,
       driftBudget: 100,
     });
+    expect(loadConfig({}, () => 'generated-token-0123456789')).toMatchObject({
+      storeLockLeaseMs: 15_000,
+      livenessStoreTimeoutMs: 120_000,
+    });
     expect(problems({ RECONCILE_INTERVAL_MS: '0', RECONCILE_DRIFT_INTERVAL_MS: '0' })).toEqual([]);
+    expect(problems({ RECONCILE_INTERVAL_MS: '10000', STORE_LOCK_LEASE_MS: '50000' })).toEqual([
+      expect.stringMatching(/^STORE_LOCK_LEASE_MS: .*60 s/),
+    ]);
+    expect(problems({ STORE_LOCK_LEASE_MS: '500' })).toEqual([
+      expect.stringMatching(/^STORE_LOCK_LEASE_MS: /),
+    ]);
     expect(problems({ RECONCILE_BATCH: '0' })).toEqual([expect.stringMatching(/^RECONCILE_BATCH: /)]);
     expect(problems({ RECONCILE_INTERVAL_MS: '30000', RECONCILE_BACKOFF_MAX_MS: '30000' })).toEqual([
       expect.stringMatching(/^RECONCILE_BACKOFF_MAX_MS: .*60 s/),

@@ -3,6 +3,12 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DEV_ACCESS_KEY,
+  DEV_SECRET_KEY,
+  type RunningEmulator,
+  startEmulator,
+} from '../../src/emulator/index.js';
 import { type BridgeProcess, httpRequest, spawnBridge } from './process.js';
 
 // No Docker engine runs here: the Dockerfile is parsed and checked, its build steps are compared
@@ -161,6 +167,8 @@ describe('Dockerfile', () => {
     // Numeric, so Kubernetes can verify runAsNonRoot; 1000 is the image's `node` user, owner of /data.
     expect(user).toBe('1000:1000');
     expect(runs(runtime)).toContain(`chown 1000:1000 ${env.DATA_DIR}`);
+    // The volume holds names and e-mail addresses: owner only (a named volume copies this mode).
+    expect(runs(runtime)).toContain(`chmod 700 ${env.DATA_DIR}`);
     const volume = runtime.instructions.find((i) => i.op === 'VOLUME')?.args;
     expect(JSON.parse(volume!)).toContain(env.DATA_DIR);
     expect(runtime.instructions.find((i) => i.op === 'EXPOSE')?.args).toBe(env.PORT);
@@ -198,6 +206,7 @@ function newestMtime(dir: string): number {
 
 describe("the image's start command runs the built app", () => {
   let proc: BridgeProcess | undefined;
+  let emulator: RunningEmulator | undefined;
   beforeAll(async () => {
     // CI builds right before the tests; rebuild here only when dist/ is missing or stale.
     let built = 0;
@@ -213,10 +222,26 @@ describe("the image's start command runs the built app", () => {
     const [command, ...args] = execForm(runtime, 'CMD')!;
     // The image's environment except DATA_DIR: spawnBridge's temporary directory stands in for /data.
     const { DATA_DIR: _volume, ...env } = envOf(runtime);
-    proc = await spawnBridge(command, args, { ...env, PORT: '0', HOST: '127.0.0.1' }, 120_000);
+    // NODE_ENV=production refuses to start without credentials: the standalone emulator stands in
+    // for CloudIdentity.
+    emulator = await startEmulator({ port: 0 });
+    proc = await spawnBridge(
+      command,
+      args,
+      {
+        ...env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+        VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+        VOLCENGINE_ENDPOINT: emulator.url,
+      },
+      120_000,
+    );
   }, 300_000);
   afterAll(async () => {
     await proc?.cleanup();
+    await emulator?.close();
   });
 
   it('answers /healthz, and the HEALTHCHECK command passes against it', async () => {
@@ -229,10 +254,11 @@ describe("the image's start command runs the built app", () => {
       timeout: 10_000,
     });
     expect(ok.status).toBe(0);
-    // Production JSON logs, no pretty printer.
+    // Production JSON logs, no pretty printer, and nothing outside them.
     expect(proc!.lines.find((l) => l.msg === 'volc-scim-bridge listening')).toMatchObject({
       service: 'volc-scim-bridge',
     });
+    expect(proc!.stderr()).toBe('');
   });
 
   it('the HEALTHCHECK fails once the process is gone', async () => {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { isMap, isPair, isScalar, parseAllDocuments, parseDocument, parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config.js';
 
 // The Kubernetes manifests in deploy/, parsed and checked for what running several replicas safely
@@ -36,13 +36,16 @@ describe('deploy/ manifests', () => {
   it('every document is a well-formed Kubernetes object', () => {
     for (const d of docs) {
       if (d.kind === 'Kustomization') continue;
-      expect(d.apiVersion, d.__file).toMatch(/^(v1|apps\/v1|policy\/v1|autoscaling\/v2)$/);
+      expect(d.apiVersion, d.__file).toMatch(
+        /^(v1|apps\/v1|policy\/v1|autoscaling\/v2|networking\.k8s\.io\/v1)$/,
+      );
       expect(d.metadata?.name, d.__file).toBe('volc-scim-bridge');
     }
     expect(docs.map((d) => d.kind).sort()).toEqual(
       [
         'Deployment',
         'HorizontalPodAutoscaler',
+        'Ingress',
         'Kustomization',
         'PodDisruptionBudget',
         'Secret',
@@ -172,5 +175,119 @@ describe('deploy/ manifests', () => {
     expect(hpa.spec.metrics[0].resource.name).toBe('cpu');
     // Utilization targets need CPU requests.
     expect(container.resources.requests.cpu).toBeDefined();
+  });
+});
+
+describe('deploy/: the console, HTTPS and probe comments', () => {
+  it('ADMIN_TOKENS comes from the Secret, optional (console off without it), with a note on reaching /admin', () => {
+    const secret = one('Secret');
+    const admin = envValue('ADMIN_TOKENS');
+    expect(admin?.value).toBeUndefined();
+    expect(admin?.valueFrom?.secretKeyRef).toEqual({
+      name: secret.metadata.name,
+      key: 'ADMIN_TOKENS',
+      optional: true,
+    });
+    expect(secret.stringData.ADMIN_TOKENS).toMatch(/CHANGE_ME/);
+    const text = readFileSync(join(DIR, 'deployment.yaml'), 'utf8');
+    expect(text).toMatch(/kubectl port-forward svc\/volc-scim-bridge 8080:80/);
+    // With the example Secret the console is on.
+    const config = loadConfig(
+      Object.fromEntries(Object.entries(secret.stringData as Record<string, string>)),
+      () => 'unused',
+    );
+    expect(config.adminTokens).toEqual(['CHANGE_ME_ADMIN_TOKEN_FOR_OPERATORS']);
+  });
+
+  it('Ingress: TLS for the PUBLIC_BASE_URL host, only /scim/v2 routed, to the Service port by name', () => {
+    const ingress = one('Ingress');
+    const service = one('Service');
+    const host = new URL(envValue('PUBLIC_BASE_URL')!.value!).host;
+    expect(new URL(envValue('PUBLIC_BASE_URL')!.value!).protocol).toBe('https:');
+    expect(ingress.spec.tls).toEqual([{ hosts: [host], secretName: expect.any(String) }]);
+    expect(ingress.spec.rules).toHaveLength(1);
+    expect(ingress.spec.rules[0].host).toBe(host);
+    expect(ingress.spec.rules[0].http.paths).toEqual([
+      {
+        path: '/scim/v2',
+        pathType: 'Prefix',
+        backend: { service: { name: service.metadata.name, port: { name: service.spec.ports[0].name } } },
+      },
+    ]);
+    // The proxy waits longer than the bridge's own deadline, so the bridge's answer (504) arrives.
+    const readTimeout = Number(
+      ingress.metadata.annotations['nginx.ingress.kubernetes.io/proxy-read-timeout'],
+    );
+    expect(readTimeout * 1000).toBeGreaterThan(loadConfig({}, () => 'unused').requestDeadlineMs);
+    // Behind the Ingress the client address comes from X-Forwarded-For: TRUST_PROXY must be set.
+    expect(loadConfig({ TRUST_PROXY: envValue('TRUST_PROXY')!.value! }, () => 'unused').trustProxy).not.toBe(
+      false,
+    );
+  });
+
+  it('every probe carries a comment saying what it checks', () => {
+    const doc = parseDocument(readFileSync(join(DIR, 'deployment.yaml'), 'utf8'));
+    const containerNode = doc.getIn(['spec', 'template', 'spec', 'containers', 0], true);
+    expect(isMap(containerNode)).toBe(true);
+    const comments: Record<string, string> = {};
+    if (isMap(containerNode))
+      for (const item of containerNode.items)
+        if (isPair(item) && isScalar(item.key))
+          comments[String(item.key.value)] = item.key.commentBefore ?? '';
+    expect(comments.startupProbe).toMatch(/Startup: \/healthz .*listens/s);
+    expect(comments.livenessProbe).toMatch(
+      /Liveness: \/healthz .*never touches the store or\s+CloudIdentity/s,
+    );
+    expect(comments.readinessProbe).toMatch(
+      /Readiness: \/readyz checks that the store answers a ping and CloudIdentity/s,
+    );
+  });
+});
+
+describe('deploy/volc-scim-bridge.service (systemd)', () => {
+  const text = readFileSync(join(DIR, 'volc-scim-bridge.service'), 'utf8');
+  const entries = text
+    .split('\n')
+    .filter((l) => /^[A-Za-z]+=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const);
+  const all = (key: string) => entries.filter(([k]) => k === key).map(([, v]) => v);
+  const value = (key: string) => all(key)[0];
+  const environment = Object.fromEntries(
+    all('Environment').map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]),
+  );
+
+  it('runs node dist/main.js as an unprivileged user, reloads TLS on SIGHUP, drains on SIGTERM', () => {
+    expect(value('ExecStart')).toBe('/usr/bin/node dist/main.js');
+    expect(value('User')).not.toBe('root');
+    expect(value('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+    expect(value('KillSignal')).toBe('SIGTERM');
+    const drainMs = loadConfig({}, () => 'unused').shutdownGraceMs;
+    expect(Number(value('TimeoutStopSec')) * 1000).toBeGreaterThan(drainMs);
+    // A configuration error (exit 2) is not restarted in a loop.
+    expect(value('RestartPreventExitStatus')).toBe('2');
+    expect(value('NoNewPrivileges')).toBe('true');
+    expect(value('ProtectSystem')).toBe('strict');
+  });
+
+  it('secrets come as systemd credentials through NAME_FILE, never inline; the settings are valid', () => {
+    for (const [name, v] of Object.entries(environment)) {
+      if (/TOKEN|SECRET|PASSWORD|DATABASE_URL/.test(name)) expect(name, name).toMatch(/_FILE$/);
+      if (name.endsWith('_FILE') && !name.startsWith('TLS_')) expect(v, name).toMatch(/^%d\//);
+    }
+    const credentials = new Set(all('LoadCredential').map((c) => c.slice(0, c.indexOf(':'))));
+    for (const [name, v] of Object.entries(environment))
+      if (v.startsWith('%d/')) expect(credentials.has(v.slice(3)), name).toBe(true);
+    expect(environment.SCIM_BEARER_TOKENS_FILE).toBeDefined();
+    expect(environment.VOLCENGINE_SECRET_KEY_FILE).toBeDefined();
+    // The non-file settings as the bridge would load them (paths are checked when it starts).
+    const plain = Object.fromEntries(Object.entries(environment).filter(([k]) => !k.endsWith('_FILE')));
+    // What EnvironmentFile and the credentials add (see the unit's header).
+    const fromFiles = {
+      VOLCENGINE_ACCESS_KEY: 'AKLTexample',
+      VOLCENGINE_SECRET_KEY: 'example-secret',
+      SCIM_BEARER_TOKENS: 'entra:example-token-0123456789',
+    };
+    expect(loadConfig({ ...fromFiles, ...plain }, () => 'unused').production).toBe(true);
+    expect(environment.DATA_DIR).toBe(`/var/lib/${value('StateDirectory')}`);
   });
 });

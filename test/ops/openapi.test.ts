@@ -223,6 +223,25 @@ describe('the running app honours openapi.yaml', () => {
     const down = await call('get', '/readyz', h.http.get('/readyz'));
     h.emulator.setFaults([]);
     expect(down.status).toBe(503);
+    // Liveness fails once the store has not answered for LIVENESS_STORE_TIMEOUT_MS.
+    const cut = await startHarness({
+      env: { LIVENESS_STORE_TIMEOUT_MS: '1', READINESS_CACHE_MS: '0' },
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get: (target, prop, receiver) =>
+            prop === 'ping'
+              ? () => Promise.reject(new Error('store down'))
+              : Reflect.get(target, prop, receiver),
+        }),
+    });
+    try {
+      expect((await cut.http.get('/readyz')).status).toBe(503);
+      await new Promise((r) => setTimeout(r, 20));
+      const dead = await call('get', '/healthz', cut.http.get('/healthz'));
+      expect(dead.status).toBe(503);
+    } finally {
+      await cut.close();
+    }
     await call('get', '/metrics', h.http.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`));
     await noAuth('get', '/metrics', '/metrics');
   });

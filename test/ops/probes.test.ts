@@ -43,6 +43,44 @@ describe('probes', () => {
     expect(listUsersCalls()).toBe(before);
   });
 
+  it('/healthz turns 503 only after the store failed every check for LIVENESS_STORE_TIMEOUT_MS, and recovers', async () => {
+    let storeUp = false;
+    let now = 1_000_000;
+    const store = pingOnlyStore(async () => {
+      if (!storeUp) throw new StoreUnavailableError('PostgreSQL: connect timeout');
+    });
+    const api = client();
+    const readiness = new Readiness({
+      store,
+      api,
+      cacheMs: 0,
+      livenessStoreTimeoutMs: 60_000,
+      logger: silentLogger,
+      now: () => now,
+    });
+    const { http } = opsApp({ store, client: api, readiness });
+    expect((await http.get('/readyz')).status).toBe(503);
+    now += 59_000;
+    expect((await http.get('/readyz')).status).toBe(503);
+    expect((await http.get('/healthz')).status, 'a short outage does not fail liveness').toBe(200);
+    now += 2_000;
+    const dead = await http.get('/healthz');
+    expect(dead.status).toBe(503);
+    expect(dead.body).toEqual({
+      status: 'store_unreachable',
+      reason: 'the store has not answered for 61 s (store unreachable (PostgreSQL: connect timeout))',
+    });
+    storeUp = true;
+    expect((await http.get('/readyz')).status).toBe(200);
+    expect((await http.get('/healthz')).body).toEqual({ status: 'ok' });
+    // A CloudIdentity outage never fails liveness.
+    emulator.setFaults([{ action: 'ListUsers', probability: 1, fault: 'reset' }]);
+    expect((await http.get('/readyz')).status).toBe(503);
+    now += 3_600_000;
+    expect((await http.get('/readyz')).status).toBe(503);
+    expect((await http.get('/healthz')).status).toBe(200);
+  });
+
   it('/readyz is 200 when the store answers and CloudIdentity accepts the credentials', async () => {
     const store = pingOnlyStore(async () => {});
     const { http } = opsApp({ store, client: client() });

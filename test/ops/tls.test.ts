@@ -182,3 +182,21 @@ async function waitForLine(proc: BridgeProcess, msg: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe('SIGHUP without TLS', () => {
+  let proc: BridgeProcess | undefined;
+  afterEach(async () => {
+    await proc?.cleanup();
+    proc = undefined;
+  });
+
+  it('is harmless on a plain-HTTP bridge: logged, nothing reloaded, the process keeps serving', async () => {
+    proc = await spawnBridge(process.execPath, ['--import', 'tsx', 'src/main.ts'], {});
+    proc.child.kill('SIGHUP');
+    await waitForLine(proc, 'SIGHUP: plain HTTP, nothing to reload');
+    const res = await fetch(`http://127.0.0.1:${proc.port}/healthz`);
+    expect(res.status).toBe(200);
+    expect(proc.child.exitCode).toBeNull();
+    expect(proc.child.signalCode).toBeNull();
+  });
+});

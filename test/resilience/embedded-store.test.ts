@@ -192,6 +192,8 @@ describe('embedded store under real processes', () => {
 
   it('refuses a second bridge on the same DATA_DIR (same host, then another hostname); the first keeps serving', async () => {
     const dataDir = join(root, 'shared');
+    // A new store facing the users earlier tests left in the emulator would refuse its first start.
+    emulator?.reset();
     const first = await newBridge(dataDir);
     const created = await json(first, 'POST', '/Users', {
       schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],

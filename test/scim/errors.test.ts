@@ -1,8 +1,12 @@
 import SCIMMY from 'scimmy';
 import { describe, expect, it } from 'vitest';
-import { ERROR_SCHEMA, isCredentialProblem, ScimError, toScimError } from '../../src/scim/errors.js';
+import { ERROR_SCHEMA, ScimError, toScimError } from '../../src/scim/errors.js';
 import { mapSqliteError } from '../../src/store/sqlite-store.js';
-import { VolcengineApiError, VolcengineTransportError } from '../../src/volcengine/errors.js';
+import {
+  isCredentialProblem,
+  VolcengineApiError,
+  VolcengineTransportError,
+} from '../../src/volcengine/errors.js';
 
 const api = (code: string, httpStatus: number, message = 'upstream says no', retryAfter?: number) =>
   new VolcengineApiError('CreateUser', code, httpStatus, 'req-123', message, retryAfter);

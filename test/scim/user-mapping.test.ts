@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { InvalidValueError } from '../../src/directory/errors.js';
 import { etagMatches } from '../../src/directory/shared.js';
 import {
   changedFields,
@@ -9,7 +10,7 @@ import {
   upstreamFieldsFor,
   userVersion,
 } from '../../src/directory/user-mapping.js';
-import { ScimError } from '../../src/scim/errors.js';
+import { type ScimError, toScimError } from '../../src/scim/errors.js';
 import type { UserRecord } from '../../src/store/types.js';
 import type { CloudIdentityUser } from '../../src/volcengine/types.js';
 
@@ -20,10 +21,11 @@ function limitError(fn: () => unknown): ScimError {
   try {
     fn();
   } catch (e) {
-    expect(e).toBeInstanceOf(ScimError);
-    expect((e as ScimError).status).toBe(400);
-    expect((e as ScimError).scimType).toBe('invalidValue');
-    return e as ScimError;
+    expect(e).toBeInstanceOf(InvalidValueError);
+    const answer = toScimError(e);
+    expect(answer.status).toBe(400);
+    expect(answer.scimType).toBe('invalidValue');
+    return answer;
   }
   throw new Error('accepted');
 }

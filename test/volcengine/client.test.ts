@@ -317,6 +317,35 @@ describe('response envelopes', () => {
     expect(e.message).toContain('UserId');
   });
 
+  it('text fields that come back as numbers are read as text; an object where text belongs is malformed', async () => {
+    const f = await fake((_q, res, s) => {
+      if (s.action === 'GetUser')
+        ok(res, s, { ...user('x'), UserId: 1001, UserName: 12345, DisplayName: 7, Email: null });
+      else if (s.action === 'ListUsers')
+        ok(res, s, { PageNumber: 1, PageSize: 10, Total: 1, Users: [{ ...user('y'), UserName: 678 }] });
+      else if (s.action === 'ListGroups')
+        ok(res, s, { PageNumber: 1, PageSize: 10, Total: 1, Groups: [{ ...group('g'), GroupName: 42 }] });
+      else if (s.action === 'ListGroupMembers')
+        ok(res, s, {
+          PageNumber: 1,
+          PageSize: 10,
+          Total: 1,
+          Members: [{ UserId: 'u-1', UserName: 99, CreatedTime: 't', UpdatedTime: 't' }],
+        });
+      else ok(res, s, { ...user('z'), UserName: { nested: true } });
+    });
+    const c = mk(f);
+    const got = await c.getUser({ UserId: 'x' });
+    expect(got).toMatchObject({ UserId: '1001', UserName: '12345', DisplayName: '7' });
+    expect(got.Email).toBeUndefined();
+    expect((await c.listUsers({})).Users[0].UserName).toBe('678');
+    expect((await c.listGroups({})).Groups[0].GroupName).toBe('42');
+    expect((await c.listGroupMembers({ GroupId: 'g' })).Members[0].UserName).toBe('99');
+    const e = (await rejection(c.createUser({ UserName: 'z' }))) as VolcengineTransportError;
+    expect(e.kind).toBe('malformed');
+    expect(e.message).toContain('UserName');
+  });
+
   it('retries a body cut off mid-transfer (truncated) and succeeds', async () => {
     const f = await fake((_q, res, s, n) => {
       if (n === 1) {

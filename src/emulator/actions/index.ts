@@ -3,7 +3,7 @@ import { groupActions } from './groups.js';
 import { memberActions } from './members.js';
 import { userActions } from './users.js';
 
-export type { ActionContext, ActionDef } from './context.js';
+export type { ActionDef } from './context.js';
 
 /** The 13 emulated actions, by name. Other CloudIdentity actions answer InvalidActionOrVersion. */
 export const ACTIONS: ReadonlyMap<string, ActionDef> = new Map(

@@ -1,0 +1,149 @@
+// Import rules for src/, checked by `npm run lint` (depcruise). The layers, top down:
+//
+//   HTTP surface   app.ts, bridge.ts and the entry points, admin/, SCIM routes and rendering
+//                  (scim/*-routes, http, auth, discovery, root-search, errors), ops/ middleware and routes
+//   SCIM model     scim/ filter parser and matcher, schemas, PATCH engine, input parsing
+//   domain         directory/, audit/
+//   bottom         volcengine/ (the CloudIdentity client), store/
+//
+// The emulator (src/emulator/) stands apart: the bridge starts it through its public entry only, and it
+// borrows nothing from the bridge but type declarations, so it can disagree with the client.
+//
+// Violations present when a rule was written are listed in .dependency-cruiser-known-violations.json
+// (`npm run lint:deps:baseline` rewrites it) and tolerated by `--ignore-known`; any new one fails lint.
+
+/** Modules that serve HTTP or start the process: nothing below them may import these. */
+const HTTP_SURFACE = [
+  '^src/(app|bridge|main|check-config|store-cli)[.]ts$',
+  '^src/admin/',
+  '^src/scim/([^/]+-routes|http|auth|discovery|root-search|errors)[.]ts$',
+  '^src/ops/(access-log|routes|readiness|request-context)[.]ts$',
+];
+
+/** Express itself, whether imported for values or for its types. */
+const EXPRESS = '^node_modules/(express|@types/express|@types/express-serve-static-core)/';
+
+/** The SCIM protocol model: what a filter, a schema, a PATCH and a resource body are. */
+const SCIM_MODEL =
+  '^src/scim/(filter-parse|filter|schemas|user-input|group-input|input-limits|normalize)[.]ts$';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'A cycle means two modules are one; merge them or move what both need below both.',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+    {
+      name: 'no-circular-folders',
+      severity: 'error',
+      comment: 'Folders are layers too: two folders that import each other are one layer in two places.',
+      scope: 'folder',
+      // The baseline (--ignore-known) does not cover folder-scope rules, so the four folders still in
+      // cycles with each other are left out by name: scim ↔ directory, directory ↔ audit, and
+      // ops → scim → directory → ops (ops/request-context and ops/routes import scim/http and
+      // scim/auth; directory imports ops/metrics). Take a folder out of pathNot once it is in no cycle.
+      // Every other folder, including new ones, is checked.
+      from: { path: '^src/', pathNot: '^src/(scim|directory|audit|ops)(/|$)' },
+      to: { circular: true },
+    },
+    {
+      name: 'bottom-imports-nothing-above',
+      severity: 'error',
+      comment:
+        'volcengine/ and store/ sit at the bottom: they know nothing of SCIM, the domain, ops or HTTP.',
+      from: { path: '^src/(volcengine|store)/' },
+      to: {
+        path: ['^src/(scim|directory|audit|admin|ops|emulator)/', '^src/[^/]+[.]ts$', EXPRESS],
+        pathNot: ['^src/logger[.]ts$'],
+      },
+    },
+    {
+      name: 'domain-not-http',
+      severity: 'error',
+      comment:
+        'directory/ and audit/ are the domain: they take plain inputs and throw their own errors; ' +
+        'routes, rendering, request middleware and Express live above them.',
+      from: { path: '^src/(directory|audit)/' },
+      to: { path: [...HTTP_SURFACE, EXPRESS] },
+    },
+    {
+      name: 'scim-model-not-http-or-domain',
+      severity: 'error',
+      comment:
+        'The SCIM protocol model parses and checks SCIM documents; it imports neither Express, ' +
+        'the HTTP surface nor the domain.',
+      from: { path: SCIM_MODEL },
+      to: {
+        path: ['^src/(directory|audit|admin)/', ...HTTP_SURFACE, EXPRESS],
+        pathNot: ['^src/scim/errors[.]ts$'],
+      },
+    },
+    {
+      name: 'bridge-not-emulator-internals',
+      severity: 'error',
+      comment: 'The bridge starts the in-process emulator through bridge.ts and its public entry only.',
+      from: { path: '^src/', pathNot: ['^src/emulator/', '^src/bridge[.]ts$'] },
+      to: { path: '^src/emulator/' },
+    },
+    {
+      name: 'bridge-emulator-entry-only',
+      severity: 'error',
+      comment: 'bridge.ts may import src/emulator/index.ts and nothing else of the emulator.',
+      from: { path: '^src/bridge[.]ts$' },
+      to: { path: '^src/emulator/', pathNot: '^src/emulator/index[.]ts$' },
+    },
+    {
+      name: 'emulator-independent',
+      severity: 'error',
+      comment:
+        'The emulator shares no code with the bridge: only the CloudIdentity type declarations ' +
+        '(volcengine/types.ts) and the signing test vectors.',
+      from: { path: '^src/emulator/' },
+      to: {
+        path: '^(src|test)/',
+        pathNot: ['^src/emulator/', '^src/volcengine/types[.]ts$', '^test/fixtures/signing-vectors[.]json$'],
+      },
+    },
+    {
+      name: 'emulator-types-only',
+      severity: 'error',
+      comment: 'The emulator imports volcengine/types.ts with `import type` only.',
+      from: { path: '^src/emulator/' },
+      to: { path: '^src/volcengine/types[.]ts$', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'not-to-dev-dep',
+      severity: 'error',
+      comment:
+        'Production code (src/) imports only dependencies; devDependencies are not installed in the image.',
+      from: { path: '^src/' },
+      to: {
+        dependencyTypes: ['npm-dev'],
+        dependencyTypesNot: ['type-only'],
+        pathNot: ['^node_modules/@types/'],
+      },
+    },
+    {
+      name: 'not-to-unresolvable',
+      severity: 'error',
+      comment: 'An import that resolves to nothing.',
+      from: { path: '^src/' },
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: ['node_modules'] },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['module', 'main', 'types', 'typings'],
+    },
+    skipAnalysisNotInRules: true,
+  },
+};

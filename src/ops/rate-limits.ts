@@ -1,0 +1,420 @@
+import type { NextFunction, Request, Response } from 'express';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import {
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterPostgres,
+  RateLimiterRes,
+} from 'rate-limiter-flexible';
+import type { Config } from '../config.js';
+import { scimActor } from '../scim/auth.js';
+import { ScimError } from '../scim/errors.js';
+import type { CallPacer } from '../volcengine/client.js';
+import type { Metrics } from './metrics.js';
+
+// The bridge's rate limits, counted by rate-limiter-flexible: in memory for one process, or in a
+// PostgreSQL table (RATE_LIMIT_TABLE, created by the library in the store's schema) when
+// DATABASE_URL is set, so that replicas share one count and a limit holds for the whole deployment.
+// A PostgreSQL limiter falls back to an in-memory one of the same settings while the database
+// cannot be reached (the store is then unavailable anyway; the limits must not add a failure).
+//
+//   SCIM requests     per token (its label or fingerprint, never the token), SCIM_RATE_LIMIT per
+//                     second averaged over 10 s windows → 429 + Retry-After
+//   console sign-in   failed sign-ins (form, or a wrong admin bearer) per client address,
+//                     ADMIN_SIGNIN_MAX_FAILURES per ADMIN_SIGNIN_WINDOW_SECONDS → 429 + Retry-After
+//   CloudIdentity     VOLCENGINE_MAX_RPS calls per second; callers wait for a slot (in order)
+//                     rather than fail; halved for VOLCENGINE_THROTTLE_COOLDOWN_MS after a
+//                     FlowLimitExceeded answer, then restored
+
+export const RATE_LIMIT_TABLE = 'rate_limits';
+/** Length of one SCIM counting window; the limit is per second, averaged over it. */
+export const SCIM_WINDOW_SECONDS = 10;
+
+type Settings = Config['rateLimits'];
+
+interface LimiterSpec {
+  keyPrefix: string;
+  points: number;
+  duration: number;
+  /** Refuse from memory, without a database round trip, once a key has used this many points. */
+  blockInMemoryAt?: number;
+}
+
+function limiterSpecs(settings: Settings): {
+  scim?: LimiterSpec;
+  signin: LimiterSpec;
+  upstream?: [LimiterSpec, LimiterSpec];
+} {
+  const scimPoints = settings.scimPerSecond * SCIM_WINDOW_SECONDS;
+  const upstream = (points: number): LimiterSpec => ({ keyPrefix: 'upstream', points, duration: 1 });
+  return {
+    ...(scimPoints > 0
+      ? {
+          scim: {
+            keyPrefix: 'scim',
+            points: scimPoints,
+            duration: SCIM_WINDOW_SECONDS,
+            blockInMemoryAt: scimPoints,
+          },
+        }
+      : {}),
+    signin: {
+      keyPrefix: 'signin',
+      points: settings.signinMaxFailures,
+      duration: settings.signinWindowSeconds,
+    },
+    // The same key prefix twice: one count, refused at the ceiling or at half of it.
+    ...(settings.upstreamMaxRps > 0
+      ? {
+          upstream: [
+            upstream(settings.upstreamMaxRps),
+            upstream(Math.max(1, Math.floor(settings.upstreamMaxRps / 2))),
+          ],
+        }
+      : {}),
+  };
+}
+
+function postgresLimiter(pool: pg.Pool): (spec: LimiterSpec) => Promise<RateLimiterAbstract> {
+  return (spec) =>
+    new Promise((resolve, reject) => {
+      const limiter: RateLimiterPostgres = new RateLimiterPostgres(
+        {
+          storeClient: pool,
+          storeType: 'pool',
+          tableName: RATE_LIMIT_TABLE,
+          keyPrefix: spec.keyPrefix,
+          points: spec.points,
+          duration: spec.duration,
+          ...(spec.blockInMemoryAt ? { inMemoryBlockOnConsumed: spec.blockInMemoryAt } : {}),
+          insuranceLimiter: new RateLimiterMemory({
+            keyPrefix: spec.keyPrefix,
+            points: spec.points,
+            duration: spec.duration,
+          }),
+        },
+        (err?: Error) => (err ? reject(err) : resolve(limiter)),
+      );
+    });
+}
+
+/** Seconds to announce in Retry-After: at least 1, rounded up. */
+const retryAfterSeconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+export interface RateLimitsOptions {
+  /** Share the counts through this PostgreSQL database (the store's DATABASE_URL); else memory. */
+  databaseUrl?: string;
+  metrics?: Metrics;
+  logger?: Logger;
+}
+
+export class RateLimits {
+  private constructor(
+    readonly settings: Settings,
+    /** undefined: SCIM_RATE_LIMIT=0. */
+    private readonly scimLimiter: RateLimiterAbstract | undefined,
+    private readonly signinLimiter: RateLimiterAbstract,
+    /** undefined: VOLCENGINE_MAX_RPS=0. */
+    readonly upstream: UpstreamPacer | undefined,
+    private readonly metrics: Metrics | undefined,
+    private readonly pool: pg.Pool | undefined,
+    /** Whether the counts live in PostgreSQL (shared by replicas). */
+    readonly shared: boolean,
+  ) {}
+
+  /** Counts in this process only (no DATABASE_URL, or tests). */
+  static inMemory(settings: Settings, options: Omit<RateLimitsOptions, 'databaseUrl'> = {}): RateLimits {
+    const specs = limiterSpecs(settings);
+    const memory = (spec: LimiterSpec) =>
+      new RateLimiterMemory({ keyPrefix: spec.keyPrefix, points: spec.points, duration: spec.duration });
+    return RateLimits.assemble(settings, options, undefined, {
+      scim: specs.scim && memory(specs.scim),
+      signin: memory(specs.signin),
+      upstream: specs.upstream && [memory(specs.upstream[0]), memory(specs.upstream[1])],
+    });
+  }
+
+  /** Counts in PostgreSQL when `databaseUrl` is given (creating the table if need be), else in memory. */
+  static async open(settings: Settings, options: RateLimitsOptions = {}): Promise<RateLimits> {
+    if (!options.databaseUrl) return RateLimits.inMemory(settings, options);
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: 4,
+      // A slow or unreachable database falls back to counting in memory (insuranceLimiter) after
+      // this long, instead of holding requests.
+      connectionTimeoutMillis: 2_000,
+      query_timeout: 2_000,
+      application_name: 'volc-scim-bridge rate limits',
+    });
+    // Without a listener, an idle connection dropped by the server would crash the process.
+    pool.on('error', (err) => options.logger?.warn({ err }, 'idle PostgreSQL rate-limit connection failed'));
+    const make = postgresLimiter(pool);
+    const specs = limiterSpecs(settings);
+    try {
+      const [scim, signin, upstream] = await Promise.all([
+        specs.scim && make(specs.scim),
+        make(specs.signin),
+        specs.upstream && Promise.all([make(specs.upstream[0]), make(specs.upstream[1])]),
+      ]);
+      return RateLimits.assemble(settings, options, pool, { scim, signin, upstream });
+    } catch (err) {
+      await pool.end().catch(() => {});
+      const { code, message } = err as { code?: string; message?: string };
+      throw new Error(
+        `DATABASE_URL: cannot create the rate-limit table ${RATE_LIMIT_TABLE} in the store's schema (${code ?? 'error'}: ${message}); grant the bridge's PostgreSQL user CREATE on it`,
+        { cause: err },
+      );
+    }
+  }
+
+  private static assemble(
+    settings: Settings,
+    options: Omit<RateLimitsOptions, 'databaseUrl'>,
+    pool: pg.Pool | undefined,
+    limiters: {
+      scim: RateLimiterAbstract | undefined;
+      signin: RateLimiterAbstract;
+      upstream: [RateLimiterAbstract, RateLimiterAbstract] | undefined;
+    },
+  ): RateLimits {
+    const pacer = limiters.upstream
+      ? new UpstreamPacer({
+          full: limiters.upstream[0],
+          lowered: limiters.upstream[1],
+          cooldownMs: settings.upstreamCooldownMs,
+          metrics: options.metrics,
+          logger: options.logger?.child({ component: 'rate-limits' }),
+        })
+      : undefined;
+    return new RateLimits(
+      settings,
+      limiters.scim,
+      limiters.signin,
+      pacer,
+      options.metrics,
+      pool,
+      pool !== undefined,
+    );
+  }
+
+  /**
+   * Express middleware for the SCIM router, after bearerAuth: counts the request against its
+   * token and answers 429 with Retry-After past the limit. A pass-through when SCIM_RATE_LIMIT=0.
+   */
+  scimMiddleware() {
+    const limiter = this.scimLimiter;
+    const perSecond = this.settings.scimPerSecond;
+    return async (req: Request, res: Response, next: NextFunction) => {
+      if (!limiter) {
+        next();
+        return;
+      }
+      const client = scimActor(res) ?? 'unknown';
+      try {
+        await limiter.consume(client);
+        next();
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) {
+          // The limiter failed (and its fallback too): serve rather than refuse.
+          req.log?.warn({ err: rejection }, 'SCIM rate limit could not be checked; request served');
+          next();
+          return;
+        }
+        const retryAfter = retryAfterSeconds(rejection.msBeforeNext);
+        this.metrics?.rateLimited.inc({ limiter: 'scim', client });
+        if (rejection.consumedPoints === limiter.points + 1) {
+          req.log?.warn(
+            { client, limit: perSecond, windowSeconds: SCIM_WINDOW_SECONDS, retryAfter },
+            'SCIM rate limit reached for this client (SCIM_RATE_LIMIT); answering 429 until the window ends',
+          );
+        }
+        next(
+          new ScimError(
+            429,
+            undefined,
+            `too many requests with this token: at most ${perSecond} per second (SCIM_RATE_LIMIT, counted over ${SCIM_WINDOW_SECONDS} s); retry after ${retryAfter} s`,
+            retryAfter,
+          ),
+        );
+      }
+    };
+  }
+
+  /** Seconds the address must wait before signing in again, or undefined when it may try. */
+  async signinBlocked(address: string | undefined): Promise<number | undefined> {
+    const limiter = this.signinLimiter;
+    try {
+      const res = await limiter.get(address ?? 'unknown');
+      if (res && res.consumedPoints >= limiter.points) {
+        this.metrics?.rateLimited.inc({ limiter: 'admin_signin', client: '' });
+        return retryAfterSeconds(res.msBeforeNext);
+      }
+    } catch {
+      // A limiter that cannot answer does not lock operators out.
+    }
+    return undefined;
+  }
+
+  /** Counts a failed sign-in (or wrong admin bearer) from the address. */
+  async signinFailed(address: string | undefined): Promise<void> {
+    try {
+      await this.signinLimiter.penalty(address ?? 'unknown', 1);
+    } catch {
+      // As above.
+    }
+  }
+
+  /** A successful sign-in clears the address's failures. */
+  async signinSucceeded(address: string | undefined): Promise<void> {
+    try {
+      await this.signinLimiter.delete(address ?? 'unknown');
+    } catch {
+      // As above.
+    }
+  }
+
+  async close(): Promise<void> {
+    this.upstream?.close();
+    await this.pool?.end();
+  }
+}
+
+interface PacerOptions {
+  full: RateLimiterAbstract;
+  lowered: RateLimiterAbstract;
+  cooldownMs: number;
+  metrics?: Metrics;
+  logger?: Logger;
+  now?: () => number;
+}
+
+interface Waiter {
+  deadlineAt: number;
+  /** It found the second's count full at least once. */
+  waited?: boolean;
+  signal?: AbortSignal;
+  resolve(ok: boolean): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The ceiling toward CloudIdentity: each attempt takes one point of the current second's count.
+ * Waiters queue in arrival order and only the head asks the limiter, so a full second costs one
+ * refused ask per waiting period, not one per waiter.
+ */
+export class UpstreamPacer implements CallPacer {
+  private readonly queue: Waiter[] = [];
+  private pumping = false;
+  private loweredUntil = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: PacerOptions) {
+    this.now = opts.now ?? Date.now;
+    opts.metrics?.upstreamCeiling.set(opts.full.points);
+  }
+
+  /** Calls per second allowed right now. */
+  get ceiling(): number {
+    return this.lowered ? this.opts.lowered.points : this.opts.full.points;
+  }
+
+  private get lowered(): boolean {
+    return this.now() < this.loweredUntil;
+  }
+
+  acquire(deadlineAt: number, signal?: AbortSignal): Promise<boolean> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<boolean>((resolve, reject) => {
+      this.queue.push({ deadlineAt, signal, resolve, reject });
+      void this.pump();
+    });
+  }
+
+  throttled(): void {
+    const wasLowered = this.lowered;
+    this.loweredUntil = this.now() + this.opts.cooldownMs;
+    this.opts.metrics?.upstreamCeiling.set(this.opts.lowered.points);
+    if (!wasLowered) {
+      this.opts.logger?.warn(
+        {
+          ceiling: this.opts.lowered.points,
+          configured: this.opts.full.points,
+          cooldownMs: this.opts.cooldownMs,
+        },
+        'CloudIdentity answered FlowLimitExceeded: sending at most half of VOLCENGINE_MAX_RPS for a while',
+      );
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.wake?.();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        const head = this.queue[0];
+        if (head.signal?.aborted) {
+          this.queue.shift();
+          head.reject(head.signal.reason);
+          continue;
+        }
+        if (this.now() >= head.deadlineAt) {
+          this.queue.shift();
+          head.resolve(false);
+          continue;
+        }
+        const waitMs = await this.take();
+        if (waitMs === 0) {
+          this.queue.shift();
+          if (head.waited) this.opts.metrics?.upstreamPaced.inc();
+          head.resolve(true);
+          continue;
+        }
+        // Everyone queued now waits for the next window.
+        for (const waiter of this.queue) waiter.waited = true;
+        // The head sleeps until the next window, or its deadline, or its abort.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(this.timer);
+            head.signal?.removeEventListener('abort', done);
+            this.wake = undefined;
+            resolve();
+          };
+          this.wake = done;
+          this.timer = setTimeout(done, Math.max(1, Math.min(waitMs, head.deadlineAt - this.now())));
+          head.signal?.addEventListener('abort', done, { once: true });
+        });
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** 0 when a point was taken, else the milliseconds until the count may allow one. */
+  private async take(): Promise<number> {
+    if (!this.lowered && this.loweredUntil !== 0) {
+      this.loweredUntil = 0;
+      this.opts.metrics?.upstreamCeiling.set(this.opts.full.points);
+      this.opts.logger?.info(
+        { ceiling: this.opts.full.points },
+        'CloudIdentity rate ceiling restored to VOLCENGINE_MAX_RPS',
+      );
+    }
+    const limiter = this.lowered ? this.opts.lowered : this.opts.full;
+    try {
+      await limiter.consume('cloudidentity');
+      return 0;
+    } catch (rejection) {
+      if (rejection instanceof RateLimiterRes) return Math.max(1, rejection.msBeforeNext);
+      // The limiter failed (and its fallback too): send rather than stall every call.
+      return 0;
+    }
+  }
+}
