@@ -141,9 +141,14 @@ export function toAuditActor(row: {
   };
 }
 
-/** Oldest first, bounded: a long backlog is pruned in many short statements, never one long lock. */
+/**
+ * Oldest first, bounded: a long backlog is pruned in many short statements, never one long lock.
+ * In time order, so the batch is a range of the time index: in id order the planner walks the
+ * whole trail looking for old records, even when there are none (seconds at a million records,
+ * on the embedded store's event loop, at every retention pass).
+ */
 export const PRUNE_AUDIT =
-  'DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2)';
+  'DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY at LIMIT $2)';
 
 // Console sessions signed out before their expiry (admin/session.ts); expired ones are pruned as
 // sessions are revoked, so the table holds at most the sign-outs of one session lifetime.

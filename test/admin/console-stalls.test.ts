@@ -9,7 +9,7 @@ import { createServer, get, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPORT_PAGE } from '../../src/admin/audit-routes.js';
-import { AUDIT_ACTIVITY_PAGE, AUDIT_ACTORS, auditListSql } from '../../src/store/audit-sql.js';
+import { AUDIT_ACTIVITY_PAGE, AUDIT_ACTORS, auditListSql, PRUNE_AUDIT } from '../../src/store/audit-sql.js';
 import type { AuditQuery } from '../../src/store/audit-types.js';
 import { AUDIT_ACTIVITY_CHUNK, AUDIT_SCAN_CHUNK, type SqliteStore } from '../../src/store/sqlite-store.js';
 import type { BridgeStore } from '../../src/store/types.js';
@@ -246,5 +246,19 @@ describe(`console reads at ${AUDIT_ROWS.toLocaleString('en')} audit records (emb
     const bodies = await Promise.all(answers.map((r) => r.json()));
     expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
     expect(calls.auditActivity).toBe(1);
+  });
+
+  it('a retention batch reads the time index (none of the trail is old enough here: nothing to walk)', async () => {
+    const store = h.store as SqliteStore;
+    const before = new Date(Date.now() - 180 * 86_400_000).toISOString();
+    const steps = plan(store, PRUNE_AUDIT, [before, 1000]);
+    const reads = steps.filter((step) => /^(SCAN|SEARCH) audit\b/.test(step));
+    expect(reads.join(' | ')).not.toMatch(/SCAN audit\b/);
+    expect(reads.join(' | ')).toMatch(/audit_at_idx \(at<\?\)/);
+    const started = performance.now();
+    expect(await store.pruneAudit(before, 1000)).toBe(0);
+    console.log(
+      `[stalls] retention batch with nothing to prune: ${(performance.now() - started).toFixed(1)} ms`,
+    );
   });
 });
