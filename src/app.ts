@@ -76,7 +76,7 @@ export function buildApp(deps: AppDeps): express.Express {
   const directories =
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
   const { users, groups, reconciler } = directories;
-  const sessions = new AdminSessions(config.adminTokens);
+  const sessions = new AdminSessions(config.adminTokens, store);
   const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
     '/admin/api',

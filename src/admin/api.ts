@@ -66,7 +66,8 @@ export function adminApiRouter(deps: AdminApiDeps): Router {
       }
       if (!adminBearerMatches(req, deps.adminTokens)) await deps.signin.signinFailed(req.ip);
     }
-    if (!adminBearerMatches(req, deps.adminTokens) && !deps.sessions?.fromRequest(req)) {
+    // The bearer token needs no store; a session cookie is checked against the sign-outs there.
+    if (!adminBearerMatches(req, deps.adminTokens) && !(await deps.sessions?.fromRequest(req))) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="admin"');
       sendAdminError(res, 401, 'unauthorized', 'an admin token (ADMIN_TOKENS) is required');
       return;

@@ -12,6 +12,13 @@ import { intParam, queryParams, textParam } from './params.js';
 /** At most this many audit rows feed the activity chart; past it the chart says it is sampled. */
 export const ACTIVITY_ROWS = 50_000;
 
+/**
+ * One activity answer serves every request for the same window for this long (and requests that
+ * arrive while it is computed wait for it): reading up to ACTIVITY_ROWS records is the console's
+ * heaviest read, and twenty consoles opening at once must not run it twenty times.
+ */
+export const ACTIVITY_REUSE_MS = 10_000;
+
 export interface ActivityBucket {
   /** Start of the minute, RFC 3339 UTC. */
   at: string;
@@ -59,8 +66,42 @@ export interface ConsoleDataDeps {
   retentionDays: number;
 }
 
+export interface Activity {
+  from: string;
+  to: string;
+  bucketSeconds: number;
+  operations: number;
+  truncated: boolean;
+  buckets: ActivityBucket[];
+}
+
 export function consoleDataRoutes(deps: ConsoleDataDeps) {
   const { store, readiness } = deps;
+  const activityByHours = new Map<number, { until: number; answer: Promise<Activity> }>();
+  const activity = (hours: number): Promise<Activity> => {
+    const now = Date.now();
+    const reused = activityByHours.get(hours);
+    if (reused && reused.until > now) return reused.answer;
+    const answer = (async () => {
+      const to = new Date();
+      const from = new Date(to.getTime() - hours * 3_600_000);
+      const rows = await store.auditActivity(from.toISOString(), ACTIVITY_ROWS);
+      return {
+        from: from.toISOString(),
+        to: to.toISOString(),
+        bucketSeconds: 60,
+        operations: rows.length,
+        truncated: rows.length >= ACTIVITY_ROWS,
+        buckets: bucketActivity(rows),
+      };
+    })();
+    activityByHours.set(hours, { until: now + ACTIVITY_REUSE_MS, answer });
+    // A failure is not reused.
+    answer.catch(() => {
+      if (activityByHours.get(hours)?.answer === answer) activityByHours.delete(hours);
+    });
+    return answer;
+  };
   return (router: Router) => {
     router.get(
       '/overview',
@@ -86,17 +127,7 @@ export function consoleDataRoutes(deps: ConsoleDataDeps) {
       handle(async (req, res) => {
         const p = queryParams(req, ['hours']);
         const hours = intParam('hours', p.hours, 24, 1, 168);
-        const to = new Date();
-        const from = new Date(to.getTime() - hours * 3_600_000);
-        const rows = await store.auditActivity(from.toISOString(), ACTIVITY_ROWS);
-        res.json({
-          from: from.toISOString(),
-          to: to.toISOString(),
-          bucketSeconds: 60,
-          operations: rows.length,
-          truncated: rows.length >= ACTIVITY_ROWS,
-          buckets: bucketActivity(rows),
-        });
+        res.json(await activity(hours));
       }),
     );
 

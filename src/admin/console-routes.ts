@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import express, { type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { RateLimits } from '../ops/rate-limits.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import { matchAdminToken } from './api.js';
 import { type AdminSessions, readCookie, SESSION_COOKIE, sameOrigin } from './session.js';
 
@@ -96,8 +97,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     res.type(type).send(asset(req.params.name));
   });
 
-  router.get('/login', (req, res) => {
-    if (sessions.fromRequest(req)) {
+  router.get('/login', async (req, res) => {
+    if (await sessions.fromRequest(req)) {
       res.redirect(303, '/admin/');
       return;
     }
@@ -135,19 +136,20 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     res.redirect(303, '/admin/');
   });
 
-  router.post('/logout', (req, res) => {
+  router.post('/logout', async (req, res) => {
     if (!sameOrigin(req)) {
       res.status(403).type('text').send('sign-out must come from the console itself');
       return;
     }
-    sessions.revoke(readCookie(req, SESSION_COOKIE));
+    // The browser forgets the cookie either way; the store's record is what refuses a copy of it.
     sessions.clearCookie(req, res);
+    await sessions.revoke(readCookie(req, SESSION_COOKIE));
     res.redirect(303, '/admin/login?m=signed-out');
   });
 
   // The console itself: one page; anything without a live session goes to sign-in.
-  router.get(['/', ''], (req, res) => {
-    if (!sessions.fromRequest(req)) {
+  router.get(['/', ''], async (req, res) => {
+    if (!(await sessions.fromRequest(req))) {
       const hadCookie = readCookie(req, SESSION_COOKIE) !== undefined;
       if (hadCookie) sessions.clearCookie(req, res);
       res.redirect(303, hadCookie ? '/admin/login?m=expired' : '/admin/login');
@@ -158,6 +160,17 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   router.use((_req, res) => {
     res.status(404).type('text').send('no such console page');
+  });
+  router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof StoreUnavailableError) {
+      res
+        .status(503)
+        .type('text')
+        .send('The store is unavailable, so the console cannot check (or record) sign-outs. Try again.');
+      return;
+    }
+    req.log?.error({ err }, 'operator console request failed');
+    res.status(500).type('text').send('The request failed; see the bridge log.');
   });
   return router;
 }

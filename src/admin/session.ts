@@ -1,12 +1,14 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
+import type { AdminSessionStore } from '../store/audit-types.js';
 
 // Console sessions: after sign-in with an ADMIN_TOKENS token, the browser holds a cookie
-// `<expiry>.<nonce>.<mac>`, the MAC keyed by a hash of the token that signed in. Stateless, so
-// every replica sharing ADMIN_TOKENS accepts it, and removing a token from ADMIN_TOKENS ends its
-// sessions. Sign-out revokes the nonce in this process (and clears the cookie); other replicas
-// accept a copied cookie until it expires: the cookie is HttpOnly and SameSite=Strict, so a page
-// cannot read or replay it.
+// `<expiry>.<nonce>.<mac>`, the MAC keyed by a hash of the token that signed in, so every replica
+// sharing ADMIN_TOKENS accepts it, and removing a token from ADMIN_TOKENS ends its sessions.
+// Sign-out records the nonce in the store (admin_revoked_sessions, until the cookie would have
+// expired): every request with a valid cookie looks it up there (one indexed read, no cache), so a
+// signed-out cookie is refused at once on every replica and after a restart. When the store cannot
+// answer, cookie sessions are refused (503) rather than trusted; the bearer token still works.
 
 export const SESSION_COOKIE = 'vsb_admin_session';
 export const SESSION_TTL_MS = 8 * 60 * 60 * 1000;
@@ -24,17 +26,24 @@ export function readCookie(req: Request, name: string): string | undefined {
   return undefined;
 }
 
+export interface AdminSessionOptions {
+  ttlMs?: number;
+  now?: () => number;
+}
+
 export class AdminSessions {
   private readonly keys: Buffer[];
-  /** nonce → expiry of signed-out sessions (pruned as they expire). */
-  private readonly revoked = new Map<string, number>();
+  private readonly ttlMs: number;
+  private readonly now: () => number;
 
   constructor(
     tokens: string[],
-    private readonly ttlMs = SESSION_TTL_MS,
-    private readonly now: () => number = Date.now,
+    private readonly store: AdminSessionStore,
+    options: AdminSessionOptions = {},
   ) {
     this.keys = tokens.map(keyOf);
+    this.ttlMs = options.ttlMs ?? SESSION_TTL_MS;
+    this.now = options.now ?? Date.now;
   }
 
   get enabled(): boolean {
@@ -51,31 +60,40 @@ export class AdminSessions {
     return createHmac('sha256', key).update(payload).digest('base64url');
   }
 
-  /** The session's nonce when `value` is a live session cookie, else undefined. */
-  verify(value: string | undefined): string | undefined {
+  /** The cookie's nonce and expiry when it is signed by an admin token and unexpired (no store read). */
+  signed(value: string | undefined): { nonce: string; expiresAt: number } | undefined {
     if (!value || value.length > 200) return undefined;
     const [expiry, nonce, mac, extra] = value.split('.');
     if (!expiry || !nonce || !mac || extra !== undefined || !/^\d+$/.test(expiry)) return undefined;
-    if (Number(expiry) <= this.now() || this.revoked.has(nonce)) return undefined;
+    if (Number(expiry) <= this.now()) return undefined;
     const presented = Buffer.from(mac);
     let ok = false;
     for (const key of this.keys) {
       const expected = Buffer.from(this.mac(key, `${expiry}.${nonce}`));
       ok = (expected.length === presented.length && timingSafeEqual(expected, presented)) || ok;
     }
-    return ok ? nonce : undefined;
+    return ok ? { nonce, expiresAt: Number(expiry) } : undefined;
   }
 
-  fromRequest(req: Request): string | undefined {
+  /**
+   * The session's nonce when `value` is a live session cookie (signed, unexpired, not signed out),
+   * else undefined. Rejects with StoreUnavailableError when the store cannot say.
+   */
+  async verify(value: string | undefined): Promise<string | undefined> {
+    const session = this.signed(value);
+    if (!session) return undefined;
+    return (await this.store.adminSessionRevoked(session.nonce)) ? undefined : session.nonce;
+  }
+
+  fromRequest(req: Request): Promise<string | undefined> {
     return this.verify(readCookie(req, SESSION_COOKIE));
   }
 
-  revoke(value: string | undefined): void {
-    const nonce = this.verify(value);
-    if (!nonce || !value) return;
-    const now = this.now();
-    for (const [n, exp] of this.revoked) if (exp <= now) this.revoked.delete(n);
-    this.revoked.set(nonce, Number(value.split('.')[0]));
+  /** Signs the session out everywhere (a no-op for a cookie that is not a valid session). */
+  async revoke(value: string | undefined): Promise<void> {
+    const session = this.signed(value);
+    if (!session) return;
+    await this.store.revokeAdminSession(session.nonce, new Date(session.expiresAt).toISOString());
   }
 
   setCookie(req: Request, res: Response, value: string): void {

@@ -183,8 +183,15 @@ export function auditInsertParams(e: AuditEntry): unknown[] {
   ];
 }
 
-/** SELECT for one page of listAudit (ids grow with insertion: newest first is id DESC). */
-export function auditListSql(q: AuditQuery): { sql: string; params: unknown[] } {
+/**
+ * SELECT for one page of listAudit (ids grow with insertion: newest first is id DESC).
+ * `unindexedTime` (SQLite only: `+at`) keeps the planner off the time index when the caller bounds
+ * the ids itself: a wide time range through that index is a scan and a sort of the whole range.
+ */
+export function auditListSql(
+  q: AuditQuery,
+  options: { unindexedTime?: boolean } = {},
+): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
   const where: string[] = [];
   const add = (value: unknown) => {
@@ -204,8 +211,9 @@ export function auditListSql(q: AuditQuery): { sql: string; params: unknown[] } 
     );
   }
   if (q.actor !== undefined) where.push(`actor = ${add(q.actor)}`);
-  if (q.since !== undefined) where.push(`at >= ${add(q.since)}`);
-  if (q.until !== undefined) where.push(`at < ${add(q.until)}`);
+  const at = options.unindexedTime ? '+at' : 'at';
+  if (q.since !== undefined) where.push(`${at} >= ${add(q.since)}`);
+  if (q.until !== undefined) where.push(`${at} < ${add(q.until)}`);
   if (q.outcome === 'error') where.push('status >= 400');
   if (q.outcome === 'ok') where.push('status < 400');
   if (q.beforeId !== undefined) where.push(`id < ${add(Number(q.beforeId))}`);
@@ -218,8 +226,13 @@ export function auditListSql(q: AuditQuery): { sql: string; params: unknown[] } 
   };
 }
 
+/** The newest records at or after $1 through the time index (a range of at most $2 entries). */
 export const AUDIT_ACTIVITY =
-  'SELECT at, status, duration_ms FROM audit WHERE at >= $1 ORDER BY id DESC LIMIT $2';
+  'SELECT at, status, duration_ms FROM audit WHERE at >= $1 ORDER BY at DESC LIMIT $2';
+
+/** AUDIT_ACTIVITY in pages (SQLite): the page after the row at ($2, id $3), newest first. */
+export const AUDIT_ACTIVITY_PAGE = `SELECT id, at, status, duration_ms FROM audit
+  WHERE at >= $1 AND (at, id) < ($2, $3) ORDER BY at DESC, id DESC LIMIT $4`;
 
 export function toActivityRow(row: {
   at: Date | string;
@@ -229,9 +242,9 @@ export function toActivityRow(row: {
   return { at: iso(row.at), status: row.status, durationMs: Number(row.duration_ms) };
 }
 
-export const AUDIT_ACTORS = `SELECT actor, max(at) AS last_at, count(*) AS writes,
-  sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors
-  FROM audit GROUP BY actor ORDER BY last_at DESC LIMIT $1`;
+/** From the counters the audit table's triggers keep (migration 11): a few rows per actor. */
+export const AUDIT_ACTORS = `SELECT actor, max(last_at) AS last_at, sum(writes) AS writes, sum(errors) AS errors
+  FROM audit_actors GROUP BY actor ORDER BY last_at DESC LIMIT $1`;
 
 export function toAuditActor(row: {
   actor: string;
@@ -249,8 +262,18 @@ export function toAuditActor(row: {
 
 /**
  * Oldest first, bounded: a long backlog is pruned in many short statements, never one long lock.
- * The records' subjects first, then the records, in one transaction (both pick the same ids).
+ * In time order, so the batch is a range of the time index: in id order the planner walks the
+ * whole trail looking for old records, even when there are none (seconds at a million records,
+ * on the embedded store's event loop, at every retention pass). The records' subjects first, then
+ * the records, in one transaction (both pick the same ids: the order is total).
  */
-const PRUNED_IDS = 'SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2';
+const PRUNED_IDS = 'SELECT id FROM audit WHERE at < $1 ORDER BY at, id LIMIT $2';
 export const PRUNE_AUDIT_SUBJECTS = `DELETE FROM audit_subjects WHERE audit_id IN (${PRUNED_IDS})`;
 export const PRUNE_AUDIT = `DELETE FROM audit WHERE id IN (${PRUNED_IDS})`;
+
+// Console sessions signed out before their expiry (admin/session.ts); expired ones are pruned as
+// sessions are revoked, so the table holds at most the sign-outs of one session lifetime.
+export const REVOKE_ADMIN_SESSION =
+  'INSERT INTO admin_revoked_sessions (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING';
+export const PRUNE_ADMIN_SESSIONS = 'DELETE FROM admin_revoked_sessions WHERE expires_at <= $1';
+export const ADMIN_SESSION_REVOKED = 'SELECT 1 AS revoked FROM admin_revoked_sessions WHERE nonce = $1';

@@ -125,3 +125,10 @@ export interface AuditStore {
   pruneAudit(before: string, limit: number): Promise<number>;
   directoryCounts(): Promise<DirectoryCounts>;
 }
+
+/** Console sign-outs, kept in the store so they outlive the process and hold on every replica. */
+export interface AdminSessionStore {
+  /** Records a signed-out session until `expiresAt` (RFC 3339); prunes the ones already expired. */
+  revokeAdminSession(nonce: string, expiresAt: string): Promise<void>;
+  adminSessionRevoked(nonce: string): Promise<boolean>;
+}

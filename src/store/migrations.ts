@@ -128,6 +128,79 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX audit_subjects_audit_idx ON audit_subjects (audit_id)',
     ],
   },
+  {
+    version: 11,
+    name: 'console: per-actor audit counters, bounded audit indexes, revoked console sessions',
+    statements: [
+      // Per-actor totals of the audit trail, kept by triggers in the writing transaction (however
+      // the rows are written), so the console's overview reads a few rows instead of grouping the
+      // whole trail. Each actor is spread over 32 rows (stripes), chosen by the writing
+      // connection, so concurrent writers for one actor do not queue on one row lock.
+      `CREATE TABLE audit_actors (
+        actor text NOT NULL,
+        stripe integer NOT NULL,
+        writes bigint NOT NULL,
+        errors bigint NOT NULL,
+        last_at timestamptz NOT NULL,
+        CONSTRAINT audit_actors_pkey PRIMARY KEY (actor, stripe)
+      )`,
+      `INSERT INTO audit_actors (actor, stripe, writes, errors, last_at)
+        SELECT actor, 0, count(*), count(*) FILTER (WHERE status >= 400), max(at) FROM audit GROUP BY actor`,
+      `CREATE FUNCTION audit_actors_added() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO audit_actors AS a (actor, stripe, writes, errors, last_at)
+          VALUES (NEW.actor, pg_backend_pid() % 32, 1, CASE WHEN NEW.status >= 400 THEN 1 ELSE 0 END, NEW.at)
+          ON CONFLICT (actor, stripe) DO UPDATE SET writes = a.writes + 1,
+            errors = a.errors + excluded.errors, last_at = greatest(a.last_at, excluded.last_at);
+        RETURN NULL;
+      END $$`,
+      'CREATE TRIGGER audit_actors_insert AFTER INSERT ON audit FOR EACH ROW EXECUTE FUNCTION audit_actors_added()',
+      // Retention deletes in batches: one statement-level pass per batch, taking each actor's
+      // counters in key order (no deadlock between batches). Only an actor's sums are meaningful
+      // (a row does not record its stripe): the removed counts are taken off its stripes in order.
+      `CREATE FUNCTION audit_actors_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        gone record;
+        s record;
+        left_n bigint;
+        left_e bigint;
+      BEGIN
+        FOR gone IN
+          SELECT actor, count(*) AS n, count(*) FILTER (WHERE status >= 400) AS e
+          FROM old_rows GROUP BY actor ORDER BY actor
+        LOOP
+          left_n := gone.n;
+          left_e := gone.e;
+          FOR s IN
+            SELECT stripe, writes, errors FROM audit_actors WHERE actor = gone.actor
+            ORDER BY stripe FOR UPDATE
+          LOOP
+            EXIT WHEN left_n <= 0 AND left_e <= 0;
+            UPDATE audit_actors SET writes = writes - least(s.writes, left_n),
+              errors = errors - least(s.errors, left_e)
+              WHERE actor = gone.actor AND stripe = s.stripe;
+            left_n := left_n - least(s.writes, left_n);
+            left_e := left_e - least(s.errors, left_e);
+          END LOOP;
+          DELETE FROM audit_actors WHERE actor = gone.actor AND writes <= 0 AND errors <= 0;
+        END LOOP;
+        RETURN NULL;
+      END $$`,
+      `CREATE TRIGGER audit_actors_delete AFTER DELETE ON audit REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_actors_removed()`,
+      // An actor's records newest first (and export pages) as an index range, without a sort.
+      'DROP INDEX audit_actor_idx',
+      'CREATE INDEX audit_actor_id_idx ON audit (actor, id)',
+      // Failures newest first (the console's "recent failures") without scanning the successes.
+      'CREATE INDEX audit_errors_idx ON audit (id) WHERE status >= 400',
+      // Console sessions signed out before they expire; every request's cookie is checked here.
+      `CREATE TABLE admin_revoked_sessions (
+        nonce text NOT NULL CONSTRAINT admin_revoked_sessions_pkey PRIMARY KEY,
+        expires_at timestamptz NOT NULL
+      )`,
+      'CREATE INDEX admin_revoked_sessions_expires_idx ON admin_revoked_sessions (expires_at)',
+    ],
+  },
 ];
 
 /**

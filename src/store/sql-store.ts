@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import {
+  ADMIN_SESSION_REVOKED,
   AUDIT_ACTIVITY,
   AUDIT_ACTORS,
   type AuditRow,
   auditListSql,
+  PRUNE_ADMIN_SESSIONS,
   PRUNE_AUDIT,
   PRUNE_AUDIT_SUBJECTS,
+  REVOKE_ADMIN_SESSION,
   toActivityRow,
   toAuditActor,
   toAuditRecord,
@@ -667,6 +670,21 @@ export class SqlStore implements BridgeStore {
         return (await tx.query<{ id: string }>(`${PRUNE_AUDIT} RETURNING id`, [before, limit])).length;
       }),
     );
+  }
+
+  // ---- console sessions ----
+
+  async revokeAdminSession(nonce: string, expiresAt: string): Promise<void> {
+    await this.written(
+      this.db.transaction(async (tx) => {
+        await tx.query(PRUNE_ADMIN_SESSIONS, [new Date().toISOString()]);
+        await tx.query(REVOKE_ADMIN_SESSION, [nonce, expiresAt]);
+      }),
+    );
+  }
+
+  async adminSessionRevoked(nonce: string): Promise<boolean> {
+    return (await this.db.query(ADMIN_SESSION_REVOKED, [nonce])).length > 0;
   }
 
   /** One round trip; exact counts (PostgreSQL has no cheap exact count, but these tables stay small). */

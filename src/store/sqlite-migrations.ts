@@ -155,6 +155,48 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         PRIMARY KEY (subject_lower, audit_id)
       ) STRICT;
       CREATE INDEX audit_subjects_audit_idx ON audit_subjects (audit_id);
+      `,
+  },
+  {
+    version: 11,
+    name: 'console: per-actor audit counters, bounded audit indexes, revoked console sessions',
+    sql: `
+      -- Per-actor totals of the audit trail, kept by triggers in the transaction that writes or
+      -- prunes the rows (however they are written), so the console's overview reads a few rows
+      -- instead of grouping the whole trail. stripe is always 0 here (one writer); PostgreSQL
+      -- spreads each actor over stripes so concurrent writers do not queue on one row.
+      CREATE TABLE audit_actors (
+        actor TEXT NOT NULL,
+        stripe INTEGER NOT NULL,
+        writes INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        last_at TEXT NOT NULL,
+        PRIMARY KEY (actor, stripe)
+      ) STRICT;
+      INSERT INTO audit_actors (actor, stripe, writes, errors, last_at)
+        SELECT actor, 0, count(*), sum(status >= 400), max(at) FROM audit GROUP BY actor;
+      CREATE TRIGGER audit_actors_insert AFTER INSERT ON audit BEGIN
+        INSERT INTO audit_actors (actor, stripe, writes, errors, last_at)
+          VALUES (NEW.actor, 0, 1, NEW.status >= 400, NEW.at)
+          ON CONFLICT (actor, stripe) DO UPDATE SET writes = writes + 1,
+            errors = errors + excluded.errors, last_at = max(last_at, excluded.last_at);
+      END;
+      CREATE TRIGGER audit_actors_delete AFTER DELETE ON audit BEGIN
+        UPDATE audit_actors SET writes = writes - 1, errors = errors - (OLD.status >= 400)
+          WHERE actor = OLD.actor AND stripe = 0;
+        DELETE FROM audit_actors WHERE actor = OLD.actor AND stripe = 0 AND writes <= 0;
+      END;
+      -- An actor's records newest first (and export pages) as an index range, without a sort.
+      DROP INDEX audit_actor_idx;
+      CREATE INDEX audit_actor_id_idx ON audit (actor, id);
+      -- Failures newest first (the console's "recent failures") without scanning the successes.
+      CREATE INDEX audit_errors_idx ON audit (id) WHERE status >= 400;
+      -- Console sessions signed out before they expire; every request's cookie is checked here.
+      CREATE TABLE admin_revoked_sessions (
+        nonce TEXT NOT NULL PRIMARY KEY,
+        expires_at TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX admin_revoked_sessions_expires_idx ON admin_revoked_sessions (expires_at);
     `,
   },
 ];

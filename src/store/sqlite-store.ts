@@ -12,16 +12,22 @@
 // Group commit rather than a writer on a worker thread: bench/store-commit.ts has the figures.
 // Isolation: better-sqlite3 is synchronous, so a batch runs to its COMMIT without yielding, and no
 // request observes a write before its commit.
+// The audit reads (listAudit, auditActivity) turn the event loop between bounded statements, so a
+// read over a long trail never holds other requests up (each statement is consistent on its own).
 import { statSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import {
-  AUDIT_ACTIVITY,
+  ADMIN_SESSION_REVOKED,
+  AUDIT_ACTIVITY_PAGE,
   AUDIT_ACTORS,
   type AuditRow,
   auditListSql,
+  PRUNE_ADMIN_SESSIONS,
   PRUNE_AUDIT,
   PRUNE_AUDIT_SUBJECTS,
+  REVOKE_ADMIN_SESSION,
   toActivityRow,
   toAuditActor,
   toAuditRecord,
@@ -84,6 +90,15 @@ const HEARTBEAT_SQL =
 
 /** busy_timeout: how long a statement waits for a lock held by another connection (a backup). */
 export const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Audit reads run on the event loop: one statement reads at most this many audit ids (listAudit)
+ * or rows (auditActivity), and the loop turns between statements, so a sparse filter over a
+ * million records or a long export never holds up other requests (/healthz) for more than one
+ * statement (milliseconds).
+ */
+export const AUDIT_SCAN_CHUNK = 10_000;
+export const AUDIT_ACTIVITY_CHUNK = 1_000;
 
 // "UNIQUE constraint failed: <table>.<column>" → the field a caller can report.
 const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
@@ -644,17 +659,58 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     await this.commit([{ op: 'appendAudit', entry }]);
   }
 
+  /**
+   * One page, read AUDIT_SCAN_CHUNK ids at a time (the loop turns between chunks) until the page
+   * is full: whatever the filters, no statement scans more than one chunk of the trail.
+   */
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
-    const { sql, params } = auditListSql(query);
-    return this.sync(() => this.all<AuditRow>(sql, params).map(toAuditRecord));
+    const end = (dir: 'ASC' | 'DESC') =>
+      this.one<{ id: number }>(`SELECT id FROM audit ORDER BY id ${dir} LIMIT 1`, [])?.id;
+    const [first, last] = this.sync(() => [end('ASC'), end('DESC')]);
+    if (first === undefined || last === undefined) return [];
+    // The ids still to read: (low, high), exclusive.
+    let low = Math.max(first - 1, query.afterId === undefined ? -1 : Number(query.afterId));
+    let high = Math.min(last + 1, query.beforeId === undefined ? last + 1 : Number(query.beforeId));
+    const asc = query.order === 'asc';
+    const records: AuditRecord[] = [];
+    while (high - low > 1 && records.length < query.limit) {
+      const window = asc
+        ? { afterId: String(low), beforeId: String(Math.min(high, low + 1 + AUDIT_SCAN_CHUNK)) }
+        : { afterId: String(Math.max(low, high - 1 - AUDIT_SCAN_CHUNK)), beforeId: String(high) };
+      const { sql, params } = auditListSql(
+        { ...query, ...window, limit: query.limit - records.length },
+        { unindexedTime: true },
+      );
+      const rows = this.sync(() => this.all<AuditRow>(sql, params));
+      for (const row of rows) records.push(toAuditRecord(row));
+      if (asc) low = Number(window.beforeId) - 1;
+      else high = Number(window.afterId) + 1;
+      if (records.length < query.limit && high - low > 1) await nextTurn();
+    }
+    return records;
   }
 
+  /** Newest first through the time index, AUDIT_ACTIVITY_CHUNK rows per statement. */
   async auditActivity(since: string, limit: number): Promise<AuditActivityRow[]> {
-    return this.sync(() =>
-      this.all<{ at: string; status: number; duration_ms: number }>(AUDIT_ACTIVITY, [since, limit]).map(
-        toActivityRow,
-      ),
-    );
+    const out: AuditActivityRow[] = [];
+    // Above every stored time: ISO-8601 text sorts like the time, and '~' after any digit.
+    let at = '~';
+    let id = 0;
+    while (out.length < limit) {
+      const rows = this.sync(() =>
+        this.all<{ id: number; at: string; status: number; duration_ms: number }>(AUDIT_ACTIVITY_PAGE, [
+          since,
+          at,
+          id,
+          Math.min(AUDIT_ACTIVITY_CHUNK, limit - out.length),
+        ]),
+      );
+      for (const row of rows) out.push(toActivityRow(row));
+      if (rows.length < AUDIT_ACTIVITY_CHUNK) break;
+      ({ at, id } = rows[rows.length - 1]);
+      await nextTurn();
+    }
+    return out;
   }
 
   async auditActors(limit: number): Promise<AuditActor[]> {
@@ -670,6 +726,19 @@ export class SqliteStore implements BridgeStore, StoreMeta {
       this.exec(PRUNE_AUDIT_SUBJECTS, [before, limit]);
       return this.exec(PRUNE_AUDIT, [before, limit]);
     });
+  }
+
+  // ---- console sessions ----
+
+  async revokeAdminSession(nonce: string, expiresAt: string): Promise<void> {
+    await this.write(() => {
+      this.exec(PRUNE_ADMIN_SESSIONS, [new Date().toISOString()]);
+      this.exec(REVOKE_ADMIN_SESSION, [nonce, expiresAt]);
+    });
+  }
+
+  async adminSessionRevoked(nonce: string): Promise<boolean> {
+    return this.sync(() => this.one(ADMIN_SESSION_REVOKED, [nonce]) !== undefined);
   }
 
   /** row_counts (kept by triggers) for the totals; the partial index users_inactive_idx for the rest. */

@@ -39,8 +39,11 @@ export interface StoreCounts {
   memberships: number;
 }
 
-/** Bookkeeping tables that belong to one store file and are not copied between stores. */
-const NOT_COPIED = new Set(['store_meta', 'row_counts']);
+/**
+ * Bookkeeping tables that belong to one store file and are not copied between stores; audit_actors
+ * is kept by the target's own triggers as the audit rows are copied in.
+ */
+const NOT_COPIED = new Set(['store_meta', 'row_counts', 'audit_actors']);
 const INSERT_BATCH = 500;
 
 function fsyncPath(path: string): void {

@@ -4,7 +4,7 @@
 // when DATABASE_URL is set, shared by several replicas (sql-store.ts). Both share their SQL and row
 // mapping (sql-common.ts) and are bound to the CloudIdentity they mirror (binding.ts).
 
-import type { AuditEntry, AuditStore } from './audit-types.js';
+import type { AdminSessionStore, AuditEntry, AuditStore } from './audit-types.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -129,7 +129,7 @@ export interface IntentRecord {
 
 export type NewIntentRecord = Pick<IntentRecord, 'id' | 'resource' | 'kind' | 'payload'>;
 
-export interface BridgeStore extends AuditStore {
+export interface BridgeStore extends AuditStore, AdminSessionStore {
   /** Runs migrations; idempotent, safe when several replicas start at once. */
   init(): Promise<void>;
   close(): Promise<void>;

@@ -139,13 +139,14 @@ describe('operator console over HTTP', () => {
       expect(res.headers.location).toMatch(/^\/admin\/login/);
     }
     let now = 1_000_000;
-    const sessions = new AdminSessions([ADMIN], 60_000, () => now);
+    const sessions = new AdminSessions([ADMIN], h.store, { ttlMs: 60_000, now: () => now });
     const issued = sessions.issue(0);
-    expect(sessions.verify(issued)).toBeTruthy();
+    expect(await sessions.verify(issued)).toBeTruthy();
     now += 60_001;
-    expect(sessions.verify(issued)).toBeUndefined();
+    expect(await sessions.verify(issued)).toBeUndefined();
     // A token removed from ADMIN_TOKENS ends its sessions.
-    expect(new AdminSessions([OTHER]).verify(new AdminSessions([ADMIN]).issue(0))).toBeUndefined();
+    const signedByAdmin = new AdminSessions([ADMIN], h.store).issue(0);
+    expect(await new AdminSessions([OTHER], h.store).verify(signedByAdmin)).toBeUndefined();
   });
 
   it('validates the console data endpoints', async () => {
