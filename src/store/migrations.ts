@@ -126,6 +126,8 @@ export const MIGRATIONS: readonly Migration[] = [
         CONSTRAINT audit_subjects_pkey PRIMARY KEY (subject_lower, audit_id)
       )`,
       'CREATE INDEX audit_subjects_audit_idx ON audit_subjects (audit_id)',
+      // The record of an operation begun (status 102), replaced by its request's final record.
+      'CREATE INDEX audit_started_idx ON audit (request_id) WHERE status = 102',
     ],
   },
   {

@@ -155,6 +155,8 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         PRIMARY KEY (subject_lower, audit_id)
       ) STRICT;
       CREATE INDEX audit_subjects_audit_idx ON audit_subjects (audit_id);
+      -- The record of an operation begun (status 102), replaced by its request's final record.
+      CREATE INDEX audit_started_idx ON audit (request_id) WHERE status = 102;
       `,
   },
   {

@@ -219,7 +219,8 @@ describe.skipIf(!haveChromium)('operator console in Chromium', () => {
     expect(result).toMatch(/deactivated/);
     expect(result).toContain(names.grace);
     const methods = await page.locator('#person-history tbody td:nth-child(3)').allTextContents();
-    expect(methods).toEqual(['PATCH', 'PATCH', 'POST']);
+    // Her own deactivation and rename, the group PATCH that added her, and her create.
+    expect(methods).toEqual(['PATCH', 'PATCH', 'PATCH', 'POST']);
     expect(result).toMatch(/active: true → false/);
     expect(result).toMatch(/DeleteUser: /);
     expect(await page.textContent('#person-history tbody tr:first-child td:first-child')).toMatch(/UTC$/);
