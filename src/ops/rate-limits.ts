@@ -76,26 +76,49 @@ function limiterSpecs(settings: Settings): {
   };
 }
 
-function postgresLimiter(pool: pg.Pool): (spec: LimiterSpec) => Promise<RateLimiterAbstract> {
+/**
+ * The limiters' table (the library's own shape), created under a transaction-scoped advisory lock so
+ * that replicas starting together do not race on it.
+ */
+async function createTable(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `SELECT pg_advisory_xact_lock(hashtext('volc-scim-bridge/rate-limits/' || coalesce(current_schema(), '')))`,
+    );
+    await client.query(`CREATE TABLE IF NOT EXISTS ${RATE_LIMIT_TABLE} (
+      key varchar(255) PRIMARY KEY,
+      points integer NOT NULL DEFAULT 0,
+      expire bigint
+    )`);
+    await client.query('COMMIT');
+    client.release();
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release(err instanceof Error ? err : new Error(String(err)));
+    throw err;
+  }
+}
+
+function postgresLimiter(pool: pg.Pool): (spec: LimiterSpec) => RateLimiterAbstract {
   return (spec) =>
-    new Promise((resolve, reject) => {
-      const limiter: RateLimiterPostgres = new RateLimiterPostgres(
-        {
-          storeClient: pool,
-          storeType: 'pool',
-          tableName: RATE_LIMIT_TABLE,
-          keyPrefix: spec.keyPrefix,
-          points: spec.points,
-          duration: spec.duration,
-          ...(spec.blockInMemoryAt ? { inMemoryBlockOnConsumed: spec.blockInMemoryAt } : {}),
-          insuranceLimiter: new RateLimiterMemory({
-            keyPrefix: spec.keyPrefix,
-            points: spec.points,
-            duration: spec.duration,
-          }),
-        },
-        (err?: Error) => (err ? reject(err) : resolve(limiter)),
-      );
+    new RateLimiterPostgres({
+      storeClient: pool,
+      storeType: 'pool',
+      tableName: RATE_LIMIT_TABLE,
+      // Created once by createTable (the library's own CREATE TABLE IF NOT EXISTS races when
+      // several limiters or replicas start together: "type rate_limits already exists").
+      tableCreated: true,
+      keyPrefix: spec.keyPrefix,
+      points: spec.points,
+      duration: spec.duration,
+      ...(spec.blockInMemoryAt ? { inMemoryBlockOnConsumed: spec.blockInMemoryAt } : {}),
+      insuranceLimiter: new RateLimiterMemory({
+        keyPrefix: spec.keyPrefix,
+        points: spec.points,
+        duration: spec.duration,
+      }),
     });
 }
 
@@ -152,11 +175,13 @@ export class RateLimits {
     const make = postgresLimiter(pool);
     const specs = limiterSpecs(settings);
     try {
-      const [scim, signin, upstream] = await Promise.all([
-        specs.scim && make(specs.scim),
-        make(specs.signin),
-        specs.upstream && Promise.all([make(specs.upstream[0]), make(specs.upstream[1])]),
-      ]);
+      await createTable(pool);
+      const scim = specs.scim && make(specs.scim);
+      const signin = make(specs.signin);
+      const upstream: [RateLimiterAbstract, RateLimiterAbstract] | undefined = specs.upstream && [
+        make(specs.upstream[0]),
+        make(specs.upstream[1]),
+      ];
       return RateLimits.assemble(settings, options, pool, { scim, signin, upstream });
     } catch (err) {
       await pool.end().catch(() => {});
