@@ -148,6 +148,8 @@ export interface SoakStats {
   statuses: Record<string, number>;
   /** POSTs resolved by the match-by-filter after an ambiguous failure */
   resolvedByFilter: number;
+  /** Groups found by the match after a lost create answer, without the externalId it sent. */
+  groupExternalIdsNotKept: number;
   /** 409s on a retried POST (then resolved by the filter) */
   conflictsAfterAmbiguous: number;
   /** DELETEs whose retry found the resource already gone */
@@ -164,6 +166,7 @@ export class Recorder {
     retries: 0,
     statuses: {},
     resolvedByFilter: 0,
+    groupExternalIdsNotKept: 0,
     conflictsAfterAmbiguous: 0,
     goneAfterAmbiguous: 0,
     gaveUp: 0,
@@ -747,6 +750,13 @@ class Worker {
         if ('resolved' in out) {
           this.rec.stats.resolvedByFilter++;
           g.id = out.resolved.id;
+          // A create whose answer was lost may have been cut off by a SIGKILL between CreateGroup
+          // and its store record: the group then exists without its externalId (a known limitation
+          // in the README), so that one attribute is not checked; everything else is.
+          if (g.externalId !== undefined && out.resolved.externalId !== g.externalId) {
+            this.rec.stats.groupExternalIdsNotKept++;
+            g.externalId = undefined;
+          }
           break;
         }
         const r = out.reply;
@@ -1450,7 +1460,7 @@ export function summaryLines(s: ReportSection): string[] {
       .map(([k, n]) => `${k} ${n}`)
       .join(', ')})`,
     `- SCIM requests: ${st.requests}; client retries: ${st.retries}; answers: ${statuses}`,
-    `- POSTs resolved by the match-by-filter after an ambiguous failure: ${st.resolvedByFilter}; 409s after an ambiguous attempt: ${st.conflictsAfterAmbiguous}; DELETEs already done: ${st.goneAfterAmbiguous}; given up: ${st.gaveUp}`,
+    `- POSTs resolved by the match-by-filter after an ambiguous failure: ${st.resolvedByFilter}; 409s after an ambiguous attempt: ${st.conflictsAfterAmbiguous}; DELETEs already done: ${st.goneAfterAmbiguous}; given up: ${st.gaveUp}; group creates cut off without their externalId: ${st.groupExternalIdsNotKept}`,
     `- upstream calls: ${r.upstreamCallTotal}; faults injected: **${r.faultsFired}** (${faults})`,
     ...(r.disruptions.length
       ? [
