@@ -16,7 +16,6 @@ import {
 import type {
   AuditActivityRow,
   AuditActor,
-  AuditEntry,
   AuditQuery,
   AuditRecord,
   DirectoryCounts,
@@ -25,6 +24,7 @@ import type { Queryable, Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import { migrate } from './migrations.js';
+import { SingleWrites } from './single-writes.js';
 import {
   GROUP_COLUMNS,
   GROUP_IDS_AFTER,
@@ -43,16 +43,11 @@ import {
 import {
   type BridgeStore,
   type CommitResult,
-  type GroupChanges,
   type GroupRecord,
   type IntentRecord,
-  type NewGroupRecord,
-  type NewIntentRecord,
-  type NewUserRecord,
   StoreConflictError,
   StoreStaleError,
   type StoreWrite,
-  type UserChanges,
   type UserQuery,
   type UserRecord,
 } from './types.js';
@@ -124,7 +119,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** The BridgeStore on PostgreSQL (DATABASE_URL), shared by every replica. */
-export class SqlStore implements BridgeStore {
+export class SqlStore extends SingleWrites implements BridgeStore {
   /** Present when the driver has sessions (PostgreSQL); the embedded store has one bridge per DATA_DIR, so the in-process lock is enough there. */
   readonly lockResource?: (key: string, opts?: { deadlineAt?: number }) => Promise<() => Promise<void>>;
 
@@ -136,6 +131,7 @@ export class SqlStore implements BridgeStore {
     private readonly logger?: Logger,
     options: SqlStoreOptions = {},
   ) {
+    super();
     this.lockLeaseMs = options.lockLeaseMs ?? DEFAULT_LOCK_LEASE_MS;
     if (db.session) {
       this.lockResource = (key, opts) => this.advisoryLock(key, opts?.deadlineAt);
@@ -451,30 +447,6 @@ export class SqlStore implements BridgeStore {
     return rows.map(toUser);
   }
 
-  async insertUser(record: NewUserRecord): Promise<UserRecord> {
-    const result = await this.commit([{ op: 'insertUser', record }]);
-    return result.users.get(record.scimId) as UserRecord;
-  }
-
-  async updateUser(
-    scimId: string,
-    changes: UserChanges,
-    expectedVersion?: number,
-  ): Promise<UserRecord | null> {
-    try {
-      const result = await this.commit([{ op: 'updateUser', scimId, changes, expectedVersion }]);
-      return result.users.get(scimId) as UserRecord;
-    } catch (err) {
-      if (err instanceof StoreStaleError) return null;
-      throw err;
-    }
-  }
-
-  async deleteUser(scimId: string): Promise<boolean> {
-    const result = await this.commit([{ op: 'deleteUser', scimId }]);
-    return result.users.get(scimId) === 'deleted';
-  }
-
   async listUsers(query: UserQuery, offset: number, limit: number): Promise<UserRecord[]> {
     const params: unknown[] = [];
     const where = userFilter(query, params);
@@ -531,39 +503,7 @@ export class SqlStore implements BridgeStore {
     return rows.map(toGroup);
   }
 
-  async insertGroup(record: NewGroupRecord): Promise<GroupRecord> {
-    const result = await this.commit([{ op: 'insertGroup', record }]);
-    return result.groups.get(record.scimId) as GroupRecord;
-  }
-
-  async updateGroup(
-    scimId: string,
-    changes: GroupChanges,
-    expectedVersion?: number,
-  ): Promise<GroupRecord | null> {
-    try {
-      const result = await this.commit([{ op: 'updateGroup', scimId, changes, expectedVersion }]);
-      return result.groups.get(scimId) as GroupRecord;
-    } catch (err) {
-      if (err instanceof StoreStaleError) return null;
-      throw err;
-    }
-  }
-
-  async deleteGroup(scimId: string): Promise<boolean> {
-    const result = await this.commit([{ op: 'deleteGroup', scimId }]);
-    return result.groups.get(scimId) === 'deleted';
-  }
-
   // ---- memberships ----
-
-  async addMembership(groupScimId: string, userScimId: string): Promise<void> {
-    await this.commit([{ op: 'addMembership', groupScimId, userScimId }]);
-  }
-
-  async removeMembership(groupScimId: string, userScimId: string): Promise<void> {
-    await this.commit([{ op: 'removeMembership', groupScimId, userScimId }]);
-  }
 
   async groupsOfUser(userScimId: string): Promise<string[]> {
     const rows = await this.db.query<{ group_scim_id: string }>(
@@ -597,15 +537,6 @@ export class SqlStore implements BridgeStore {
 
   // ---- intents ----
 
-  async putIntent(intent: NewIntentRecord): Promise<IntentRecord> {
-    const result = await this.commit([{ op: 'putIntent', intent }]);
-    return result.intents.get(intent.id) as IntentRecord;
-  }
-
-  async clearIntent(id: string): Promise<void> {
-    await this.commit([{ op: 'clearIntent', id }]);
-  }
-
   async intentsOf(resource: string): Promise<IntentRecord[]> {
     const rows = await this.db.query<IntentRow>(
       `SELECT ${INTENT_COLUMNS} FROM intents WHERE resource = $1 ORDER BY created_at, id`,
@@ -637,10 +568,6 @@ export class SqlStore implements BridgeStore {
   }
 
   // ---- audit trail and counts (audit-sql.ts) ----
-
-  async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.commit([{ op: 'appendAudit', entry }]);
-  }
 
   async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
     const { sql, params } = auditListSql(query);

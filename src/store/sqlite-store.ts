@@ -35,7 +35,6 @@ import {
 import type {
   AuditActivityRow,
   AuditActor,
-  AuditEntry,
   AuditQuery,
   AuditRecord,
   DirectoryCounts,
@@ -43,6 +42,7 @@ import type {
 import type { StoreMeta } from './binding.js';
 import { StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
+import { SingleWrites } from './single-writes.js';
 import {
   GROUP_COLUMNS,
   GROUP_IDS_AFTER,
@@ -63,16 +63,10 @@ import { migrateSqlite, SQLITE_NOW, SQLITE_SCHEMA_VERSION } from './sqlite-migra
 import {
   type BridgeStore,
   type CommitResult,
-  type GroupChanges,
   type GroupRecord,
   type IntentRecord,
-  type NewGroupRecord,
-  type NewIntentRecord,
-  type NewUserRecord,
   StoreConflictError,
-  StoreStaleError,
   type StoreWrite,
-  type UserChanges,
   type UserQuery,
   type UserRecord,
 } from './types.js';
@@ -190,7 +184,7 @@ export function prepareDatabase(db: Database.Database, logger?: Logger): void {
   }
 }
 
-export class SqliteStore implements BridgeStore, StoreMeta {
+export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta {
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
   /** Writes waiting for the next group commit (flush). */
@@ -208,6 +202,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     readonly db: Database.Database,
     private readonly options: SqliteStoreOptions = {},
   ) {
+    super();
     this.inode = options.file ? statSync(options.file).ino : undefined;
   }
 
@@ -455,30 +450,6 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     );
   }
 
-  async insertUser(record: NewUserRecord): Promise<UserRecord> {
-    const result = await this.commit([{ op: 'insertUser', record }]);
-    return result.users.get(record.scimId) as UserRecord;
-  }
-
-  async updateUser(
-    scimId: string,
-    changes: UserChanges,
-    expectedVersion?: number,
-  ): Promise<UserRecord | null> {
-    try {
-      const result = await this.commit([{ op: 'updateUser', scimId, changes, expectedVersion }]);
-      return result.users.get(scimId) as UserRecord;
-    } catch (err) {
-      if (err instanceof StoreStaleError) return null;
-      throw err;
-    }
-  }
-
-  async deleteUser(scimId: string): Promise<boolean> {
-    const result = await this.commit([{ op: 'deleteUser', scimId }]);
-    return result.users.get(scimId) === 'deleted';
-  }
-
   async listUsers(query: UserQuery, offset: number, limit: number): Promise<UserRecord[]> {
     const params: unknown[] = [];
     const where = userFilter(query, params);
@@ -540,39 +511,7 @@ export class SqliteStore implements BridgeStore, StoreMeta {
     );
   }
 
-  async insertGroup(record: NewGroupRecord): Promise<GroupRecord> {
-    const result = await this.commit([{ op: 'insertGroup', record }]);
-    return result.groups.get(record.scimId) as GroupRecord;
-  }
-
-  async updateGroup(
-    scimId: string,
-    changes: GroupChanges,
-    expectedVersion?: number,
-  ): Promise<GroupRecord | null> {
-    try {
-      const result = await this.commit([{ op: 'updateGroup', scimId, changes, expectedVersion }]);
-      return result.groups.get(scimId) as GroupRecord;
-    } catch (err) {
-      if (err instanceof StoreStaleError) return null;
-      throw err;
-    }
-  }
-
-  async deleteGroup(scimId: string): Promise<boolean> {
-    const result = await this.commit([{ op: 'deleteGroup', scimId }]);
-    return result.groups.get(scimId) === 'deleted';
-  }
-
   // ---- memberships ----
-
-  async addMembership(groupScimId: string, userScimId: string): Promise<void> {
-    await this.commit([{ op: 'addMembership', groupScimId, userScimId }]);
-  }
-
-  async removeMembership(groupScimId: string, userScimId: string): Promise<void> {
-    await this.commit([{ op: 'removeMembership', groupScimId, userScimId }]);
-  }
 
   async groupsOfUser(userScimId: string): Promise<string[]> {
     return this.sync(() =>
@@ -613,15 +552,6 @@ export class SqliteStore implements BridgeStore, StoreMeta {
 
   // ---- intents ----
 
-  async putIntent(intent: NewIntentRecord): Promise<IntentRecord> {
-    const result = await this.commit([{ op: 'putIntent', intent }]);
-    return result.intents.get(intent.id) as IntentRecord;
-  }
-
-  async clearIntent(id: string): Promise<void> {
-    await this.commit([{ op: 'clearIntent', id }]);
-  }
-
   async intentsOf(resource: string): Promise<IntentRecord[]> {
     return this.sync(() =>
       this.all<IntentRow>(
@@ -654,10 +584,6 @@ export class SqliteStore implements BridgeStore, StoreMeta {
   }
 
   // ---- audit trail and counts (audit-sql.ts) ----
-
-  async appendAudit(entry: AuditEntry): Promise<void> {
-    await this.commit([{ op: 'appendAudit', entry }]);
-  }
 
   /**
    * One page, read AUDIT_SCAN_CHUNK ids at a time (the loop turns between chunks) until the page
