@@ -82,29 +82,13 @@ export function* unitSteps(
         break;
       }
       case 'updateUser': {
-        const { sql, params } = buildUpdate(
-          'users',
-          USER_ASSIGNMENTS,
-          w.scimId,
-          w.changes,
-          w.expectedVersion,
-          dialect.now,
-        );
-        const rows = yield { sql, params, rows: true };
-        if (rows.length === 0) throw new StoreStaleError(w.scimId);
-        result.users.set(w.scimId, toUser(rows[0] as UserRow));
+        const row = yield* updateRow('users', USER_ASSIGNMENTS, w, dialect);
+        result.users.set(w.scimId, toUser(row as UserRow));
         break;
       }
-      case 'deleteUser': {
-        yield { sql: 'DELETE FROM memberships WHERE user_scim_id = $1', params: [w.scimId], rows: false };
-        const rows = yield {
-          sql: 'DELETE FROM users WHERE scim_id = $1 RETURNING scim_id',
-          params: [w.scimId],
-          rows: true,
-        };
-        if (rows.length > 0) result.users.set(w.scimId, 'deleted');
+      case 'deleteUser':
+        if (yield* deleteRow('users', 'user_scim_id', w.scimId)) result.users.set(w.scimId, 'deleted');
         break;
-      }
       case 'insertGroup': {
         const r = w.record;
         const rows = yield {
@@ -125,29 +109,13 @@ export function* unitSteps(
         break;
       }
       case 'updateGroup': {
-        const { sql, params } = buildUpdate(
-          'groups',
-          GROUP_ASSIGNMENTS,
-          w.scimId,
-          w.changes,
-          w.expectedVersion,
-          dialect.now,
-        );
-        const rows = yield { sql, params, rows: true };
-        if (rows.length === 0) throw new StoreStaleError(w.scimId);
-        result.groups.set(w.scimId, toGroup(rows[0] as GroupRow));
+        const row = yield* updateRow('groups', GROUP_ASSIGNMENTS, w, dialect);
+        result.groups.set(w.scimId, toGroup(row as GroupRow));
         break;
       }
-      case 'deleteGroup': {
-        yield { sql: 'DELETE FROM memberships WHERE group_scim_id = $1', params: [w.scimId], rows: false };
-        const rows = yield {
-          sql: 'DELETE FROM groups WHERE scim_id = $1 RETURNING scim_id',
-          params: [w.scimId],
-          rows: true,
-        };
-        if (rows.length > 0) result.groups.set(w.scimId, 'deleted');
+      case 'deleteGroup':
+        if (yield* deleteRow('groups', 'group_scim_id', w.scimId)) result.groups.set(w.scimId, 'deleted');
         break;
-      }
       case 'addMembership':
         yield {
           sql: 'INSERT INTO memberships (group_scim_id, user_scim_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
@@ -204,6 +172,41 @@ export function* unitSteps(
       }
     }
   }
+}
+
+/** The whitelisted UPDATE of one user or group: its row as updated, or StoreStaleError. */
+function* updateRow<C extends object>(
+  table: 'users' | 'groups',
+  assignments: Parameters<typeof buildUpdate<C>>[1],
+  w: { scimId: string; changes: C; expectedVersion?: number },
+  dialect: UnitDialect,
+): Generator<UnitStep, unknown, unknown[]> {
+  const { sql, params } = buildUpdate(
+    table,
+    assignments,
+    w.scimId,
+    w.changes,
+    w.expectedVersion,
+    dialect.now,
+  );
+  const rows = yield { sql, params, rows: true };
+  if (rows.length === 0) throw new StoreStaleError(w.scimId);
+  return rows[0];
+}
+
+/** Deletes one user or group with its memberships; whether a row was there. */
+function* deleteRow(
+  table: 'users' | 'groups',
+  membershipColumn: 'user_scim_id' | 'group_scim_id',
+  scimId: string,
+): Generator<UnitStep, boolean, unknown[]> {
+  yield { sql: `DELETE FROM memberships WHERE ${membershipColumn} = $1`, params: [scimId], rows: false };
+  const rows = yield {
+    sql: `DELETE FROM ${table} WHERE scim_id = $1 RETURNING scim_id`,
+    params: [scimId],
+    rows: true,
+  };
+  return rows.length > 0;
 }
 
 /**
