@@ -52,8 +52,12 @@ function userFacts(record: UserState | null): Record<string, string | boolean | 
   return { ...upstreamFields(record), active: record.active, externalId: record.externalId };
 }
 
-/** A user's change: null before = created, null after = deleted. */
-export function describeUser(before: UserState | null, after: UserState | null): AuditChanges {
+/** A resource's change: null before = created, null after = deleted; `facts` are compared old → new. */
+function describe<T extends { attributes: JsonObject }>(
+  before: T | null,
+  after: T | null,
+  facts: (state: T | null) => Record<string, string | boolean | null>,
+): AuditChanges {
   const changes: AuditChanges = {};
   if (before === null && after !== null) changes.created = true;
   if (after === null) {
@@ -62,24 +66,22 @@ export function describeUser(before: UserState | null, after: UserState | null):
   }
   const names = changedAttributeNames(before?.attributes ?? {}, after.attributes);
   if (names.length > 0) changes.attributes = names;
-  const fields = fieldChanges(userFacts(before), userFacts(after));
+  const fields = fieldChanges(facts(before), facts(after));
   if (fields) changes.fields = fields;
   return changes;
 }
 
+/** A user's change: null before = created, null after = deleted. */
+export function describeUser(before: UserState | null, after: UserState | null): AuditChanges {
+  return describe(before, after, userFacts);
+}
+
 /** A group's change: null before = created, null after = deleted. */
 export function describeGroup(before: GroupState | null, after: GroupState | null): AuditChanges {
-  const changes: AuditChanges = {};
-  if (before === null && after !== null) changes.created = true;
-  if (after === null) {
-    if (before !== null) changes.deleted = true;
-    return changes;
-  }
-  const names = changedAttributeNames(before?.attributes ?? {}, after.attributes);
-  if (names.length > 0) changes.attributes = names;
-  const facts = (g: GroupState | null): Record<string, string | null> =>
-    g ? { GroupName: g.groupName, DisplayName: g.displayName, externalId: g.externalId } : {};
-  const fields = fieldChanges(facts(before), facts(after));
-  if (fields) changes.fields = fields;
-  return changes;
+  return describe(
+    before,
+    after,
+    (g): Record<string, string | null> =>
+      g ? { GroupName: g.groupName, DisplayName: g.displayName, externalId: g.externalId } : {},
+  );
 }
