@@ -30,6 +30,8 @@ export interface Origin {
   statusOf(outcome: AuditOutcome): number;
   /** Set by the directory once it knows which resource the operation is about. */
   subject?: AuditSubject;
+  /** Set once the operation committed the record of its start (status 102): its final record replaces it. */
+  startRecorded?: boolean;
 }
 
 /** What every directory operation needs to know about the SCIM request (or reconciler action) it serves. */

@@ -98,10 +98,11 @@ export class UnitOfWork {
     const ordered = [
       ...this.writes.filter((w) => w.op !== 'clearIntent'),
       ...this.writes.filter((w) => w.op === 'clearIntent'),
-      { op: 'appendAudit' as const, entry },
+      { op: 'appendAudit' as const, entry, replacesStart: this.ctx.origin.startRecorded === true },
     ];
     const result = await this.store.commit(ordered);
     this.done = true;
+    if (outcome === 'started') this.ctx.origin.startRecorded = true;
     return result;
   }
 }

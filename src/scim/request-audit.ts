@@ -85,7 +85,7 @@ export async function recordFailure(
   // A path that names no resource type (POST /Bulk, an unknown endpoint).
   if (resource.type === null) entry.resourceType = null;
   try {
-    await store.commit([{ op: 'appendAudit', entry }]);
+    await store.commit([{ op: 'appendAudit', entry, replacesStart: origin.startRecorded === true }]);
   } catch (err) {
     res.locals.auditFailure = {
       err,

@@ -89,7 +89,11 @@ export type StoreWrite =
   | { op: 'putIntent'; intent: NewIntentRecord }
   /** Clearing an intent already gone is not an error. */
   | { op: 'clearIntent'; id: string }
-  | { op: 'appendAudit'; entry: AuditEntry };
+  /**
+   * `replacesStart`: the record of the request's start (status 102, same request id) is deleted in the
+   * same transaction, so a finished request has one record.
+   */
+  | { op: 'appendAudit'; entry: AuditEntry; replacesStart?: boolean };
 
 /** What a committed unit of work left: every record it wrote, as committed. */
 export interface CommitResult {

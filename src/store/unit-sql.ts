@@ -2,7 +2,6 @@
 // and how their rows become the CommitResult. SQLite drives the generator synchronously inside its
 // transaction, PostgreSQL awaits each statement on the transaction's connection.
 import { auditInsertParams, auditSubjects, INSERT_AUDIT } from './audit-sql.js';
-import type { AuditEntry } from './audit-types.js';
 import { foldCase } from './fold-case.js';
 import {
   buildUpdate,
@@ -144,7 +143,7 @@ export function* unitSteps(
         yield { sql: 'DELETE FROM intents WHERE id = $1', params: [w.id], rows: false };
         break;
       case 'appendAudit': {
-        if (supersedesStarted(w.entry)) {
+        if (w.replacesStart && w.entry.requestId !== null) {
           // A request's final record replaces the record of its start (status 102) in the same
           // transaction: one record per request; a start whose request never finished (a crash)
           // keeps its record, and the reconciler's settle is recorded beside it.
@@ -217,16 +216,12 @@ export function isSingleStatement(writes: readonly StoreWrite[]): boolean {
   if (writes.length !== 1) return false;
   const w = writes[0];
   if (w.op === 'deleteUser' || w.op === 'deleteGroup') return false;
-  if (w.op === 'appendAudit') return auditSubjects(w.entry).length === 0 && !supersedesStarted(w.entry);
+  if (w.op === 'appendAudit') return auditSubjects(w.entry).length === 0 && !w.replacesStart;
   return true;
 }
 
-/** The status of the record of an operation begun (audit/entry.ts), superseded by its request's final one. */
+/** The status of the record of an operation begun (audit/entry.ts). */
 const STARTED = 102;
-
-function supersedesStarted(entry: AuditEntry): entry is AuditEntry & { requestId: string } {
-  return entry.requestId !== null && entry.status !== STARTED;
-}
 
 const DELETE_STARTED = `DELETE FROM audit WHERE request_id = $1 AND status = ${STARTED}`;
 const DELETE_STARTED_SUBJECTS = `DELETE FROM audit_subjects WHERE audit_id IN
