@@ -70,12 +70,11 @@ import {
   type UserQuery,
   type UserRecord,
 } from './types.js';
-import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
+import { emptyCommitResult, SQLITE_AUDIT_SUBJECTS, type UnitDialect, unitSteps } from './unit-sql.js';
 
 const SQLITE_DIALECT: UnitDialect = {
   now: SQLITE_NOW,
-  insertAuditSubjects:
-    'INSERT OR IGNORE INTO audit_subjects (audit_id, subject_lower) SELECT $1, value FROM json_each($2)',
+  insertAuditSubjects: SQLITE_AUDIT_SUBJECTS,
 };
 
 /** The readiness heartbeat: a tiny real write through the same path as every other. */
@@ -333,15 +332,10 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
   /** One unit of work (BridgeStore.commit): its statements, in order, inside the current transaction. */
   private applyUnit(writes: readonly StoreWrite[]): CommitResult {
     const result = emptyCommitResult();
-    const steps = unitSteps(writes, SQLITE_DIALECT, result);
-    for (let next = steps.next(); !next.done; ) {
-      const { sql, params, rows } = next.value;
+    for (const { sql, params, read } of unitSteps(writes, SQLITE_DIALECT, result)) {
       const statement = this.stmt(sql);
-      if (rows) next = steps.next(statement.all(bind(params)));
-      else {
-        statement.run(bind(params));
-        next = steps.next([]);
-      }
+      if (read) read(statement.all(bind(params)));
+      else statement.run(bind(params));
     }
     return result;
   }
