@@ -1,6 +1,7 @@
 // Real parts for tests of the domain (src/directory, src/audit) below the HTTP surface: a store
 // (SQLite in memory, or a fresh PostgreSQL schema on the test server), the emulator over HTTP with
 // the real CloudIdentity client, and the RequestContext a SCIM request carries.
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { scimStatus } from '../../src/audit/entry.js';
@@ -73,7 +74,7 @@ export function testContext(
     origin: {
       actor: over.actor ?? 'test-idp',
       clientIp: '127.0.0.1',
-      requestId: 'req-test',
+      requestId: `req-${randomUUID()}`,
       method: over.method ?? 'POST',
       startedAt,
       upstreamCalls: () => calls,
