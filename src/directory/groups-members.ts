@@ -1,5 +1,5 @@
 // A group's members: translating SCIM ids, the member delta of a PATCH, and each member change
-// (one upstream call plus its mirror row, under that user's key). Split from groups.ts; the
+// (one upstream call plus its mirror row, under that user's key), for groups.ts; the
 // `group.members` intent (intents.ts) replays applyMembers, which is idempotent per member.
 import type { Logger } from 'pino';
 import { matchesFilter } from '../scim/filter.js';

@@ -375,7 +375,7 @@ describe('the listening log line', () => {
   });
 });
 
-describe('MAX_MEMBERS_PER_REQUEST and TRUST_PROXY (issue 11)', () => {
+describe('MAX_MEMBERS_PER_REQUEST and TRUST_PROXY', () => {
   const load = (env: Record<string, string>) => loadConfig(env, () => 'generated-token-0123456789');
 
   it('defaults: 1000 members per request, no proxy trusted', () => {
