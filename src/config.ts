@@ -175,7 +175,8 @@ const withFile = <N extends SecretVariable>(name: N): [N, `${N}_FILE`] => [name,
  * A rule spanning several variables. It runs once the variables it reads have each parsed (so a
  * bad value is reported once, by its own variable), even when other variables have failed, so
  * that its problem is reported together with every per-variable one (zod skips object-level
- * checks after a failed field unless told when to run them).
+ * checks after a failed field unless told when to run them). Its type lets a rule read only the
+ * variables it names.
  */
 const rule = <K extends Name>(
   reads: readonly K[],
