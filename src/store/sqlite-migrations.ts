@@ -226,25 +226,20 @@ function versionFromTables(db: Database.Database): number {
 }
 
 /**
- * Applies the migrations newer than user_version, each with its version bump in one transaction.
- * Returns the versions applied; a database newer than this build is left alone (the caller warns).
+ * Applies the migrations newer than user_version, all in one transaction with the version bump (a
+ * failing one leaves the store as it was). Returns the versions applied; a database newer than this
+ * build is left alone (the caller warns).
  */
 export function migrateSqlite(db: Database.Database): number[] {
-  db.transaction(() => {
-    const current = db.pragma('user_version', { simple: true }) as number;
-    if (current < 1 || current > 4) return;
-    const version = versionFromTables(db);
-    if (version !== current) db.pragma(`user_version = ${version}`);
-  }).immediate();
-  const applied: number[] = [];
-  for (const m of SQLITE_MIGRATIONS) {
-    db.transaction(() => {
-      const current = db.pragma('user_version', { simple: true }) as number;
-      if (current >= m.version) return;
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-      applied.push(m.version);
-    }).immediate();
-  }
-  return applied;
+  return db
+    .transaction(() => {
+      const recorded = db.pragma('user_version', { simple: true }) as number;
+      const current = recorded >= 1 && recorded <= 4 ? versionFromTables(db) : recorded;
+      const pending = SQLITE_MIGRATIONS.filter((m) => m.version > current);
+      for (const m of pending) db.exec(m.sql);
+      const version = pending.at(-1)?.version ?? current;
+      if (version !== recorded) db.pragma(`user_version = ${version}`);
+      return pending.map((m) => m.version);
+    })
+    .immediate();
 }

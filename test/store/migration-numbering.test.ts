@@ -92,6 +92,19 @@ describe('embedded store written under an earlier numbering or schema', () => {
   });
 });
 
+describe('embedded store migrations', () => {
+  it('run in one transaction: a failing one leaves the store as it was', () => {
+    const db = new Database(':memory:');
+    // Migration 3 creates intents; a table of that name already there makes it fail after 1 and 2.
+    db.exec('CREATE TABLE intents (x TEXT)');
+    expect(() => prepareDatabase(db)).toThrow(/intents already exists/);
+    expect(db.pragma('user_version', { simple: true })).toBe(0);
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all()).toEqual([
+      { name: 'intents' },
+    ]);
+  });
+});
+
 const pg = await freshPostgresUrl('numbering');
 describe.skipIf('skip' in pg)('PostgreSQL store written with an earlier schema', () => {
   if ('skip' in pg) {
