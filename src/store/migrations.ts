@@ -8,8 +8,11 @@ export interface Migration {
   readonly statements: readonly string[];
 }
 
-// Append only; never edit a migration that has shipped. Constraint names are spelled out because
-// sql-store.ts maps unique violations to StoreConflictError fields by constraint name.
+// Append only; never edit a migration that has shipped. Each version is the same schema change,
+// under the same name, as the embedded store's migration of that number (sqlite-migrations.ts).
+// Versions 5 to 9 are unused: migrate() compares the set of applied versions, so a gap is no
+// missing step. Constraint names are spelled out because sql-store.ts maps unique violations to
+// StoreConflictError fields by constraint name.
 // user_name_lower/display_name_lower hold the JS-folded name (see fold-case.ts).
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -85,8 +88,6 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX intents_due_idx ON intents (next_attempt_at)',
     ],
   },
-  // Version 3 belongs to the reconciler's intents (issue 11); the set of applied versions is
-  // compared, so a gap (or a later insertion below this one) is applied as usual.
   {
     version: 4,
     name: 'audit trail',

@@ -1,3 +1,7 @@
+// The store on PostgreSQL (DATABASE_URL), shared by every replica: the store contract (types.ts) and
+// the leased resource locks only several replicas need. One file because it is one implementation of
+// one interface, method by method; the SQL it shares with the embedded store is already apart
+// (sql-common.ts, unit-sql.ts, audit-sql.ts), and what remains is each method's PostgreSQL statement.
 import type { Logger } from 'pino';
 import {
   ADMIN_SESSION_REVOKED,

@@ -14,6 +14,9 @@
 // request observes a write before its commit.
 // The audit reads (listAudit, auditActivity) turn the event loop between bounded statements, so a
 // read over a long trail never holds other requests up (each statement is consistent on its own).
+// One file because it is one implementation of the store contract (types.ts), method by method,
+// around one group-commit queue; the SQL it shares with PostgreSQL is apart (sql-common.ts,
+// unit-sql.ts, audit-sql.ts).
 import { statSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';

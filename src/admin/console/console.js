@@ -107,7 +107,7 @@ function renderOverview() {
   );
 }
 
-// ---- reconciler (issue 11's endpoint; absent until it is merged) ----
+// ---- reconciler (GET /admin/api/reconciler) ----
 
 async function loadReconciler() {
   const body = document.querySelector('#reconciler .body');
