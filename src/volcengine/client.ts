@@ -37,15 +37,14 @@ export const DEFAULT_REGION = 'cn-beijing';
 const CONTENT_TYPE = 'application/json; charset=utf-8';
 /** Larger answers are not CloudIdentity envelopes (a 100-user page is well under 100 KiB). */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
-/** Safety bound for the ListUsers/ListGroups scan that resolves an ambiguous create. */
-const MAX_RECOVERY_PAGES = 20;
-
 /** Errors of a mutation answered after an earlier attempt of the same call may have committed. */
 const uncertain = new WeakSet<object>();
 
 /**
  * Whether `e` answered a mutation after an earlier attempt of the same call may have committed (its
- * answer lost): e.g. UserNameAlreadyExists that the lost attempt itself may have caused.
+ * answer lost): e.g. UserNameAlreadyExists or GroupNameAlreadyExists that the lost attempt itself may
+ * have caused. Whether the existing account or group is that attempt's is the caller's to decide: a
+ * namesake may be someone else's.
  */
 export function followedUncertainAttempt(e: unknown): boolean {
   return typeof e === 'object' && e !== null && uncertain.has(e);
@@ -393,15 +392,10 @@ interface CallPlan<T> {
   /** Checks and shapes Result; throws a malformed error (never retried) if a required field is missing. */
   parse(result: Record<string, unknown>): T;
   /**
-   * Called when an attempt fails after an earlier one may have committed: returns `{ value }` if
-   * the failure is just that earlier attempt's effect ("already exists", "not found", …).
+   * The error code that, after an earlier attempt may have committed, only says that attempt did the
+   * work ("not found" after a delete, "already a member" after an add): the call then succeeds.
    */
-  recover?(error: VolcengineApiError, ctx: CallContext): Promise<{ value: T } | undefined>;
-}
-
-interface CallContext {
-  deadlineAt: number;
-  signal?: AbortSignal;
+  doneIf?: string;
 }
 
 export class CloudIdentityClient implements CloudIdentityApi {
@@ -480,13 +474,6 @@ export class CloudIdentityClient implements CloudIdentityApi {
         action: 'CreateUser',
         params: input,
         parse: (r) => this.user('CreateUser', r),
-        // Whether an account of that name is the one a lost attempt made is the caller's to decide
-        // (directory/create-recovery.ts): a namesake may be someone else's. The error only says
-        // that an earlier attempt may have committed.
-        recover: async (err) => {
-          uncertain.add(err);
-          return undefined;
-        },
       },
       opts,
     );
@@ -521,7 +508,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         action: 'DeleteUser',
         params: input,
         parse: () => undefined,
-        recover: doneIf(ErrorCode.UserNotFound),
+        doneIf: ErrorCode.UserNotFound,
       },
       opts,
     );
@@ -533,11 +520,6 @@ export class CloudIdentityClient implements CloudIdentityApi {
         action: 'CreateGroup',
         params: input,
         parse: (r) => this.group('CreateGroup', r),
-        recover: async (err, ctx) => {
-          if (err.code !== ErrorCode.GroupNameAlreadyExists) return undefined;
-          const found = await this.findGroupByName(input.GroupName, ctx);
-          return found ? { value: found } : undefined;
-        },
       },
       opts,
     );
@@ -571,7 +553,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         action: 'DeleteGroup',
         params: input,
         parse: () => undefined,
-        recover: doneIf(ErrorCode.UserGroupNotFound),
+        doneIf: ErrorCode.UserGroupNotFound,
       },
       opts,
     );
@@ -583,7 +565,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         action: 'AddUserToGroup',
         params: input,
         parse: () => undefined,
-        recover: doneIf(ErrorCode.UserAlreadyInGroup),
+        doneIf: ErrorCode.UserAlreadyInGroup,
       },
       opts,
     );
@@ -595,7 +577,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
         action: 'RemoveUserFromGroup',
         params: input,
         parse: () => undefined,
-        recover: doneIf(ErrorCode.UserNotInGroup),
+        doneIf: ErrorCode.UserNotInGroup,
       },
       opts,
     );
@@ -668,23 +650,6 @@ export class CloudIdentityClient implements CloudIdentityApi {
     };
   }
 
-  // ----- ambiguous-create recovery -------------------------------------------------------------
-
-  private async findGroupByName(
-    groupName: string,
-    ctx: CallContext,
-  ): Promise<CloudIdentityGroup | undefined> {
-    const wanted = groupName.toLowerCase();
-    for (let page = 1; page <= MAX_RECOVERY_PAGES; page++) {
-      const r = await this.listGroups({ QueryString: groupName, PageNumber: page, PageSize: 100 }, ctx);
-      const exact = r.Groups.find((g) => g.GroupName === groupName);
-      const match = exact ?? r.Groups.find((g) => g.GroupName?.toLowerCase() === wanted);
-      if (match) return match;
-      if (r.Groups.length < 100 || page * 100 >= r.Total) return undefined;
-    }
-    return undefined;
-  }
-
   // ----- call loop -----------------------------------------------------------------------------
 
   private async call<T>(plan: CallPlan<T>, opts: CallOptions | undefined): Promise<T> {
@@ -692,7 +657,6 @@ export class CloudIdentityClient implements CloudIdentityApi {
     const { action } = plan;
     const signal = opts?.signal;
     const deadlineAt = Math.min(Date.now() + this.deadlineMs, opts?.deadlineAt ?? Number.POSITIVE_INFINITY);
-    const ctx: CallContext = { deadlineAt, signal };
     // Compact JSON; undefined fields disappear, numbers and booleans stay JSON types.
     const body = Buffer.from(JSON.stringify(plan.params), 'utf8');
     const isMutation = MUTATIONS.has(action);
@@ -711,15 +675,15 @@ export class CloudIdentityClient implements CloudIdentityApi {
       if (error instanceof VolcengineApiError && error.code === ErrorCode.FlowLimitExceeded) {
         this.notify(() => this.pacer?.throttled());
       }
-      if (isMutation && mayHaveCommitted && plan.recover && error instanceof VolcengineApiError) {
-        const recovered = await plan.recover(error, ctx);
-        if (recovered) {
+      if (isMutation && mayHaveCommitted && error instanceof VolcengineApiError) {
+        if (error.code === plan.doneIf) {
           this.logger?.info(
             { action, code: error.code, requestId: error.requestId },
             'cloudidentity: treated as done by an earlier attempt that may have committed',
           );
-          return recovered.value;
+          return plan.parse({});
         }
+        uncertain.add(error);
       }
       if (outcome.ambiguous) mayHaveCommitted = true;
 
@@ -1048,9 +1012,4 @@ function textFields(
 
 function resultError(action: string, why: string): VolcengineTransportError {
   return new VolcengineTransportError(action, 'malformed', why, 200);
-}
-
-/** Recovery for a mutation whose "already done" answer is a single error code. */
-function doneIf(code: string): (e: VolcengineApiError) => Promise<{ value: undefined } | undefined> {
-  return async (e) => (e.code === code ? { value: undefined } : undefined);
 }

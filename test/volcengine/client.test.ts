@@ -662,16 +662,17 @@ describe('mutations whose earlier attempt may have committed', () => {
     expect(f.count('ListUsers')).toBe(0);
   });
 
-  it('CreateGroup: a retry answered GroupNameAlreadyExists returns the existing group', async () => {
-    const f = await fake((_q, res, s, n) => {
-      if (s.action === 'CreateGroup')
-        return n === 1
-          ? fail(res, s, 502, 'InternalServiceError')
-          : fail(res, s, 409, 'GroupNameAlreadyExists');
-      ok(res, s, { PageNumber: 1, PageSize: 100, Total: 2, Groups: [group('eng-all'), group('eng')] });
-    });
-    const g = await mk(f).createGroup({ GroupName: 'eng', JoinType: 'Manual' });
-    expect(g.GroupId).toBe('g-eng');
+  it('CreateGroup: a retry answered GroupNameAlreadyExists is reported as following an uncertain attempt', async () => {
+    const f = await fake((_q, res, s, n) =>
+      n === 1 ? fail(res, s, 502, 'InternalServiceError') : fail(res, s, 409, 'GroupNameAlreadyExists'),
+    );
+    // Whether the existing group is the one the lost attempt made is the caller's decision.
+    const e = (await rejection(
+      mk(f).createGroup({ GroupName: 'eng', JoinType: 'Manual' }),
+    )) as VolcengineApiError;
+    expect(e.code).toBe('GroupNameAlreadyExists');
+    expect(followedUncertainAttempt(e)).toBe(true);
+    expect(f.count('ListGroups')).toBe(0);
   });
 
   type Case = [string, string, number, (c: CloudIdentityClient) => Promise<void>];
