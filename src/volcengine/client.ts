@@ -2,6 +2,9 @@
 // per-attempt timeout, a total deadline, full-jitter retries and recovery of ambiguous mutations.
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
+import type { ActionName, CallPlan } from './actions.js';
+import * as actions from './actions.js';
+import { isRecord, parseResponse, safeSnippet } from './envelope.js';
 import {
   CREDENTIAL_HINT,
   ErrorCode,
@@ -49,32 +52,6 @@ const uncertain = new WeakSet<object>();
 export function followedUncertainAttempt(e: unknown): boolean {
   return typeof e === 'object' && e !== null && uncertain.has(e);
 }
-
-export type ActionName =
-  | 'CreateUser'
-  | 'GetUser'
-  | 'ListUsers'
-  | 'UpdateUser'
-  | 'DeleteUser'
-  | 'CreateGroup'
-  | 'GetGroup'
-  | 'ListGroups'
-  | 'UpdateGroup'
-  | 'DeleteGroup'
-  | 'AddUserToGroup'
-  | 'RemoveUserFromGroup'
-  | 'ListGroupMembers';
-
-const MUTATIONS: ReadonlySet<ActionName> = new Set<ActionName>([
-  'CreateUser',
-  'UpdateUser',
-  'DeleteUser',
-  'CreateGroup',
-  'UpdateGroup',
-  'DeleteGroup',
-  'AddUserToGroup',
-  'RemoveUserFromGroup',
-]);
 
 /** Hooks for metrics; exceptions thrown by an observer are swallowed. */
 export interface ClientObserver {
@@ -148,110 +125,6 @@ export function clientOptionsFromEnv(env: Env = process.env): CloudIdentityClien
     region: env.VOLCENGINE_REGION?.trim() || DEFAULT_REGION,
     endpoint: env.VOLCENGINE_ENDPOINT?.trim() || DEFAULT_ENDPOINT,
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Response envelope
-
-export type ParsedResponse =
-  | { ok: true; result: Record<string, unknown>; requestId?: string }
-  | { ok: false; error: VolcengineError };
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** First characters of an unexpected body, single-line, for error messages and logs. */
-export function safeSnippet(text: string, max = 120): string {
-  const flat = text
-    .replace(/\p{Cc}+/gu, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
-}
-
-/** Seconds from a Retry-After header (delta-seconds or HTTP-date). */
-export function parseRetryAfter(
-  value: string | string[] | undefined,
-  nowMs = Date.now(),
-): number | undefined {
-  const v = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!v) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, Math.ceil((at - nowMs) / 1000));
-}
-
-/**
- * Turns one HTTP answer into a Result or a typed error. `ResponseMetadata.Error` is an error
- * whatever the status; the Go SDK's fallback `{HTTPCode, errorcode, message}` is understood too.
- */
-export function parseResponse(
-  action: string,
-  status: number,
-  headers: Readonly<Record<string, string | string[] | undefined>>,
-  text: string,
-): ParsedResponse {
-  const retryAfter = parseRetryAfter(headers['retry-after']);
-  const headerRequestId = firstHeader(headers['x-tt-logid']) ?? firstHeader(headers['x-request-id']);
-  const malformed = (why: string, requestId = headerRequestId): ParsedResponse => ({
-    ok: false,
-    error: new VolcengineTransportError(
-      action,
-      'malformed',
-      `HTTP ${status}, ${why}${text ? `: ${safeSnippet(text)}` : ''}`,
-      status,
-      requestId,
-    ),
-  });
-
-  if (text.trim() === '') return malformed('empty body');
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return malformed('body is not JSON');
-  }
-  if (!isRecord(doc)) return malformed('body is not a JSON object');
-
-  const meta = doc.ResponseMetadata;
-  if (isRecord(meta)) {
-    const requestId = typeof meta.RequestId === 'string' && meta.RequestId ? meta.RequestId : headerRequestId;
-    const err = meta.Error;
-    if (isRecord(err)) {
-      const code = typeof err.Code === 'string' && err.Code ? err.Code : `HTTP${status}`;
-      const message = typeof err.Message === 'string' ? err.Message : '';
-      return {
-        ok: false,
-        error: new VolcengineApiError(action, code, status, requestId, message, retryAfter),
-      };
-    }
-    if (status < 200 || status >= 300)
-      return malformed('error status without ResponseMetadata.Error', requestId);
-    // Actions without output answer `"Result": {}`; tolerate a missing one and let the action check fields.
-    const result = doc.Result ?? {};
-    if (!isRecord(result)) return malformed('Result is not an object', requestId);
-    return { ok: true, result, requestId };
-  }
-
-  if ('errorcode' in doc || 'HTTPCode' in doc) {
-    const code = doc.errorcode;
-    const codeText = typeof code === 'string' || typeof code === 'number' ? String(code) : '';
-    if (codeText && codeText !== '0') {
-      const message = typeof doc.message === 'string' ? doc.message : '';
-      return {
-        ok: false,
-        error: new VolcengineApiError(action, codeText, status, headerRequestId, message, retryAfter),
-      };
-    }
-  }
-  return malformed('no ResponseMetadata');
-}
-
-function firstHeader(v: string | string[] | undefined): string | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  return s ? s : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,18 +259,6 @@ type AttemptOutcome =
   | { ok: true; result: Record<string, unknown> }
   | ({ ok: false; error: VolcengineError } & Verdict);
 
-interface CallPlan<T> {
-  action: ActionName;
-  params: object;
-  /** Checks and shapes Result; throws a malformed error (never retried) if a required field is missing. */
-  parse(result: Record<string, unknown>): T;
-  /**
-   * The error code that, after an earlier attempt may have committed, only says that attempt did the
-   * work ("not found" after a delete, "already a member" after an add): the call then succeeds.
-   */
-  doneIf?: string;
-}
-
 export class CloudIdentityClient implements CloudIdentityApi {
   private readonly pool: Pool;
   private readonly basePath: string;
@@ -469,185 +330,55 @@ export class CloudIdentityClient implements CloudIdentityApi {
   // ----- actions -------------------------------------------------------------------------------
 
   createUser(input: CreateUserInput, opts?: CallOptions): Promise<CloudIdentityUser> {
-    return this.call(
-      {
-        action: 'CreateUser',
-        params: input,
-        parse: (r) => this.user('CreateUser', r),
-      },
-      opts,
-    );
+    return this.call(actions.createUser(input), opts);
   }
 
   getUser(input: { UserId: string }, opts?: CallOptions): Promise<CloudIdentityUser> {
-    return this.call({ action: 'GetUser', params: input, parse: (r) => this.user('GetUser', r) }, opts);
+    return this.call(actions.getUser(input), opts);
   }
 
   listUsers(input: ListUsersInput, opts?: CallOptions): Promise<ListUsersResult> {
-    return this.call(
-      {
-        action: 'ListUsers',
-        params: input,
-        parse: (r) => ({
-          ...this.page(r, input, 'Users'),
-          Users: this.list('ListUsers', r, 'Users', (u, where) => this.user('ListUsers', u, where)),
-        }),
-      },
-      opts,
-    );
+    return this.call(actions.listUsers(input), opts);
   }
 
   updateUser(input: UpdateUserInput, opts?: CallOptions): Promise<void> {
-    // Idempotent by nature: repeating an update that already landed changes nothing.
-    return this.call({ action: 'UpdateUser', params: input, parse: () => undefined }, opts);
+    return this.call(actions.updateUser(input), opts);
   }
 
   deleteUser(input: { UserId: string }, opts?: CallOptions): Promise<void> {
-    return this.call(
-      {
-        action: 'DeleteUser',
-        params: input,
-        parse: () => undefined,
-        doneIf: ErrorCode.UserNotFound,
-      },
-      opts,
-    );
+    return this.call(actions.deleteUser(input), opts);
   }
 
   createGroup(input: CreateGroupInput, opts?: CallOptions): Promise<CloudIdentityGroup> {
-    return this.call(
-      {
-        action: 'CreateGroup',
-        params: input,
-        parse: (r) => this.group('CreateGroup', r),
-      },
-      opts,
-    );
+    return this.call(actions.createGroup(input), opts);
   }
 
   getGroup(input: { GroupId: string }, opts?: CallOptions): Promise<CloudIdentityGroup> {
-    return this.call({ action: 'GetGroup', params: input, parse: (r) => this.group('GetGroup', r) }, opts);
+    return this.call(actions.getGroup(input), opts);
   }
 
   listGroups(input: ListGroupsInput, opts?: CallOptions): Promise<ListGroupsResult> {
-    return this.call(
-      {
-        action: 'ListGroups',
-        params: input,
-        parse: (r) => ({
-          ...this.page(r, input, 'Groups'),
-          Groups: this.list('ListGroups', r, 'Groups', (g, where) => this.group('ListGroups', g, where)),
-        }),
-      },
-      opts,
-    );
+    return this.call(actions.listGroups(input), opts);
   }
 
   updateGroup(input: UpdateGroupInput, opts?: CallOptions): Promise<void> {
-    return this.call({ action: 'UpdateGroup', params: input, parse: () => undefined }, opts);
+    return this.call(actions.updateGroup(input), opts);
   }
 
   deleteGroup(input: { GroupId: string }, opts?: CallOptions): Promise<void> {
-    return this.call(
-      {
-        action: 'DeleteGroup',
-        params: input,
-        parse: () => undefined,
-        doneIf: ErrorCode.UserGroupNotFound,
-      },
-      opts,
-    );
+    return this.call(actions.deleteGroup(input), opts);
   }
 
   addUserToGroup(input: MembershipInput, opts?: CallOptions): Promise<void> {
-    return this.call(
-      {
-        action: 'AddUserToGroup',
-        params: input,
-        parse: () => undefined,
-        doneIf: ErrorCode.UserAlreadyInGroup,
-      },
-      opts,
-    );
+    return this.call(actions.addUserToGroup(input), opts);
   }
 
   removeUserFromGroup(input: MembershipInput, opts?: CallOptions): Promise<void> {
-    return this.call(
-      {
-        action: 'RemoveUserFromGroup',
-        params: input,
-        parse: () => undefined,
-        doneIf: ErrorCode.UserNotInGroup,
-      },
-      opts,
-    );
+    return this.call(actions.removeUserFromGroup(input), opts);
   }
 
   listGroupMembers(input: ListGroupMembersInput, opts?: CallOptions): Promise<ListGroupMembersResult> {
-    return this.call(
-      {
-        action: 'ListGroupMembers',
-        params: input,
-        parse: (r) => ({
-          ...this.page(r, input, 'Members'),
-          Members: this.list('ListGroupMembers', r, 'Members', (m, where) => {
-            const member = textFields('ListGroupMembers', m, MEMBER_TEXT, where);
-            if (typeof member.UserId !== 'string' || !member.UserId)
-              throw resultError('ListGroupMembers', `${where}.UserId is missing`);
-            return member as unknown as ListGroupMembersResult['Members'][number];
-          }),
-        }),
-      },
-      opts,
-    );
-  }
-
-  // ----- result shaping ------------------------------------------------------------------------
-
-  private user(action: ActionName, r: Record<string, unknown>, where = 'Result'): CloudIdentityUser {
-    const u = textFields(action, r, USER_TEXT, where);
-    if (typeof u.UserId !== 'string' || !u.UserId) throw resultError(action, `${where}.UserId is missing`);
-    return u as unknown as CloudIdentityUser;
-  }
-
-  private group(action: ActionName, r: Record<string, unknown>, where = 'Result'): CloudIdentityGroup {
-    const g = textFields(action, r, GROUP_TEXT, where);
-    if (typeof g.GroupId !== 'string' || !g.GroupId) throw resultError(action, `${where}.GroupId is missing`);
-    return g as unknown as CloudIdentityGroup;
-  }
-
-  private list<T>(
-    action: ActionName,
-    r: Record<string, unknown>,
-    key: string,
-    shape: (item: Record<string, unknown>, where: string) => T,
-  ): T[] {
-    const items = r[key];
-    // An empty page may come back as null or without the member at all.
-    if (items === undefined || items === null) return [];
-    if (!Array.isArray(items)) throw resultError(action, `Result.${key} is not an array`);
-    return items.map((item, i) => {
-      const where = `Result.${key}[${i}]`;
-      if (!isRecord(item)) throw resultError(action, `${where} is not an object`);
-      return shape(item, where);
-    });
-  }
-
-  private page(
-    r: Record<string, unknown>,
-    input: { PageNumber?: number; PageSize?: number },
-    key: string,
-  ): { PageNumber: number; PageSize: number; Total: number } {
-    const num = (v: unknown, fallback: number): number => {
-      const n = typeof v === 'string' ? Number(v) : v;
-      return typeof n === 'number' && Number.isFinite(n) ? n : fallback;
-    };
-    const count = Array.isArray(r[key]) ? (r[key] as unknown[]).length : 0;
-    return {
-      PageNumber: num(r.PageNumber, input.PageNumber ?? 1),
-      PageSize: num(r.PageSize, input.PageSize ?? 10),
-      Total: num(r.Total, count),
-    };
+    return this.call(actions.listGroupMembers(input), opts);
   }
 
   // ----- call loop -----------------------------------------------------------------------------
@@ -659,7 +390,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
     const deadlineAt = Math.min(Date.now() + this.deadlineMs, opts?.deadlineAt ?? Number.POSITIVE_INFINITY);
     // Compact JSON; undefined fields disappear, numbers and booleans stay JSON types.
     const body = Buffer.from(JSON.stringify(plan.params), 'utf8');
-    const isMutation = MUTATIONS.has(action);
+    const isMutation = actions.isMutation(action);
 
     let mayHaveCommitted = false;
     let resigned = false;
@@ -954,62 +685,4 @@ export class CloudIdentityClient implements CloudIdentityApi {
       this.logger?.warn({ err }, 'cloudidentity observer failed');
     }
   }
-}
-
-// The text fields of what CloudIdentity returns. JSON gives no guarantee of their types: a number
-// (a numeric UserName, an id) is read as its text, null as absent; anything else is malformed. The
-// rest of the bridge can then rely on the declared types (a userName is always a string in SCIM).
-const USER_TEXT = [
-  'UserId',
-  'UserName',
-  'DisplayName',
-  'Description',
-  'Email',
-  'Phone',
-  'Source',
-  'IdentityType',
-  'CreatedTime',
-  'UpdatedTime',
-] as const;
-const GROUP_TEXT = [
-  'GroupId',
-  'GroupName',
-  'DisplayName',
-  'Description',
-  'JoinType',
-  'Source',
-  'CreatedTime',
-  'UpdatedTime',
-] as const;
-const MEMBER_TEXT = [
-  'UserId',
-  'UserName',
-  'DisplayName',
-  'Description',
-  'Email',
-  'Phone',
-  'Source',
-  'IdentityType',
-  'JoinTime',
-] as const;
-
-function textFields(
-  action: string,
-  r: Record<string, unknown>,
-  keys: readonly string[],
-  where: string,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...r };
-  for (const key of keys) {
-    const v = r[key];
-    if (v === undefined || typeof v === 'string') continue;
-    if (v === null) delete out[key];
-    else if (typeof v === 'number' || typeof v === 'boolean') out[key] = String(v);
-    else throw resultError(action, `${where}.${key} is not text`);
-  }
-  return out;
-}
-
-function resultError(action: string, why: string): VolcengineTransportError {
-  return new VolcengineTransportError(action, 'malformed', why, 200);
 }
