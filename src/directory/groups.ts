@@ -34,6 +34,7 @@ import {
   StoreStaleError,
   type StoreWrite,
 } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { AuditSubject, RequestContext } from './context.js';
@@ -52,7 +53,7 @@ import {
 } from './group-mapping.js';
 import { GroupMembers, type Resolved } from './groups-members.js';
 import { IntentKind, Intents } from './intents.js';
-import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { groupKey, type ResourceLocks, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import { commitProgress, UnitOfWork } from './unit-of-work.js';

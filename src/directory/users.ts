@@ -11,6 +11,7 @@ import {
   type StoreWrite,
   type UserRecord,
 } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { AuditSubject, RequestContext } from './context.js';
@@ -18,7 +19,7 @@ import { accountNamed, classify } from './create-recovery.js';
 import { conflict, notFound, preconditionFailed, tooMany } from './errors.js';
 import { groupsOfUsersForScim } from './groups.js';
 import { IntentKind, Intents } from './intents.js';
-import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { CASE_EXACT, etagMatches, isCode, SAFE_ID } from './shared.js';
 import { commitProgress, UnitOfWork } from './unit-of-work.js';

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { abortReason, sleep } from './abort.js';
 import { type CallPlan, isMutation } from './actions.js';
-import type { Semaphore } from './concurrency.js';
+import type { ConcurrencyLimit } from './concurrency.js';
 import {
   CREDENTIAL_HINT,
   ErrorCode,
@@ -49,7 +49,7 @@ export interface CallSettings {
   deadlineMs: number;
   policy: RetryPolicy;
   /** Limits concurrent mutation attempts; reads are never limited. */
-  mutationSlots?: Semaphore;
+  mutationSlots?: ConcurrencyLimit;
   pacer?: CallPacer;
   logger?: Logger;
   observer?: ClientObserver;
@@ -159,14 +159,9 @@ export class Caller {
     };
     const slots = mutation ? this.s.mutationSlots : undefined;
     if (!slots) return send();
-    const got = await slots.acquire(Math.max(0, deadlineAt - Date.now()), signal);
-    if (!got)
-      return this.finish(plan, attempt, 0, notSent(action, 'deadline passed waiting for a mutation slot'));
-    try {
-      return await send();
-    } finally {
-      slots.release();
-    }
+    const slot = await slots.run(send, Math.max(0, deadlineAt - Date.now()), signal);
+    if (slot.ran) return slot.value;
+    return this.finish(plan, attempt, 0, notSent(action, 'deadline passed waiting for a mutation slot'));
   }
 
   /** Logs and reports one attempt, then hands its outcome back. */

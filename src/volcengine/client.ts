@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import * as actions from './actions.js';
 import { Caller, type CallPacer, type ClientObserver } from './call.js';
-import { Semaphore } from './concurrency.js';
+import { ConcurrencyLimit } from './concurrency.js';
 import { retryPolicy } from './retry-policy.js';
 import { normalizeHost } from './signer.js';
 import type {
@@ -137,7 +137,7 @@ export class CloudIdentityClient implements CloudIdentityApi {
       attemptTimeoutMs,
       deadlineMs: positive('deadlineMs', opts.deadlineMs ?? 25_000),
       policy,
-      mutationSlots: mc > 0 ? new Semaphore(mc) : undefined,
+      mutationSlots: mc > 0 ? new ConcurrencyLimit(mc) : undefined,
       pacer: opts.pacer,
       logger: opts.logger?.child({ component: 'volcengine' }),
       observer: opts.observer,
