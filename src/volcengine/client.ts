@@ -62,25 +62,6 @@ export interface CloudIdentityClientOptions {
   random?: () => number;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-/** Reads VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_SESSION_TOKEN, VOLCENGINE_REGION, VOLCENGINE_ENDPOINT. */
-export function clientOptionsFromEnv(env: Env = process.env): CloudIdentityClientOptions {
-  const accessKeyId = env.VOLCENGINE_ACCESS_KEY?.trim();
-  const secretAccessKey = env.VOLCENGINE_SECRET_KEY?.trim();
-  if (!accessKeyId || !secretAccessKey) {
-    throw new Error('VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must both be set');
-  }
-  const sessionToken = env.VOLCENGINE_SESSION_TOKEN?.trim();
-  return {
-    accessKeyId,
-    secretAccessKey,
-    ...(sessionToken ? { sessionToken } : {}),
-    region: env.VOLCENGINE_REGION?.trim() || DEFAULT_REGION,
-    endpoint: env.VOLCENGINE_ENDPOINT?.trim() || DEFAULT_ENDPOINT,
-  };
-}
-
 function positive(name: string, v: number, allowZero = false): number {
   if (!Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
     throw new Error(
@@ -94,13 +75,6 @@ export class CloudIdentityClient implements CloudIdentityApi {
   private readonly pool: Pool;
   private readonly caller: Caller;
   private closed = false;
-
-  static fromEnv(
-    env: Env = process.env,
-    extra: Partial<CloudIdentityClientOptions> = {},
-  ): CloudIdentityClient {
-    return new CloudIdentityClient({ ...clientOptionsFromEnv(env), ...extra });
-  }
 
   constructor(opts: CloudIdentityClientOptions) {
     if (!opts.accessKeyId || !opts.secretAccessKey) {

@@ -4,7 +4,6 @@ export {
   type ClientObserver,
   CloudIdentityClient,
   type CloudIdentityClientOptions,
-  clientOptionsFromEnv,
   DEFAULT_ENDPOINT,
   DEFAULT_REGION,
   SERVICE_NAME,

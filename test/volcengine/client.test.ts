@@ -8,7 +8,6 @@ import {
   type ClientObserver,
   CloudIdentityClient,
   type CloudIdentityClientOptions,
-  clientOptionsFromEnv,
   followedUncertainAttempt,
 } from '../../src/volcengine/client.js';
 import { ErrorCode, VolcengineApiError, VolcengineTransportError } from '../../src/volcengine/errors.js';
@@ -783,41 +782,12 @@ describe('logging', () => {
 });
 
 describe('configuration', () => {
-  it('reads options from the environment with defaults', () => {
-    expect(clientOptionsFromEnv({ VOLCENGINE_ACCESS_KEY: 'ak', VOLCENGINE_SECRET_KEY: 'sk' })).toEqual({
-      accessKeyId: 'ak',
-      secretAccessKey: 'sk',
-      region: 'cn-beijing',
-      endpoint: 'https://open.volcengineapi.com',
-    });
-    expect(
-      clientOptionsFromEnv({
-        VOLCENGINE_ACCESS_KEY: 'ak',
-        VOLCENGINE_SECRET_KEY: 'sk',
-        VOLCENGINE_SESSION_TOKEN: 'tok',
-        VOLCENGINE_REGION: 'ap-southeast-1',
-        VOLCENGINE_ENDPOINT: 'http://127.0.0.1:9999',
-      }),
-    ).toEqual({
-      accessKeyId: 'ak',
-      secretAccessKey: 'sk',
-      sessionToken: 'tok',
-      region: 'ap-southeast-1',
-      endpoint: 'http://127.0.0.1:9999',
-    });
-    expect(() => clientOptionsFromEnv({ VOLCENGINE_ACCESS_KEY: 'ak' })).toThrow(/VOLCENGINE_SECRET_KEY/);
-  });
-
-  it('builds a working client from the environment', async () => {
-    const f = await fake((_q, res, s) => ok(res, s, user('env')));
-    const c = CloudIdentityClient.fromEnv({
-      VOLCENGINE_ACCESS_KEY: AK,
-      VOLCENGINE_SECRET_KEY: SK,
-      VOLCENGINE_ENDPOINT: f.url,
-    });
-    cleanups.push(() => c.close());
-    expect((await c.getUser({ UserId: 'u-env' })).UserName).toBe('env');
+  it('signs for cn-beijing when no region is given, and for the given one otherwise', async () => {
+    const f = await fake((_q, res, s) => ok(res, s, user('r')));
+    expect((await mk(f).getUser({ UserId: 'u-r' })).UserName).toBe('r');
+    await mk(f, { region: 'ap-southeast-1' }).getUser({ UserId: 'u-r' });
     expect(String(f.seen[0].headers.authorization)).toContain('/cn-beijing/cloudidentity/request');
+    expect(String(f.seen[1].headers.authorization)).toContain('/ap-southeast-1/cloudidentity/request');
   });
 
   it('does not retry a request undici refuses to send', async () => {
