@@ -58,19 +58,29 @@ export interface CallPlan<T> {
   doneIf?: string;
 }
 
-const nothing = (): void => undefined;
+/** A mutation without output; `doneIf` as in CallPlan. */
+const change =
+  <I extends object>(action: ActionName, doneIf?: string) =>
+  (input: I): CallPlan<void> => ({ action, params: input, parse: () => undefined, doneIf });
 
-export const createUser = (input: CreateUserInput): CallPlan<CloudIdentityUser> => ({
-  action: 'CreateUser',
-  params: input,
-  parse: (r) => shapeUser('CreateUser', r),
-});
+/** A call answering one user or group. */
+const single =
+  <I extends object, T>(action: ActionName, shape: (action: string, r: Record<string, unknown>) => T) =>
+  (input: I): CallPlan<T> => ({ action, params: input, parse: (r) => shape(action, r) });
 
-export const getUser = (input: { UserId: string }): CallPlan<CloudIdentityUser> => ({
-  action: 'GetUser',
-  params: input,
-  parse: (r) => shapeUser('GetUser', r),
-});
+export const createUser = single<CreateUserInput, CloudIdentityUser>('CreateUser', shapeUser);
+export const getUser = single<{ UserId: string }, CloudIdentityUser>('GetUser', shapeUser);
+// Idempotent by nature: repeating an update that already landed changes nothing.
+export const updateUser = change<UpdateUserInput>('UpdateUser');
+export const deleteUser = change<{ UserId: string }>('DeleteUser', ErrorCode.UserNotFound);
+
+export const createGroup = single<CreateGroupInput, CloudIdentityGroup>('CreateGroup', shapeGroup);
+export const getGroup = single<{ GroupId: string }, CloudIdentityGroup>('GetGroup', shapeGroup);
+export const updateGroup = change<UpdateGroupInput>('UpdateGroup');
+export const deleteGroup = change<{ GroupId: string }>('DeleteGroup', ErrorCode.UserGroupNotFound);
+
+export const addUserToGroup = change<MembershipInput>('AddUserToGroup', ErrorCode.UserAlreadyInGroup);
+export const removeUserFromGroup = change<MembershipInput>('RemoveUserFromGroup', ErrorCode.UserNotInGroup);
 
 export const listUsers = (input: ListUsersInput): CallPlan<ListUsersResult> => ({
   action: 'ListUsers',
@@ -81,32 +91,6 @@ export const listUsers = (input: ListUsersInput): CallPlan<ListUsersResult> => (
   }),
 });
 
-// Idempotent by nature: repeating an update that already landed changes nothing.
-export const updateUser = (input: UpdateUserInput): CallPlan<void> => ({
-  action: 'UpdateUser',
-  params: input,
-  parse: nothing,
-});
-
-export const deleteUser = (input: { UserId: string }): CallPlan<void> => ({
-  action: 'DeleteUser',
-  params: input,
-  parse: nothing,
-  doneIf: ErrorCode.UserNotFound,
-});
-
-export const createGroup = (input: CreateGroupInput): CallPlan<CloudIdentityGroup> => ({
-  action: 'CreateGroup',
-  params: input,
-  parse: (r) => shapeGroup('CreateGroup', r),
-});
-
-export const getGroup = (input: { GroupId: string }): CallPlan<CloudIdentityGroup> => ({
-  action: 'GetGroup',
-  params: input,
-  parse: (r) => shapeGroup('GetGroup', r),
-});
-
 export const listGroups = (input: ListGroupsInput): CallPlan<ListGroupsResult> => ({
   action: 'ListGroups',
   params: input,
@@ -114,33 +98,6 @@ export const listGroups = (input: ListGroupsInput): CallPlan<ListGroupsResult> =
     ...shapePage(r, input, 'Groups'),
     Groups: shapeList('ListGroups', r, 'Groups', (g, where) => shapeGroup('ListGroups', g, where)),
   }),
-});
-
-export const updateGroup = (input: UpdateGroupInput): CallPlan<void> => ({
-  action: 'UpdateGroup',
-  params: input,
-  parse: nothing,
-});
-
-export const deleteGroup = (input: { GroupId: string }): CallPlan<void> => ({
-  action: 'DeleteGroup',
-  params: input,
-  parse: nothing,
-  doneIf: ErrorCode.UserGroupNotFound,
-});
-
-export const addUserToGroup = (input: MembershipInput): CallPlan<void> => ({
-  action: 'AddUserToGroup',
-  params: input,
-  parse: nothing,
-  doneIf: ErrorCode.UserAlreadyInGroup,
-});
-
-export const removeUserFromGroup = (input: MembershipInput): CallPlan<void> => ({
-  action: 'RemoveUserFromGroup',
-  params: input,
-  parse: nothing,
-  doneIf: ErrorCode.UserNotInGroup,
 });
 
 export const listGroupMembers = (input: ListGroupMembersInput): CallPlan<ListGroupMembersResult> => ({

@@ -8,23 +8,7 @@ import { Caller, type CallPacer, type ClientObserver } from './call.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { retryPolicy } from './retry-policy.js';
 import { normalizeHost } from './signer.js';
-import type {
-  CallOptions,
-  CloudIdentityApi,
-  CloudIdentityGroup,
-  CloudIdentityUser,
-  CreateGroupInput,
-  CreateUserInput,
-  ListGroupMembersInput,
-  ListGroupMembersResult,
-  ListGroupsInput,
-  ListGroupsResult,
-  ListUsersInput,
-  ListUsersResult,
-  MembershipInput,
-  UpdateGroupInput,
-  UpdateUserInput,
-} from './types.js';
+import type { CallOptions, CloudIdentityApi } from './types.js';
 
 export { type CallPacer, type ClientObserver, followedUncertainAttempt } from './call.js';
 export { API_VERSION, SERVICE_NAME } from './exchange.js';
@@ -125,60 +109,27 @@ export class CloudIdentityClient implements CloudIdentityApi {
     await this.pool.close();
   }
 
-  createUser(input: CreateUserInput, opts?: CallOptions): Promise<CloudIdentityUser> {
-    return this.call(actions.createUser(input), opts);
-  }
+  readonly createUser = this.action(actions.createUser);
+  readonly getUser = this.action(actions.getUser);
+  readonly listUsers = this.action(actions.listUsers);
+  readonly updateUser = this.action(actions.updateUser);
+  readonly deleteUser = this.action(actions.deleteUser);
+  readonly createGroup = this.action(actions.createGroup);
+  readonly getGroup = this.action(actions.getGroup);
+  readonly listGroups = this.action(actions.listGroups);
+  readonly updateGroup = this.action(actions.updateGroup);
+  readonly deleteGroup = this.action(actions.deleteGroup);
+  readonly addUserToGroup = this.action(actions.addUserToGroup);
+  readonly removeUserFromGroup = this.action(actions.removeUserFromGroup);
+  readonly listGroupMembers = this.action(actions.listGroupMembers);
 
-  getUser(input: { UserId: string }, opts?: CallOptions): Promise<CloudIdentityUser> {
-    return this.call(actions.getUser(input), opts);
-  }
-
-  listUsers(input: ListUsersInput, opts?: CallOptions): Promise<ListUsersResult> {
-    return this.call(actions.listUsers(input), opts);
-  }
-
-  updateUser(input: UpdateUserInput, opts?: CallOptions): Promise<void> {
-    return this.call(actions.updateUser(input), opts);
-  }
-
-  deleteUser(input: { UserId: string }, opts?: CallOptions): Promise<void> {
-    return this.call(actions.deleteUser(input), opts);
-  }
-
-  createGroup(input: CreateGroupInput, opts?: CallOptions): Promise<CloudIdentityGroup> {
-    return this.call(actions.createGroup(input), opts);
-  }
-
-  getGroup(input: { GroupId: string }, opts?: CallOptions): Promise<CloudIdentityGroup> {
-    return this.call(actions.getGroup(input), opts);
-  }
-
-  listGroups(input: ListGroupsInput, opts?: CallOptions): Promise<ListGroupsResult> {
-    return this.call(actions.listGroups(input), opts);
-  }
-
-  updateGroup(input: UpdateGroupInput, opts?: CallOptions): Promise<void> {
-    return this.call(actions.updateGroup(input), opts);
-  }
-
-  deleteGroup(input: { GroupId: string }, opts?: CallOptions): Promise<void> {
-    return this.call(actions.deleteGroup(input), opts);
-  }
-
-  addUserToGroup(input: MembershipInput, opts?: CallOptions): Promise<void> {
-    return this.call(actions.addUserToGroup(input), opts);
-  }
-
-  removeUserFromGroup(input: MembershipInput, opts?: CallOptions): Promise<void> {
-    return this.call(actions.removeUserFromGroup(input), opts);
-  }
-
-  listGroupMembers(input: ListGroupMembersInput, opts?: CallOptions): Promise<ListGroupMembersResult> {
-    return this.call(actions.listGroupMembers(input), opts);
-  }
-
-  private async call<T>(plan: actions.CallPlan<T>, opts: CallOptions | undefined): Promise<T> {
-    if (this.closed) throw new Error('CloudIdentityClient is closed');
-    return this.caller.call(plan, opts);
+  /** The client method of an action: the call, unless the client is closed. */
+  private action<I, T>(
+    plan: (input: I) => actions.CallPlan<T>,
+  ): (input: I, opts?: CallOptions) => Promise<T> {
+    return async (input, opts) => {
+      if (this.closed) throw new Error('CloudIdentityClient is closed');
+      return this.caller.call(plan(input), opts);
+    };
   }
 }

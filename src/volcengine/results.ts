@@ -7,7 +7,7 @@ import type { CloudIdentityGroup, CloudIdentityGroupMember, CloudIdentityUser } 
 // The text fields of what CloudIdentity returns. JSON gives no guarantee of their types: a number
 // (a numeric UserName, an id) is read as its text, null as absent; anything else is malformed. The
 // rest of the bridge can then rely on the declared types (a userName is always a string in SCIM).
-const USER_TEXT = [
+const PERSON_TEXT = [
   'UserId',
   'UserName',
   'DisplayName',
@@ -16,9 +16,9 @@ const USER_TEXT = [
   'Phone',
   'Source',
   'IdentityType',
-  'CreatedTime',
-  'UpdatedTime',
 ] as const;
+const USER_TEXT = [...PERSON_TEXT, 'CreatedTime', 'UpdatedTime'] as const;
+const MEMBER_TEXT = [...PERSON_TEXT, 'JoinTime'] as const;
 const GROUP_TEXT = [
   'GroupId',
   'GroupName',
@@ -28,17 +28,6 @@ const GROUP_TEXT = [
   'Source',
   'CreatedTime',
   'UpdatedTime',
-] as const;
-const MEMBER_TEXT = [
-  'UserId',
-  'UserName',
-  'DisplayName',
-  'Description',
-  'Email',
-  'Phone',
-  'Source',
-  'IdentityType',
-  'JoinTime',
 ] as const;
 
 function textFields(
