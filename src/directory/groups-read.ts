@@ -4,6 +4,7 @@
 // CloudIdentity is removed when a read finds it (forgetStale), so that its displayName is free again.
 import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { BridgeStore, GroupRecord } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { notFound, tooMany } from './errors.js';
@@ -16,7 +17,7 @@ import {
   toScimGroup,
 } from './group-mapping.js';
 import type { GroupMembers } from './groups-members.js';
-import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { CASE_EXACT, SAFE_ID } from './shared.js';
 import { UnitOfWork } from './unit-of-work.js';
 import { getUpstreamGroup } from './upstream.js';

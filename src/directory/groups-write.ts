@@ -10,6 +10,7 @@ import {
   StoreStaleError,
   type StoreWrite,
 } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { AuditSubject, RequestContext } from './context.js';
@@ -25,7 +26,7 @@ import {
 import type { GroupMembers, Resolved } from './groups-members.js';
 import type { GroupReader } from './groups-read.js';
 import { IntentKind, type Intents } from './intents.js';
-import { mapLimit, UPSTREAM_PAGE } from './paging.js';
+import { UPSTREAM_PAGE } from './paging.js';
 import { groupKey, type ResourceLocks, withResource } from './resource-locks.js';
 import { etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import { commitProgress, UnitOfWork } from './unit-of-work.js';
