@@ -211,21 +211,29 @@ export class UserLifecycle {
         // CloudIdentity said the name was taken, yet shows no account of it (deleted meanwhile): the
         // name is free again, but this attempt made nothing; a retry creates.
         if (isCode(e, UpstreamCode.UserNameAlreadyExists))
-          return { error: undecided(desired.UserName), unknown: maybeOurs };
+          return { error: undecided(desired.UserName), unknown: false };
         return { error: e, unknown: false };
       }
       if (found.kind === 'namesake')
         return { error: conflict(namesakeDetail(desired.UserName, found)), unknown: false };
-      const existing = found.user;
-      const changes = changedFields(existing, desired);
-      if (Object.keys(changes).length > 0)
-        await this.api.updateUser({ UserId: existing.UserId, ...changes }, opts);
-      ctx.log.info(
-        { upstreamUserId: existing.UserId },
-        'adopted the account an earlier attempt of this operation created',
-      );
-      return { user: { ...existing, ...changes } };
+      return { user: await this.adopt(found.user, desired, ctx) };
     }
+  }
+
+  /** Takes over the account the create recovery rule proved this operation's, brought to `desired`. */
+  async adopt(
+    existing: CloudIdentityUser,
+    desired: UpstreamUserFields,
+    ctx: RequestContext,
+  ): Promise<CloudIdentityUser> {
+    const changes = changedFields(existing, desired);
+    if (Object.keys(changes).length > 0)
+      await this.api.updateUser({ UserId: existing.UserId, ...changes }, { deadlineAt: ctx.deadlineAt });
+    ctx.log.info(
+      { upstreamUserId: existing.UserId },
+      'adopted the account an earlier attempt of this operation created',
+    );
+    return { ...existing, ...changes };
   }
 
   /** tryCreate, throwing its error. */
@@ -266,7 +274,7 @@ export class UserLifecycle {
 }
 
 /** A create whose outcome nobody could tell: retrying the request settles it (503, Retry-After). */
-function undecided(userName: string): DirectoryUnavailableError {
+export function undecided(userName: string): DirectoryUnavailableError {
   return new DirectoryUnavailableError(
     `could not tell whether CloudIdentity created the account of userName '${userName}' (its answer was lost); retry shortly`,
   );
