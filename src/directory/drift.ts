@@ -28,6 +28,7 @@ import { isUpstreamMember } from './memberships.js';
 import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { isCode } from './shared.js';
 import { UnitOfWork } from './unit-of-work.js';
+import { getUpstreamUser } from './upstream.js';
 import { renamedUpstream } from './user-mapping.js';
 import { type UserLifecycle, union } from './users-lifecycle.js';
 
@@ -89,7 +90,7 @@ export class DriftChecker {
     const key = userKey(record.scimId);
     if ((await store.intentsOf(key)).length > 0) return null;
     if (record.upstreamUserId) {
-      const account = await lifecycle.getUpstream(record.upstreamUserId, ctx);
+      const account = await getUpstreamUser(this.deps.api, record.upstreamUserId, ctx);
       if (account && renamedUpstream(record, account)) {
         // Names stay out of the detail: it is logged, and user names are personal data.
         return {
@@ -106,7 +107,8 @@ export class DriftChecker {
       const repaired = await withResource(this.deps.locks, store, key, ctx.deadlineAt, async () => {
         if ((await store.intentsOf(key)).length > 0) return false;
         const now = await store.getUser(record.scimId);
-        if (!now?.upstreamUserId || (await lifecycle.getUpstream(now.upstreamUserId, ctx))) return false;
+        if (!now?.upstreamUserId || (await getUpstreamUser(this.deps.api, now.upstreamUserId, ctx)))
+          return false;
         const groups = union(await store.groupsOfUser(now.scimId), now.tombstoneGroupIds);
         const changes = { active: false, upstreamUserId: null, tombstoneGroupIds: groups };
         await this.unit(ctx, 'accountDeletedUpstream', { type: 'User', id: now.scimId, name: now.userName })

@@ -23,6 +23,7 @@ import { addUpstreamMember } from './memberships.js';
 import { UPSTREAM_PAGE } from './paging.js';
 import { isCode, mayHaveCommitted } from './shared.js';
 import type { UnitOfWork } from './unit-of-work.js';
+import { getUpstreamUser } from './upstream.js';
 import { changedFields, type UpstreamUserFields } from './user-mapping.js';
 
 export interface DeactivatePayload extends JsonObject {
@@ -107,7 +108,7 @@ export class UserLifecycle {
       ? record.tombstoneGroupIds
       : union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
     const upstream = record.upstreamUserId
-      ? await this.getUpstream(record.upstreamUserId, ctx)
+      ? await getUpstreamUser(this.api, record.upstreamUserId, ctx)
       : await this.createUpstream(p.desired, ctx, {
           userName: p.desired.UserName,
           since: intentCreatedAt,
@@ -167,7 +168,10 @@ export class UserLifecycle {
       await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
     } catch (e) {
       if (isCode(e, UpstreamCode.UserNotFound)) return;
-      if (mayHaveCommitted(e) && (await this.getUpstream(userId, ctx).catch(() => undefined)) === null) {
+      if (
+        mayHaveCommitted(e) &&
+        (await getUpstreamUser(this.api, userId, ctx).catch(() => undefined)) === null
+      ) {
         ctx.log.info({ upstreamUserId: userId }, 'DeleteUser failed after it had deleted the user');
         return;
       }
@@ -261,15 +265,6 @@ export class UserLifecycle {
     if (!existing) return null;
     const mapped = await this.store.getUsersByUpstreamIds([existing.UserId]);
     return mapped.size > 0 ? null : existing;
-  }
-
-  async getUpstream(userId: string, ctx: RequestContext): Promise<CloudIdentityUser | null> {
-    try {
-      return await this.api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
-    } catch (e) {
-      if (isCode(e, UpstreamCode.UserNotFound)) return null;
-      throw e;
-    }
   }
 }
 
