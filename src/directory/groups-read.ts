@@ -7,6 +7,7 @@ import type { BridgeStore, GroupRecord } from '../store/types.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { notFound, tooMany } from './errors.js';
+import type { GroupCreates } from './group-create.js';
 import {
   displayNameOf,
   type GroupListQuery,
@@ -26,6 +27,8 @@ export interface GroupReaderOptions {
   filterScanLimit: number;
   /** Parallel upstream calls one request makes for pages and member lists. */
   parallelism: number;
+  /** A match by displayName first finishes a create of that name left behind (its externalId). */
+  creates: GroupCreates;
 }
 
 export class GroupReader {
@@ -158,6 +161,9 @@ export class GroupReader {
     }
     const displayName = equalityAnchor(term, 'displayName');
     if (displayName !== undefined) {
+      await this.options.creates
+        .settlePending(displayName, ctx)
+        .catch((err) => ctx.log.warn({ err }, 'could not finish an interrupted create of this displayName'));
       const [groups, record] = await Promise.all([
         this.groupsNamed(displayName, ctx),
         this.store.findGroupByDisplayName(displayName),
