@@ -8,6 +8,7 @@ import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { notFound, tooMany } from './errors.js';
+import type { GroupCreates } from './group-create.js';
 import {
   displayNameOf,
   type GroupListQuery,
@@ -27,6 +28,8 @@ export interface GroupReaderOptions {
   filterScanLimit: number;
   /** Parallel upstream calls one request makes for pages and member lists. */
   parallelism: number;
+  /** A match by displayName first finishes a create of that name left behind (its externalId). */
+  creates: GroupCreates;
 }
 
 export class GroupReader {
@@ -159,6 +162,9 @@ export class GroupReader {
     }
     const displayName = equalityAnchor(term, 'displayName');
     if (displayName !== undefined) {
+      await this.options.creates
+        .settlePending(displayName, ctx)
+        .catch((err) => ctx.log.warn({ err }, 'could not finish an interrupted create of this displayName'));
       const [groups, record] = await Promise.all([
         this.groupsNamed(displayName, ctx),
         this.store.findGroupByDisplayName(displayName),
