@@ -226,8 +226,13 @@ function crossFieldProblems(raw: NodeJS.ProcessEnv): string[] {
   if (new Set(labels).size !== labels.length) {
     problems.push('SCIM_BEARER_TOKENS: a label names two tokens; each label must name one client');
   }
-  if (splitTokens(value('ADMIN_TOKENS')).some((t) => t.length < 16)) {
+  const admins = splitTokens(value('ADMIN_TOKENS')).map(splitLabel);
+  if (admins.some((t) => t.token.length < 16)) {
     problems.push('ADMIN_TOKENS: every admin token must be at least 16 characters long');
+  }
+  const adminLabels = admins.flatMap((t) => (t.label ? [t.label] : []));
+  if (new Set(adminLabels).size !== adminLabels.length) {
+    problems.push('ADMIN_TOKENS: a label names two tokens; each label must name one operator');
   }
   const cert = value('TLS_CERT_FILE');
   const key = value('TLS_KEY_FILE');
@@ -299,6 +304,8 @@ export interface Config {
   metricsToken?: string;
   /** Tokens for /admin and /admin/api/* (operator console, reconciler report); empty: both are off. */
   adminTokens: string[];
+  /** The label of each of adminTokens (`alice:TOKEN`), naming the operator in the audit trail. */
+  adminTokenLabels: Array<string | undefined>;
   /** Member values one group POST, PUT or PATCH may name (refused with 400 past it). */
   maxMembersPerRequest: number;
   /** Express `trust proxy`: only then do X-Forwarded-Proto/-Host shape meta.location (without PUBLIC_BASE_URL). */
@@ -414,7 +421,8 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv = process.env, generateToke
     maxPageSize: e.SCIM_MAX_PAGE_SIZE,
     filterScanLimit: e.FILTER_SCAN_LIMIT,
     metricsToken: e.METRICS_TOKEN,
-    adminTokens: splitTokens(e.ADMIN_TOKENS),
+    adminTokens: splitTokens(e.ADMIN_TOKENS).map((t) => splitLabel(t).token),
+    adminTokenLabels: splitTokens(e.ADMIN_TOKENS).map((t) => splitLabel(t).label),
     maxMembersPerRequest: e.MAX_MEMBERS_PER_REQUEST,
     trustProxy: e.TRUST_PROXY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

@@ -1,11 +1,6 @@
 // The drift snapshot's SQL (drift-types.ts), the same text on PostgreSQL and SQLite: both stores run
 // the statements of a write in one transaction of theirs, and the reads through their own query call.
-import type {
-  DriftProgress,
-  DriftReportedFinding,
-  DriftSweepState,
-  UnmanagedPage,
-} from './drift-types.js';
+import type { DriftProgress, DriftReportedFinding, DriftSweepState, UnmanagedPage } from './drift-types.js';
 
 export interface Statement {
   sql: string;
@@ -48,10 +43,7 @@ export function driftProgressStatements(p: DriftProgress): Statement[] {
   return out;
 }
 
-export function replaceFindingsStatements(
-  checked: string[],
-  findings: DriftReportedFinding[],
-): Statement[] {
+export function replaceFindingsStatements(checked: string[], findings: DriftReportedFinding[]): Statement[] {
   const out: Statement[] = checked.map((scimId) => ({
     sql: 'DELETE FROM drift_reported WHERE scim_id = $1',
     params: [scimId],

@@ -20,7 +20,6 @@ import type {
   AuditRecord,
   DirectoryCounts,
 } from './audit-types.js';
-import type { Queryable, Session, SqlDriver } from './driver.js';
 import {
   driftProgressStatements,
   type ReadSql,
@@ -31,6 +30,7 @@ import {
   type Statement,
 } from './drift-sql.js';
 import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
+import type { Queryable, Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import { migrate } from './migrations.js';
