@@ -1,7 +1,9 @@
 // Accounts no IdP manages: CloudIdentity users that no SCIM resource in the store maps (created in
 // CloudIdentity's console, or left behind), with the groups they are in. Found by the drift pass
-// walking CloudIdentity a few pages at a time (never a full scan per page view): ListUsers pages,
-// then every group's ListGroupMembers pages, `ceil(budget / 100)` of each per pass. One walk over
+// walking CloudIdentity a few pages at a time (never a full scan per page view): per pass,
+// `ceil(budget / 100)` ListUsers pages (`budget` users) and up to `budget` ListGroupMembers pages
+// (a group each, for groups of up to 100 members), as the store-side checks take up to `budget`
+// GetUser and ListGroupMembers calls. One walk over
 // everything is a sweep; where it stands and what it found are kept in the store (drift_* tables),
 // so a new leader goes on from there and every replica serves the same snapshot.
 //
@@ -62,8 +64,8 @@ export class UnmanagedWalk {
   ) {}
 
   /**
-   * One pass: up to ceil(budget / 100) ListUsers pages and as many ListGroupMembers pages after the
-   * stored cursor. What it found is saved even when a call fails part-way (then rethrown).
+   * One pass: up to ceil(budget / 100) ListUsers pages and `budget` ListGroupMembers pages after
+   * the stored cursor. What it found is saved even when a call fails part-way (then rethrown).
    */
   async step(budget: number, ctx: RequestContext): Promise<UnmanagedStep> {
     const state = (await this.store.driftSweep()) ?? freshState(1, new Date().toISOString(), null);
@@ -88,9 +90,9 @@ export class UnmanagedWalk {
         c.userPage = end ? 0 : c.userPage + 1;
       }
       let calls = 0;
-      while (calls < pages && c.groupPage > 0) {
+      while (calls < budget && c.groupPage > 0) {
         const list = await this.api.listGroups({ PageNumber: c.groupPage, PageSize: PAGE }, opts());
-        while (calls < pages && c.groupIndex < list.Groups.length) {
+        while (calls < budget && c.groupIndex < list.Groups.length) {
           const group = list.Groups[c.groupIndex];
           calls++;
           const done = await this.walkMembers(
