@@ -53,8 +53,15 @@ function toAccount(u: CloudIdentityUser): UnmanagedAccount {
     displayName: u.DisplayName || null,
     email: u.Email || null,
     source: u.Source || null,
-    createdTime: u.CreatedTime || null,
+    createdTime: utc(u.CreatedTime),
   };
+}
+
+/** CloudIdentity's `2024-07-22T21:53:54+08:00` as ISO-8601 UTC (what the console formats); else as given. */
+function utc(time: string | undefined): string | null {
+  if (!time) return null;
+  const ms = Date.parse(time);
+  return Number.isNaN(ms) ? time : new Date(ms).toISOString();
 }
 
 export class UnmanagedWalk {

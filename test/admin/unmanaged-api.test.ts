@@ -190,7 +190,11 @@ describe.each(kinds)('accounts no IdP manages and Reconcile now (%s store)', (ki
       source: 'Manual',
       groups: [{ groupId: consoleGroupId, groupName: `console-${kind}` }],
     });
-    expect(byName.get(names.consoleMade)!.createdTime).toEqual(expect.any(String));
+    // CloudIdentity's CreatedTime (+08:00), as UTC.
+    const created = byName.get(names.consoleMade)!.createdTime as string;
+    expect(created).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.000Z$/);
+    const upstream = (await h.client.getUser({ UserId: consoleMadeId })).CreatedTime;
+    expect(Date.parse(created)).toBe(Date.parse(upstream));
     expect(byName.get(names.synced)).toMatchObject({ userId: syncedId, source: 'Sync', groups: [] });
     expect(byName.has(names.managed)).toBe(false);
     expect(res.body.snapshot).toMatchObject({ complete: true, ageSeconds: expect.any(Number) });
