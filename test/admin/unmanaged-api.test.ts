@@ -107,6 +107,13 @@ describe.each(kinds)('accounts no IdP manages and Reconcile now (%s store)', (ki
     await h?.close();
   });
 
+  it("the emulator's control API makes such accounts and refuses bad ones", async () => {
+    expect((await control('users', { UserName: names.synced })).status).toBe(409);
+    expect((await control('users', { UserName: '' })).status).toBe(400);
+    expect((await control('users', { UserName: 'x.y', Source: 'Ldap' })).body.error).toMatch(/Source/);
+    expect((await control('users', [])).status).toBe(400);
+  });
+
   it('needs an admin token or session', async () => {
     expect((await web().get('/admin/api/unmanaged')).status).toBe(401);
     expect((await web().post('/admin/api/reconciler/run')).status).toBe(401);
