@@ -269,3 +269,64 @@ describe.each(kinds)('accounts no IdP manages and Reconcile now (%s store)', (ki
     },
   );
 });
+
+describe('the walk of a larger tenant, a few pages per pass (embedded store)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // Budget 1: one ListUsers page (100 users) and one ListGroupMembers page per pass.
+    h = await startHarness({ env: { ADMIN_TOKENS: ALICE, RECONCILE_DRIFT_BUDGET: '1' } });
+    h.emulator.seedUsers(150, 'walk-user-');
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+  const unmanaged = async () =>
+    (await supertest(h.app).get('/admin/api/unmanaged?limit=1').set(bearer(ALICE))).body;
+  const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+  it('lists page by page, says it is incomplete until the walk ends, then drops what is gone', async () => {
+    const users = (await h.client.listUsers({ PageNumber: 1, PageSize: 2 })).Users;
+    const groups = [];
+    for (const name of ['walk-a', 'walk-b']) {
+      const g = await h.client.createGroup({ GroupName: name, JoinType: 'Manual' });
+      groups.push(g.GroupId);
+    }
+    await h.client.addUserToGroup({ GroupId: groups[0], UserId: users[0].UserId });
+    await h.client.addUserToGroup({ GroupId: groups[1], UserId: users[0].UserId });
+
+    const first = await h.reconciler.runOnce({ drift: true });
+    expect(first.unmanaged).toMatchObject({
+      usersListed: 100,
+      groupsWalked: 1,
+      unmanagedFound: 100,
+      sweepFinished: false,
+    });
+    let body = await unmanaged();
+    expect(body.total).toBe(100);
+    expect(body.snapshot).toMatchObject({ complete: false, completedAt: null });
+    expect(body.snapshot.sweep).toMatchObject({ number: 1, usersListed: 100, upstreamUsers: 150 });
+
+    const second = await h.reconciler.runOnce({ drift: true });
+    expect(second.unmanaged).toMatchObject({ usersListed: 50, groupsWalked: 1, sweepFinished: true });
+    body = await unmanaged();
+    expect(body.total).toBe(150);
+    expect(body.snapshot.complete).toBe(true);
+    const withGroups = await supertest(h.app)
+      .get(`/admin/api/unmanaged?q=${encodeURIComponent(users[0].UserName)}`)
+      .set(bearer(ALICE));
+    expect(withGroups.body.accounts[0].groups.map((g: { groupName: string }) => g.groupName)).toEqual([
+      'walk-a',
+      'walk-b',
+    ]);
+
+    // Deleted upstream: still listed while the next walk is under way, gone when it ends.
+    await h.client.deleteUser({ UserId: users[1].UserId });
+    await h.reconciler.runOnce({ drift: true });
+    expect((await unmanaged()).total).toBe(150);
+    const last = await h.reconciler.runOnce({ drift: true });
+    expect(last.unmanaged?.sweepFinished).toBe(true);
+    body = await unmanaged();
+    expect(body.total).toBe(149);
+    expect(body.snapshot.sweep.number).toBe(3);
+  });
+});
