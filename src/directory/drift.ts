@@ -77,8 +77,8 @@ export class DriftChecker {
   }
 
   /** One pass of the walk of CloudIdentity for accounts no SCIM resource maps (unmanaged.ts). */
-  walkUpstream(budget: number, ctx: RequestContext): Promise<UnmanagedStep> {
-    return this.walk.step(budget, ctx);
+  walkUpstream(budget: number, ctx: RequestContext, signal?: AbortSignal): Promise<UnmanagedStep> {
+    return this.walk.step(budget, ctx, signal);
   }
 
   /** A repair's unit of work: its final state and its record (method `drift <kind>`) in one commit. */

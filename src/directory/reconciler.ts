@@ -140,6 +140,8 @@ export class Reconciler {
   /** A tick is running (or a runNow is about to start one). */
   private busy = false;
   private lastManualAt = 0;
+  /** Aborted by stop(): the walk's CloudIdentity reads do not hold a shutdown up. */
+  private walkAbort = new AbortController();
 
   constructor(private readonly o: ReconcilerOptions) {
     this.embeddedLeader = !o.store.tryLeadership;
@@ -169,7 +171,9 @@ export class Reconciler {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.nextRunAt = null;
+    this.walkAbort.abort();
     await this.running?.catch(() => undefined);
+    this.walkAbort = new AbortController();
     await this.resign();
   }
 
@@ -323,7 +327,7 @@ export class Reconciler {
   /** The drift pass's walk for accounts no SCIM resource maps; a failure is logged, and it goes on next pass. */
   private async walkUpstream(ctx: RequestContext): Promise<UnmanagedStep | null> {
     try {
-      const step = await this.o.drift.walkUpstream(this.o.driftBudget, ctx);
+      const step = await this.o.drift.walkUpstream(this.o.driftBudget, ctx, this.walkAbort.signal);
       if (step.sweepFinished)
         this.o.logger.info(
           { sweep: step.sweep },
@@ -331,10 +335,15 @@ export class Reconciler {
         );
       return step;
     } catch (err) {
-      this.o.logger.warn(
-        { err },
-        'drift: the walk for unmanaged accounts stopped early; it goes on at the next pass',
-      );
+      if (this.walkAbort.signal.aborted)
+        this.o.logger.info(
+          'drift: the walk for unmanaged accounts stopped for shutdown; its progress is kept',
+        );
+      else
+        this.o.logger.warn(
+          { err },
+          'drift: the walk for unmanaged accounts stopped early; it goes on at the next pass',
+        );
       return null;
     }
   }

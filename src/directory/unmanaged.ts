@@ -74,13 +74,13 @@ export class UnmanagedWalk {
    * One pass: up to ceil(budget / 100) ListUsers pages and `budget` ListGroupMembers pages after
    * the stored cursor. What it found is saved even when a call fails part-way (then rethrown).
    */
-  async step(budget: number, ctx: RequestContext): Promise<UnmanagedStep> {
+  async step(budget: number, ctx: RequestContext, signal?: AbortSignal): Promise<UnmanagedStep> {
     const state = (await this.store.driftSweep()) ?? freshState(1, new Date().toISOString(), null);
     const sweep = state.sweep;
     const pages = Math.max(1, Math.ceil(budget / PAGE));
     // Each call gets the span of the pass's context afresh: a pass is many calls.
     const span = Math.max(1_000, ctx.deadlineAt - ctx.origin.startedAt);
-    const opts = () => ({ deadlineAt: Date.now() + span });
+    const opts = () => ({ deadlineAt: Date.now() + span, signal });
     const accounts: UnmanagedAccount[] = [];
     const memberships: UnmanagedMembership[] = [];
     const before = { users: state.usersListed, groups: state.groupsWalked };
@@ -150,7 +150,7 @@ export class UnmanagedWalk {
     groupName: string,
     pageNumber: number,
     into: UnmanagedMembership[],
-    opts: { deadlineAt: number },
+    opts: { deadlineAt: number; signal?: AbortSignal },
   ): Promise<boolean> {
     let page: Awaited<ReturnType<CloudIdentityApi['listGroupMembers']>>;
     try {
