@@ -7,6 +7,7 @@
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../../src/admin/session.js';
+import { loadConfig } from '../../src/config.js';
 import { uniqueName, userBody } from '../e2e/users-support.js';
 import { ApiGate } from '../helpers/api-gate.js';
 import { type Harness, startHarness, storeKinds, TEST_TOKEN } from '../helpers/harness.js';
@@ -328,5 +329,18 @@ describe('the walk of a larger tenant, a few pages per pass (embedded store)', (
     body = await unmanaged();
     expect(body.total).toBe(149);
     expect(body.snapshot.sweep.number).toBe(3);
+  });
+});
+
+describe('ADMIN_TOKENS labels', () => {
+  const gen = () => 'generated-token-0123456789';
+  it('splits `label:TOKEN` like the SCIM tokens, checks the token length and refuses a label used twice', () => {
+    const config = loadConfig({ ADMIN_TOKENS: `alice:${ALICE}, ${PLAIN}` }, gen);
+    expect(config.adminTokens).toEqual([ALICE, PLAIN]);
+    expect(config.adminTokenLabels).toEqual(['alice', undefined]);
+    expect(() => loadConfig({ ADMIN_TOKENS: 'alice:short-token' }, gen)).toThrow(/at least 16 characters/);
+    expect(() => loadConfig({ ADMIN_TOKENS: `alice:${ALICE},alice:${PLAIN}` }, gen)).toThrow(
+      /ADMIN_TOKENS: a label names two tokens/,
+    );
   });
 });
