@@ -204,6 +204,20 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX admin_revoked_sessions_expires_idx ON admin_revoked_sessions (expires_at)',
     ],
   },
+  {
+    version: 13,
+    name: 'leader_status: what the reconciler leader publishes for every replica',
+    statements: [
+      // One row per leadership role: the leader's last status and when it was published (by the
+      // database's clock, so a replica with a skewed clock still reads the right age).
+      `CREATE TABLE leader_status (
+        role text NOT NULL CONSTRAINT leader_status_pkey PRIMARY KEY,
+        replica text NOT NULL,
+        published_at timestamptz NOT NULL,
+        status jsonb NOT NULL
+      )`,
+    ],
+  },
 ];
 
 /**

@@ -208,6 +208,19 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX admin_revoked_sessions_expires_idx ON admin_revoked_sessions (expires_at);
     `,
   },
+  {
+    version: 13,
+    name: 'leader_status: what the reconciler leader publishes for every replica',
+    sql: `
+      -- One row per leadership role: the leader's last status (JSON) and when it was published.
+      CREATE TABLE leader_status (
+        role TEXT NOT NULL PRIMARY KEY,
+        replica TEXT NOT NULL,
+        published_at TEXT NOT NULL,
+        status TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));
