@@ -4,6 +4,7 @@ import { adminApiRouter } from './admin/api.js';
 import { auditRoutes } from './admin/audit-routes.js';
 import { consoleDataRoutes } from './admin/console-data.js';
 import { consoleRouter } from './admin/console-routes.js';
+import { peopleRoutes } from './admin/people-routes.js';
 import { reconcilerRoutes } from './admin/reconciler-routes.js';
 import { AdminSessions } from './admin/session.js';
 import type { Config } from './config.js';
@@ -75,7 +76,7 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
   const directories =
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
-  const { users, groups, reconciler } = directories;
+  const { users, groups, reconciler, replica } = directories;
   const sessions = new AdminSessions(config.adminTokens, store);
   const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
@@ -85,9 +86,20 @@ export function buildApp(deps: AppDeps): express.Express {
       sessions,
       signin: rateLimits,
       mounts: [
-        reconcilerRoutes(reconciler),
+        reconcilerRoutes(reconciler, { status: directories.reconcilerStatus, replica: replica.id }),
         auditRoutes(store),
-        consoleDataRoutes({ store, readiness, retentionDays: config.auditRetentionDays }),
+        consoleDataRoutes({
+          store,
+          readiness,
+          retentionDays: config.auditRetentionDays,
+          replica,
+          upstream: {
+            emulator: !config.volcengine,
+            region: config.region,
+            endpoint: config.volcengine ? config.endpoint : null,
+          },
+        }),
+        peopleRoutes(store),
       ],
     }),
   );

@@ -47,6 +47,8 @@ export interface ReconcilerOptions {
   driftBudget: number;
   /** Deadline of one settle attempt (the request deadline). */
   attemptDeadlineMs: number;
+  /** Called when a run this bridge led ends (reconciler-status.ts publishes it for other replicas). */
+  onRun?: (report: ReconcilerReport, result: RunResult) => Promise<void>;
 }
 
 export interface ReconcilerReport {
@@ -233,6 +235,7 @@ export class Reconciler {
     this.totals.skippedBusy += result.skippedBusy;
     this.lastRunAt = new Date(started);
     this.lastRunMs = Date.now() - started;
+    await this.o.onRun?.(this.report(), result);
     return result;
   }
 
