@@ -103,7 +103,15 @@ export function buildApp(deps: AppDeps): express.Express {
       ],
     }),
   );
-  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions, signin: rateLimits }));
+  app.use(
+    '/admin',
+    consoleRouter({
+      adminTokens: config.adminTokens,
+      sessions,
+      signin: rateLimits,
+      context: { emulator: !config.volcengine, replica: replica.id },
+    }),
+  );
 
   const context = (req: Request, res: Response): RequestContext => {
     const known = res.locals.directoryContext as RequestContext | undefined;
