@@ -142,21 +142,33 @@ export function createPeople(ui) {
     return null;
   }
 
+  /** Each cell names its column (data-label): at narrow widths people.css stacks a row as a card. */
+  function labelled(table) {
+    const head = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+    for (const row of table.querySelectorAll('tbody tr'))
+      [...row.children].forEach((td, i) => {
+        if (head[i] && !td.hasAttribute('colspan')) td.dataset.label = head[i];
+      });
+    return table;
+  }
+
   function historyTable(id, rows, describe) {
     const head = ['Time', 'Actor', 'Request', 'Resource', 'Status', 'Changes', 'Upstream', 'ms'];
     return el(
       'div',
       { class: 'scroll-x' },
-      el(
-        'table',
-        { id },
-        el('thead', {}, el('tr', {}, ...head.map((h) => el('th', {}, h)))),
+      labelled(
         el(
-          'tbody',
-          {},
-          ...(rows.length > 0
-            ? rows.map((r) => recordRow(r, describe && ((c) => describe(r) ?? describeChanges(c))))
-            : [el('tr', {}, el('td', { colspan: '8', class: 'muted' }, 'No audit records.'))]),
+          'table',
+          { id, class: 'stack' },
+          el('thead', {}, el('tr', {}, ...head.map((h) => el('th', {}, h)))),
+          el(
+            'tbody',
+            {},
+            ...(rows.length > 0
+              ? rows.map((r) => recordRow(r, describe && ((c) => describe(r) ?? describeChanges(c))))
+              : [el('tr', {}, el('td', { colspan: '8', class: 'muted' }, 'No audit records.'))]),
+          ),
         ),
       ),
     );
@@ -210,32 +222,34 @@ export function createPeople(ui) {
         : el(
             'div',
             { class: 'scroll-x' },
-            el(
-              'table',
-              { id: 'group-members' },
+            labelled(
               el(
-                'thead',
-                {},
-                el('tr', {}, el('th', {}, 'Member'), el('th', {}, 'Status'), el('th', {}, 'SCIM id')),
-              ),
-              el(
-                'tbody',
-                {},
-                ...g.members.map((m) =>
-                  el(
-                    'tr',
-                    {},
-                    el('td', {}, m.userName ? link(m.userName, m.id) : '—'),
+                'table',
+                { id: 'group-members', class: 'stack' },
+                el(
+                  'thead',
+                  {},
+                  el('tr', {}, el('th', {}, 'Member'), el('th', {}, 'Status'), el('th', {}, 'SCIM id')),
+                ),
+                el(
+                  'tbody',
+                  {},
+                  ...g.members.map((m) =>
                     el(
-                      'td',
+                      'tr',
                       {},
-                      m.active === null
-                        ? '—'
-                        : m.active
-                          ? statusSpan(true, 'active')
-                          : statusSpan(false, 'deactivated'),
+                      el('td', {}, m.userName ? link(m.userName, m.id) : '—'),
+                      el(
+                        'td',
+                        {},
+                        m.active === null
+                          ? '—'
+                          : m.active
+                            ? statusSpan(true, 'active')
+                            : statusSpan(false, 'deactivated'),
+                      ),
+                      el('td', { class: 'mono' }, m.id),
                     ),
-                    el('td', { class: 'mono' }, m.id),
                   ),
                 ),
               ),
