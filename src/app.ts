@@ -45,6 +45,11 @@ export interface AppDeps {
   directories?: Directories;
   /** Rate limits (bridge.ts opens them on PostgreSQL when DATABASE_URL is set); in memory when omitted. */
   rateLimits?: RateLimits;
+  /**
+   * CloudIdentity is an emulator (the console says so on every page): bridge.ts also counts a standalone
+   * one reached with its development keys. Default: no Volcengine credentials (the in-process emulator).
+   */
+  emulator?: boolean;
 }
 
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
@@ -77,6 +82,7 @@ export function buildApp(deps: AppDeps): express.Express {
   const directories =
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
   const { users, groups, reconciler, replica } = directories;
+  const emulator = deps.emulator ?? !config.volcengine;
   const sessions = new AdminSessions(config.adminTokens, store);
   const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
@@ -94,7 +100,7 @@ export function buildApp(deps: AppDeps): express.Express {
           retentionDays: config.auditRetentionDays,
           replica,
           upstream: {
-            emulator: !config.volcengine,
+            emulator,
             region: config.region,
             endpoint: config.volcengine ? config.endpoint : null,
           },
@@ -109,7 +115,7 @@ export function buildApp(deps: AppDeps): express.Express {
       adminTokens: config.adminTokens,
       sessions,
       signin: rateLimits,
-      context: { emulator: !config.volcengine, replica: replica.id },
+      context: { emulator, replica: replica.id },
     }),
   );
 

@@ -70,8 +70,8 @@ export interface PageContext {
 }
 
 export const EMULATOR_BANNER =
-  'CloudIdentity here is the in-process emulator: these users and groups are not real data. ' +
-  'Set VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY to provision to Volcengine.';
+  'CloudIdentity here is the emulator, not Volcengine: these users and groups are not real data. ' +
+  'Set VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY (your own) to provision to Volcengine.';
 
 function page(res: Response, name: string, message?: string, status = 200, context?: PageContext): void {
   const replica = context ? escapeHtml(context.replica) : '';

@@ -2,7 +2,16 @@
 // stores: a person's current groups and the group changes in their history, a group found by
 // name or id with its members and history, which replica answered, whether CloudIdentity is the
 // in-process emulator, and the reconciler leader's status as every replica serves it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EMULATOR_BANNER } from '../../src/admin/console-routes.js';
+import { startBridge } from '../../src/bridge.js';
+import { loadConfig } from '../../src/config.js';
+import { DEV_ACCESS_KEY, DEV_SECRET_KEY, startEmulator } from '../../src/emulator/index.js';
 import type { AuditRecord } from '../../src/store/audit-types.js';
 import { patchBody, uniqueName, userBody } from '../e2e/users-support.js';
 import { type Harness, startHarness, storeKinds } from '../helpers/harness.js';
@@ -161,9 +170,48 @@ describe('with Volcengine credentials', () => {
   });
 
   it('does not call CloudIdentity an emulator, and never shows the secret', async () => {
+    expect((await supertest(h.app).get('/admin/login')).text).not.toContain('upstream-banner');
     const res = await h.http.get('/admin/api/overview').set('Authorization', `Bearer ${ADMIN}`);
     expect(res.body.upstream).toMatchObject({ emulator: false, endpoint: expect.stringMatching(/^https?:/) });
     expect(res.text).not.toContain('secret-not-shown');
+  });
+});
+
+describe('a standalone emulator reached with its development keys', () => {
+  it('is called an emulator too, on the sign-in page and in the overview', async () => {
+    const emulator = await startEmulator({ port: 0 });
+    const dataDir = mkdtempSync(join(tmpdir(), 'people-standalone-'));
+    const config = loadConfig(
+      {
+        PORT: '0',
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        ADMIN_TOKENS: ADMIN,
+        SCIM_BEARER_TOKENS: 'standalone-scim-token-0123456789',
+        VOLCENGINE_ENDPOINT: emulator.url,
+        VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
+        VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
+        RECONCILE_INTERVAL_MS: '0',
+      },
+      () => 'unused',
+    );
+    const bridge = await startBridge(config, pino({ level: 'silent' }));
+    try {
+      const login = await supertest(bridge.server).get('/admin/login');
+      expect(login.text).toContain(EMULATOR_BANNER);
+      const overview = await supertest(bridge.server)
+        .get('/admin/api/overview')
+        .set('Authorization', `Bearer ${ADMIN}`);
+      expect(overview.body.upstream).toEqual({
+        emulator: true,
+        region: config.region,
+        endpoint: emulator.url,
+      });
+    } finally {
+      await bridge.close();
+      await emulator.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -54,16 +54,15 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
-  /** Right edges of the elements, which must all fit the viewport. */
-  const rightEdges = (selectors: string[]) =>
-    page.evaluate(
-      (list) =>
-        list.map((s) => {
-          const node = document.querySelector(s);
-          return [s, node ? Math.round(node.getBoundingClientRect().right) : -1] as const;
-        }),
-      selectors,
-    );
+  /** Right edges of the elements (px from the viewport's left), which must all fit the viewport. */
+  const rightEdges = async (selectors: string[]) => {
+    const edges: Array<[string, number]> = [];
+    for (const s of selectors) {
+      const box = await page.locator(s).first().boundingBox();
+      edges.push([s, box ? Math.round(box.x + box.width) : -1]);
+    }
+    return edges;
+  };
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'people-browser-'));
@@ -149,11 +148,11 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
     await page.waitForSelector('body[data-loaded="true"]');
     expect(await page.isVisible('#upstream-banner')).toBe(true);
     expect(await page.textContent('#upstream-banner')).toMatch(
-      /in-process emulator: these users and groups are not real data/,
+      /the emulator, not Volcengine: these users and groups are not real data/,
     );
-    const overview = await (
+    const overview = (await (
       await fetch(`${bridge.url}/admin/api/overview`, { headers: { Authorization: `Bearer ${ADMIN}` } })
-    ).json();
+    ).json()) as { replica: { id: string } };
     const replica = overview.replica.id as string;
     expect(replica).toContain(`#${process.pid}-`);
     expect(await page.textContent('#replica-label')).toBe(replica);
@@ -235,17 +234,19 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
       expect(right, selector).toBeLessThanOrEqual(400);
     }
     // The history rows become cards that fit: nothing to scroll sideways, each value labelled.
-    const table = await page.evaluate(() => {
-      const box = document.querySelector('#person-found .scroll-x');
-      return box ? { scroll: box.scrollWidth, client: box.clientWidth } : null;
-    });
-    expect(table!.scroll).toBeLessThanOrEqual(table!.client);
+    const table = await page
+      .locator('#person-found .scroll-x')
+      .evaluate((box: { scrollWidth: number; clientWidth: number }) => ({
+        scroll: box.scrollWidth,
+        client: box.clientWidth,
+      }));
+    expect(table.scroll).toBeLessThanOrEqual(table.client);
     expect(await page.isVisible('#person-history thead')).toBe(false);
     expect(
       await page.locator('#person-history tbody tr:first-child td:nth-child(6)').getAttribute('data-label'),
     ).toBe('Changes');
     await page.locator('#person').screenshot({ path: join(SHOTS, 'console-person-400px.png') });
-    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.locator('header').scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SHOTS, 'console-top-400px.png') });
     await page.setViewportSize({ width: 1280, height: 900 });
     expect(problems).toEqual([]);
