@@ -41,9 +41,10 @@ export interface StoreCounts {
 
 /**
  * Bookkeeping tables that belong to one store file and are not copied between stores; audit_actors
- * is kept by the target's own triggers as the audit rows are copied in.
+ * is kept by the target's own triggers as the audit rows are copied in; leader_status describes a
+ * running bridge (the target's leader publishes its own).
  */
-const NOT_COPIED = new Set(['store_meta', 'row_counts', 'audit_actors']);
+const NOT_COPIED = new Set(['store_meta', 'row_counts', 'audit_actors', 'leader_status']);
 const INSERT_BATCH = 500;
 
 function fsyncPath(path: string): void {
