@@ -4,6 +4,8 @@
 // replica that served the page, and the reconciler card naming its leader; at full width and at
 // 400 px. Data comes through SCIM on a real bridge (embedded store, in-process emulator).
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -12,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMULATOR_BANNER } from '../../src/admin/console-routes.js';
 import { type RunningBridge, startBridge } from '../../src/bridge.js';
 import { loadConfig } from '../../src/config.js';
+import { type Harness, startHarness } from '../helpers/harness.js';
+import { freshPostgresUrl } from '../helpers/postgres.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'people-admin-token-0123456789';
@@ -25,6 +29,16 @@ if (!haveChromium) {
   console.warn(`[skip] people browser tests not run: ${CHROMIUM} is missing (apt-get install chromium)`);
 }
 
+const BROWSER_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
 const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
@@ -110,16 +124,7 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1280, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: BROWSER_ARGS,
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('console', (m) => {
@@ -249,6 +254,69 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
     await page.locator('header').scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SHOTS, 'console-top-400px.png') });
     await page.setViewportSize({ width: 1280, height: 900 });
+    expect(problems).toEqual([]);
+  });
+});
+
+const pg = haveChromium ? await freshPostgresUrl() : { skip: 'no Chromium' };
+if ('skip' in pg) console.warn(`[skip] two-replica console in Chromium not run: ${pg.skip}`);
+else await pg.drop();
+
+describe.skipIf('skip' in pg)('console of a replica that does not lead, in Chromium (PostgreSQL)', () => {
+  let leader: Harness;
+  let follower: Harness;
+  let server: Server;
+  let url: string;
+  let profile: string;
+  let context: BrowserContext;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    leader = await startHarness({ store: 'postgres', env: { ADMIN_TOKENS: ADMIN } });
+    follower = await startHarness({ peer: leader, env: { ADMIN_TOKENS: ADMIN } });
+    server = createServer(follower.app);
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    profile = mkdtempSync(join(tmpdir(), 'people-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 900 },
+      args: BROWSER_ARGS,
+    });
+  });
+  afterAll(async () => {
+    await context?.close().catch(() => {});
+    await new Promise((done) => server?.close(done));
+    await follower?.close();
+    await leader?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it("names the leader and shows its last run and the status's age instead of 'not yet'", async () => {
+    await leader.reconciler.runOnce();
+    await follower.reconciler.runOnce();
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => problems.push(String(e)));
+    await page.goto(`${url}/admin/login`);
+    await page.fill('#token', ADMIN);
+    await page.click('#sign-in');
+    await page.waitForSelector('body[data-loaded="true"]');
+    const leaderId = (await leader.http.get('/admin/api/reconciler').set('Authorization', `Bearer ${ADMIN}`))
+      .body.replica as string;
+    const own = (await follower.http.get('/admin/api/overview').set('Authorization', `Bearer ${ADMIN}`)).body
+      .replica.id as string;
+    expect(leaderId).not.toBe(own);
+    expect(await page.textContent('#replica-label')).toBe(own);
+    const card = await page.textContent('#reconciler');
+    expect(await page.textContent('#reconciler-leader')).toBe(
+      `another replica: ${leaderId} (this is ${own})`,
+    );
+    expect(card).toMatch(/Last run\d{4}-\d{2}-\d{2} /);
+    expect(card).not.toMatch(/not yet/);
+    expect(card).toMatch(/Status from leader(just now|\d+ (s|min|h) ago)/);
+    expect(card).toMatch(/Last outcomeok: 0 settled, 0 failed, 0 busy/);
+    await page.locator('#reconciler').screenshot({ path: join(SHOTS, 'console-reconciler-follower.png') });
     expect(problems).toEqual([]);
   });
 });
