@@ -69,15 +69,23 @@ export function createPeople(ui) {
       };
     }
     const stale = published.ageMs > STALE_STATUS_MS;
+    // This replica published it and leads no more (its connection to the store failed, say).
+    const formerly = published.replica === r.replica;
     return {
       report: published.status,
-      leader: el(
-        'span',
-        { id: 'reconciler-leader' },
-        'another replica: ',
-        el('span', { class: 'mono' }, published.replica),
-        ` (this is ${r.replica})`,
-      ),
+      leader: formerly
+        ? el(
+            'span',
+            { id: 'reconciler-leader' },
+            'none at the moment (this replica led until its last run below)',
+          )
+        : el(
+            'span',
+            { id: 'reconciler-leader' },
+            'another replica: ',
+            el('span', { class: 'mono' }, published.replica),
+            ` (this is ${r.replica})`,
+          ),
       extra: [
         [
           'Status from leader',
