@@ -4,6 +4,7 @@ import { adminApiRouter } from './admin/api.js';
 import { auditRoutes } from './admin/audit-routes.js';
 import { consoleDataRoutes } from './admin/console-data.js';
 import { consoleRouter } from './admin/console-routes.js';
+import { peopleRoutes } from './admin/people-routes.js';
 import { reconcilerRoutes } from './admin/reconciler-routes.js';
 import { AdminSessions } from './admin/session.js';
 import { unmanagedRoutes } from './admin/unmanaged-routes.js';
@@ -45,6 +46,11 @@ export interface AppDeps {
   directories?: Directories;
   /** Rate limits (bridge.ts opens them on PostgreSQL when DATABASE_URL is set); in memory when omitted. */
   rateLimits?: RateLimits;
+  /**
+   * CloudIdentity is an emulator (the console says so on every page): bridge.ts also counts a standalone
+   * one reached with its development keys. Default: no Volcengine credentials (the in-process emulator).
+   */
+  emulator?: boolean;
 }
 
 /** Builds the Express app (middleware order, routes); listening is main.ts's business. */
@@ -76,7 +82,8 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
   const directories =
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
-  const { users, groups, reconciler } = directories;
+  const { users, groups, reconciler, replica } = directories;
+  const emulator = deps.emulator ?? !config.volcengine;
   const sessions = new AdminSessions(config.adminTokens, store);
   const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
@@ -87,14 +94,33 @@ export function buildApp(deps: AppDeps): express.Express {
       sessions,
       signin: rateLimits,
       mounts: [
-        reconcilerRoutes(reconciler),
+        reconcilerRoutes(reconciler, { status: directories.reconcilerStatus, replica: replica.id }),
         auditRoutes(store),
-        consoleDataRoutes({ store, readiness, retentionDays: config.auditRetentionDays }),
+        consoleDataRoutes({
+          store,
+          readiness,
+          retentionDays: config.auditRetentionDays,
+          replica,
+          upstream: {
+            emulator,
+            region: config.region,
+            endpoint: config.volcengine ? config.endpoint : null,
+          },
+        }),
+        peopleRoutes(store),
         unmanagedRoutes({ store, reconciler, driftIntervalMs: config.reconcile.driftIntervalMs }),
       ],
     }),
   );
-  app.use('/admin', consoleRouter({ adminTokens: config.adminTokens, sessions, signin: rateLimits }));
+  app.use(
+    '/admin',
+    consoleRouter({
+      adminTokens: config.adminTokens,
+      sessions,
+      signin: rateLimits,
+      context: { emulator, replica: replica.id },
+    }),
+  );
 
   const context = (req: Request, res: Response): RequestContext => {
     const known = res.locals.directoryContext as RequestContext | undefined;

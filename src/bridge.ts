@@ -181,7 +181,17 @@ export async function startBridge(
     onResult: (ready) => metrics.ready.set(ready ? 1 : 0),
   });
   const directories = buildDirectories({ config, api: client, store, logger, metrics });
-  const app = buildApp({ config, api: client, store, logger, metrics, readiness, directories, rateLimits });
+  const app = buildApp({
+    config,
+    api: client,
+    store,
+    logger,
+    metrics,
+    readiness,
+    directories,
+    rateLimits,
+    emulator: emulator !== undefined || credentials.accessKeyId === DEV_ACCESS_KEY,
+  });
 
   // Slowloris protection: a request must deliver its headers within HTTP_HEADERS_TIMEOUT_MS and
   // finish within the SCIM deadline plus a margin; the server checks every second instead of the

@@ -1,13 +1,14 @@
 import type { Router } from 'express';
 import type { Readiness } from '../ops/readiness.js';
+import type { ReplicaIdentity } from '../ops/replica.js';
 import type { BridgeStore } from '../store/types.js';
 import { handle } from './audit-routes.js';
-import { intParam, queryParams, textParam } from './params.js';
+import { intParam, queryParams } from './params.js';
 
 // The console's data, under /admin/api (same authentication as every admin route, so scripts can
-// read it too): GET overview (health, counts, per-actor activity), GET activity (the last hours
-// per minute: operations by outcome and p95 latency, from the audit trail), GET people?q= (one
-// person's current record by SCIM id or userName; their history is /audit?resource=).
+// read it too): GET overview (health, counts, per-actor activity, which replica answered and
+// whether CloudIdentity is the in-process emulator), GET activity (the last hours per minute:
+// operations by outcome and p95 latency, from the audit trail). People and groups: people-routes.ts.
 
 /** At most this many audit rows feed the activity chart; past it the chart says it is sampled. */
 export const ACTIVITY_ROWS = 50_000;
@@ -64,6 +65,10 @@ export interface ConsoleDataDeps {
   store: BridgeStore;
   readiness: Readiness;
   retentionDays: number;
+  /** The replica answering (shown as "served by"). */
+  replica: ReplicaIdentity;
+  /** What CloudIdentity the bridge writes to: the console warns when it is the in-process emulator. */
+  upstream: { emulator: boolean; region: string; endpoint: string | null };
 }
 
 export interface Activity {
@@ -118,6 +123,8 @@ export function consoleDataRoutes(deps: ConsoleDataDeps) {
           counts,
           actors,
           auditRetentionDays: deps.retentionDays,
+          replica: deps.replica,
+          upstream: deps.upstream,
         });
       }),
     );
@@ -128,34 +135,6 @@ export function consoleDataRoutes(deps: ConsoleDataDeps) {
         const p = queryParams(req, ['hours']);
         const hours = intParam('hours', p.hours, 24, 1, 168);
         res.json(await activity(hours));
-      }),
-    );
-
-    router.get(
-      '/people',
-      handle(async (req, res) => {
-        const p = queryParams(req, ['q']);
-        const q = textParam('q', p.q);
-        if (q === undefined) {
-          res
-            .status(400)
-            .json({ error: { code: 'invalid_parameter', message: 'q (a SCIM id or userName) is required' } });
-          return;
-        }
-        const record = (await store.getUser(q)) ?? (await store.findUserByUserName(q));
-        res.json({
-          query: q,
-          person: record && {
-            id: record.scimId,
-            userName: record.userName,
-            active: record.active,
-            state: record.state,
-            upstreamUserId: record.upstreamUserId,
-            externalId: record.externalId,
-            createdAt: record.createdAt,
-            updatedAt: record.updatedAt,
-          },
-        });
       }),
     );
   };

@@ -27,6 +27,8 @@ const ASSETS: Record<string, string> = {
   'console.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'unmanaged.js': 'text/javascript; charset=utf-8',
+  'people.js': 'text/javascript; charset=utf-8',
+  'people.css': 'text/css; charset=utf-8',
 };
 
 const cache = new Map<string, string>();
@@ -60,8 +62,32 @@ function securityHeaders(res: Response): void {
   res.setHeader('Cache-Control', 'no-store');
 }
 
-function page(res: Response, name: string, message?: string, status = 200): void {
-  const html = asset(name).replace('<!--MESSAGE-->', message ? `<p class="message">${message}</p>` : '');
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** What every page says it is looking at: the emulator banner and the replica that served it. */
+export interface PageContext {
+  emulator: boolean;
+  replica: string;
+}
+
+export const EMULATOR_BANNER =
+  'CloudIdentity here is the emulator, not Volcengine: these users and groups are not real data. ' +
+  'Set VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY (your own) to provision to Volcengine.';
+
+function page(res: Response, name: string, message?: string, status = 200, context?: PageContext): void {
+  const replica = context ? escapeHtml(context.replica) : '';
+  const html = asset(name)
+    .replace('<!--MESSAGE-->', message ? `<p class="message">${message}</p>` : '')
+    .replace(
+      '<!--BANNER-->',
+      context?.emulator ? `<p id="upstream-banner" class="banner" role="status">${EMULATOR_BANNER}</p>` : '',
+    )
+    .replace(
+      '<!--SERVED-BY-->',
+      context
+        ? `<footer id="served-by" class="muted" data-replica="${replica}">Page served by replica <span class="mono" id="replica-label">${replica}</span>.</footer>`
+        : '',
+    );
   res.status(status).type('html').send(html);
 }
 
@@ -70,6 +96,8 @@ export interface ConsoleDeps {
   sessions: AdminSessions;
   /** Failed sign-ins per client address (ADMIN_SIGNIN_MAX_FAILURES): past it, 429 with Retry-After. */
   signin?: Pick<RateLimits, 'signinBlocked' | 'signinFailed' | 'signinSucceeded'>;
+  /** The emulator banner and "served by" on every page. */
+  context?: PageContext;
 }
 
 export function consoleRouter(deps: ConsoleDeps): Router {
@@ -104,7 +132,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       return;
     }
     const key = typeof req.query.m === 'string' ? req.query.m : '';
-    page(res, 'login.html', LOGIN_MESSAGES[key]);
+    page(res, 'login.html', LOGIN_MESSAGES[key], 200, deps.context);
   });
 
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 5 });
@@ -121,7 +149,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
         'operator console: sign-in refused, too many failed sign-ins from this address (ADMIN_SIGNIN_MAX_FAILURES)',
       );
       res.setHeader('Retry-After', String(wait));
-      page(res, 'login.html', TOO_MANY(wait), 429);
+      page(res, 'login.html', TOO_MANY(wait), 429, deps.context);
       return;
     }
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : undefined;
@@ -156,7 +184,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       res.redirect(303, hadCookie ? '/admin/login?m=expired' : '/admin/login');
       return;
     }
-    page(res, 'index.html');
+    page(res, 'index.html', undefined, 200, deps.context);
   });
 
   router.use((_req, res) => {

@@ -3,12 +3,14 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Metrics } from '../ops/metrics.js';
+import { newReplicaIdentity, type ReplicaIdentity } from '../ops/replica.js';
 import type { BridgeStore } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import { DriftChecker } from './drift.js';
 import { GroupDirectory } from './groups.js';
 import { Intents } from './intents.js';
 import { Reconciler } from './reconciler.js';
+import { ReconcilerStatus } from './reconciler-status.js';
 import { ResourceLocks } from './resource-locks.js';
 import { UserDirectory } from './users.js';
 
@@ -18,6 +20,10 @@ export interface Directories {
   intents: Intents;
   locks: ResourceLocks;
   reconciler: Reconciler;
+  /** The reconciler leader's published status (any replica reads it). */
+  reconcilerStatus: ReconcilerStatus;
+  /** This bridge among the replicas. */
+  replica: ReplicaIdentity;
 }
 
 export interface DirectoryDeps {
@@ -28,6 +34,8 @@ export interface DirectoryDeps {
   metrics?: Metrics;
   /** A fresh set when omitted. */
   locks?: ResourceLocks;
+  /** A fresh identity when omitted. */
+  replica?: ReplicaIdentity;
 }
 
 export function buildDirectories(deps: DirectoryDeps): Directories {
@@ -61,6 +69,13 @@ export function buildDirectories(deps: DirectoryDeps): Directories {
     deactivateAction: config.deactivateAction,
     logger: reconcilerLogger,
   });
+  const replica = deps.replica ?? newReplicaIdentity();
+  const reconcilerStatus = new ReconcilerStatus({
+    store,
+    replica: replica.id,
+    intervalMs: config.reconcile.intervalMs,
+    logger: reconcilerLogger,
+  });
   const reconciler = new Reconciler({
     store,
     api,
@@ -75,6 +90,7 @@ export function buildDirectories(deps: DirectoryDeps): Directories {
     driftIntervalMs: config.reconcile.driftIntervalMs,
     driftBudget: config.reconcile.driftBudget,
     attemptDeadlineMs: config.requestDeadlineMs,
+    onRun: (report, result) => reconcilerStatus.publish(report, result),
   });
-  return { users, groups, intents, locks, reconciler };
+  return { users, groups, intents, locks, reconciler, reconcilerStatus, replica };
 }

@@ -53,6 +53,8 @@ export interface ReconcilerOptions {
   attemptDeadlineMs: number;
   /** Least time between two runNow; default 15 s. */
   manualMinIntervalMs?: number;
+  /** Called when a run this bridge led ends (reconciler-status.ts publishes it for other replicas). */
+  onRun?: (report: ReconcilerReport, result: RunResult) => Promise<void>;
 }
 
 export interface ReconcilerReport {
@@ -321,6 +323,7 @@ export class Reconciler {
     this.totals.skippedBusy += result.skippedBusy;
     this.lastRunAt = new Date(started);
     this.lastRunMs = Date.now() - started;
+    await this.o.onRun?.(this.report(), result);
     return { leader, result };
   }
 

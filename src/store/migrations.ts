@@ -248,6 +248,20 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 13,
+    name: 'leader_status: what the reconciler leader publishes for every replica',
+    statements: [
+      // One row per leadership role: the leader's last status and when it was published (by the
+      // database's clock, so a replica with a skewed clock still reads the right age).
+      `CREATE TABLE leader_status (
+        role text NOT NULL CONSTRAINT leader_status_pkey PRIMARY KEY,
+        replica text NOT NULL,
+        published_at timestamptz NOT NULL,
+        status jsonb NOT NULL
+      )`,
+    ],
+  },
 ];
 
 /**

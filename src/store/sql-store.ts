@@ -37,6 +37,7 @@ import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
 import type { Queryable, Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
+import type { PublishedLeaderStatus } from './leader-status.js';
 import { migrate } from './migrations.js';
 import { SingleWrites } from './single-writes.js';
 import {
@@ -632,6 +633,42 @@ export class SqlStore extends SingleWrites implements BridgeStore {
 
   async adminSessionRevoked(nonce: string): Promise<boolean> {
     return (await this.db.query(ADMIN_SESSION_REVOKED, [nonce])).length > 0;
+  }
+
+  // ---- leader status ----
+
+  async publishLeaderStatus(role: string, replica: string, status: Record<string, unknown>): Promise<void> {
+    await this.written(
+      this.db.query(
+        `INSERT INTO leader_status (role, replica, published_at, status) VALUES ($1, $2, now(), $3)
+         ON CONFLICT (role) DO UPDATE SET replica = excluded.replica,
+           published_at = excluded.published_at, status = excluded.status`,
+        [role, replica, JSON.stringify(status)],
+      ),
+    );
+  }
+
+  async leaderStatus(role: string): Promise<PublishedLeaderStatus | null> {
+    const rows = await this.db.query<{
+      replica: string;
+      published_at: Date;
+      age_ms: string;
+      status: Record<string, unknown>;
+    }>(
+      `SELECT replica, published_at, status,
+         greatest(0, floor(extract(epoch FROM (now() - published_at)) * 1000))::bigint AS age_ms
+       FROM leader_status WHERE role = $1`,
+      [role],
+    );
+    if (rows.length === 0) return null;
+    const row = rows[0];
+    return {
+      role,
+      replica: row.replica,
+      publishedAt: row.published_at.toISOString(),
+      ageMs: Number(row.age_ms),
+      status: row.status,
+    };
   }
 
   /** One round trip; exact counts (PostgreSQL has no cheap exact count, but these tables stay small). */

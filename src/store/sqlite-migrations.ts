@@ -251,6 +251,19 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 13,
+    name: 'leader_status: what the reconciler leader publishes for every replica',
+    sql: `
+      -- One row per leadership role: the leader's last status (JSON) and when it was published.
+      CREATE TABLE leader_status (
+        role TEXT NOT NULL PRIMARY KEY,
+        replica TEXT NOT NULL,
+        published_at TEXT NOT NULL,
+        status TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));

@@ -55,6 +55,7 @@ import {
 import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
 import { StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
+import type { PublishedLeaderStatus } from './leader-status.js';
 import { SingleWrites } from './single-writes.js';
 import {
   GROUP_COLUMNS,
@@ -90,6 +91,10 @@ const SQLITE_DIALECT: UnitDialect = {
   insertAuditSubjects: SQLITE_AUDIT_SUBJECTS,
 };
 
+/** A leader's status, replacing the role's previous one. */
+const PUBLISH_LEADER_STATUS = `INSERT INTO leader_status (role, replica, published_at, status) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (role) DO UPDATE SET replica = excluded.replica, published_at = excluded.published_at,
+    status = excluded.status`;
 /** The readiness heartbeat: a tiny real write through the same path as every other. */
 const HEARTBEAT_SQL =
   "INSERT INTO store_meta (key, value) VALUES ('heartbeat', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -672,6 +677,31 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
 
   async adminSessionRevoked(nonce: string): Promise<boolean> {
     return this.sync(() => this.one(ADMIN_SESSION_REVOKED, [nonce]) !== undefined);
+  }
+
+  // ---- leader status ----
+
+  async publishLeaderStatus(role: string, replica: string, status: Record<string, unknown>): Promise<void> {
+    await this.write(() =>
+      this.exec(PUBLISH_LEADER_STATUS, [role, replica, new Date().toISOString(), JSON.stringify(status)]),
+    );
+  }
+
+  async leaderStatus(role: string): Promise<PublishedLeaderStatus | null> {
+    return this.sync(() => {
+      const row = this.one<{ replica: string; published_at: string; status: string }>(
+        'SELECT replica, published_at, status FROM leader_status WHERE role = $1',
+        [role],
+      );
+      if (!row) return null;
+      return {
+        role,
+        replica: row.replica,
+        publishedAt: row.published_at,
+        ageMs: Math.max(0, Date.now() - Date.parse(row.published_at)),
+        status: JSON.parse(row.status) as Record<string, unknown>,
+      };
+    });
   }
 
   /** row_counts (kept by triggers) for the totals; the partial index users_inactive_idx for the rest. */

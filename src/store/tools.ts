@@ -42,7 +42,8 @@ export interface StoreCounts {
 /**
  * Bookkeeping tables that belong to one store file and are not copied between stores; audit_actors
  * is kept by the target's own triggers as the audit rows are copied in; the drift snapshot (drift_*)
- * describes the CloudIdentity the source was bound to and is rebuilt by the target's drift passes.
+ * describes the CloudIdentity the source was bound to and is rebuilt by the target's drift passes;
+ * leader_status describes a running bridge (the target's leader publishes its own).
  */
 const NOT_COPIED = new Set([
   'store_meta',
@@ -52,6 +53,7 @@ const NOT_COPIED = new Set([
   'drift_unmanaged',
   'drift_unmanaged_groups',
   'drift_reported',
+  'leader_status',
 ]);
 const INSERT_BATCH = 500;
 

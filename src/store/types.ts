@@ -6,6 +6,7 @@
 
 import type { AdminSessionStore, AuditEntry, AuditStore } from './audit-types.js';
 import type { DriftSnapshotStore } from './drift-types.js';
+import type { LeaderStatusStore } from './leader-status.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -134,7 +135,7 @@ export interface IntentRecord {
 
 export type NewIntentRecord = Pick<IntentRecord, 'id' | 'resource' | 'kind' | 'payload'>;
 
-export interface BridgeStore extends AuditStore, AdminSessionStore, DriftSnapshotStore {
+export interface BridgeStore extends AuditStore, AdminSessionStore, DriftSnapshotStore, LeaderStatusStore {
   /** Runs migrations; idempotent, safe when several replicas start at once. */
   init(): Promise<void>;
   close(): Promise<void>;

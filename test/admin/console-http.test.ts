@@ -158,6 +158,6 @@ describe('operator console over HTTP', () => {
     expect(activity.status).toBe(200);
     expect(activity.body).toMatchObject({ bucketSeconds: 60, buckets: [], truncated: false });
     const people = await admin('/admin/api/people?q=nobody@example.com');
-    expect(people.body).toEqual({ query: 'nobody@example.com', person: null });
+    expect(people.body).toEqual({ query: 'nobody@example.com', person: null, group: null });
   });
 });

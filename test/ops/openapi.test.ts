@@ -501,7 +501,19 @@ describe('the running app honours openapi.yaml', () => {
     const user = (await h.http.get('/scim/v2/Users?count=1')).body.Resources[0];
     await admin('/admin/api/people', `/admin/api/people?q=${encodeURIComponent(user.userName)}`);
     await admin('/admin/api/people', '/admin/api/people');
+    const group = (
+      await h.http.post('/scim/v2/Groups').send({ schemas: [GROUP], displayName: 'Console lookup' })
+    ).body;
+    const found = await admin(
+      '/admin/api/people',
+      `/admin/api/people?q=${encodeURIComponent(group.displayName)}`,
+    );
+    expect(found.body.group.id).toBe(group.id);
     await admin('/admin/api/reconciler', '/admin/api/reconciler');
+    // After a run the leader's published status is part of the report too.
+    await h.reconciler.runOnce();
+    const report = await admin('/admin/api/reconciler', '/admin/api/reconciler');
+    expect(report.body.leaderStatus).not.toBeNull();
     await admin('/admin/api/reconciler', '/admin/api/reconciler', TEST_TOKEN);
     await admin('/admin/api/unmanaged', '/admin/api/unmanaged?limit=5');
     await admin('/admin/api/unmanaged', '/admin/api/unmanaged?limit=0');

@@ -1015,6 +1015,30 @@ export function storeContract<T extends ContractTarget>(
       });
     });
 
+    describe('leader status', () => {
+      it('keeps the last status published for a role, readable by every replica, with its age', async () => {
+        const role = `role-${nextId()}`;
+        expect(await t.store.leaderStatus(role)).toBeNull();
+        await t.store.publishLeaderStatus(role, 'host-a#1', { lastRunAt: 'first', counts: { settled: 1 } });
+        await t.store.publishLeaderStatus(role, 'host-b#2', { lastRunAt: 'second', counts: { settled: 2 } });
+        const peer = await t.peer();
+        try {
+          const seen = await peer.store.leaderStatus(role);
+          expect(seen).toMatchObject({
+            role,
+            replica: 'host-b#2',
+            status: { lastRunAt: 'second', counts: { settled: 2 } },
+          });
+          expect(seen!.publishedAt).toMatch(ISO_MS_UTC);
+          expect(seen!.ageMs).toBeGreaterThanOrEqual(0);
+          // Another role is another row.
+          expect(await peer.store.leaderStatus(`${role}-other`)).toBeNull();
+        } finally {
+          await peer.close();
+        }
+      });
+    });
+
     options.extra?.(() => t);
   });
 }

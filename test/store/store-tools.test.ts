@@ -160,13 +160,19 @@ describe.skipIf(pgSkip !== undefined)('copy of the embedded store into PostgreSQ
     const url = await freshUrl();
     // A bridge still running on DATA_DIR would write after the copy: refused.
     await expect(copyEmbeddedToPostgres(dataDir, url)).rejects.toThrow(/in use by another bridge/);
+    // A leader's status describes a running bridge: not copied, and a target that has one is still empty.
+    await store.publishLeaderStatus('reconciler', 'embedded#1-aaaa', { lastRunAt: null });
     await store.close();
+    const started = await openStore({ databaseUrl: url, upstream: EMULATOR });
+    await started.publishLeaderStatus('reconciler', 'postgres#2-bbbb', { lastRunAt: null });
+    await started.close();
 
     const line = await runStoreCommand(['copy', '--to', url], { DATA_DIR: dataDir });
     expect(line).toMatch(/copied .* 39 users, 3 groups, 39 memberships/);
     const pg = await openStore({ databaseUrl: url, upstream: EMULATOR });
     try {
       expect(await image(pg, ids)).toEqual(before);
+      expect((await pg.leaderStatus('reconciler'))?.replica).toBe('postgres#2-bbbb');
       // The copy writes on as the same store: versions continue.
       const u = before.users[0];
       expect((await pg.updateUser(u.scimId, { externalId: 'after-copy' }, u.version))?.version).toBe(

@@ -3,13 +3,14 @@
 // the page with DOM calls and textContent only (no innerHTML), so nothing from the data can become
 // markup. Its one write, Reconcile now, is in unmanaged.js.
 
+import { createPeople } from './people.js';
 import { initUnmanaged, renderUnmanaged } from './unmanaged.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const TZ_KEY = 'vsb-console-tz';
 let tz = localStorage.getItem(TZ_KEY) === 'local' ? 'local' : 'utc';
 /** Data shown, re-rendered when the time zone changes. */
-const state = { overview: null, activity: null, failures: [], log: [], person: null, history: [] };
+const state = { overview: null, activity: null, failures: [], log: [] };
 
 async function api(path) {
   const res = await fetch(`/admin/api/${path}`, {
@@ -71,6 +72,7 @@ function statusSpan(ok, text) {
 function renderOverview() {
   const o = state.overview;
   if (!o) return;
+  people.renderContext(o);
   const h = o.health;
   const checks = h.checks ?? {};
   const checkLine = (c) =>
@@ -116,16 +118,23 @@ async function loadReconciler() {
   const body = document.querySelector('#reconciler .body');
   try {
     const r = await api('reconciler');
-    const drift = r.drift ?? {};
+    // A replica that does not lead shows the status the leader published (people.js).
+    const view = people.reconcilerView(r);
+    const shown = view.report;
+    const drift = shown.drift ?? {};
     const pairs = [
-      ['Leader', r.leader ? 'this bridge' : 'another replica'],
-      ['Last run', r.lastRunAt ? `${fmtTime(r.lastRunAt)} (${r.lastRunMs ?? '?'} ms)` : 'not yet'],
-      ['Next run', fmtTime(r.nextRunAt) || '—'],
-      ['Pending intents', r.pendingIntents ?? 0],
+      ['Leader', view.leader],
+      [
+        'Last run',
+        shown.lastRunAt ? `${fmtTime(shown.lastRunAt)} (${shown.lastRunMs ?? '?'} ms)` : 'not yet',
+      ],
+      ...view.extra,
+      ['Next run', fmtTime(shown.nextRunAt) || '—'],
+      ['Pending intents', shown.pendingIntents ?? 0],
       ['Drift found / repaired', `${drift.found ?? 0} / ${drift.repaired ?? 0}`],
     ];
     const parts = [definitionList(pairs)];
-    if (Array.isArray(r.intents) && r.intents.length > 0) {
+    if (Array.isArray(shown.intents) && shown.intents.length > 0) {
       parts.push(
         el(
           'table',
@@ -145,7 +154,7 @@ async function loadReconciler() {
           el(
             'tbody',
             {},
-            ...r.intents
+            ...shown.intents
               .slice(0, 10)
               .map((i) =>
                 el(
@@ -296,7 +305,7 @@ function statusText(r) {
   return `${r.status}${r.scimType ? ` ${r.scimType}` : ''}`;
 }
 
-function recordRow(r) {
+function recordRow(r, describe = describeChanges) {
   return el(
     'tr',
     { class: r.status >= 400 ? 'failed' : '' },
@@ -305,7 +314,7 @@ function recordRow(r) {
     el('td', {}, r.method),
     resourceCell(r),
     el('td', {}, statusText(r)),
-    el('td', {}, r.status >= 400 ? (r.detail ?? '') : describeChanges(r.changes)),
+    el('td', {}, r.status >= 400 ? (r.detail ?? '') : describe(r.changes)),
     el('td', { class: 'mono' }, upstreamIds(r).join(' ')),
     el('td', {}, r.durationMs),
   );
@@ -363,65 +372,20 @@ async function loadLog() {
 }
 
 function renderLog() {
-  fill(document.querySelector('#log tbody'), state.log.map(recordRow), 'No records match.', 8);
+  fill(
+    document.querySelector('#log tbody'),
+    state.log.map((r) => recordRow(r)),
+    'No records match.',
+    8,
+  );
   document.getElementById('log-page').textContent = `page ${log.page + 1}`;
   document.getElementById('log-newer').disabled = log.page === 0;
   document.getElementById('log-older').disabled = !log.next;
 }
 
-// ---- person search ----
+// ---- person and group search (people.js) ----
 
-async function searchPerson(q) {
-  const found = await api(`people?q=${encodeURIComponent(q)}`);
-  const key = found.person ? found.person.id : q;
-  const history = await api(`audit?limit=100&resource=${encodeURIComponent(key)}`);
-  state.person = found;
-  state.history = history.records;
-  renderPerson();
-}
-
-function renderPerson() {
-  const box = document.getElementById('person-result');
-  const found = state.person;
-  if (!found) return;
-  const p = found.person;
-  const summary = p
-    ? definitionList([
-        ['userName', p.userName],
-        ['SCIM id', el('span', { class: 'mono' }, p.id)],
-        ['Status', p.active ? statusSpan(true, 'active') : statusSpan(false, 'deactivated')],
-        ['CloudIdentity UserId', p.upstreamUserId ?? '— (no account)'],
-        ['Last change', fmtTime(p.updatedAt)],
-      ])
-    : el(
-        'p',
-        { class: 'muted' },
-        `No current record for “${found.query}” (deleted, or never provisioned through the bridge). History:`,
-      );
-  const table = el(
-    'table',
-    { id: 'person-history' },
-    el(
-      'thead',
-      {},
-      el(
-        'tr',
-        {},
-        ...['Time', 'Actor', 'Request', 'Resource', 'Status', 'Changes', 'Upstream', 'ms'].map((h) =>
-          el('th', {}, h),
-        ),
-      ),
-    ),
-    el(
-      'tbody',
-      {},
-      ...(state.history.length > 0
-        ? state.history.map(recordRow)
-        : [el('tr', {}, el('td', { colspan: '8', class: 'muted' }, 'No audit records.'))]),
-    ),
-  );
-  box.replaceChildren(summary, el('h3', {}, 'History'), table);
-}
+const people = createPeople({ api, el, fmtTime, definitionList, statusSpan, recordRow, describeChanges });
 
 // ---- wiring ----
 
@@ -431,7 +395,7 @@ function renderAll() {
   renderFailures();
   renderLog();
   renderUnmanaged();
-  if (state.person) renderPerson();
+  people.render();
 }
 
 async function loadAll() {
@@ -473,10 +437,7 @@ document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('person-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const q = document.getElementById('person-q').value.trim();
-    if (q)
-      searchPerson(q).catch((err) => {
-        document.getElementById('person-result').replaceChildren(el('p', { class: 'error' }, err.message));
-      });
+    if (q) people.search(q);
   });
   document.getElementById('log-filters').addEventListener('submit', (event) => {
     event.preventDefault();
