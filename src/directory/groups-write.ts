@@ -1,7 +1,7 @@
 // Writing groups: create (POST), replace (PUT), patch (PATCH) and delete, each but create under the
 // group's lock with its pending intents settled first. Member changes go through GroupMembers
 // (groups-members.ts) under the group's `group.members` intent; a delete runs under `group.delete`.
-import type { GroupInput, GroupPatch } from '../scim/group-input.js';
+import type { GroupInput, GroupPatch } from '../scim-model/group-input.js';
 import type { AuditMember } from '../store/audit-types.js';
 import {
   type BridgeStore,

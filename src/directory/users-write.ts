@@ -3,7 +3,7 @@
 // reactivate, delete) run under intents (users-lifecycle.ts): a failure part-way leaves the intent,
 // which the next write of the user or the reconciler settles.
 import { randomUUID } from 'node:crypto';
-import type { UserInput } from '../scim/user-input.js';
+import type { UserInput } from '../scim-model/user-input.js';
 import {
   type BridgeStore,
   type CommitResult,

@@ -8,8 +8,8 @@ import {
   RateLimiterRes,
 } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
-import { scimActor } from '../scim/auth.js';
-import { ScimError } from '../scim/errors.js';
+import { scimActor } from '../scim-http/auth.js';
+import { ScimError } from '../scim-http/errors.js';
 import type { CallPacer } from '../volcengine/client.js';
 import type { Metrics } from './metrics.js';
 

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { SCIM_BASE_PATH } from '../scim/http.js';
+import { SCIM_BASE_PATH } from '../scim-http/http.js';
 import {
   newCallLog,
   runWithCallLog,

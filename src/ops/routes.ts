@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { bearerAuth } from '../scim/auth.js';
+import { bearerAuth } from '../scim-http/auth.js';
 import type { Metrics } from './metrics.js';
 import type { Readiness } from './readiness.js';
 

@@ -1,5 +1,5 @@
 import SCIMMY from 'scimmy';
-import { badRequest, requestDetail, ScimError, toScimError } from './errors.js';
+import { badRequest, requestDetail, ScimError, toScimError } from '../scim-http/errors.js';
 import { checkRecordSize } from './input-limits.js';
 import {
   isPlainObject,

@@ -1,4 +1,4 @@
-import { badRequest, type ScimError } from './errors.js';
+import { badRequest, type ScimError } from '../scim-http/errors.js';
 import { type Filter, parseFilter } from './filter.js';
 import { checkMemberCount, checkRecordSize, DEFAULT_MAX_MEMBERS_PER_REQUEST } from './input-limits.js';
 import { isPlainObject } from './normalize.js';

@@ -1,6 +1,6 @@
 import SCIMMY from 'scimmy';
 import { describe, expect, it } from 'vitest';
-import { ERROR_SCHEMA, ScimError, toScimError } from '../../src/scim/errors.js';
+import { ERROR_SCHEMA, ScimError, toScimError } from '../../src/scim-http/errors.js';
 import { mapSqliteError } from '../../src/store/sqlite-store.js';
 import {
   isCredentialProblem,

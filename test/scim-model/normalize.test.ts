@@ -1,13 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ScimError } from '../../src/scim/errors.js';
-import { normalizePatchOperations, normalizeResourceBody } from '../../src/scim/normalize.js';
-import { configureScimmy } from '../../src/scim/schemas.js';
+import { ScimError } from '../../src/scim-http/errors.js';
+import { normalizePatchOperations, normalizeResourceBody } from '../../src/scim-model/normalize.js';
+import { configureScimmy } from '../../src/scim-model/schemas.js';
 import {
   applyUserPatch,
   canonicalUserPath,
   parsePatchBody,
   parseUserBody,
-} from '../../src/scim/user-input.js';
+} from '../../src/scim-model/user-input.js';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';

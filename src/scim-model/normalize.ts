@@ -1,4 +1,4 @@
-import { badRequest } from './errors.js';
+import { badRequest } from '../scim-http/errors.js';
 import { ENTERPRISE_SCHEMA } from './schemas.js';
 
 // What Entra ID and Okta send that strict SCIM validation (scimmy) would refuse, rewritten into the

@@ -4,9 +4,9 @@
 import fc from 'fast-check';
 import SCIMMY from 'scimmy';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ScimError } from '../../src/scim/errors.js';
-import { configureScimmy } from '../../src/scim/schemas.js';
-import { applyUserPatch, parseUserBody } from '../../src/scim/user-input.js';
+import { ScimError } from '../../src/scim-http/errors.js';
+import { configureScimmy } from '../../src/scim-model/schemas.js';
+import { applyUserPatch, parseUserBody } from '../../src/scim-model/user-input.js';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';

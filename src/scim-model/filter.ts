@@ -1,4 +1,4 @@
-import { badRequest } from './errors.js';
+import { badRequest } from '../scim-http/errors.js';
 import { type Comparison, filterToDnf, type Literal } from './filter-parse.js';
 
 // Filters are parsed (filter-parse.ts, under a complexity budget) into disjunctive normal form: an

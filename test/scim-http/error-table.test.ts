@@ -11,7 +11,7 @@ import {
   TooManyError,
   UniquenessError,
 } from '../../src/directory/errors.js';
-import { DIRECTORY_ERRORS, STORE_ERRORS, toScimError } from '../../src/scim/errors.js';
+import { DIRECTORY_ERRORS, STORE_ERRORS, toScimError } from '../../src/scim-http/errors.js';
 import {
   StoreBindingError,
   StoreLockTimeoutError,
