@@ -9,7 +9,7 @@ import {
 } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import { scimActor } from '../scim-http/auth.js';
-import { ScimError } from '../scim-http/errors.js';
+import { ScimError } from '../scim-model/scim-error.js';
 import type { CallPacer } from '../volcengine/client.js';
 import type { Metrics } from './metrics.js';
 

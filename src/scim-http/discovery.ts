@@ -7,7 +7,7 @@ import {
   VOLC_USER_SCHEMA,
   volcUserSchemaDescription,
 } from '../scim-model/schemas.js';
-import { badRequest, notFound } from './errors.js';
+import { badRequest, notFound } from '../scim-model/scim-error.js';
 import { listResponse, scimBaseUrl, sendScim } from './http.js';
 
 type Json = Record<string, unknown>;

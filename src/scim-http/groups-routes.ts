@@ -8,7 +8,7 @@ import {
   parseGroupPatch,
   wantsMembers,
 } from '../scim-model/group-input.js';
-import { badRequest } from './errors.js';
+import { badRequest } from '../scim-model/scim-error.js';
 import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
 
 type Json = Record<string, unknown>;

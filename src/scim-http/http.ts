@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import { isPlainObject } from '../scim-model/normalize.js';
 import { LIST_RESPONSE_SCHEMA } from '../scim-model/schemas.js';
-import { badRequest, type ScimError } from './errors.js';
+import { badRequest, type ScimError } from '../scim-model/scim-error.js';
 
 type Json = Record<string, unknown>;
 

@@ -1,5 +1,4 @@
 import SCIMMY from 'scimmy';
-import { badRequest, requestDetail, ScimError, toScimError } from '../scim-http/errors.js';
 import { checkRecordSize } from './input-limits.js';
 import {
   isPlainObject,
@@ -9,6 +8,7 @@ import {
   valueIgnoringCase,
 } from './normalize.js';
 import { ENTERPRISE_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
+import { badRequest, requestDetail, ScimError, scimErrorOf } from './scim-error.js';
 
 type Json = Record<string, unknown>;
 
@@ -58,8 +58,8 @@ function coerce(body: Json): Json {
   } catch (e) {
     const fallback = 'a value does not fit its attribute in the User schema';
     if (e instanceof TypeError) throw badRequest('invalidValue', requestDetail(e.message, fallback));
-    const err = toScimError(e);
-    throw err.status === 500 ? badRequest('invalidValue', fallback) : err;
+    const err = scimErrorOf(e);
+    throw !err || err.status === 500 ? badRequest('invalidValue', fallback) : err;
   }
 }
 
@@ -301,8 +301,8 @@ async function applyWithScimmy(
       : 'an operation';
     const fallback = `${where} cannot be applied to this user: the value does not fit the attribute`;
     if (e instanceof TypeError) throw badRequest('invalidValue', requestDetail(renumbered, fallback));
-    const err = toScimError(e);
-    if (err.status === 500) throw badRequest('invalidValue', fallback);
+    const err = scimErrorOf(e);
+    if (!err || err.status === 500) throw badRequest('invalidValue', fallback);
     throw new ScimError(err.status, err.scimType, requestDetail(renumbered, fallback));
   }
 }

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ScimError } from '../../src/scim-http/errors.js';
 import { normalizePatchOperations, normalizeResourceBody } from '../../src/scim-model/normalize.js';
 import { configureScimmy } from '../../src/scim-model/schemas.js';
+import { ScimError } from '../../src/scim-model/scim-error.js';
 import {
   applyUserPatch,
   canonicalUserPath,

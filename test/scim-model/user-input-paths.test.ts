@@ -4,8 +4,8 @@
 import fc from 'fast-check';
 import SCIMMY from 'scimmy';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ScimError } from '../../src/scim-http/errors.js';
 import { configureScimmy } from '../../src/scim-model/schemas.js';
+import { ScimError } from '../../src/scim-model/scim-error.js';
 import { applyUserPatch, parseUserBody } from '../../src/scim-model/user-input.js';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
