@@ -16,11 +16,11 @@ import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { requestContext } from './ops/request-context.js';
 import { opsRouter } from './ops/routes.js';
-import { bearerAuth } from './scim-http/auth.js';
+import { bearerAuth, scimActor } from './scim-http/auth.js';
 import { discoveryRouter } from './scim-http/discovery.js';
 import { toScimError } from './scim-http/errors.js';
 import { groupsRouter } from './scim-http/groups-routes.js';
-import { SCIM_BASE_PATH, sendError } from './scim-http/http.js';
+import { SCIM_BASE_PATH, scimRouteLabel, sendError } from './scim-http/http.js';
 import { recordFailure, requestOrigin } from './scim-http/request-audit.js';
 import { rootSearchRouter } from './scim-http/root-search.js';
 import { usersRouter } from './scim-http/users-routes.js';
@@ -70,10 +70,16 @@ export function buildApp(deps: AppDeps): express.Express {
   app.set('etag', false);
 
   app.use(accessLog(logger, config.logPii));
-  app.use(requestContext());
+  app.use(requestContext({ unroutedLabel: scimRouteLabel }));
   app.use(metrics.httpMiddleware());
 
-  app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
+  app.use(
+    opsRouter({
+      readiness,
+      metrics,
+      metricsGuard: config.metricsToken ? bearerAuth([config.metricsToken]) : undefined,
+    }),
+  );
   const directories =
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
   const { users, groups, reconciler } = directories;
@@ -114,7 +120,7 @@ export function buildApp(deps: AppDeps): express.Express {
   const scim = express.Router();
   scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
   // Before the body parser and routes: a flood past the limit is refused before it costs anything.
-  scim.use(rateLimits.scimMiddleware());
+  scim.use(rateLimits.scimMiddleware(scimActor));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
   // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of
