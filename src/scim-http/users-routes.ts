@@ -5,7 +5,8 @@ import { type UserDirectory, UserDirectory as Users } from '../directory/users.j
 import { parseFilter } from '../scim-model/filter.js';
 import { ENTERPRISE_SCHEMA, VOLC_USER_SCHEMA } from '../scim-model/schemas.js';
 import { badRequest } from '../scim-model/scim-error.js';
-import { applyUserPatch, parsePatchBody, parseUserBody } from '../scim-model/user-input.js';
+import { parseUserBody } from '../scim-model/user-input.js';
+import { applyUserPatch, parsePatchBody } from '../scim-model/user-patch.js';
 import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
 
 type Json = Record<string, unknown>;

@@ -2,12 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { normalizePatchOperations, normalizeResourceBody } from '../../src/scim-model/normalize.js';
 import { configureScimmy } from '../../src/scim-model/schemas.js';
 import { ScimError } from '../../src/scim-model/scim-error.js';
-import {
-  applyUserPatch,
-  canonicalUserPath,
-  parsePatchBody,
-  parseUserBody,
-} from '../../src/scim-model/user-input.js';
+import { parseUserBody } from '../../src/scim-model/user-input.js';
+import { applyUserPatch, parsePatchBody } from '../../src/scim-model/user-patch.js';
+import { canonicalUserPath } from '../../src/scim-model/user-paths.js';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';

@@ -6,7 +6,8 @@ import SCIMMY from 'scimmy';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { configureScimmy } from '../../src/scim-model/schemas.js';
 import { ScimError } from '../../src/scim-model/scim-error.js';
-import { applyUserPatch, parseUserBody } from '../../src/scim-model/user-input.js';
+import { parseUserBody } from '../../src/scim-model/user-input.js';
+import { applyUserPatch } from '../../src/scim-model/user-patch.js';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
