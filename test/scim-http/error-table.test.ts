@@ -75,7 +75,7 @@ const directory: Array<[DirectoryError, string, number, string | undefined, numb
   ],
 ];
 
-describe('the error table in scim/errors.ts', () => {
+describe('the error table in scim-http/errors.ts', () => {
   it.each(directory)(
     '%s → its status, scimType and Retry-After, with its message as detail',
     (error, name, status, scimType, retryAfter, decided) => {
