@@ -1,8 +1,6 @@
 import type { Logger } from 'pino';
 import type { Origin } from '../audit/origin.js';
 
-export type { AuditOutcome, AuditSubject } from '../audit/origin.js';
-
 /** What every directory operation needs to know about the SCIM request (or reconciler action) it serves. */
 export interface RequestContext {
   /** Absolute deadline (ms since epoch); no upstream attempt starts after it. */

@@ -1,6 +1,8 @@
 // Writing groups: create (POST), replace (PUT), patch (PATCH) and delete, each but create under the
 // group's lock with its pending intents settled first. Member changes go through GroupMembers
 // (groups-members.ts) under the group's `group.members` intent; a delete runs under `group.delete`.
+
+import type { AuditSubject } from '../audit/origin.js';
 import type { GroupInput, GroupPatch } from '../scim-model/group-input.js';
 import type { AuditMember } from '../store/audit-types.js';
 import {
@@ -12,7 +14,7 @@ import {
 } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { AuditSubject, RequestContext } from './context.js';
+import type { RequestContext } from './context.js';
 import { conflict, NotFoundError, notFound, preconditionFailed } from './errors.js';
 import {
   displayNameOf,

@@ -3,6 +3,7 @@
 // reactivate, delete) run under intents (users-lifecycle.ts): a failure part-way leaves the intent,
 // which the next write of the user or the reconciler settles.
 import { randomUUID } from 'node:crypto';
+import type { AuditSubject } from '../audit/origin.js';
 import type { UserInput } from '../scim-model/user-input.js';
 import {
   type BridgeStore,
@@ -15,7 +16,7 @@ import {
 } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
-import type { AuditSubject, RequestContext } from './context.js';
+import type { RequestContext } from './context.js';
 import { conflict, notFound, preconditionFailed } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
 import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
