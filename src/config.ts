@@ -232,8 +232,12 @@ const rules = [
       problem('SCIM_BEARER_TOKENS', 'a label names two tokens; each label must name one client');
   }),
   rule(withFile('ADMIN_TOKENS'), (e, problem) => {
-    if (splitTokens(secret(e, 'ADMIN_TOKENS')).some((t) => t.length < 16))
+    const admins = splitTokens(secret(e, 'ADMIN_TOKENS')).map(splitLabel);
+    if (admins.some((t) => t.token.length < 16))
       problem('ADMIN_TOKENS', 'every admin token must be at least 16 characters long');
+    const labels = admins.flatMap((t) => (t.label ? [t.label] : []));
+    if (new Set(labels).size !== labels.length)
+      problem('ADMIN_TOKENS', 'a label names two tokens; each label must name one operator');
   }),
   rule(['TLS_CERT_FILE', 'TLS_KEY_FILE'], (e, problem) => {
     if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE))
@@ -265,6 +269,7 @@ const rules = [
  */
 const configSchema = variables.check(...rules).transform((e) => {
   const labelled = splitTokens(secret(e, 'SCIM_BEARER_TOKENS')).map(splitLabel);
+  const admins = splitTokens(secret(e, 'ADMIN_TOKENS')).map(splitLabel);
   const accessKeyId = secret(e, 'VOLCENGINE_ACCESS_KEY');
   const secretAccessKey = secret(e, 'VOLCENGINE_SECRET_KEY');
   const sessionToken = secret(e, 'VOLCENGINE_SESSION_TOKEN');
@@ -300,7 +305,9 @@ const configSchema = variables.check(...rules).transform((e) => {
     filterScanLimit: e.FILTER_SCAN_LIMIT,
     metricsToken: secret(e, 'METRICS_TOKEN'),
     /** Tokens for /admin and /admin/api/* (operator console, reconciler report); empty: both are off. */
-    adminTokens: splitTokens(secret(e, 'ADMIN_TOKENS')),
+    adminTokens: admins.map((t) => t.token),
+    /** The label of each of adminTokens (`alice:TOKEN`), naming the operator in the audit trail. */
+    adminTokenLabels: admins.map((t) => t.label),
     /** Member values one group POST, PUT or PATCH may name (refused with 400 past it). */
     maxMembersPerRequest: e.MAX_MEMBERS_PER_REQUEST,
     /** Express `trust proxy`: only then do X-Forwarded-Proto/-Host shape meta.location (without PUBLIC_BASE_URL). */

@@ -26,6 +26,7 @@ const ASSETS_DIR = fileURLToPath(new URL('./console/', import.meta.url));
 const ASSETS: Record<string, string> = {
   'console.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
+  'unmanaged.js': 'text/javascript; charset=utf-8',
 };
 
 const cache = new Map<string, string>();

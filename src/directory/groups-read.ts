@@ -4,9 +4,11 @@
 // CloudIdentity is removed when a read finds it (forgetStale), so that its displayName is free again.
 import { equalityAnchor, type Filter } from '../scim-model/filter.js';
 import type { BridgeStore, GroupRecord } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { notFound, tooMany } from './errors.js';
+import type { GroupCreates } from './group-create.js';
 import {
   displayNameOf,
   type GroupListQuery,
@@ -16,7 +18,7 @@ import {
   toScimGroup,
 } from './group-mapping.js';
 import type { GroupMembers } from './groups-members.js';
-import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { CASE_EXACT, SAFE_ID } from './shared.js';
 import { UnitOfWork } from './unit-of-work.js';
 import { getUpstreamGroup } from './upstream.js';
@@ -26,6 +28,8 @@ export interface GroupReaderOptions {
   filterScanLimit: number;
   /** Parallel upstream calls one request makes for pages and member lists. */
   parallelism: number;
+  /** A match by displayName first finishes a create of that name left behind (its externalId). */
+  creates: GroupCreates;
 }
 
 export class GroupReader {
@@ -158,6 +162,9 @@ export class GroupReader {
     }
     const displayName = equalityAnchor(term, 'displayName');
     if (displayName !== undefined) {
+      await this.options.creates
+        .settlePending(displayName, ctx)
+        .catch((err) => ctx.log.warn({ err }, 'could not finish an interrupted create of this displayName'));
       const [groups, record] = await Promise.all([
         this.groupsNamed(displayName, ctx),
         this.store.findGroupByDisplayName(displayName),

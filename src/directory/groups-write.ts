@@ -1,7 +1,8 @@
 // Writing groups: create (POST), replace (PUT), patch (PATCH) and delete, each but create under the
-// group's lock with its pending intents settled first. Member changes go through GroupMembers
+// group's lock with its pending intents settled first (a create runs under its displayName's lock and
+// `group.create` intent, group-create.ts). Member changes go through GroupMembers
 // (groups-members.ts) under the group's `group.members` intent; a delete runs under `group.delete`.
-
+import { randomUUID } from 'node:crypto';
 import type { AuditSubject } from '../audit/origin.js';
 import type { GroupInput, GroupPatch } from '../scim-model/group-input.js';
 import type { AuditMember } from '../store/audit-types.js';
@@ -12,10 +13,12 @@ import {
   StoreStaleError,
   type StoreWrite,
 } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { conflict, NotFoundError, notFound, preconditionFailed } from './errors.js';
+import { type GroupCreatePayload, type GroupCreates, groupCreateKey } from './group-create.js';
 import {
   displayNameOf,
   FALLBACK_GROUP_NAME,
@@ -27,7 +30,7 @@ import {
 import type { GroupMembers, Resolved } from './groups-members.js';
 import type { GroupReader } from './groups-read.js';
 import { IntentKind, type Intents } from './intents.js';
-import { mapLimit, UPSTREAM_PAGE } from './paging.js';
+import { UPSTREAM_PAGE } from './paging.js';
 import { groupKey, type ResourceLocks, withResource } from './resource-locks.js';
 import { etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
 import { commitProgress, UnitOfWork } from './unit-of-work.js';
@@ -39,12 +42,15 @@ export interface GroupWriterOptions {
   /** Shared with the user directory: a group change holds the group's key, each member step the user's. */
   locks: ResourceLocks;
   intents: Intents;
+  /** The group.create intents: settled by a retried POST before its own create. */
+  creates: GroupCreates;
 }
 
 export class GroupWriter {
   private readonly parallelism: number;
   private readonly locks: ResourceLocks;
   private readonly intents: Intents;
+  private readonly creates: GroupCreates;
 
   constructor(
     private readonly api: CloudIdentityApi,
@@ -57,6 +63,7 @@ export class GroupWriter {
     this.parallelism = options.parallelism;
     this.locks = options.locks;
     this.intents = options.intents;
+    this.creates = options.creates;
     this.intents.register(IntentKind.groupDelete, async (p, ctx, unit) => {
       try {
         await this.deleteUpstreamAndRecord(String(p.groupId), ctx, unit);
@@ -79,7 +86,28 @@ export class GroupWriter {
     });
   }
 
+  /**
+   * POST, under the displayName's lock (group-create.ts): a create of that name left behind is
+   * settled first (the retried POST then answers with the group it made); then the group.create
+   * intent with the record that the create started, CreateGroup, and one commit of the record, the
+   * intent's clearing and the audit record (with the members' intent when members were sent).
+   */
   async create(input: GroupInput, ctx: RequestContext): Promise<GroupView> {
+    const key = groupCreateKey(input.displayName);
+    return withResource(this.locks, this.store, key, ctx.deadlineAt, async () => {
+      const settled = await this.creates.settleLocked(key, ctx);
+      if (settled && !input.members?.length && settled.externalId === (input.externalId ?? null)) {
+        const upstream = await getUpstreamGroup(this.api, settled.scimId, ctx);
+        if (upstream) {
+          ctx.origin.subject = { type: 'Group', id: settled.scimId, name: settled.displayName };
+          return { scimId: settled.scimId, record: settled, upstream };
+        }
+      }
+      return this.createLocked(input, key, ctx);
+    });
+  }
+
+  private async createLocked(input: GroupInput, key: string, ctx: RequestContext): Promise<GroupView> {
     const opts = { deadlineAt: ctx.deadlineAt };
     // Members are checked first: a bad member id must not leave a half-created group behind.
     const additions = input.members?.length
@@ -90,12 +118,29 @@ export class GroupWriter {
     // Nothing usable left of the displayName (e.g. only CJK characters): 'group' alone would collide.
     if (taken.has(groupName.toLowerCase()) || groupName === FALLBACK_GROUP_NAME)
       groupName = withSuffix(groupName);
-    // Before CreateGroup: a group the bridge makes is named in the trail (by its displayName; its id
-    // is CloudIdentity's, known only from the answer) even if the process dies before its record.
+    // Before CreateGroup: the intent keeps what only the store holds (externalId), and the trail
+    // names the group (by its displayName; its id is CloudIdentity's) even if the process dies here.
+    const intentId = randomUUID();
+    const payload: GroupCreatePayload = {
+      displayName: input.displayName,
+      externalId: input.externalId,
+      groupName,
+    };
     await new UnitOfWork(this.store, ctx, { type: 'Group', id: null, name: input.displayName })
-      .note(`create started: GroupName ${groupName}`)
+      .write({
+        op: 'putIntent',
+        intent: { id: intentId, resource: key, kind: IntentKind.groupCreate, payload },
+      })
+      .note(`create started: GroupName ${groupName} (intent ${intentId})`)
       .commit('started');
+    const clearIntent: StoreWrite = { op: 'clearIntent', id: intentId };
+    /** A create that certainly made nothing leaves nothing to settle. */
+    const dropIntent = () =>
+      commitProgress(this.store, [clearIntent]).catch((err) =>
+        ctx.log.warn({ err, intent: intentId }, 'could not clear the intent of a failed group create'),
+      );
     let upstream: CloudIdentityGroup | undefined;
+    let mayHaveMade = false;
     for (let attempt = 1; !upstream; attempt++) {
       try {
         upstream = await this.api.createGroup(
@@ -106,11 +151,16 @@ export class GroupWriter {
         // Failed, but possibly created (answer lost, then the retries failed): without this, the group
         // would stay in CloudIdentity without its record (externalId) and block its name.
         if (mayHaveCommitted(e)) {
+          mayHaveMade = true;
           upstream = await this.createdDespite(groupName, input.displayName, ctx).catch(() => undefined);
           if (upstream) continue;
         }
         // The name was taken meanwhile (or is held by a group QueryString did not show): new suffix.
-        if (!isCode(e, UpstreamCode.GroupNameAlreadyExists) || attempt >= 3) throw e;
+        if (!isCode(e, UpstreamCode.GroupNameAlreadyExists) || attempt >= 3) {
+          // Possibly made: the intent stays, for the retried POST, a match or the reconciler.
+          if (!mayHaveMade) await dropIntent();
+          throw e;
+        }
         groupName = withSuffix(groupNameFor(input.displayName));
       }
     }
@@ -128,7 +178,7 @@ export class GroupWriter {
     try {
       if (additions.length === 0) {
         committed = await new UnitOfWork(this.store, ctx, subject)
-          .write({ op: 'insertGroup', record: newRecord })
+          .write({ op: 'insertGroup', record: newRecord }, clearIntent)
           .group(null, newRecord)
           .commit('created');
       } else {
@@ -140,7 +190,7 @@ export class GroupWriter {
             [],
             additions,
             ctx,
-            { subject, outcome: 'created', first: [{ op: 'insertGroup', record: newRecord }] },
+            { subject, outcome: 'created', first: [{ op: 'insertGroup', record: newRecord }, clearIntent] },
             (unit) => {
               unit.group(null, newRecord);
             },
@@ -155,6 +205,7 @@ export class GroupWriter {
         .catch((cleanup) =>
           ctx.log.warn({ err: cleanup, groupId }, 'could not delete the group of a failed create'),
         );
+      await dropIntent();
       throw conflict(`displayName '${input.displayName}' is already taken`);
     }
     const record = committed.groups.get(groupId);

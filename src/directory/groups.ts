@@ -27,6 +27,7 @@ import type { GroupInput, GroupPatch } from '../scim-model/group-input.js';
 import type { BridgeStore } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
+import { GroupCreates } from './group-create.js';
 import {
   type GroupListQuery,
   type GroupListResult,
@@ -68,14 +69,17 @@ export class GroupDirectory {
     const parallelism = Math.max(1, options.parallelism ?? 8);
     this.intents = options.intents ?? new Intents(store);
     this.memberOps = new GroupMembers(api, store, options.locks, this.intents, parallelism, options.logger);
+    const creates = new GroupCreates(api, store, options.locks, this.intents);
     this.reader = new GroupReader(api, store, this.memberOps, {
       filterScanLimit: options.filterScanLimit,
       parallelism,
+      creates,
     });
     this.writer = new GroupWriter(api, store, this.reader, this.memberOps, {
       parallelism,
       locks: options.locks,
       intents: this.intents,
+      creates,
     });
   }
 

@@ -5,13 +5,14 @@
 // its own is finished on the spot (finishInterrupted), so that the IdP's match finds the user.
 import { equalityAnchor, type Filter } from '../scim-model/filter.js';
 import { type BridgeStore, StoreConflictError, StoreStaleError, type UserRecord } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { accountNamed, classify } from './create-recovery.js';
 import { notFound, tooMany } from './errors.js';
 import { groupsOfUsersForScim } from './group-mapping.js';
 import { IntentKind } from './intents.js';
-import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
+import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { userKey } from './resource-locks.js';
 import { CASE_EXACT, SAFE_ID } from './shared.js';
 import { committedUser, UnitOfWork } from './unit-of-work.js';

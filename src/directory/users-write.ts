@@ -12,12 +12,14 @@ import {
   StoreConflictError,
   StoreStaleError,
   type StoreWrite,
+  type UserChanges,
   type UserRecord,
 } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
-import { conflict, notFound, preconditionFailed } from './errors.js';
+import { type CreateRecovery, namesakeDetail, recoverCreate } from './create-recovery.js';
+import { conflict, DirectoryUnavailableError, notFound, preconditionFailed } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
 import { type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { etagMatches, isCode, SAFE_ID } from './shared.js';
@@ -36,6 +38,7 @@ import {
   type LifecycleResult,
   type ReactivatePayload,
   type UserLifecycle,
+  undecided,
   union,
 } from './users-lifecycle.js';
 import type { UserReader } from './users-read.js';
@@ -44,7 +47,10 @@ type Json = Record<string, unknown>;
 
 export interface UserWriterOptions {
   deactivateAction: 'delete' | 'retain';
-  /** A pending create older than this is an abandoned attempt (crash) that a retry may take over. */
+  /**
+   * A pending create younger than this may still be in flight: a retried POST that finds no account
+   * for it answers 503 instead of creating beside it; an older one was abandoned (a crash) and is taken over.
+   */
   pendingTakeoverMs: number;
   /** One writer per user; shared with the group directory (member changes take user keys too). */
   locks: ResourceLocks;
@@ -99,7 +105,6 @@ export class UserWriter {
     });
     const scimId = randomUUID();
     let record: UserRecord;
-    let takeover = false;
     try {
       record = committedUser(await started(scimId).write(pending(scimId)).commit('started'), scimId);
     } catch (e) {
@@ -135,31 +140,72 @@ export class UserWriter {
           },
         );
       } else {
-        const abandoned =
-          existing?.state === 'pending' &&
-          Date.now() - Date.parse(existing.updatedAt) > this.pendingTakeoverMs;
-        if (!existing || !abandoned) throw conflict(`userName '${desired.UserName}' is already taken`);
-        // A create that crashed between CloudIdentity and the store: this retry takes it over.
-        const unit = started(existing.scimId)
-          .write({
-            op: 'updateUser',
-            scimId: existing.scimId,
-            changes: newRecord,
-            expectedVersion: existing.version,
-          })
-          .note('takes over an interrupted create of this userName');
-        try {
-          record = committedUser(await unit.commit('started'), existing.scimId);
-          takeover = true;
-        } catch (err) {
-          if (err instanceof StoreStaleError)
-            throw conflict(`userName '${desired.UserName}' is being created by another request`);
-          throw err;
-        }
+        if (existing?.state !== 'pending') throw conflict(`userName '${desired.UserName}' is already taken`);
+        // An earlier attempt of this create (the IdP retries after a 5xx or a lost answer): the
+        // recovery rule, under the user's lock, tells at once what became of it.
+        return withResource(this.locks, this.store, userKey(existing.scimId), ctx.deadlineAt, () =>
+          this.resumeCreate(existing.scimId, newRecord, desired, active, started, ctx),
+        );
       }
     }
     subject.id = record.scimId;
-    return this.finishCreate(record, desired, active, ctx, takeover);
+    return this.finishCreate(record, desired, active, ctx);
+  }
+
+  /**
+   * A POST of a userName whose record is still pending: an earlier attempt whose outcome nobody
+   * could tell (its CreateUser answer lost and unverifiable, or a crash), or one still in flight. The
+   * create recovery rule decides (create-recovery.ts): the account it provably made is adopted with
+   * this request's attributes; a namesake is a 409 naming it; no account means nothing was made, and
+   * this request creates it, unless the earlier one may still be running (503, retry shortly).
+   */
+  private async resumeCreate(
+    scimId: string,
+    newRecord: UserChanges,
+    desired: UpstreamUserFields,
+    active: boolean,
+    started: (id: string) => UnitOfWork,
+    ctx: RequestContext,
+  ): Promise<UserView> {
+    const record = await this.store.getUser(scimId);
+    if (!record) throw undecided(desired.UserName);
+    if (record.state !== 'pending') throw conflict(`userName '${desired.UserName}' is already taken`);
+    let verdict: CreateRecovery = { kind: 'absent' };
+    if (record.active || this.options.deactivateAction === 'retain') {
+      try {
+        verdict = await recoverCreate(
+          this.api,
+          this.store,
+          { userName: record.userName, since: record.createdAt, owner: record.scimId, maybeOurs: true },
+          ctx,
+        );
+      } catch (e) {
+        ctx.log.warn({ err: e }, 'could not tell what became of an earlier create of this userName');
+        throw undecided(desired.UserName);
+      }
+    }
+    if (verdict.kind === 'namesake') throw conflict(namesakeDetail(desired.UserName, verdict));
+    if (verdict.kind === 'absent' && Date.now() - Date.parse(record.updatedAt) <= this.pendingTakeoverMs)
+      throw new DirectoryUnavailableError(
+        `userName '${desired.UserName}' is being created by another request; retry shortly`,
+      );
+    const unit = started(record.scimId)
+      .write({ op: 'updateUser', scimId: record.scimId, changes: newRecord, expectedVersion: record.version })
+      .note(
+        verdict.kind === 'ours'
+          ? 'resumes an earlier create of this userName, whose account exists'
+          : 'takes over an interrupted create of this userName',
+      );
+    let taken: UserRecord;
+    try {
+      taken = committedUser(await unit.commit('started'), record.scimId);
+    } catch (e) {
+      if (e instanceof StoreStaleError)
+        throw conflict(`userName '${desired.UserName}' is already taken by SCIM user ${record.scimId}`);
+      throw e;
+    }
+    if (ctx.origin.subject) ctx.origin.subject.id = taken.scimId;
+    return this.finishCreate(taken, desired, active, ctx, verdict.kind === 'ours' ? verdict.user : undefined);
   }
 
   /** An active, mapped record whose CloudIdentity user no longer exists (find() gives null). */
@@ -178,16 +224,18 @@ export class UserWriter {
     desired: UpstreamUserFields,
     active: boolean,
     ctx: RequestContext,
-    /** A takeover of an interrupted create: its earlier attempt may have made the account. */
-    takeover: boolean,
+    /** The account an earlier attempt of this create provably made (create-recovery.ts). */
+    adopt?: CloudIdentityUser,
   ): Promise<UserView> {
     let upstream: CloudIdentityUser | null = null;
-    if (active || this.options.deactivateAction === 'retain') {
+    if (adopt) {
+      upstream = withIdentityType(await this.lifecycle.adopt(adopt, desired, ctx));
+    } else if (active || this.options.deactivateAction === 'retain') {
       const attempt = {
         userName: desired.UserName,
         since: record.createdAt,
         owner: record.scimId,
-        maybeOurs: takeover,
+        maybeOurs: false,
       };
       const created = await this.lifecycle.tryCreate(desired, ctx, attempt);
       if ('error' in created) {
@@ -216,11 +264,13 @@ export class UserWriter {
     try {
       ready = committedUser(await unit.commit('created'), record.scimId);
     } catch (e) {
-      if (e instanceof StoreStaleError)
-        throw conflict(
-          `userName '${record.userName}' was taken over by another request while it was created`,
-        );
-      throw e;
+      if (!(e instanceof StoreStaleError)) throw e;
+      // Finished meanwhile by another request (a retry, or a read that found the account): the same
+      // user when it maps the same account.
+      const now = await this.store.getUser(record.scimId);
+      if (now?.state === 'ready' && now.upstreamUserId === (upstream?.UserId ?? null) && upstream)
+        return { scimId: now.scimId, record: now, upstream };
+      throw conflict(`userName '${record.userName}' was taken over by another request while it was created`);
     }
     return { scimId: ready.scimId, record: ready, upstream };
   }

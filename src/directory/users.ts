@@ -16,7 +16,7 @@ export interface UserDirectoryOptions {
   deactivateAction: 'delete' | 'retain';
   /** Largest directory a filter without an index lookup may scan. */
   filterScanLimit: number;
-  /** A pending create older than this is an abandoned attempt (crash) that a retry may take over. */
+  /** A pending create younger than this may still be in flight (a retried POST waits); older, abandoned. */
   pendingTakeoverMs?: number;
   logger: Logger;
   /** One writer per user; shared with the group directory (member changes take user keys too). */

@@ -208,6 +208,49 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX admin_revoked_sessions_expires_idx ON admin_revoked_sessions (expires_at);
     `,
   },
+  {
+    version: 12,
+    name: 'drift snapshot: accounts no IdP manages, their groups, reported drift',
+    sql: `
+      -- The drift pass's walk of CloudIdentity (directory/unmanaged.ts): where it stands and what
+      -- it found, so the snapshot survives a restart.
+      CREATE TABLE drift_sweep (
+        id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE drift_unmanaged (
+        user_id TEXT NOT NULL PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        display_name TEXT,
+        email TEXT,
+        source TEXT,
+        created_time TEXT,
+        seen_sweep INTEGER NOT NULL,
+        seen_at TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX drift_unmanaged_name_idx ON drift_unmanaged (user_name, user_id);
+      CREATE INDEX drift_unmanaged_sweep_idx ON drift_unmanaged (seen_sweep);
+      CREATE TABLE drift_unmanaged_groups (
+        user_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        seen_sweep INTEGER NOT NULL,
+        PRIMARY KEY (user_id, group_id)
+      ) STRICT;
+      CREATE INDEX drift_unmanaged_groups_sweep_idx ON drift_unmanaged_groups (seen_sweep);
+      -- Findings only an operator can resolve (renamed accounts, tombstone collisions), one per
+      -- kind and SCIM user, kept until a pass checks that user again and no longer finds them.
+      CREATE TABLE drift_reported (
+        kind TEXT NOT NULL,
+        scim_id TEXT NOT NULL,
+        upstream_user_id TEXT,
+        upstream_user_name TEXT,
+        detail TEXT NOT NULL,
+        found_at TEXT NOT NULL,
+        PRIMARY KEY (scim_id, kind)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));

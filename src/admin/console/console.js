@@ -1,6 +1,9 @@
-// The operator console's only script (served from /admin/assets, so the CSP's script-src 'self'
-// allows it). Read-only: it fetches /admin/api/* with the session cookie and builds the page with
-// DOM calls and textContent only (no innerHTML), so nothing from the data can become markup.
+// The operator console's main script (served from /admin/assets with the modules it imports, so the
+// CSP's script-src 'self' allows them). It fetches /admin/api/* with the session cookie and builds
+// the page with DOM calls and textContent only (no innerHTML), so nothing from the data can become
+// markup. Its one write, Reconcile now, is in unmanaged.js.
+
+import { initUnmanaged, renderUnmanaged } from './unmanaged.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const TZ_KEY = 'vsb-console-tz';
@@ -427,6 +430,7 @@ function renderAll() {
   renderChart();
   renderFailures();
   renderLog();
+  renderUnmanaged();
   if (state.person) renderPerson();
 }
 
@@ -449,7 +453,11 @@ async function loadAll() {
     errorBox.textContent = `Could not load the dashboard: ${err.message}`;
     errorBox.hidden = false;
   }
-  await Promise.all([loadReconciler(), loadLog()]);
+  await Promise.all([
+    loadReconciler(),
+    loadLog(),
+    initUnmanaged({ fmtTime, onReconciled: () => void loadAll() }),
+  ]);
   document.body.dataset.loaded = 'true';
 }
 
