@@ -18,15 +18,16 @@ import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
 import { requestContext } from './ops/request-context.js';
 import { opsRouter } from './ops/routes.js';
-import { bearerAuth } from './scim/auth.js';
-import { discoveryRouter } from './scim/discovery.js';
-import { ScimError, toScimError } from './scim/errors.js';
-import { groupsRouter } from './scim/groups-routes.js';
-import { SCIM_BASE_PATH, sendError } from './scim/http.js';
-import { recordFailure, requestOrigin } from './scim/request-audit.js';
-import { rootSearchRouter } from './scim/root-search.js';
-import { configureScimmy } from './scim/schemas.js';
-import { usersRouter } from './scim/users-routes.js';
+import { bearerAuth, scimActor } from './scim-http/auth.js';
+import { discoveryRouter } from './scim-http/discovery.js';
+import { toScimError } from './scim-http/errors.js';
+import { groupsRouter } from './scim-http/groups-routes.js';
+import { SCIM_BASE_PATH, scimRouteLabel, sendError } from './scim-http/http.js';
+import { recordFailure, requestOrigin } from './scim-http/request-audit.js';
+import { rootSearchRouter } from './scim-http/root-search.js';
+import { usersRouter } from './scim-http/users-routes.js';
+import { configureScimmy } from './scim-model/schemas.js';
+import { ScimError } from './scim-model/scim-error.js';
 import type { BridgeStore } from './store/types.js';
 import { CREDENTIAL_HINT, isCredentialProblem } from './volcengine/errors.js';
 import type { CloudIdentityApi } from './volcengine/types.js';
@@ -76,10 +77,16 @@ export function buildApp(deps: AppDeps): express.Express {
   app.set('etag', false);
 
   app.use(accessLog(logger, config.logPii));
-  app.use(requestContext());
+  app.use(requestContext({ unroutedLabel: scimRouteLabel }));
   app.use(metrics.httpMiddleware());
 
-  app.use(opsRouter({ readiness, metrics, metricsToken: config.metricsToken }));
+  app.use(
+    opsRouter({
+      readiness,
+      metrics,
+      metricsGuard: config.metricsToken ? bearerAuth([config.metricsToken]) : undefined,
+    }),
+  );
   const directories =
     deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
   const { users, groups, reconciler, replica } = directories;
@@ -142,7 +149,7 @@ export function buildApp(deps: AppDeps): express.Express {
   const scim = express.Router();
   scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
   // Before the body parser and routes: a flood past the limit is refused before it costs anything.
-  scim.use(rateLimits.scimMiddleware());
+  scim.use(rateLimits.scimMiddleware(scimActor));
   // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
   scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
   // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of

@@ -23,7 +23,7 @@ import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } f
 import { instrumentStore, Metrics } from './ops/metrics.js';
 import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
-import { ERROR_SCHEMA } from './scim/errors.js';
+import { ERROR_SCHEMA } from './scim-model/scim-error.js';
 import { bindStore, type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
 import { keepTrialToken, type TrialToken } from './trial-token.js';

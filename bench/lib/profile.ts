@@ -76,7 +76,7 @@ export function categorize(url: string, functionName: string): string {
   if (ours && !url.includes('node_modules')) {
     if (ours.startsWith('volcengine/signer')) return 'ours: request signing';
     if (ours.startsWith('volcengine/')) return 'ours: CloudIdentity client';
-    if (ours.startsWith('scim/')) return 'ours: SCIM layer';
+    if (ours.startsWith('scim-')) return 'ours: SCIM layer';
     if (ours.startsWith('directory/')) return 'ours: directory';
     if (ours.startsWith('store/sqlite-')) return 'ours: SQLite store (synchronous better-sqlite3 calls)';
     if (ours.startsWith('store/')) return 'ours: store';

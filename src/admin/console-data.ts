@@ -1,6 +1,6 @@
 import type { Router } from 'express';
+import type { ReplicaIdentity } from '../directory/replica.js';
 import type { Readiness } from '../ops/readiness.js';
-import type { ReplicaIdentity } from '../ops/replica.js';
 import type { BridgeStore } from '../store/types.js';
 import { handle } from './audit-routes.js';
 import { intParam, queryParams } from './params.js';

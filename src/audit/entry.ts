@@ -1,5 +1,5 @@
-import type { AuditOutcome, AuditSubject, Origin } from '../directory/context.js';
 import type { AuditChanges, AuditEntry } from '../store/audit-types.js';
+import type { AuditOutcome, AuditSubject, Origin } from './origin.js';
 
 // One audit record, built from what the operation states: who and where (its Origin), which resource
 // (its subject), what changed, and the outcome. Every field has a bound: a request refused for a huge

@@ -23,11 +23,12 @@
 //   repaired from CloudIdentity (rows added and removed), deactivated members' rows kept (they are
 //   the memberships to restore). A group gone upstream loses its record and mirror.
 import type { Logger } from 'pino';
+import type { AuditSubject } from '../audit/origin.js';
 import type { DriftReportedFinding } from '../store/drift-types.js';
 import type { BridgeStore, UserRecord } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
-import type { AuditSubject, RequestContext } from './context.js';
+import type { RequestContext } from './context.js';
 import type { GroupMembers } from './groups-members.js';
 import { isUpstreamMember } from './memberships.js';
 import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';

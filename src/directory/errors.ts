@@ -1,6 +1,6 @@
 // Failures of directory operations, in the domain's own words: one base class, and per failure a
 // subclass with a constant `name` and a stable `code` (the manner of undici's lib/core/errors.js).
-// No HTTP here: the SCIM layer maps each code to a status and scimType once (scim/errors.ts).
+// No HTTP here: the SCIM layer maps each code to a status and scimType once (scim-http/errors.ts).
 // Callers branch on the class or the code, never on the message, which is the client's sentence.
 
 export type DirectoryErrorCode =

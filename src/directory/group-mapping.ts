@@ -1,8 +1,8 @@
 // The SCIM shape of groups (views, ETags, GroupName derivation, users' `groups` from the membership
 // mirror), shared by the group reads and writes and by the user reads.
 import { randomBytes } from 'node:crypto';
-import type { Filter } from '../scim/filter.js';
-import { GROUP_SCHEMA } from '../scim/schemas.js';
+import type { Filter } from '../scim-model/filter.js';
+import { GROUP_SCHEMA } from '../scim-model/schemas.js';
 import type { BridgeStore, GroupRecord } from '../store/types.js';
 import type { CloudIdentityGroup } from '../volcengine/types.js';
 import { toUtc } from './user-mapping.js';

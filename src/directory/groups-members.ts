@@ -2,8 +2,8 @@
 // (one upstream call plus its mirror row, under that user's key). The `group.members` intent
 // (intents.ts) replays applyMembers, which is idempotent per member.
 import type { Logger } from 'pino';
-import { matchesFilter } from '../scim/filter.js';
-import type { GroupPatch } from '../scim/group-input.js';
+import { matchesFilter } from '../scim-model/filter.js';
+import type { GroupPatch } from '../scim-model/group-input.js';
 import type { AuditMember } from '../store/audit-types.js';
 import type { BridgeStore, CommitResult, JsonObject, StoreWrite, UserRecord } from '../store/types.js';
 import { mapLimit } from '../volcengine/concurrency.js';

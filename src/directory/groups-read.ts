@@ -2,7 +2,7 @@
 // planned onto the indexes CloudIdentity and the store have (displayName, externalId, id) or,
 // failing those, a bounded scan. One read also writes: a record whose group was deleted in
 // CloudIdentity is removed when a read finds it (forgetStale), so that its displayName is free again.
-import { equalityAnchor, type Filter } from '../scim/filter.js';
+import { equalityAnchor, type Filter } from '../scim-model/filter.js';
 import type { BridgeStore, GroupRecord } from '../store/types.js';
 import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';

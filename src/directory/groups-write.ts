@@ -3,7 +3,8 @@
 // `group.create` intent, group-create.ts). Member changes go through GroupMembers
 // (groups-members.ts) under the group's `group.members` intent; a delete runs under `group.delete`.
 import { randomUUID } from 'node:crypto';
-import type { GroupInput, GroupPatch } from '../scim/group-input.js';
+import type { AuditSubject } from '../audit/origin.js';
+import type { GroupInput, GroupPatch } from '../scim-model/group-input.js';
 import type { AuditMember } from '../store/audit-types.js';
 import {
   type BridgeStore,
@@ -15,7 +16,7 @@ import {
 import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { AuditSubject, RequestContext } from './context.js';
+import type { RequestContext } from './context.js';
 import { conflict, NotFoundError, notFound, preconditionFailed } from './errors.js';
 import { type GroupCreatePayload, type GroupCreates, groupCreateKey } from './group-create.js';
 import {

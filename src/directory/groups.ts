@@ -23,7 +23,7 @@
 //   its tombstoneGroupIds, which reactivation restores.
 
 import type { Logger } from 'pino';
-import type { GroupInput, GroupPatch } from '../scim/group-input.js';
+import type { GroupInput, GroupPatch } from '../scim-model/group-input.js';
 import type { BridgeStore } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';

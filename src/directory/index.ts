@@ -2,15 +2,14 @@
 // one intent registry: requests and the reconciler settle the same intents with the same code.
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Metrics } from '../ops/metrics.js';
-import { newReplicaIdentity, type ReplicaIdentity } from '../ops/replica.js';
 import type { BridgeStore } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import { DriftChecker } from './drift.js';
 import { GroupDirectory } from './groups.js';
 import { Intents } from './intents.js';
-import { Reconciler } from './reconciler.js';
+import { Reconciler, type ReconcilerMetrics } from './reconciler.js';
 import { ReconcilerStatus } from './reconciler-status.js';
+import { newReplicaIdentity, type ReplicaIdentity } from './replica.js';
 import { ResourceLocks } from './resource-locks.js';
 import { UserDirectory } from './users.js';
 
@@ -31,7 +30,7 @@ export interface DirectoryDeps {
   api: CloudIdentityApi;
   store: BridgeStore;
   logger: Logger;
-  metrics?: Metrics;
+  metrics?: ReconcilerMetrics;
   /** A fresh set when omitted. */
   locks?: ResourceLocks;
   /** A fresh identity when omitted. */

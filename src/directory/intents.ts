@@ -8,8 +8,9 @@
 // Intents complete forward (they finish what the IdP asked) rather than roll back: the IdP got a
 // 5xx, will retry the same request, and deprovisioning half-done must not stay half-done.
 import { randomUUID } from 'node:crypto';
+import type { AuditOutcome, AuditSubject } from '../audit/origin.js';
 import type { BridgeStore, CommitResult, IntentRecord, JsonObject, StoreWrite } from '../store/types.js';
-import type { AuditOutcome, AuditSubject, RequestContext } from './context.js';
+import type { RequestContext } from './context.js';
 import { isDecided } from './errors.js';
 import { commitProgress, UnitOfWork } from './unit-of-work.js';
 

@@ -1,5 +1,5 @@
 // Listing over CloudIdentity's PageNumber/PageSize lists and filtered lists, shared by users and groups.
-import { type Filter, matchesFilter } from '../scim/filter.js';
+import { type Filter, matchesFilter } from '../scim-model/filter.js';
 import { mapLimit } from '../volcengine/concurrency.js';
 
 /** CloudIdentity's largest PageSize. */

@@ -22,7 +22,6 @@
 //   while another replica leads, or within `manualMinIntervalMs` of the previous one.
 import type { Logger } from 'pino';
 import { backgroundStatus } from '../audit/entry.js';
-import type { Metrics } from '../ops/metrics.js';
 import type { AuditUpstreamCall } from '../store/audit-types.js';
 import type { BridgeStore, IntentRecord } from '../store/types.js';
 import { withUpstreamLog } from '../volcengine/call-log.js';
@@ -34,6 +33,17 @@ import { describe, type Intents } from './intents.js';
 import { type ResourceLocks, withResource } from './resource-locks.js';
 import type { UnmanagedStep } from './unmanaged.js';
 
+/**
+ * What the reconciler reports while it runs: the four reconciler series of the bridge's Prometheus
+ * metrics (ops/metrics.ts), which the bridge passes in; the domain only sees this shape.
+ */
+export interface ReconcilerMetrics {
+  reconcilerPending: { set(value: number): void };
+  reconcilerActions: { inc(labels: { kind: string; outcome: string }): void };
+  reconcilerDrift: { inc(labels: { kind: string; action: string }): void };
+  reconcilerLeader: { set(value: number): void };
+}
+
 export interface ReconcilerOptions {
   store: BridgeStore;
   api: CloudIdentityApi;
@@ -41,7 +51,7 @@ export interface ReconcilerOptions {
   intents: Intents;
   drift: DriftChecker;
   logger: Logger;
-  metrics?: Metrics;
+  metrics?: ReconcilerMetrics;
   /** 0: no loop (runOnce only). */
   intervalMs: number;
   batch: number;

@@ -3,11 +3,12 @@
 // and its audit record. The commit is awaited and its failure thrown: nothing is acknowledged that is
 // not committed. The audit record is built here from what the operation said it did.
 
-import { describeGroup, describeUser, type GroupState, type UserState } from '../audit/changes.js';
 import { auditEntry } from '../audit/entry.js';
+import type { AuditOutcome, AuditSubject } from '../audit/origin.js';
 import type { AuditChanges, AuditMember } from '../store/audit-types.js';
 import type { BridgeStore, CommitResult, StoreWrite, UserRecord } from '../store/types.js';
-import type { AuditOutcome, AuditSubject, RequestContext } from './context.js';
+import { describeGroup, describeUser, type GroupState, type UserState } from './audit-changes.js';
+import type { RequestContext } from './context.js';
 
 export class UnitOfWork {
   private readonly writes: StoreWrite[] = [];

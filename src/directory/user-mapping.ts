@@ -1,5 +1,5 @@
-import { isPlainObject } from '../scim/normalize.js';
-import { ENTERPRISE_SCHEMA, LIMITS, USER_SCHEMA, VOLC_USER_SCHEMA } from '../scim/schemas.js';
+import { isPlainObject } from '../scim-model/normalize.js';
+import { ENTERPRISE_SCHEMA, LIMITS, USER_SCHEMA, VOLC_USER_SCHEMA } from '../scim-model/schemas.js';
 import { foldCase } from '../store/fold-case.js';
 import type { UserRecord } from '../store/types.js';
 import type { CloudIdentityUser } from '../volcengine/types.js';

@@ -3,7 +3,7 @@
 // A read shows what CloudIdentity holds, also while an operation on the user is in flight. One read
 // also writes: a pending create found by its userName whose account the create recovery rule says is
 // its own is finished on the spot (finishInterrupted), so that the IdP's match finds the user.
-import { equalityAnchor, type Filter } from '../scim/filter.js';
+import { equalityAnchor, type Filter } from '../scim-model/filter.js';
 import { type BridgeStore, StoreConflictError, StoreStaleError, type UserRecord } from '../store/types.js';
 import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';

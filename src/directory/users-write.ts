@@ -3,7 +3,8 @@
 // reactivate, delete) run under intents (users-lifecycle.ts): a failure part-way leaves the intent,
 // which the next write of the user or the reconciler settles.
 import { randomUUID } from 'node:crypto';
-import type { UserInput } from '../scim/user-input.js';
+import type { AuditSubject } from '../audit/origin.js';
+import type { UserInput } from '../scim-model/user-input.js';
 import {
   type BridgeStore,
   type CommitResult,
@@ -16,7 +17,7 @@ import {
 } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
-import type { AuditSubject, RequestContext } from './context.js';
+import type { RequestContext } from './context.js';
 import { type CreateRecovery, namesakeDetail, recoverCreate } from './create-recovery.js';
 import { conflict, DirectoryUnavailableError, notFound, preconditionFailed } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { UserInput } from '../scim/user-input.js';
+import type { UserInput } from '../scim-model/user-input.js';
 import type { BridgeStore } from '../store/types.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';

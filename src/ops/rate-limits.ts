@@ -8,8 +8,7 @@ import {
   RateLimiterRes,
 } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
-import { scimActor } from '../scim/auth.js';
-import { ScimError } from '../scim/errors.js';
+import { ScimError } from '../scim-model/scim-error.js';
 import type { CallPacer } from '../volcengine/client.js';
 import type { Metrics } from './metrics.js';
 
@@ -226,8 +225,9 @@ export class RateLimits {
   /**
    * Express middleware for the SCIM router, after bearerAuth: counts the request against its
    * token and answers 429 with Retry-After past the limit. A pass-through when SCIM_RATE_LIMIT=0.
+   * `clientOf` names the client a request counts against (the token's label, which bearerAuth set).
    */
-  scimMiddleware() {
+  scimMiddleware(clientOf: (res: Response) => string | undefined) {
     const limiter = this.scimLimiter;
     const perSecond = this.settings.scimPerSecond;
     return async (req: Request, res: Response, next: NextFunction) => {
@@ -235,7 +235,7 @@ export class RateLimits {
         next();
         return;
       }
-      const client = scimActor(res) ?? 'unknown';
+      const client = clientOf(res) ?? 'unknown';
       try {
         await limiter.consume(client);
         next();
@@ -254,7 +254,7 @@ export class RateLimits {
             'SCIM rate limit reached for this client (SCIM_RATE_LIMIT); answering 429 until the window ends',
           );
         }
-        // Not audited: a flood past the limit must not flood the trail too (scim/request-audit.ts).
+        // Not audited: a flood past the limit must not flood the trail too (scim-http/request-audit.ts).
         res.locals.rateLimited = true;
         next(
           new ScimError(

@@ -1,5 +1,4 @@
 import type { NextFunction, Request, Response } from 'express';
-import { SCIM_BASE_PATH } from '../scim/http.js';
 import {
   newCallLog,
   runWithCallLog,
@@ -15,6 +14,17 @@ export interface RequestState {
   upstream: UpstreamCallLog;
   /** `/scim/v2/Users/:id`, never the raw path; undefined until a route matched. */
   route?: string;
+  /** requestContext's option of that name, for routeLabel. */
+  unroutedLabel?: RequestContextOptions['unroutedLabel'];
+}
+
+export interface RequestContextOptions {
+  /**
+   * The label of a request no route matched (refused before routing, e.g. 401), from its path: a
+   * bounded stand-in the surface that owns the path builds (scim-http/http.ts for SCIM paths), or
+   * undefined for 'unmatched'. Never anything a client chose, such as an id.
+   */
+  unroutedLabel?: (path: string) => string | undefined;
 }
 
 /**
@@ -24,9 +34,9 @@ export interface RequestState {
  * the request captures both at that moment (after an error, Express has already restored
  * baseUrl, so reading them at the end would lose the mount path).
  */
-export function requestContext() {
+export function requestContext(options: RequestContextOptions = {}) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const state: RequestState = { upstream: newCallLog() };
+    const state: RequestState = { upstream: newCallLog(), unroutedLabel: options.unroutedLabel };
     res.locals.requestState = state;
     let route: unknown;
     Object.defineProperty(req, 'route', {
@@ -48,38 +58,16 @@ function joinRoute(base: string, path: string): string {
   return joined === '' ? '/' : joined;
 }
 
-const SCIM_ENDPOINTS = new Set([
-  'Users',
-  'Groups',
-  'Me',
-  'Bulk',
-  'ServiceProviderConfig',
-  'ResourceTypes',
-  'Schemas',
-  '.search',
-]);
-
 /**
- * The route label of a finished request: the matched template, else a bounded stand-in built
- * from the path (requests rejected before routing, e.g. 401, still get a useful label), else
- * 'unmatched'. Never contains ids or anything else a client chose.
+ * The route label of a finished request: the matched template, else the stand-in of
+ * `unroutedLabel` (requests rejected before routing still get a useful label), else 'unmatched'.
+ * Never contains ids or anything else a client chose.
  */
 export function routeLabel(req: Request, res: Response): string {
   const state = res.locals.requestState as RequestState | undefined;
   if (state?.route) return state.route;
   const path = (req.originalUrl ?? req.url ?? '').split('?')[0];
-  if (path === SCIM_BASE_PATH || path.startsWith(`${SCIM_BASE_PATH}/`)) {
-    const [endpoint, ...rest] = path.slice(SCIM_BASE_PATH.length + 1).split('/');
-    if (!SCIM_ENDPOINTS.has(endpoint)) return 'unmatched';
-    const parts = rest.filter(Boolean);
-    if (parts.length === 0) return `${SCIM_BASE_PATH}/${endpoint}`;
-    if (parts.length === 1) {
-      const sub = parts[0] === '.search' ? '.search' : endpoint === 'ResourceTypes' ? ':name' : ':id';
-      return `${SCIM_BASE_PATH}/${endpoint}/${sub}`;
-    }
-    return 'unmatched';
-  }
-  return 'unmatched';
+  return state?.unroutedLabel?.(path) ?? 'unmatched';
 }
 
 /** Upstream attempts of a request (for its audit record). */

@@ -1,5 +1,4 @@
-import { Router } from 'express';
-import { bearerAuth } from '../scim/auth.js';
+import { type RequestHandler, Router } from 'express';
 import type { Metrics } from './metrics.js';
 import type { Readiness } from './readiness.js';
 
@@ -8,12 +7,15 @@ export const OPS_PATHS = ['/healthz', '/readyz', '/metrics'] as const;
 export interface OpsRouterOptions {
   readiness: Readiness;
   metrics: Metrics;
-  /** When set, /metrics requires `Authorization: Bearer <token>` (compared in constant time). */
-  metricsToken?: string;
+  /**
+   * When set, runs before /metrics: the bridge passes the bearer-token check for METRICS_TOKEN
+   * (scim-http/auth.ts), so /metrics requires `Authorization: Bearer <token>`.
+   */
+  metricsGuard?: RequestHandler;
 }
 
 /** /healthz (liveness), /readyz (readiness), /metrics (Prometheus). No SCIM authentication. */
-export function opsRouter({ readiness, metrics, metricsToken }: OpsRouterOptions): Router {
+export function opsRouter({ readiness, metrics, metricsGuard }: OpsRouterOptions): Router {
   const router = Router();
 
   // Liveness: the process is up, its event loop turns, and its store has not been unreachable for
@@ -31,7 +33,7 @@ export function opsRouter({ readiness, metrics, metricsToken }: OpsRouterOptions
     res.status(report.status === 'ready' ? 200 : 503).json(report);
   });
 
-  const guard = metricsToken ? [bearerAuth([metricsToken])] : [];
+  const guard = metricsGuard ? [metricsGuard] : [];
   router.get('/metrics', ...guard, async (_req, res) => {
     const { contentType, body } = await metrics.render();
     res.setHeader('Cache-Control', 'no-store');

@@ -1,5 +1,5 @@
 // Failures of the bridge's own store, as domain errors with a stable `code` (like undici's
-// lib/core/errors.js). The SCIM layer maps them once (scim/errors.ts); nothing above the store
+// lib/core/errors.js). The SCIM layer maps them once (scim-http/errors.ts); nothing above the store
 // looks at a driver's error text.
 
 /**

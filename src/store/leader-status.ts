@@ -5,7 +5,7 @@
 export interface PublishedLeaderStatus {
   /** The leadership it was published under, e.g. 'reconciler'. */
   role: string;
-  /** The replica that published it (its identity, ops/replica.ts). */
+  /** The replica that published it (its identity, directory/replica.ts). */
   replica: string;
   publishedAt: string;
   /** How long ago it was published, by the store's clock (replicas' clocks may differ). */

@@ -2,7 +2,7 @@
 // short fingerprint for an unlabelled token; never by the token.
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { tokenFingerprint } from '../../src/scim/auth.js';
+import { tokenFingerprint } from '../../src/scim-http/auth.js';
 
 const gen = () => 'generated-token-0123456789';
 

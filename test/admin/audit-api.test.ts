@@ -2,7 +2,7 @@
 // /admin/api/audit and audit.jsonl; paging, filters, validation, retention, and no secret anywhere.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditRetention } from '../../src/audit/retention.js';
-import { tokenFingerprint } from '../../src/scim/auth.js';
+import { tokenFingerprint } from '../../src/scim-http/auth.js';
 import type { AuditRecord } from '../../src/store/audit-types.js';
 import { PATCH_OP, patchBody, uniqueName, userBody } from '../e2e/users-support.js';
 import { type Harness, startHarness, storeKinds, TEST_TOKEN } from '../helpers/harness.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { auditEntry, backgroundStatus, bounded, scimStatus } from '../../src/audit/entry.js';
-import type { Origin } from '../../src/directory/context.js';
+import type { Origin } from '../../src/audit/origin.js';
 import type { AuditUpstreamCall } from '../../src/store/audit-types.js';
 
 function origin(calls: AuditUpstreamCall[] = [], over: Partial<Origin> = {}): Origin {

@@ -44,7 +44,11 @@ describe('summarizeProfile', () => {
   const profile: CpuProfile = {
     nodes: [
       { id: 1, callFrame: frame('(root)', ''), children: [2, 6] },
-      { id: 2, callFrame: frame('handler', 'file:///app/dist/scim/users-routes.js', 9), children: [3, 5] },
+      {
+        id: 2,
+        callFrame: frame('handler', 'file:///app/dist/scim-http/users-routes.js', 9),
+        children: [3, 5],
+      },
       { id: 3, callFrame: frame('signRequest', 'file:///app/dist/volcengine/signer.js', 59), children: [4] },
       { id: 4, callFrame: frame('Hmac', 'node:internal/crypto/hash', 160) },
       { id: 5, callFrame: frame('run', 'file:///app/node_modules/better-sqlite3/lib/a.js', 1) },
@@ -82,7 +86,7 @@ describe('summarizeProfile', () => {
     const s = summarizeProfile(profile);
     expect(s.topSelf[0].name).toMatch(/^run better-sqlite3\/lib\/a\.js:2$/);
     expect(s.topInclusive.map((e) => [e.name, e.ms])).toEqual([
-      ['handler dist/scim/users-routes.js:10', 7],
+      ['handler dist/scim-http/users-routes.js:10', 7],
       ['signRequest dist/volcengine/signer.js:60', 3],
     ]);
   });

@@ -5,7 +5,7 @@ import { InvalidValueError } from '../../src/directory/errors.js';
 import { GroupMembers } from '../../src/directory/groups-members.js';
 import { Intents } from '../../src/directory/intents.js';
 import { ResourceLocks } from '../../src/directory/resource-locks.js';
-import { parseFilter } from '../../src/scim/filter.js';
+import { parseFilter } from '../../src/scim-model/filter.js';
 import {
   openTestStore,
   type StoreKind,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from '../../src/directory/paging.js';
-import { equalityAnchor, type Filter, parseFilter } from '../../src/scim/filter.js';
+import { equalityAnchor, type Filter, parseFilter } from '../../src/scim-model/filter.js';
 
 /** A CloudIdentity-like list of `n` items answering PageNumber/PageSize, recording each call. */
 function upstreamList(n: number) {

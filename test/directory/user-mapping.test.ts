@@ -10,7 +10,8 @@ import {
   upstreamFieldsFor,
   userVersion,
 } from '../../src/directory/user-mapping.js';
-import { type ScimError, toScimError } from '../../src/scim/errors.js';
+import { toScimError } from '../../src/scim-http/errors.js';
+import type { ScimError } from '../../src/scim-model/scim-error.js';
 import type { UserRecord } from '../../src/store/types.js';
 import type { CloudIdentityUser } from '../../src/volcengine/types.js';
 

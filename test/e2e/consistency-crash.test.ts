@@ -13,7 +13,7 @@ import {
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
-import { GROUP_SCHEMA } from '../../src/scim/schemas.js';
+import { GROUP_SCHEMA } from '../../src/scim-model/schemas.js';
 import { waitUntil } from '../helpers/api-gate.js';
 import type { Harness } from '../helpers/harness.js';
 import { freshPostgresUrl } from '../helpers/postgres.js';

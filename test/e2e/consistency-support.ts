@@ -3,7 +3,7 @@
 // I3 group members = users' `groups` = CloudIdentity members · I5 no duplicate accounts.
 import pg from 'pg';
 import { expect } from 'vitest';
-import { GROUP_SCHEMA } from '../../src/scim/schemas.js';
+import { GROUP_SCHEMA } from '../../src/scim-model/schemas.js';
 import { type Harness, type HarnessOptions, startHarness } from '../helpers/harness.js';
 import { filterUrl, type LooseJson, patchBody, userBody } from './users-support.js';
 

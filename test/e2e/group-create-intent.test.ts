@@ -4,7 +4,7 @@
 // displayName, or the reconciler) records the group CloudIdentity made, proved by its CreatedTime.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FaultRule } from '../../src/emulator/index.js';
-import { GROUP_SCHEMA } from '../../src/scim/schemas.js';
+import { GROUP_SCHEMA } from '../../src/scim-model/schemas.js';
 import type { CloudIdentityApi } from '../../src/volcengine/types.js';
 import { type Harness, type HarnessOptions, startHarness, storeKinds } from '../helpers/harness.js';
 import { expectScimError, uniqueName } from './users-support.js';

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LIMITS } from '../../src/scim/schemas.js';
+import { LIMITS } from '../../src/scim-model/schemas.js';
 
 const GUIDES = ['docs/entra.md', 'docs/okta.md'];
 

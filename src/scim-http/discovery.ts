@@ -1,14 +1,14 @@
 import { type Request, Router } from 'express';
 import SCIMMY from 'scimmy';
-import { badRequest, notFound } from './errors.js';
-import { listResponse, scimBaseUrl, sendScim } from './http.js';
 import {
   ENTERPRISE_SCHEMA,
   GROUP_SCHEMA,
   USER_SCHEMA,
   VOLC_USER_SCHEMA,
   volcUserSchemaDescription,
-} from './schemas.js';
+} from '../scim-model/schemas.js';
+import { badRequest, notFound } from '../scim-model/scim-error.js';
+import { listResponse, scimBaseUrl, sendScim } from './http.js';
 
 type Json = Record<string, unknown>;
 

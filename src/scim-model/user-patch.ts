@@ -1,143 +1,15 @@
 import SCIMMY from 'scimmy';
-import { badRequest, requestDetail, ScimError, toScimError } from './errors.js';
-import { checkRecordSize } from './input-limits.js';
-import {
-  isPlainObject,
-  normalizePatchOperations,
-  normalizeResourceBody,
-  type PatchOperation,
-  valueIgnoringCase,
-} from './normalize.js';
-import { ENTERPRISE_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
+import { isPlainObject, normalizePatchOperations, type PatchOperation } from './normalize.js';
+import { ENTERPRISE_SCHEMA, PATCH_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
+import { badRequest, requestDetail, ScimError, scimErrorOf } from './scim-error.js';
+import { coerce, descriptionFrom, splitCoerced, takeIgnoringCase, type UserInput } from './user-input.js';
+import { canonicalOperation } from './user-paths.js';
+
+// PATCH of a user (RFC 7644 §3.5.2): the PatchOp envelope, then the operations applied in order to
+// the user's current SCIM form, by hand for plain replaces and the Volcengine extension, by scimmy's
+// PatchOp otherwise; the result is checked like a PUT body (user-input.ts).
 
 type Json = Record<string, unknown>;
-
-/** A validated SCIM user as the directory layer receives it. */
-export interface UserInput {
-  /** SCIM attributes to keep (validated by scimmy; no id, meta, password, groups, externalId, active) */
-  attributes: Json;
-  externalId?: string;
-  active?: boolean;
-  /** Volcengine extension `description`; undefined when not sent */
-  description?: string;
-  /** body.id when the client sent one (PUT must match the path) */
-  id?: string;
-}
-
-function takeIgnoringCase(body: Json, key: string): unknown {
-  for (const k of Object.keys(body)) {
-    if (k.toLowerCase() === key.toLowerCase()) {
-      const v = body[k];
-      delete body[k];
-      return v;
-    }
-  }
-  return undefined;
-}
-
-function descriptionFrom(volc: unknown): string | undefined {
-  if (volc === undefined || volc === null) return undefined;
-  if (!isPlainObject(volc)) throw badRequest('invalidValue', `${VOLC_USER_SCHEMA} must be an object`);
-  const value = valueIgnoringCase(volc, 'description');
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string')
-    throw badRequest('invalidValue', `${VOLC_USER_SCHEMA}:description must be a string`);
-  return value;
-}
-
-/**
- * Validates and casts a user with scimmy's schema definition. `definition.coerce` runs the same
- * attribute checks as `new SCIMMY.Schemas.User(body, 'in')` at a quarter of the CPU (the
- * constructor also builds per-instance accessors, about 0.2 ms per body); the one difference,
- * an extension object left with no values, is dropped here as the constructor would.
- */
-function coerce(body: Json): Json {
-  try {
-    const coerced = SCIMMY.Schemas.User.definition.coerce(body, 'in') as unknown as Json;
-    return withoutEmptyExtensions(coerced);
-  } catch (e) {
-    const fallback = 'a value does not fit its attribute in the User schema';
-    if (e instanceof TypeError) throw badRequest('invalidValue', requestDetail(e.message, fallback));
-    const err = toScimError(e);
-    throw err.status === 500 ? badRequest('invalidValue', fallback) : err;
-  }
-}
-
-function withoutEmptyExtensions(coerced: Json): Json {
-  for (const key of Object.keys(coerced)) {
-    if (!key.toLowerCase().startsWith('urn:') || !isPlainObject(coerced[key])) continue;
-    if (hasValues(coerced[key])) continue;
-    delete coerced[key];
-    if (Array.isArray(coerced.schemas)) coerced.schemas = coerced.schemas.filter((id) => id !== key);
-  }
-  return coerced;
-}
-
-function hasValues(value: unknown): boolean {
-  if (value === undefined || value === null) return false;
-  if (Array.isArray(value)) return value.some(hasValues);
-  if (isPlainObject(value)) return Object.values(value).some(hasValues);
-  return true;
-}
-
-/** POST/PUT body → UserInput, or a 400 with a detail that names the problem. */
-export function parseUserBody(raw: unknown): UserInput {
-  const body = normalizeResourceBody(raw);
-  const schemas = body.schemas;
-  if (schemas !== undefined) {
-    if (
-      !Array.isArray(schemas) ||
-      !schemas.some((s) => typeof s === 'string' && s.toLowerCase() === USER_SCHEMA.toLowerCase())
-    ) {
-      throw badRequest('invalidSyntax', `schemas must be an array containing '${USER_SCHEMA}'`);
-    }
-  } else {
-    body.schemas = [USER_SCHEMA];
-  }
-  for (const [key, value] of Object.entries(body)) {
-    // scimmy silently drops an extension that is not an object; the client would never know.
-    if (key.toLowerCase() === ENTERPRISE_SCHEMA.toLowerCase() && value !== null && !isPlainObject(value))
-      throw badRequest('invalidValue', `${ENTERPRISE_SCHEMA} must be an object`);
-  }
-  const description = descriptionFrom(takeIgnoringCase(body, VOLC_USER_SCHEMA));
-  const id = takeIgnoringCase(body, 'id');
-  const userName = valueIgnoringCase(body, 'userName');
-  if (userName === undefined || userName === null || userName === '') {
-    throw badRequest('invalidValue', 'userName is required');
-  }
-  if (typeof userName !== 'string') throw badRequest('invalidValue', 'userName must be a string');
-  const coerced = coerce(body);
-  return splitCoerced(coerced, description, typeof id === 'string' ? id : undefined);
-}
-
-function splitCoerced(coerced: Json, description: string | undefined, id?: string): UserInput {
-  const {
-    schemas: _s,
-    meta: _m,
-    id: _i,
-    password: _p,
-    groups: _g,
-    externalId,
-    active,
-    ...attributes
-  } = coerced;
-  if (externalId !== undefined && typeof externalId !== 'string') {
-    throw badRequest('invalidValue', 'externalId must be a string');
-  }
-  if (active !== undefined && typeof active !== 'boolean')
-    throw badRequest('invalidValue', 'active must be a boolean');
-  // userName is a uniqueness key: NFC, so that `josé` typed as e + U+0301 is the same user (and
-  // the same CloudIdentity UserName) as `josé` with a precomposed é.
-  if (typeof attributes.userName === 'string') attributes.userName = attributes.userName.normalize('NFC');
-  checkRecordSize('user', { attributes, externalId, description });
-  return {
-    attributes,
-    ...(externalId ? { externalId } : {}),
-    ...(active !== undefined ? { active } : {}),
-    ...(description !== undefined ? { description } : {}),
-    ...(id !== undefined ? { id } : {}),
-  };
-}
 
 /** Validates the PatchOp envelope; operations are normalised later, against the current resource. */
 export function parsePatchBody(raw: unknown): { operations: unknown[] } {
@@ -301,8 +173,8 @@ async function applyWithScimmy(
       : 'an operation';
     const fallback = `${where} cannot be applied to this user: the value does not fit the attribute`;
     if (e instanceof TypeError) throw badRequest('invalidValue', requestDetail(renumbered, fallback));
-    const err = toScimError(e);
-    if (err.status === 500) throw badRequest('invalidValue', fallback);
+    const err = scimErrorOf(e);
+    if (!err || err.status === 500) throw badRequest('invalidValue', fallback);
     throw new ScimError(err.status, err.scimType, requestDetail(renumbered, fallback));
   }
 }
@@ -389,80 +261,4 @@ function plainAttribute(path: string): { attribute: AttributeShape; keys: string
     if (i === names.length - 1) return { attribute, keys };
   }
   return undefined;
-}
-
-// Attribute names are case-insensitive (RFC 7643 §2.1) but scimmy matches PATCH paths
-// case-sensitively; Entra's default mappings send `emails[type eq "other"].Value` and
-// `addresses[type eq "work"].Formatted`. Paths and path-less value keys are rewritten to the
-// schema's spelling first; names the schema does not know are left for scimmy to report.
-
-interface NameNode {
-  name: string;
-  sub: Map<string, NameNode>;
-}
-let userNames: Map<string, NameNode> | undefined;
-
-function userNameTree(): Map<string, NameNode> {
-  const build = (attributes: unknown[]): Map<string, NameNode> => {
-    const map = new Map<string, NameNode>();
-    for (const a of attributes as Array<{
-      name?: string;
-      id?: string;
-      subAttributes?: unknown[];
-      attributes?: unknown[];
-    }>) {
-      const name = a.id ?? a.name;
-      if (name) map.set(name.toLowerCase(), { name, sub: build(a.subAttributes ?? a.attributes ?? []) });
-    }
-    return map;
-  };
-  userNames ??= build((SCIMMY.Schemas.User.definition as unknown as { attributes: unknown[] }).attributes);
-  return userNames;
-}
-
-const CORE_USER_PREFIX = `${USER_SCHEMA}:`;
-
-/** `Emails[Type eq "work"].Value` → `emails[type eq "work"].value`; extension URN prefixes kept, the core one dropped. */
-export function canonicalUserPath(path: string): string {
-  let names = userNameTree();
-  let prefix = '';
-  let rest = path;
-  const lower = path.toLowerCase();
-  if (lower.startsWith(CORE_USER_PREFIX.toLowerCase())) {
-    // A fully qualified core attribute (RFC 7644 §3.10) is the attribute itself; scimmy's PatchOp
-    // only understands the short form.
-    rest = path.slice(CORE_USER_PREFIX.length);
-  } else if (lower.startsWith('urn:')) {
-    const extension = [...names.values()].find((n) => lower.startsWith(`${n.name.toLowerCase()}:`));
-    if (!extension) return path;
-    prefix = `${extension.name}:`;
-    rest = path.slice(prefix.length);
-    names = extension.sub;
-  }
-  const match = /^([^.[\]]+)(?:\[(.*)\])?(?:\.([^.[\]]+))?$/.exec(rest);
-  if (!match) return path;
-  const [, attribute, filter, sub] = match;
-  const node = names.get(attribute.toLowerCase());
-  if (!node) return path;
-  const subName = (name: string) => node.sub.get(name.toLowerCase())?.name ?? name;
-  const canonicalFilter =
-    filter === undefined
-      ? ''
-      : `[${filter
-          .split(/("(?:[^"\\]|\\.)*")/)
-          .map((part, i) => (i % 2 === 1 ? part : part.replace(/[A-Za-z$][\w$]*/g, subName)))
-          .join('')}]`;
-  return `${prefix}${node.name}${canonicalFilter}${sub === undefined ? '' : `.${subName(sub)}`}`;
-}
-
-function canonicalOperation(raw: unknown): unknown {
-  if (!isPlainObject(raw)) return raw;
-  const out: Json = { ...raw };
-  if (typeof out.path === 'string') out.path = canonicalUserPath(out.path.trim());
-  else if (out.path === undefined && isPlainObject(out.value)) {
-    out.value = Object.fromEntries(
-      Object.entries(out.value).map(([key, value]) => [canonicalUserPath(key), value]),
-    );
-  }
-  return out;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ScimError } from '../../src/scim/errors.js';
-import { listParams, listResponse, project } from '../../src/scim/http.js';
+import { listParams, listResponse, project } from '../../src/scim-http/http.js';
+import { ScimError } from '../../src/scim-model/scim-error.js';
 
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 const user = {

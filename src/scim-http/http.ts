@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
-import { badRequest, type ScimError } from './errors.js';
-import { isPlainObject } from './normalize.js';
-import { LIST_RESPONSE_SCHEMA } from './schemas.js';
+import { isPlainObject } from '../scim-model/normalize.js';
+import { LIST_RESPONSE_SCHEMA } from '../scim-model/schemas.js';
+import { badRequest, type ScimError } from '../scim-model/scim-error.js';
 
 type Json = Record<string, unknown>;
 
@@ -41,6 +41,35 @@ export function sendError(res: Response, error: ScimError): void {
 }
 
 export const SCIM_BASE_PATH = '/scim/v2';
+
+const SCIM_ENDPOINTS = new Set([
+  'Users',
+  'Groups',
+  'Me',
+  'Bulk',
+  'ServiceProviderConfig',
+  'ResourceTypes',
+  'Schemas',
+  '.search',
+]);
+
+/**
+ * The metric and log label of a SCIM path no route matched (a request refused before routing, such
+ * as a 401): the endpoint's route template, bounded to the endpoints SCIM defines; undefined for
+ * anything else. Never contains ids or anything else a client chose.
+ */
+export function scimRouteLabel(path: string): string | undefined {
+  if (path !== SCIM_BASE_PATH && !path.startsWith(`${SCIM_BASE_PATH}/`)) return undefined;
+  const [endpoint, ...rest] = path.slice(SCIM_BASE_PATH.length + 1).split('/');
+  if (!SCIM_ENDPOINTS.has(endpoint)) return 'unmatched';
+  const parts = rest.filter(Boolean);
+  if (parts.length === 0) return `${SCIM_BASE_PATH}/${endpoint}`;
+  if (parts.length === 1) {
+    const sub = parts[0] === '.search' ? '.search' : endpoint === 'ResourceTypes' ? ':name' : ':id';
+    return `${SCIM_BASE_PATH}/${endpoint}/${sub}`;
+  }
+  return 'unmatched';
+}
 
 /**
  * The base URL resources are located under: PUBLIC_BASE_URL, else what the request was sent to.

@@ -1,4 +1,4 @@
-import { badRequest } from './errors.js';
+import { badRequest } from './scim-error.js';
 
 // A SCIM filter (RFC 7644 §3.4.2.2) → a syntax tree → disjunctive normal form, under a budget.
 //

@@ -1,7 +1,12 @@
 // "What changed" in an audit record: attribute names only, old → new for the facts that decide
 // what CloudIdentity holds and whether the person has an account.
 import { describe, expect, it } from 'vitest';
-import { describeGroup, describeUser, type GroupState, type UserState } from '../../src/audit/changes.js';
+import {
+  describeGroup,
+  describeUser,
+  type GroupState,
+  type UserState,
+} from '../../src/directory/audit-changes.js';
 
 const alice: UserState = {
   userName: 'alice@example.com',

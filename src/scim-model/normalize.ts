@@ -1,5 +1,5 @@
-import { badRequest } from './errors.js';
 import { ENTERPRISE_SCHEMA } from './schemas.js';
+import { badRequest } from './scim-error.js';
 
 // What Entra ID and Okta send that strict SCIM validation (scimmy) would refuse, rewritten into the
 // standard shape before validation. Each rule names the client behaviour it exists for.

@@ -1,5 +1,5 @@
 import { type Request, type Response, Router } from 'express';
-import { ScimError } from './errors.js';
+import { ScimError } from '../scim-model/scim-error.js';
 import { type GroupRouteDeps, searchGroups } from './groups-routes.js';
 import { listParams, listResponse, sendScim } from './http.js';
 import { type RouteDeps, type SearchPage, searchUsers } from './users-routes.js';

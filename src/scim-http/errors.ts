@@ -1,5 +1,5 @@
-import SCIMMY from 'scimmy';
 import { DirectoryError, type DirectoryErrorCode } from '../directory/errors.js';
+import { ScimError, type ScimType, scimErrorOf } from '../scim-model/scim-error.js';
 import {
   StoreBindingError,
   StoreLockTimeoutError,
@@ -15,62 +15,6 @@ import {
   VolcengineTransportError,
 } from '../volcengine/errors.js';
 
-export const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
-
-export type ScimType =
-  | 'invalidFilter'
-  | 'tooMany'
-  | 'uniqueness'
-  | 'mutability'
-  | 'invalidSyntax'
-  | 'invalidPath'
-  | 'noTarget'
-  | 'invalidValue'
-  | 'invalidVers'
-  | 'sensitive';
-
-/**
- * A SCIM error response. Formatted by the bridge itself rather than scimmy's Messages.Error,
- * which refuses the 429/502/503/504 statuses the bridge must be able to answer.
- */
-export class ScimError extends Error {
-  override readonly name = 'ScimError';
-  constructor(
-    readonly status: number,
-    readonly scimType: ScimType | undefined,
-    readonly detail: string,
-    /** seconds, sent as Retry-After */
-    readonly retryAfter?: number,
-  ) {
-    super(detail);
-  }
-
-  toBody(): Record<string, unknown> {
-    return {
-      schemas: [ERROR_SCHEMA],
-      status: String(this.status),
-      ...(this.scimType ? { scimType: this.scimType } : {}),
-      detail: this.detail,
-    };
-  }
-}
-
-export const badRequest = (scimType: ScimType, detail: string) => new ScimError(400, scimType, detail);
-
-/**
- * Text of a JavaScript runtime error (a library tripping over an input shape it did not expect)
- * rather than a sentence about the request. Such text must never reach a client.
- */
-const RUNTIME_TEXT =
-  /Cannot |undefined|null to object|Maximum call stack|is not a function|of undefined|not extensible|is not iterable|is not defined|Unexpected token|Invalid array length/;
-
-/** A library's message when it speaks about the request; otherwise `fallback`, which must. */
-export function requestDetail(message: string, fallback: string): string {
-  return RUNTIME_TEXT.test(message) ? fallback : message;
-}
-export const notFound = (detail: string) => new ScimError(404, undefined, detail);
-
-// ---------------------------------------------------------------------------------------------
 // What the client sees for each failure of the layers below: every error declared once, with its
 // status, scimType, Retry-After and detail (the manner of fastify's lib/errors.js). Upstream
 // details only an operator can act on stay in the logs; the client gets a useful, secret-free
@@ -217,7 +161,6 @@ function apply<E extends Error>(rule: Rule<E>, e: E): ScimError {
 
 /** Maps anything thrown while serving a request to the SCIM error the client should see. */
 export function toScimError(e: unknown): ScimError {
-  if (e instanceof ScimError) return e;
   if (e instanceof DirectoryError) return apply(DIRECTORY_ERRORS[e.code], e);
   if (e instanceof VolcengineApiError) return apply(UPSTREAM_ERRORS[e.code] ?? upstreamByStatus(e), e);
   if (e instanceof VolcengineTransportError) return apply(TRANSPORT_ERRORS[e.kind], e);
@@ -230,14 +173,7 @@ export function toScimError(e: unknown): ScimError {
   ) {
     return apply(STORE_ERRORS[e.code], e);
   }
-  if (e instanceof SCIMMY.Types.Error) {
-    const err = e as unknown as { status: number; scimType?: ScimType; message: string };
-    const status = Number(err.status) || 400;
-    return new ScimError(
-      status,
-      err.scimType,
-      requestDetail(err.message, 'the request could not be applied to this resource'),
-    );
-  }
+  const own = scimErrorOf(e);
+  if (own) return own;
   return new ScimError(500, undefined, INTERNAL_DETAIL);
 }

@@ -1,8 +1,8 @@
-import { badRequest, type ScimError } from './errors.js';
 import { type Filter, parseFilter } from './filter.js';
 import { checkMemberCount, checkRecordSize, DEFAULT_MAX_MEMBERS_PER_REQUEST } from './input-limits.js';
 import { isPlainObject } from './normalize.js';
 import { GROUP_SCHEMA, LIMITS } from './schemas.js';
+import { badRequest, type ScimError } from './scim-error.js';
 
 // SCIM Group requests → plain plans for the directory layer. Everything a client can get wrong is
 // rejected here, with a detail naming the problem, before any upstream call. Membership is kept as

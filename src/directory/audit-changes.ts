@@ -1,6 +1,6 @@
-import { upstreamFieldsFor } from '../directory/user-mapping.js';
 import type { AuditChanges, AuditFieldChange } from '../store/audit-types.js';
 import type { GroupRecord, JsonObject, UserRecord } from '../store/types.js';
+import { upstreamFieldsFor } from './user-mapping.js';
 
 // "What changed" for one audit record, from the state of a resource before and after the operation
 // as the operation itself states them: SCIM attribute names only (their values may be personal data

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { auditEntry, scimStatus } from '../audit/entry.js';
-import type { Origin } from '../directory/context.js';
+import type { Origin } from '../audit/origin.js';
 import { upstreamCalls } from '../ops/request-context.js';
 import type { BridgeStore } from '../store/types.js';
 import { scimActor } from './auth.js';

@@ -1,5 +1,5 @@
-import { badRequest } from './errors.js';
 import { type Comparison, filterToDnf, type Literal } from './filter-parse.js';
+import { badRequest } from './scim-error.js';
 
 // Filters are parsed (filter-parse.ts, under a complexity budget) into disjunctive normal form: an
 // array of AND-terms, each a tree of conditions keyed by attribute name. Matching is done here, not

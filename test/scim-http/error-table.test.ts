@@ -11,7 +11,7 @@ import {
   TooManyError,
   UniquenessError,
 } from '../../src/directory/errors.js';
-import { DIRECTORY_ERRORS, STORE_ERRORS, toScimError } from '../../src/scim/errors.js';
+import { DIRECTORY_ERRORS, STORE_ERRORS, toScimError } from '../../src/scim-http/errors.js';
 import {
   StoreBindingError,
   StoreLockTimeoutError,
@@ -75,7 +75,7 @@ const directory: Array<[DirectoryError, string, number, string | undefined, numb
   ],
 ];
 
-describe('the error table in scim/errors.ts', () => {
+describe('the error table in scim-http/errors.ts', () => {
   it.each(directory)(
     '%s → its status, scimType and Retry-After, with its message as detail',
     (error, name, status, scimType, retryAfter, decided) => {

@@ -2,11 +2,12 @@ import { type Request, type Response, Router } from 'express';
 import type { RequestContext } from '../directory/context.js';
 import type { UserView } from '../directory/user-mapping.js';
 import { type UserDirectory, UserDirectory as Users } from '../directory/users.js';
-import { badRequest } from './errors.js';
-import { parseFilter } from './filter.js';
+import { parseFilter } from '../scim-model/filter.js';
+import { ENTERPRISE_SCHEMA, VOLC_USER_SCHEMA } from '../scim-model/schemas.js';
+import { badRequest } from '../scim-model/scim-error.js';
+import { parseUserBody } from '../scim-model/user-input.js';
+import { applyUserPatch, parsePatchBody } from '../scim-model/user-patch.js';
 import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
-import { ENTERPRISE_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
-import { applyUserPatch, parsePatchBody, parseUserBody } from './user-input.js';
 
 type Json = Record<string, unknown>;
 

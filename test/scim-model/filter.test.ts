@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ScimError } from '../../src/scim/errors.js';
-import { equalityAnchor, matchesFilter, parseFilter } from '../../src/scim/filter.js';
-import { USER_FILTER_ATTRIBUTES } from '../../src/scim/users-routes.js';
+import { USER_FILTER_ATTRIBUTES } from '../../src/scim-http/users-routes.js';
+import { equalityAnchor, matchesFilter, parseFilter } from '../../src/scim-model/filter.js';
+import { ScimError } from '../../src/scim-model/scim-error.js';
 
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 const CASE_EXACT = new Set(['id', 'externalid']);

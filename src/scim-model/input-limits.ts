@@ -1,4 +1,4 @@
-import { badRequest } from './errors.js';
+import { badRequest } from './scim-error.js';
 
 // Bounds on what one request may make the bridge keep or do, checked before any upstream call.
 

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { ScimError } from './errors.js';
+import { ScimError } from '../scim-model/scim-error.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 

@@ -1,9 +1,14 @@
 import { type Request, type Response, Router } from 'express';
 import type { RequestContext } from '../directory/context.js';
 import { type GroupDirectory, GroupDirectory as Groups, type GroupView } from '../directory/groups.js';
-import { badRequest } from './errors.js';
-import { parseFilter } from './filter.js';
-import { type GroupInputLimits, parseGroupBody, parseGroupPatch, wantsMembers } from './group-input.js';
+import { parseFilter } from '../scim-model/filter.js';
+import {
+  type GroupInputLimits,
+  parseGroupBody,
+  parseGroupPatch,
+  wantsMembers,
+} from '../scim-model/group-input.js';
+import { badRequest } from '../scim-model/scim-error.js';
 import { type ListParams, listParams, listResponse, project, scimBaseUrl, sendScim } from './http.js';
 
 type Json = Record<string, unknown>;

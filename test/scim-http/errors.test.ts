@@ -1,6 +1,7 @@
 import SCIMMY from 'scimmy';
 import { describe, expect, it } from 'vitest';
-import { ERROR_SCHEMA, ScimError, toScimError } from '../../src/scim/errors.js';
+import { toScimError } from '../../src/scim-http/errors.js';
+import { ERROR_SCHEMA, ScimError } from '../../src/scim-model/scim-error.js';
 import { mapSqliteError } from '../../src/store/sqlite-store.js';
 import {
   isCredentialProblem,
