@@ -1,6 +1,18 @@
-// The single-write methods of BridgeStore, each a unit of work of its own through commit(): both
-// stores get the same commit-error guarantee for them as for a whole unit, from one definition.
+// The methods of BridgeStore both stores define the same way on top of their primitives: the
+// single-write methods, each a unit of work of its own through commit() (both stores get the same
+// commit-error guarantee for them as for a whole unit), and the drift snapshot (drift-sql.ts) through
+// read() and writeAll().
 import type { AuditEntry } from './audit-types.js';
+import {
+  driftProgressStatements,
+  type ReadSql,
+  readDriftFindings,
+  readDriftSweep,
+  readUnmanaged,
+  replaceFindingsStatements,
+  type Statement,
+} from './drift-sql.js';
+import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
 import {
   type CommitResult,
   type GroupChanges,
@@ -17,6 +29,10 @@ import {
 
 export abstract class SingleWrites {
   abstract commit(writes: readonly StoreWrite[]): Promise<CommitResult>;
+  /** Runs a read statement (drift snapshot). */
+  protected abstract readonly read: ReadSql;
+  /** Runs statements in one transaction (drift snapshot). */
+  protected abstract writeAll(statements: Statement[]): Promise<void>;
 
   async insertUser(record: NewUserRecord): Promise<UserRecord> {
     const result = await this.commit([{ op: 'insertUser', record }]);
@@ -85,5 +101,27 @@ export abstract class SingleWrites {
 
   async appendAudit(entry: AuditEntry): Promise<void> {
     await this.commit([{ op: 'appendAudit', entry }]);
+  }
+
+  // ---- drift snapshot (drift-sql.ts) ----
+
+  driftSweep() {
+    return readDriftSweep(this.read);
+  }
+
+  saveDriftProgress(progress: DriftProgress): Promise<void> {
+    return this.writeAll(driftProgressStatements(progress));
+  }
+
+  replaceDriftFindings(checked: string[], findings: DriftReportedFinding[]): Promise<void> {
+    return this.writeAll(replaceFindingsStatements(checked, findings));
+  }
+
+  unmanagedAccounts(query: { offset: number; limit: number; q?: string }) {
+    return readUnmanaged(this.read, query);
+  }
+
+  driftFindings(limit: number) {
+    return readDriftFindings(this.read, limit);
   }
 }

@@ -24,16 +24,7 @@ import type {
   AuditRecord,
   DirectoryCounts,
 } from './audit-types.js';
-import {
-  driftProgressStatements,
-  type ReadSql,
-  readDriftFindings,
-  readDriftSweep,
-  readUnmanaged,
-  replaceFindingsStatements,
-  type Statement,
-} from './drift-sql.js';
-import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
+import type { ReadSql, Statement } from './drift-sql.js';
 import type { Queryable, Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
@@ -684,33 +675,13 @@ export class SqlStore extends SingleWrites implements BridgeStore {
 
   // ---- drift snapshot (drift-sql.ts) ----
 
-  private readonly read: ReadSql = <T>(sql: string, params: unknown[]) => this.db.query<T>(sql, params);
+  protected readonly read: ReadSql = <T>(sql: string, params: unknown[]) => this.db.query<T>(sql, params);
 
-  private async writeAll(statements: Statement[]): Promise<void> {
+  protected async writeAll(statements: Statement[]): Promise<void> {
     await this.written(
       this.db.transaction(async (tx) => {
         for (const s of statements) await tx.query(s.sql, s.params);
       }),
     );
-  }
-
-  driftSweep() {
-    return readDriftSweep(this.read);
-  }
-
-  saveDriftProgress(progress: DriftProgress): Promise<void> {
-    return this.writeAll(driftProgressStatements(progress));
-  }
-
-  replaceDriftFindings(checked: string[], findings: DriftReportedFinding[]): Promise<void> {
-    return this.writeAll(replaceFindingsStatements(checked, findings));
-  }
-
-  unmanagedAccounts(query: { offset: number; limit: number; q?: string }) {
-    return readUnmanaged(this.read, query);
-  }
-
-  driftFindings(limit: number) {
-    return readDriftFindings(this.read, limit);
   }
 }

@@ -43,16 +43,7 @@ import type {
   DirectoryCounts,
 } from './audit-types.js';
 import type { StoreMeta } from './binding.js';
-import {
-  driftProgressStatements,
-  type ReadSql,
-  readDriftFindings,
-  readDriftSweep,
-  readUnmanaged,
-  replaceFindingsStatements,
-  type Statement,
-} from './drift-sql.js';
-import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
+import type { ReadSql, Statement } from './drift-sql.js';
 import { StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import type { PublishedLeaderStatus } from './leader-status.js';
@@ -722,32 +713,12 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
 
   // ---- drift snapshot (drift-sql.ts) ----
 
-  private readonly read: ReadSql = async <T>(sql: string, params: unknown[]) =>
+  protected readonly read: ReadSql = async <T>(sql: string, params: unknown[]) =>
     this.sync(() => this.all<T>(sql, params));
 
-  private async writeAll(statements: Statement[]): Promise<void> {
+  protected async writeAll(statements: Statement[]): Promise<void> {
     await this.write(() => {
       for (const s of statements) this.exec(s.sql, s.params);
     });
-  }
-
-  driftSweep() {
-    return readDriftSweep(this.read);
-  }
-
-  saveDriftProgress(progress: DriftProgress): Promise<void> {
-    return this.writeAll(driftProgressStatements(progress));
-  }
-
-  replaceDriftFindings(checked: string[], findings: DriftReportedFinding[]): Promise<void> {
-    return this.writeAll(replaceFindingsStatements(checked, findings));
-  }
-
-  unmanagedAccounts(query: { offset: number; limit: number; q?: string }) {
-    return readUnmanaged(this.read, query);
-  }
-
-  driftFindings(limit: number) {
-    return readDriftFindings(this.read, limit);
   }
 }
