@@ -36,7 +36,7 @@ const pad = (n) => String(n).padStart(2, '0');
 export function browserZone(now = new Date()) {
   const name = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
   const minutes = -now.getTimezoneOffset();
-  const sign = minutes < 0 ? '−' : '+';
+  const sign = minutes < 0 ? '-' : '+';
   const abs = Math.abs(minutes);
   return `${name}, UTC${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
@@ -299,6 +299,8 @@ export function createActivity({ api, el, fmtTime, tz, onRefresh }) {
     path: () => `activity?window=${window}`,
     /** New data (from the dashboard's load). */
     show(activity) {
+      // An answer for another window (a refresh that crossed a window switch) is not drawn.
+      if (activity?.window && activity.window !== window) return;
       data = activity;
       render();
       renderActors();
