@@ -58,6 +58,7 @@ interface PageElement {
 }
 interface PageWindow {
   document: {
+    dispatchEvent(event: Event): boolean;
     documentElement: PageElement;
     getElementById(id: string): PageElement;
     querySelector(selector: string): PageElement;
@@ -205,6 +206,22 @@ describe.skipIf(!haveChromium)('console activity in Chromium', () => {
     await page.check('#auto-refresh');
     await page.clock.runFor(31_000);
     await expect.poll(() => activityRequests()).toBeGreaterThan(paused);
+
+    // A hidden tab does not refresh; shown again, it catches up at once.
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((value) => {
+        const { document } = globalThis as unknown as PageWindow;
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => value });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await setHidden(true);
+    expect(await page.textContent('#refresh-status')).toBe('paused (tab hidden)');
+    const hidden = activityRequests();
+    await page.clock.runFor(95_000);
+    expect(activityRequests()).toBe(hidden);
+    await setHidden(false);
+    await expect.poll(() => activityRequests()).toBeGreaterThan(hidden);
+    expect(await page.textContent('#refresh-status')).toBe('');
   });
 
   it('draws bars by outcome across the card width, and switches windows', async () => {
