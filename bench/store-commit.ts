@@ -42,12 +42,16 @@ import { openStore } from '../src/store/index.js';
 import { SQLITE_NOW } from '../src/store/sqlite-migrations.js';
 import type { SqliteStore } from '../src/store/sqlite-store.js';
 import type { CommitResult, StoreWrite } from '../src/store/types.js';
-import { emptyCommitResult, type UnitDialect, unitSteps } from '../src/store/unit-sql.js';
+import {
+  emptyCommitResult,
+  SQLITE_AUDIT_SUBJECTS,
+  type UnitDialect,
+  unitSteps,
+} from '../src/store/unit-sql.js';
 
 const DIALECT: UnitDialect = {
   now: SQLITE_NOW,
-  insertAuditSubjects:
-    'INSERT OR IGNORE INTO audit_subjects (audit_id, subject_lower) SELECT $1, value FROM json_each($2)',
+  insertAuditSubjects: SQLITE_AUDIT_SUBJECTS,
 };
 
 function bind(params: readonly unknown[]): Record<string, unknown> {
@@ -65,19 +69,14 @@ function applyUnit(
   writes: readonly StoreWrite[],
 ) {
   const result = emptyCommitResult();
-  const steps = unitSteps(writes, DIALECT, result);
-  for (let next = steps.next(); !next.done; ) {
-    const { sql, params, rows } = next.value;
+  for (const { sql, params, read } of unitSteps(writes, DIALECT, result)) {
     let s = cache.get(sql);
     if (!s) {
       s = db.prepare(sql);
       cache.set(sql, s);
     }
-    if (rows) next = steps.next(s.all(bind(params)));
-    else {
-      s.run(bind(params));
-      next = steps.next([]);
-    }
+    if (read) read(s.all(bind(params)));
+    else s.run(bind(params));
   }
   return result;
 }
@@ -98,11 +97,9 @@ import(workerData.unitSql).then(({ unitSteps, emptyCommitResult }) => {
   const bind = (params) => { const n = {}; params.forEach((p, i) => { n[i + 1] = typeof p === 'boolean' ? (p ? 1 : 0) : p; }); return n; };
   const apply = (writes) => {
     const result = emptyCommitResult();
-    const steps = unitSteps(writes, workerData.dialect, result);
-    for (let next = steps.next(); !next.done; ) {
-      const { sql, params, rows } = next.value;
-      if (rows) next = steps.next(stmt(sql).all(bind(params)));
-      else { stmt(sql).run(bind(params)); next = steps.next([]); }
+    for (const { sql, params, read } of unitSteps(writes, workerData.dialect, result)) {
+      if (read) read(stmt(sql).all(bind(params)));
+      else stmt(sql).run(bind(params));
     }
     return result;
   };

@@ -6,6 +6,7 @@ import { consoleDataRoutes } from './admin/console-data.js';
 import { consoleRouter } from './admin/console-routes.js';
 import { reconcilerRoutes } from './admin/reconciler-routes.js';
 import { AdminSessions } from './admin/session.js';
+import { unmanagedRoutes } from './admin/unmanaged-routes.js';
 import type { Config } from './config.js';
 import type { RequestContext } from './directory/context.js';
 import { buildDirectories, type Directories } from './directory/index.js';
@@ -82,12 +83,14 @@ export function buildApp(deps: AppDeps): express.Express {
     '/admin/api',
     adminApiRouter({
       adminTokens: config.adminTokens,
+      adminTokenLabels: config.adminTokenLabels,
       sessions,
       signin: rateLimits,
       mounts: [
         reconcilerRoutes(reconciler),
         auditRoutes(store),
         consoleDataRoutes({ store, readiness, retentionDays: config.auditRetentionDays }),
+        unmanagedRoutes({ store, reconciler, driftIntervalMs: config.reconcile.driftIntervalMs }),
       ],
     }),
   );

@@ -2,6 +2,7 @@ import { upstreamOf } from './bridge.js';
 import { ConfigError, loadConfig } from './config.js';
 import { judgeUpstreamFailure, PERMISSION_CODES } from './ops/readiness.js';
 import { inspectStore } from './store/index.js';
+import { MUTATING_ACTIONS } from './volcengine/actions.js';
 import { CloudIdentityClient } from './volcengine/client.js';
 import { isCredentialProblem, VolcengineApiError } from './volcengine/errors.js';
 
@@ -121,7 +122,8 @@ export async function checkConfig(
         (p) => `  permissions: ${p.action} DENIED (${p.detail}); add cloudidentity:${p.action} to the policy`,
       ),
       ...unknown.map((p) => `  permissions: ${p.action} not verified (${p.detail})`),
-      `  permissions: ${UNCHECKED.join(', ')} not verified (no call without side effects)`,
+      // Calling a mutating action is the only proof of its permission, and --check-config changes nothing.
+      `  permissions: ${MUTATING_ACTIONS.join(', ')} not verified (no call without side effects)`,
     ];
     if (missing.length > 0) {
       return {
@@ -137,18 +139,6 @@ export async function checkConfig(
     await client.close();
   }
 }
-
-/** Mutating actions: calling them is the only proof of permission, and --check-config changes nothing. */
-const UNCHECKED = [
-  'CreateUser',
-  'UpdateUser',
-  'DeleteUser',
-  'CreateGroup',
-  'UpdateGroup',
-  'DeleteGroup',
-  'AddUserToGroup',
-  'RemoveUserFromGroup',
-];
 
 /** An id no CloudIdentity user or group has: the Get* probes answer "not found" when allowed. */
 const NO_SUCH_ID = 'volc-scim-bridge-check-config-probe';

@@ -6,7 +6,7 @@
 //   copy [--to URL]        copy the embedded store into PostgreSQL (bridge stopped); URL defaults to DATABASE_URL
 //   verify FILE            check a backup file: integrity, schema version, counts
 // Exit codes: 0 done, 1 refused or failed (the message says why), 2 usage error.
-import { readSecretFiles } from './config.js';
+import { databaseUrlFrom } from './config.js';
 import { StoreSetupError } from './store/errors.js';
 import {
   backupEmbeddedStore,
@@ -79,14 +79,13 @@ export async function runStoreCommand(argv: string[], env: NodeJS.ProcessEnv): P
 
 async function main(): Promise<void> {
   // DATABASE_URL_FILE, like the bridge; the other secrets are not this tool's concern.
-  const secrets = readSecretFiles(process.env);
-  const problems = secrets.problems.filter((p) => p.startsWith('DATABASE_URL'));
+  const { databaseUrl, problems } = databaseUrlFrom(process.env);
   if (problems.length > 0) {
     process.stderr.write(`volc-scim-bridge store: ${problems.join('; ')}\n`);
     process.exit(2);
   }
   try {
-    const line = await runStoreCommand(process.argv.slice(2), secrets.env);
+    const line = await runStoreCommand(process.argv.slice(2), { ...process.env, DATABASE_URL: databaseUrl });
     process.stdout.write(`volc-scim-bridge store: ${line}\n`);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -20,7 +20,13 @@ const env = process.env;
 const clientModule = env.FLOOR_CLIENT_MODULE;
 if (!clientModule) throw new Error('FLOOR_CLIENT_MODULE must name dist/volcengine/index.js');
 const volc = (await import(clientModule)) as typeof Volc;
-const client = volc.CloudIdentityClient.fromEnv(env);
+if (!env.VOLCENGINE_ACCESS_KEY || !env.VOLCENGINE_SECRET_KEY)
+  throw new Error('VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY must both be set');
+const client = new volc.CloudIdentityClient({
+  accessKeyId: env.VOLCENGINE_ACCESS_KEY,
+  secretAccessKey: env.VOLCENGINE_SECRET_KEY,
+  endpoint: env.VOLCENGINE_ENDPOINT || undefined,
+});
 const expected = Buffer.from(`Bearer ${env.FLOOR_TOKEN ?? ''}`);
 const port = Number(env.FLOOR_PORT ?? 9300);
 const host = env.FLOOR_HOST ?? '127.0.0.1';

@@ -11,6 +11,8 @@ import type { AdminSessions } from './session.js';
 
 export interface AdminApiDeps {
   adminTokens: string[];
+  /** The label of each admin token (ADMIN_TOKENS `alice:TOKEN`), same order; undefined when unlabelled. */
+  adminTokenLabels?: Array<string | undefined>;
   /** Route groups to mount on the authenticated router (reconciler report, audit, console data). */
   mounts?: Array<(router: Router) => void>;
   /** Console sessions: their cookie is accepted as well as the bearer header. */
@@ -36,6 +38,16 @@ export function matchAdminToken(presentedToken: string | undefined, tokens: stri
 export function adminBearerMatches(req: Request, tokens: string[]): boolean {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
   return matchAdminToken(match?.[1], tokens) >= 0;
+}
+
+/**
+ * Who made an authenticated admin request, for the audit trail: `admin:<label>` for a labelled
+ * ADMIN_TOKENS token, `admin:sha256:<12 hex>` otherwise (never the token), whether it came as the
+ * bearer or signed the console session in; and whether it came with the session cookie (a browser,
+ * whose POSTs must pass the CSRF check) rather than the bearer.
+ */
+export function adminCaller(res: Response): { actor: string; viaSession: boolean } {
+  return res.locals.adminCaller as { actor: string; viaSession: boolean };
 }
 
 export function sendAdminError(res: Response, status: number, code: string, message: string): void {
@@ -67,11 +79,19 @@ export function adminApiRouter(deps: AdminApiDeps): Router {
       if (!adminBearerMatches(req, deps.adminTokens)) await deps.signin.signinFailed(req.ip);
     }
     // The bearer token needs no store; a session cookie is checked against the sign-outs there.
-    if (!adminBearerMatches(req, deps.adminTokens) && !(await deps.sessions?.fromRequest(req))) {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1];
+    const bearerIndex = matchAdminToken(bearer, deps.adminTokens);
+    const index = bearerIndex >= 0 ? bearerIndex : await deps.sessions?.tokenIndexOf(req);
+    if (index === undefined || index < 0) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="admin"');
       sendAdminError(res, 401, 'unauthorized', 'an admin token (ADMIN_TOKENS) is required');
       return;
     }
+    const label = deps.adminTokenLabels?.[index];
+    res.locals.adminCaller = {
+      actor: `admin:${label ?? `sha256:${digest(deps.adminTokens[index]).toString('hex').slice(0, 12)}`}`,
+      viaSession: bearerIndex < 0,
+    };
     next();
   });
   for (const mount of deps.mounts ?? []) mount(router);

@@ -27,6 +27,7 @@ const ASSETS: Record<string, string> = {
   'console.js': 'text/javascript; charset=utf-8',
   'activity.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
+  'unmanaged.js': 'text/javascript; charset=utf-8',
 };
 
 const cache = new Map<string, string>();

@@ -61,18 +61,19 @@ export class AdminSessions {
   }
 
   /** The cookie's nonce and expiry when it is signed by an admin token and unexpired (no store read). */
-  signed(value: string | undefined): { nonce: string; expiresAt: number } | undefined {
+  signed(value: string | undefined): { nonce: string; expiresAt: number; tokenIndex: number } | undefined {
     if (!value || value.length > 200) return undefined;
     const [expiry, nonce, mac, extra] = value.split('.');
     if (!expiry || !nonce || !mac || extra !== undefined || !/^\d+$/.test(expiry)) return undefined;
     if (Number(expiry) <= this.now()) return undefined;
     const presented = Buffer.from(mac);
-    let ok = false;
-    for (const key of this.keys) {
+    let tokenIndex = -1;
+    this.keys.forEach((key, i) => {
       const expected = Buffer.from(this.mac(key, `${expiry}.${nonce}`));
-      ok = (expected.length === presented.length && timingSafeEqual(expected, presented)) || ok;
-    }
-    return ok ? { nonce, expiresAt: Number(expiry) } : undefined;
+      const ok = expected.length === presented.length && timingSafeEqual(expected, presented);
+      if (ok && tokenIndex < 0) tokenIndex = i;
+    });
+    return tokenIndex >= 0 ? { nonce, expiresAt: Number(expiry), tokenIndex } : undefined;
   }
 
   /**
@@ -87,6 +88,13 @@ export class AdminSessions {
 
   fromRequest(req: Request): Promise<string | undefined> {
     return this.verify(readCookie(req, SESSION_COOKIE));
+  }
+
+  /** The index in ADMIN_TOKENS of the token that signed the request's live session, else undefined. */
+  async tokenIndexOf(req: Request): Promise<number | undefined> {
+    const value = readCookie(req, SESSION_COOKIE);
+    if ((await this.verify(value)) === undefined) return undefined;
+    return this.signed(value)?.tokenIndex;
   }
 
   /** Signs the session out everywhere (a no-op for a cookie that is not a valid session). */
@@ -114,7 +122,7 @@ function cookie(req: Request, value: string, maxAgeSeconds: number): string {
 }
 
 /**
- * CSRF check for the console's POSTs (sign-in, sign-out), on top of SameSite=Strict: the request
+ * CSRF check for the console's POSTs (sign-in, sign-out, Reconcile now), on top of SameSite=Strict: the request
  * must come from a page of this origin (Origin header, else Sec-Fetch-Site). Browsers send one of
  * them on every form POST; a request with neither is refused.
  */

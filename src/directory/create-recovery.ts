@@ -61,9 +61,9 @@ export async function accountNamed(
   return null;
 }
 
-/** Whether CloudIdentity created `user` no earlier than the second of `since`. */
-export function createdSince(user: CloudIdentityUser, since: string): boolean {
-  const created = Date.parse(user.CreatedTime ?? '');
+/** Whether CloudIdentity created `resource` (a user or a group) no earlier than the second of `since`. */
+export function createdSince(resource: { CreatedTime?: string }, since: string): boolean {
+  const created = Date.parse(resource.CreatedTime ?? '');
   const from = Date.parse(since);
   if (Number.isNaN(created) || Number.isNaN(from)) return false;
   return created >= Math.floor(from / 1000) * 1000;

@@ -15,10 +15,15 @@
 //   it did not create, and reactivating the tombstone would adopt it.
 // Every repair commits its final state together with its audit record (actor `reconciler`, method
 // `drift <kind>`), as a client's change does.
+// - CloudIdentity accounts no SCIM resource maps (created in the console, or left behind): listed
+//   with their groups by a walk of CloudIdentity a few pages per pass (unmanaged.ts), never touched.
+// The reported findings (renames, tombstone collisions) are kept in the store with the walk's
+// snapshot, so every replica's console lists them; a user checked again and found in order loses its.
 // - the membership mirror disagreeing with CloudIdentity for a group the store knows: the mirror is
 //   repaired from CloudIdentity (rows added and removed), deactivated members' rows kept (they are
 //   the memberships to restore). A group gone upstream loses its record and mirror.
 import type { Logger } from 'pino';
+import type { DriftReportedFinding } from '../store/drift-types.js';
 import type { BridgeStore, UserRecord } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
@@ -28,6 +33,8 @@ import { isUpstreamMember } from './memberships.js';
 import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { isCode } from './shared.js';
 import { UnitOfWork } from './unit-of-work.js';
+import { type UnmanagedStep, UnmanagedWalk } from './unmanaged.js';
+import { getUpstreamUser } from './upstream.js';
 import { renamedUpstream } from './user-mapping.js';
 import { type UserLifecycle, union } from './users-lifecycle.js';
 
@@ -43,6 +50,8 @@ export interface DriftFinding {
   resource: string;
   detail: string;
   action: 'repaired' | 'reported';
+  /** The CloudIdentity account a reported user finding is about (kept for the console, not logged). */
+  upstream?: { userId: string; userName: string };
 }
 
 export interface DriftDeps {
@@ -62,7 +71,16 @@ export interface DriftCursor {
 }
 
 export class DriftChecker {
-  constructor(private readonly deps: DriftDeps) {}
+  private readonly walk: UnmanagedWalk;
+
+  constructor(private readonly deps: DriftDeps) {
+    this.walk = new UnmanagedWalk(deps.api, deps.store);
+  }
+
+  /** One pass of the walk of CloudIdentity for accounts no SCIM resource maps (unmanaged.ts). */
+  walkUpstream(budget: number, ctx: RequestContext, signal?: AbortSignal): Promise<UnmanagedStep> {
+    return this.walk.step(budget, ctx, signal);
+  }
 
   /** A repair's unit of work: its final state and its record (method `drift <kind>`) in one commit. */
   private unit(ctx: RequestContext, kind: DriftKind, subject: AuditSubject): UnitOfWork {
@@ -74,10 +92,24 @@ export class DriftChecker {
     const findings: DriftFinding[] = [];
     const users = await this.deps.store.listUsers({ state: 'ready' }, cursor.userOffset, budget);
     cursor.userOffset = users.length < budget ? 0 : cursor.userOffset + users.length;
+    const reported: DriftReportedFinding[] = [];
     for (const record of users) {
       const found = await this.checkUser(record, ctx);
       if (found) findings.push(found);
+      if (found && (found.kind === 'userRenamedUpstream' || found.kind === 'tombstoneCollision'))
+        reported.push({
+          kind: found.kind,
+          scimId: record.scimId,
+          upstreamUserId: found.upstream?.userId ?? null,
+          upstreamUserName: found.upstream?.userName ?? null,
+          detail: found.detail,
+          foundAt: new Date().toISOString(),
+        });
     }
+    await this.deps.store.replaceDriftFindings(
+      users.map((u) => u.scimId),
+      reported,
+    );
     const groupIds = await this.deps.store.groupIdsAfter(cursor.groupAfter, budget);
     cursor.groupAfter = groupIds.length < budget ? '' : groupIds[groupIds.length - 1];
     for (const groupId of groupIds) findings.push(...(await this.checkGroup(groupId, ctx)));
@@ -89,7 +121,7 @@ export class DriftChecker {
     const key = userKey(record.scimId);
     if ((await store.intentsOf(key)).length > 0) return null;
     if (record.upstreamUserId) {
-      const account = await lifecycle.getUpstream(record.upstreamUserId, ctx);
+      const account = await getUpstreamUser(this.deps.api, record.upstreamUserId, ctx);
       if (account && renamedUpstream(record, account)) {
         // Names stay out of the detail: it is logged, and user names are personal data.
         return {
@@ -97,6 +129,7 @@ export class DriftChecker {
           resource: key,
           detail: `its CloudIdentity account (UserId ${account.UserId}) was renamed outside the bridge; reads show the new userName, and a filter on the provisioned one still finds this user`,
           action: 'reported',
+          upstream: { userId: account.UserId, userName: account.UserName },
         };
       }
       if (account) return null;
@@ -106,7 +139,8 @@ export class DriftChecker {
       const repaired = await withResource(this.deps.locks, store, key, ctx.deadlineAt, async () => {
         if ((await store.intentsOf(key)).length > 0) return false;
         const now = await store.getUser(record.scimId);
-        if (!now?.upstreamUserId || (await lifecycle.getUpstream(now.upstreamUserId, ctx))) return false;
+        if (!now?.upstreamUserId || (await getUpstreamUser(this.deps.api, now.upstreamUserId, ctx)))
+          return false;
         const groups = union(await store.groupsOfUser(now.scimId), now.tombstoneGroupIds);
         const changes = { active: false, upstreamUserId: null, tombstoneGroupIds: groups };
         await this.unit(ctx, 'accountDeletedUpstream', { type: 'User', id: now.scimId, name: now.userName })
@@ -127,6 +161,7 @@ export class DriftChecker {
       resource: key,
       detail: `a CloudIdentity account (UserId ${account.UserId}) holds the userName of this deactivated user`,
       action: 'reported',
+      upstream: { userId: account.UserId, userName: account.UserName },
     };
   }
 

@@ -1,5 +1,5 @@
 // The SCIM shape of groups (views, ETags, GroupName derivation, users' `groups` from the membership
-// mirror), split from groups.ts. Re-exported there, so importers did not change.
+// mirror), shared by the group reads and writes and by the user reads.
 import { randomBytes } from 'node:crypto';
 import type { Filter } from '../scim/filter.js';
 import { GROUP_SCHEMA } from '../scim/schemas.js';

@@ -1,21 +1,23 @@
 // A group's members: translating SCIM ids, the member delta of a PATCH, and each member change
-// (one upstream call plus its mirror row, under that user's key). Split from groups.ts; the
-// `group.members` intent (intents.ts) replays applyMembers, which is idempotent per member.
+// (one upstream call plus its mirror row, under that user's key). The `group.members` intent
+// (intents.ts) replays applyMembers, which is idempotent per member.
 import type { Logger } from 'pino';
 import { matchesFilter } from '../scim/filter.js';
 import type { GroupPatch } from '../scim/group-input.js';
 import type { AuditMember } from '../store/audit-types.js';
 import type { BridgeStore, CommitResult, JsonObject, StoreWrite, UserRecord } from '../store/types.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroupMember } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { InvalidValueError, invalidValue, NotFoundError, notFound } from './errors.js';
 import { IntentKind, type Intents, type RunOptions } from './intents.js';
 import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
-import { mapLimit, UPSTREAM_PAGE } from './paging.js';
+import { UPSTREAM_PAGE } from './paging.js';
 import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { isCode, SAFE_ID } from './shared.js';
 import { commitProgress, type UnitOfWork } from './unit-of-work.js';
+import { getUpstreamUser } from './upstream.js';
 
 type Json = Record<string, unknown>;
 
@@ -252,13 +254,7 @@ export class GroupMembers {
   }
 
   async userExists(userId: string, ctx: RequestContext): Promise<boolean> {
-    try {
-      await this.api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
-      return true;
-    } catch (e) {
-      if (isCode(e, UpstreamCode.UserNotFound)) return false;
-      throw e;
-    }
+    return (await getUpstreamUser(this.api, userId, ctx)) !== null;
   }
 
   /**

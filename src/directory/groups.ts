@@ -23,39 +23,24 @@
 //   its tombstoneGroupIds, which reactivation restores.
 
 import type { Logger } from 'pino';
-import { equalityAnchor, type Filter } from '../scim/filter.js';
 import type { GroupInput, GroupPatch } from '../scim/group-input.js';
-import type { AuditMember } from '../store/audit-types.js';
+import type { BridgeStore } from '../store/types.js';
+import type { CloudIdentityApi } from '../volcengine/types.js';
+import type { RequestContext } from './context.js';
+import { GroupCreates } from './group-create.js';
 import {
-  type BridgeStore,
-  type CommitResult,
-  type GroupRecord,
-  StoreConflictError,
-  StoreStaleError,
-  type StoreWrite,
-} from '../store/types.js';
-import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
-import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { AuditSubject, RequestContext } from './context.js';
-import { conflict, NotFoundError, notFound, preconditionFailed, tooMany } from './errors.js';
-import {
-  displayNameOf,
-  FALLBACK_GROUP_NAME,
   type GroupListQuery,
   type GroupListResult,
   type GroupMember,
   type GroupView,
-  groupNameFor,
   groupVersion,
   toScimGroup,
-  withSuffix,
 } from './group-mapping.js';
-import { GroupMembers, type Resolved } from './groups-members.js';
-import { IntentKind, Intents } from './intents.js';
-import { filterAndSlice, mapLimit, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
-import { groupKey, type ResourceLocks, withResource } from './resource-locks.js';
-import { CASE_EXACT, etagMatches, isCode, mayHaveCommitted, SAFE_ID } from './shared.js';
-import { commitProgress, UnitOfWork } from './unit-of-work.js';
+import { GroupMembers } from './groups-members.js';
+import { GroupReader } from './groups-read.js';
+import { GroupWriter } from './groups-write.js';
+import { Intents } from './intents.js';
+import type { ResourceLocks } from './resource-locks.js';
 
 type Json = Record<string, unknown>;
 
@@ -71,48 +56,30 @@ export interface GroupDirectoryOptions {
   intents?: Intents;
 }
 
-export {
-  type GroupListQuery,
-  type GroupListResult,
-  type GroupMember,
-  type GroupView,
-  groupsOfUsersForScim,
-} from './group-mapping.js';
+export type { GroupView } from './group-mapping.js';
 
+/** Groups as the bridge sees them: reads in groups-read.ts, writes in groups-write.ts. */
 export class GroupDirectory {
-  private readonly parallelism: number;
-  private readonly locks: ResourceLocks;
   readonly intents: Intents;
   readonly memberOps: GroupMembers;
+  private readonly reader: GroupReader;
+  private readonly writer: GroupWriter;
 
-  constructor(
-    private readonly api: CloudIdentityApi,
-    private readonly store: BridgeStore,
-    private readonly options: GroupDirectoryOptions,
-  ) {
-    this.parallelism = Math.max(1, options.parallelism ?? 8);
-    this.locks = options.locks;
+  constructor(api: CloudIdentityApi, store: BridgeStore, options: GroupDirectoryOptions) {
+    const parallelism = Math.max(1, options.parallelism ?? 8);
     this.intents = options.intents ?? new Intents(store);
-    this.memberOps = new GroupMembers(api, store, this.locks, this.intents, this.parallelism, options.logger);
-    this.intents.register(IntentKind.groupDelete, async (p, ctx, unit) => {
-      try {
-        await this.deleteUpstreamAndRecord(String(p.groupId), ctx, unit);
-      } catch (e) {
-        // Already gone: what the delete wanted.
-        if (!(e instanceof NotFoundError)) throw e;
-      }
+    this.memberOps = new GroupMembers(api, store, options.locks, this.intents, parallelism, options.logger);
+    const creates = new GroupCreates(api, store, options.locks, this.intents);
+    this.reader = new GroupReader(api, store, this.memberOps, {
+      filterScanLimit: options.filterScanLimit,
+      parallelism,
+      creates,
     });
-  }
-
-  /**
-   * Runs `fn` as the group's only writer (resource-locks.ts), after settling what an earlier request
-   * on the group left half-done (its intents).
-   */
-  private withGroup<T>(groupId: string, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
-    if (!SAFE_ID.test(groupId)) throw notFound(`Group ${groupId} not found`);
-    return withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, async () => {
-      await this.intents.settle(groupKey(groupId), ctx);
-      return fn();
+    this.writer = new GroupWriter(api, store, this.reader, this.memberOps, {
+      parallelism,
+      locks: options.locks,
+      intents: this.intents,
+      creates,
     });
   }
 
@@ -124,553 +91,45 @@ export class GroupDirectory {
     return groupVersion(view);
   }
 
-  // ---------------------------------------------------------------- reads
-
-  /** The group with this SCIM id (= GroupId), or null. */
-  async find(scimId: string, ctx: RequestContext, withMembers = false): Promise<GroupView | null> {
-    if (!SAFE_ID.test(scimId)) return null;
-    const [upstream, record] = await Promise.all([
-      this.getUpstream(scimId, ctx),
-      this.store.getGroup(scimId),
-    ]);
-    if (!upstream) {
-      if (record) await this.forgetStale(record, ctx);
-      return null;
-    }
-    const view: GroupView = { scimId, record, upstream };
-    if (withMembers) view.members = await this.members(scimId, ctx);
-    return view;
+  get(scimId: string, ctx: RequestContext, withMembers = false): Promise<GroupView> {
+    return this.reader.get(scimId, ctx, withMembers);
   }
 
-  async get(scimId: string, ctx: RequestContext, withMembers = false): Promise<GroupView> {
-    const view = await this.find(scimId, ctx, withMembers);
-    if (!view) throw notFound(`Group ${scimId} not found`);
-    return view;
+  /** Every member, via ListGroupMembers. */
+  members(groupId: string, ctx: RequestContext): Promise<GroupMember[]> {
+    return this.reader.members(groupId, ctx);
   }
 
-  private async getUpstream(groupId: string, ctx: RequestContext): Promise<CloudIdentityGroup | null> {
-    try {
-      return await this.api.getGroup({ GroupId: groupId }, { deadlineAt: ctx.deadlineAt });
-    } catch (e) {
-      if (isCode(e, UpstreamCode.UserGroupNotFound)) return null;
-      throw e;
-    }
+  list(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
+    return this.reader.list(query, ctx);
   }
 
-  /** A record whose group was deleted in CloudIdentity: drop it so its displayName is free again. */
-  private async forgetStale(record: GroupRecord, ctx: RequestContext): Promise<void> {
-    ctx.log.info({ groupId: record.scimId }, 'group deleted outside the bridge; removing its record');
-    await new UnitOfWork(
-      this.store,
-      ctx,
-      { type: 'Group', id: record.scimId, name: record.displayName },
-      'forget deleted group',
-    )
-      .write({ op: 'deleteGroup', scimId: record.scimId })
-      .group(record, null)
-      .note('the group was deleted outside the bridge; its record and membership mirror were removed')
-      .commit('settled');
-  }
-
-  /** Every member, via ListGroupMembers: page 1 gives Total, the other pages are read in parallel. */
-  async members(groupId: string, ctx: RequestContext): Promise<GroupMember[]> {
-    const raw = await this.memberOps.upstreamMembers(groupId, ctx);
-    const records = await this.store.getUsersByUpstreamIds(raw.map((m) => m.UserId));
-    return raw.map((m) => ({
-      value: records.get(m.UserId)?.scimId ?? m.UserId,
-      display: m.DisplayName || m.UserName,
-    }));
-  }
-
-  private async withMembers(views: GroupView[], ctx: RequestContext): Promise<GroupView[]> {
-    await mapLimit(views, this.parallelism, async (view) => {
-      view.members = await this.members(view.scimId, ctx);
-    });
-    return views;
-  }
-
-  /** Joins upstream groups with their store records (one store query). */
-  private async viewsOf(groups: CloudIdentityGroup[]): Promise<GroupView[]> {
-    const records = await this.store.getGroups(groups.map((g) => g.GroupId));
-    return groups.map((upstream) => ({
-      scimId: upstream.GroupId,
-      record: records.get(upstream.GroupId) ?? null,
-      upstream,
-    }));
-  }
-
-  async list(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
-    const result = query.filter ? await this.filtered(query, ctx) : await this.page(query, ctx);
-    if (query.members) await this.withMembers(result.views, ctx);
-    return result;
-  }
-
-  private async page(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
-    const start = Math.max(1, query.startIndex);
-    if (query.count <= 0) {
-      const first = await this.api.listGroups({ PageNumber: 1, PageSize: 1 }, { deadlineAt: ctx.deadlineAt });
-      return { total: first.Total, views: [] };
-    }
-    const { total, groups } = await this.upstreamSlice(start, start + query.count - 1, ctx);
-    return { total, views: await this.viewsOf(groups) };
-  }
-
-  /** Items start..end (1-based, inclusive) of ListGroups, and CloudIdentity's Total. */
-  private async upstreamSlice(start: number, end: number, ctx: RequestContext) {
-    const slice = await upstreamSlice(
-      start,
-      end,
-      async (PageNumber, PageSize) => {
-        const page = await this.api.listGroups({ PageNumber, PageSize }, { deadlineAt: ctx.deadlineAt });
-        return { Total: page.Total, items: page.Groups };
-      },
-      this.parallelism * 2,
-    );
-    return { total: slice.total, groups: slice.items };
-  }
-
-  private filtered(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
-    return filterAndSlice({
-      filter: query.filter!,
-      startIndex: query.startIndex,
-      count: query.count,
-      anchored: (term) => this.anchoredCandidates(term, ctx),
-      scanAll: () => this.scanAll(ctx),
-      toResource: (view) => toScimGroup(view, ''),
-      caseExact: CASE_EXACT,
-    });
-  }
-
-  /** Candidates for one AND-term via an index (displayName, externalId, id), or undefined. */
-  private async anchoredCandidates(
-    term: Filter[number],
-    ctx: RequestContext,
-  ): Promise<GroupView[] | undefined> {
-    const id = equalityAnchor(term, 'id');
-    if (id !== undefined) {
-      const view = await this.find(id, ctx);
-      return view ? [view] : [];
-    }
-    const displayName = equalityAnchor(term, 'displayName');
-    if (displayName !== undefined) {
-      const [groups, record] = await Promise.all([
-        this.groupsNamed(displayName, ctx),
-        this.store.findGroupByDisplayName(displayName),
-      ]);
-      const views = await this.viewsOf(groups.exact);
-      if (record && !groups.seen.has(record.scimId)) {
-        // Not found by QueryString (its upstream search may differ): look it up by id.
-        const view = await this.find(record.scimId, ctx);
-        if (view) views.push(view);
-      }
-      return views;
-    }
-    const externalId = equalityAnchor(term, 'externalId');
-    if (externalId !== undefined) {
-      const records = await this.store.findGroupsByExternalId(externalId);
-      const views = await mapLimit(records, this.parallelism, (r) => this.find(r.scimId, ctx));
-      return views.filter((v): v is GroupView => v !== null);
-    }
-    return undefined;
-  }
-
-  /**
-   * Groups whose shown name equals `displayName` case-insensitively: ListGroups QueryString (a
-   * substring search on name and display name), then an exact match here. Usually one call.
-   */
-  private async groupsNamed(
-    displayName: string,
-    ctx: RequestContext,
-  ): Promise<{ exact: CloudIdentityGroup[]; all: CloudIdentityGroup[]; seen: Set<string> }> {
-    const opts = { deadlineAt: ctx.deadlineAt };
-    const first = await this.api.listGroups(
-      { QueryString: displayName, PageNumber: 1, PageSize: UPSTREAM_PAGE },
-      opts,
-    );
-    const pages = Math.min(
-      Math.ceil(first.Total / UPSTREAM_PAGE),
-      Math.ceil(this.options.filterScanLimit / UPSTREAM_PAGE),
-    );
-    const rest = await mapLimit(
-      Array.from({ length: Math.max(0, pages - 1) }, (_, i) => i + 2),
-      this.parallelism * 2,
-      (page) =>
-        this.api.listGroups({ QueryString: displayName, PageNumber: page, PageSize: UPSTREAM_PAGE }, opts),
-    );
-    const all = [first, ...rest].flatMap((p) => p.Groups);
-    const wanted = displayName.toLowerCase();
-    return {
-      exact: all.filter((g) => displayNameOf(g).toLowerCase() === wanted),
-      all,
-      seen: new Set(all.map((g) => g.GroupId)),
-    };
-  }
-
-  private async scanAll(ctx: RequestContext): Promise<GroupView[]> {
-    const opts = { deadlineAt: ctx.deadlineAt };
-    const first = await this.api.listGroups({ PageNumber: 1, PageSize: UPSTREAM_PAGE }, opts);
-    if (first.Total > this.options.filterScanLimit) {
-      throw tooMany(
-        `this filter needs a scan of ${first.Total} groups (limit ${this.options.filterScanLimit}); ` +
-          'filter with displayName eq, externalId eq or id eq instead',
-      );
-    }
-    const rest = await mapLimit(
-      Array.from({ length: Math.max(0, Math.ceil(first.Total / UPSTREAM_PAGE) - 1) }, (_, i) => i + 2),
-      this.parallelism * 2,
-      (page) => this.api.listGroups({ PageNumber: page, PageSize: UPSTREAM_PAGE }, opts),
-    );
-    return this.viewsOf([first, ...rest].flatMap((p) => p.Groups));
-  }
-
-  // ---------------------------------------------------------------- writes
-
-  async create(input: GroupInput, ctx: RequestContext): Promise<GroupView> {
-    const opts = { deadlineAt: ctx.deadlineAt };
-    // Members are checked first: a bad member id must not leave a half-created group behind.
-    const additions = input.members?.length
-      ? await this.memberOps.resolve([...new Set(input.members)], 'add', ctx)
-      : [];
-    const taken = await this.checkNameFree(input.displayName, undefined, ctx);
-    let groupName = groupNameFor(input.displayName);
-    // Nothing usable left of the displayName (e.g. only CJK characters): 'group' alone would collide.
-    if (taken.has(groupName.toLowerCase()) || groupName === FALLBACK_GROUP_NAME)
-      groupName = withSuffix(groupName);
-    // Before CreateGroup: a group the bridge makes is named in the trail (by its displayName; its id
-    // is CloudIdentity's, known only from the answer) even if the process dies before its record.
-    await new UnitOfWork(this.store, ctx, { type: 'Group', id: null, name: input.displayName })
-      .note(`create started: GroupName ${groupName}`)
-      .commit('started');
-    let upstream: CloudIdentityGroup | undefined;
-    for (let attempt = 1; !upstream; attempt++) {
-      try {
-        upstream = await this.api.createGroup(
-          { GroupName: groupName, JoinType: 'Manual', DisplayName: input.displayName },
-          opts,
-        );
-      } catch (e) {
-        // Failed, but possibly created (answer lost, then the retries failed): without this, the group
-        // would stay in CloudIdentity without its record (externalId) and block its name.
-        if (mayHaveCommitted(e)) {
-          upstream = await this.createdDespite(groupName, input.displayName, ctx).catch(() => undefined);
-          if (upstream) continue;
-        }
-        // The name was taken meanwhile (or is held by a group QueryString did not show): new suffix.
-        if (!isCode(e, UpstreamCode.GroupNameAlreadyExists) || attempt >= 3) throw e;
-        groupName = withSuffix(groupNameFor(input.displayName));
-      }
-    }
-    const newRecord = {
-      scimId: upstream.GroupId,
-      groupName: upstream.GroupName,
-      displayName: input.displayName,
-      externalId: input.externalId,
-      attributes: {},
-    };
-    const subject: AuditSubject = { type: 'Group', id: upstream.GroupId, name: input.displayName };
-    ctx.origin.subject = subject;
-    const groupId = upstream.GroupId;
-    let committed: CommitResult;
-    try {
-      if (additions.length === 0) {
-        committed = await new UnitOfWork(this.store, ctx, subject)
-          .write({ op: 'insertGroup', record: newRecord })
-          .group(null, newRecord)
-          .commit('created');
-      } else {
-        // The record comes with the members' intent; the members under the group's key like every
-        // member change, so the reconciler never replays them meanwhile.
-        committed = await withResource(this.locks, this.store, groupKey(groupId), ctx.deadlineAt, () =>
-          this.memberOps.change(
-            groupId,
-            [],
-            additions,
-            ctx,
-            { subject, outcome: 'created', first: [{ op: 'insertGroup', record: newRecord }] },
-            (unit) => {
-              unit.group(null, newRecord);
-            },
-          ),
-        );
-      }
-    } catch (e) {
-      if (!(e instanceof StoreConflictError)) throw e;
-      // Another request created a group of this name (any case) in the meantime: undo ours.
-      await this.api
-        .deleteGroup({ GroupId: groupId }, opts)
-        .catch((cleanup) =>
-          ctx.log.warn({ err: cleanup, groupId }, 'could not delete the group of a failed create'),
-        );
-      throw conflict(`displayName '${input.displayName}' is already taken`);
-    }
-    const record = committed.groups.get(groupId);
-    return { scimId: groupId, record: record && record !== 'deleted' ? record : null, upstream };
-  }
-
-  /** The group a failed but possibly committed CreateGroup made: our GroupName and DisplayName, no record. */
-  private async createdDespite(
-    groupName: string,
-    displayName: string,
-    ctx: RequestContext,
-  ): Promise<CloudIdentityGroup | undefined> {
-    const page = await this.api.listGroups(
-      { QueryString: groupName, PageNumber: 1, PageSize: UPSTREAM_PAGE },
-      { deadlineAt: ctx.deadlineAt },
-    );
-    const found = page.Groups.find(
-      (g) => g.GroupName.toLowerCase() === groupName.toLowerCase() && g.DisplayName === displayName,
-    );
-    if (!found || (await this.store.getGroup(found.GroupId))) return undefined;
-    ctx.log.info({ groupId: found.GroupId }, 'CreateGroup failed after it had created the group: kept');
-    return found;
-  }
-
-  /**
-   * 409 when another group (not `selfId`) shows this displayName, in the store or upstream.
-   * Returns the GroupNames (lower case) the upstream lookup saw, to pick a free one.
-   */
-  private async checkNameFree(
-    displayName: string,
-    selfId: string | undefined,
-    ctx: RequestContext,
-  ): Promise<Set<string>> {
-    const [record, upstream] = await Promise.all([
-      this.store.findGroupByDisplayName(displayName),
-      this.groupsNamed(displayName, ctx),
-    ]);
-    if (record && record.scimId !== selfId) {
-      // A record whose group was deleted in the console does not hold the name.
-      const alive = upstream.seen.has(record.scimId) || (await this.getUpstream(record.scimId, ctx)) !== null;
-      if (alive) throw conflict(`displayName '${displayName}' is already taken`);
-      await this.forgetStale(record, ctx);
-    }
-    if (upstream.exact.some((g) => g.GroupId !== selfId)) {
-      throw conflict(`displayName '${displayName}' is already taken by a group in CloudIdentity`);
-    }
-    return new Set(upstream.all.map((g) => g.GroupName.toLowerCase()));
+  create(input: GroupInput, ctx: RequestContext): Promise<GroupView> {
+    return this.writer.create(input, ctx);
   }
 
   /** PUT: displayName, externalId and (when sent) the whole member list, as a diff. */
-  async replace(
+  replace(
     groupId: string,
     input: GroupInput,
     ifMatch: string | undefined,
     ctx: RequestContext,
   ): Promise<GroupView> {
-    return this.patch(
-      groupId,
-      {
-        displayName: input.displayName,
-        externalId: input.externalId,
-        members: input.members ? [{ kind: 'replace', ids: input.members }] : [],
-      },
-      ifMatch,
-      ctx,
-    );
+    return this.writer.replace(groupId, input, ifMatch, ctx);
   }
 
-  /**
-   * PATCH (and PUT): member changes become exactly the Add/Remove calls needed; displayName and
-   * externalId are written only when they change.
-   */
+  /** PATCH: member changes become exactly the Add/Remove calls needed. */
   patch(
     groupId: string,
     plan: GroupPatch,
     ifMatch: string | undefined,
     ctx: RequestContext,
   ): Promise<GroupView> {
-    // Under the group's key: If-Match is compared with the group as it is now, before any change.
-    return this.withGroup(groupId, ctx, async () =>
-      this.patchHeld(await this.get(groupId, ctx), plan, ifMatch, ctx),
-    );
+    return this.writer.patch(groupId, plan, ifMatch, ctx);
   }
 
-  private async patchHeld(
-    view: GroupView,
-    plan: GroupPatch,
-    ifMatch: string | undefined,
-    ctx: RequestContext,
-  ): Promise<GroupView> {
-    if (ifMatch !== undefined && !etagMatches(ifMatch, groupVersion(view))) {
-      throw preconditionFailed(
-        `If-Match ${ifMatch} does not match the current version ${groupVersion(view)}`,
-      );
-    }
-    const groupId = view.scimId;
-    const { adds, removes } = await this.memberOps.memberDelta(groupId, plan, ctx);
-    // Translate and check every member before the first change.
-    const [toAdd, toRemove] = await Promise.all([
-      this.memberOps.resolve(adds, 'add', ctx),
-      this.memberOps.resolve(
-        removes.filter((r) => typeof r === 'string'),
-        'remove',
-        ctx,
-      ),
-    ]);
-    toRemove.push(...removes.filter((r): r is Resolved => typeof r !== 'string'));
-
-    const current = displayNameOf(view.upstream);
-    const rename = plan.displayName !== undefined && plan.displayName !== current;
-    if (rename && plan.displayName!.toLowerCase() !== current.toLowerCase()) {
-      await this.checkNameFree(plan.displayName!, groupId, ctx);
-    }
-    const displayName = rename ? plan.displayName! : current;
-    const externalId = plan.externalId !== undefined ? plan.externalId : (view.record?.externalId ?? null);
-    // The record is written only for a change it holds; a group from outside the bridge gets one then.
-    const recordChanges = rename || externalId !== (view.record?.externalId ?? null);
-
-    const subject: AuditSubject = { type: 'Group', id: groupId, name: displayName };
-    ctx.origin.subject = subject;
-    const changes = { displayName, externalId };
-    const after = view.record
-      ? { ...view.record, ...changes }
-      : { groupName: view.upstream.GroupName, attributes: {}, ...changes };
-    const before = view.record ?? {
-      groupName: view.upstream.GroupName,
-      displayName: current,
-      externalId: null,
-      attributes: {},
-    };
-    // The record is written only for a change it holds (a group from outside the bridge gets one
-    // then), and for a member change (meta.version changes with the member list).
-    const recordWrite = (): StoreWrite[] => {
-      if (!view.record) {
-        if (!recordChanges) return [];
-        return [
-          {
-            op: 'insertGroup',
-            record: { scimId: groupId, groupName: view.upstream.GroupName, attributes: {}, ...changes },
-          },
-        ];
-      }
-      return [
-        {
-          op: 'updateGroup',
-          scimId: groupId,
-          changes: recordChanges ? changes : {},
-          expectedVersion: ifMatch !== undefined ? view.record.version : undefined,
-        },
-      ];
-    };
-    let upstream = view.upstream;
-    const renameUpstream = async () => {
-      if (!rename) return;
-      await this.api.updateGroup(
-        { GroupId: groupId, DisplayName: displayName },
-        { deadlineAt: ctx.deadlineAt },
-      );
-      upstream = { ...upstream, DisplayName: displayName };
-    };
-    let committed: CommitResult;
-    try {
-      if (toAdd.length === 0 && toRemove.length === 0) {
-        await renameUpstream();
-        const unit = new UnitOfWork(this.store, ctx, subject);
-        if (recordChanges) unit.write(...recordWrite()).group(before, after);
-        committed = await unit.commit('changed');
-      } else {
-        committed = await this.memberOps.change(
-          groupId,
-          toRemove,
-          toAdd,
-          ctx,
-          { subject, outcome: 'changed' },
-          async (unit) => {
-            await renameUpstream();
-            unit.write(...recordWrite()).group(before, after);
-          },
-        );
-      }
-    } catch (e) {
-      if (rename && (e instanceof StoreConflictError || e instanceof StoreStaleError)) {
-        // Keep CloudIdentity as it was: the name belongs to another group, or the record changed.
-        await this.api
-          .updateGroup({ GroupId: groupId, DisplayName: current }, { deadlineAt: ctx.deadlineAt })
-          .catch((err) => ctx.log.warn({ err, groupId }, 'could not undo a refused rename'));
-      }
-      if (e instanceof StoreConflictError) throw conflict(`displayName '${displayName}' is already taken`);
-      if (e instanceof StoreStaleError)
-        throw preconditionFailed(
-          'the group was changed by another request meanwhile; read it again and retry',
-        );
-      throw e;
-    }
-    const written = committed.groups.get(groupId);
-    const record = written && written !== 'deleted' ? written : view.record;
-    return { scimId: groupId, record, upstream };
-  }
-
-  /**
-   * DeleteGroup; when CloudIdentity refuses because the group still has members, removes them
-   * (all pages) and tries again. Then the store record and its membership mirror go.
-   */
+  /** DELETE (members removed first when CloudIdentity refuses). */
   delete(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
-    return this.withGroup(scimId, ctx, () => this.deleteHeld(scimId, ifMatch, ctx));
-  }
-
-  private async deleteHeld(scimId: string, ifMatch: string | undefined, ctx: RequestContext): Promise<void> {
-    let name: string | null = null;
-    if (ifMatch !== undefined) {
-      const view = await this.get(scimId, ctx);
-      if (!etagMatches(ifMatch, groupVersion(view))) {
-        throw preconditionFailed(
-          `If-Match ${ifMatch} does not match the current version ${groupVersion(view)}`,
-        );
-      }
-      name = displayNameOf(view.upstream);
-    } else {
-      name = (await this.store.getGroup(scimId))?.displayName ?? null;
-    }
-    const subject: AuditSubject = { type: 'Group', id: scimId, name };
-    ctx.origin.subject = subject;
-    await this.intents.run(
-      groupKey(scimId),
-      IntentKind.groupDelete,
-      { groupId: scimId },
-      ctx,
-      { subject, outcome: 'deleted' },
-      (unit) => this.deleteUpstreamAndRecord(scimId, ctx, unit),
-    );
-  }
-
-  /**
-   * DeleteGroup (members removed first when CloudIdentity refuses), then (in the unit's commit) the
-   * record and its mirror. A group already gone upstream: its record goes at once, and a 404.
-   */
-  private async deleteUpstreamAndRecord(
-    scimId: string,
-    ctx: RequestContext,
-    unit: UnitOfWork,
-  ): Promise<void> {
-    const opts = { deadlineAt: ctx.deadlineAt };
-    const record = await this.store.getGroup(scimId);
-    unit.subject.name ??= record?.displayName ?? null;
-    const removed: AuditMember[] = [];
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.api.deleteGroup({ GroupId: scimId }, opts);
-        break;
-      } catch (e) {
-        if (isCode(e, UpstreamCode.UserGroupNotFound)) {
-          await commitProgress(this.store, [{ op: 'deleteGroup', scimId }]);
-          throw notFound(`Group ${scimId} not found`);
-        }
-        if (!isCode(e, UpstreamCode.UserGroupDeletionConflict) || attempt >= 3) throw e;
-      }
-      const members = await this.memberOps.upstreamMembers(scimId, ctx);
-      ctx.log.info({ groupId: scimId, members: members.length }, 'removing members before deleting a group');
-      const mapped = await this.store.getUsersByUpstreamIds(members.map((m) => m.UserId));
-      await mapLimit(members, this.parallelism, async (m) => {
-        try {
-          await this.api.removeUserFromGroup({ GroupId: scimId, UserId: m.UserId }, opts);
-        } catch (e) {
-          if (!isCode(e, UpstreamCode.UserNotInGroup) && !isCode(e, UpstreamCode.UserNotFound)) throw e;
-        }
-        removed.push({ id: mapped.get(m.UserId)?.scimId ?? m.UserId, userName: m.UserName });
-      });
-    }
-    unit.write({ op: 'deleteGroup', scimId }).members([], removed);
-    if (record) unit.group(record, null);
-    else unit.changes.deleted = true;
+    return this.writer.delete(scimId, ifMatch, ctx);
   }
 }

@@ -24,6 +24,8 @@ export const IntentKind = {
   members: 'group.members',
   /** Remove members (when CloudIdentity refuses), DeleteGroup, then the record and its mirror. */
   groupDelete: 'group.delete',
+  /** CreateGroup, then the record (externalId): settled by displayName and CreatedTime (group-create.ts). */
+  groupCreate: 'group.create',
 } as const;
 
 export type IntentKindName = (typeof IntentKind)[keyof typeof IntentKind];

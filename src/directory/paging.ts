@@ -1,5 +1,6 @@
 // Listing over CloudIdentity's PageNumber/PageSize lists and filtered lists, shared by users and groups.
 import { type Filter, matchesFilter } from '../scim/filter.js';
+import { mapLimit } from '../volcengine/concurrency.js';
 
 /** CloudIdentity's largest PageSize. */
 export const UPSTREAM_PAGE = 100;
@@ -8,24 +9,6 @@ export const UPSTREAM_PAGE = 100;
  * past it starts beyond any directory (2^31 pages), so only the total is asked for.
  */
 const MAX_PAGE_NUMBER = 2 ** 31 - 1;
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /**
  * Items start..end (1-based, inclusive) of an upstream list with the fewest calls: one whenever some

@@ -17,6 +17,9 @@
 //   validation, for up to `batch` intents due at once (each further batch adds one interval). With
 //   the leader frozen or cut off, another replica leads within the lock lease + intervalMs (20 s
 //   with the defaults), inside the same bound while the lease is not longer than the backoff cap.
+// - Reconcile now (runNow, the console's button): one tick with every intent taken and a drift pass,
+//   on the replica that leads (or can take the lead); refused, never queued, while a tick runs here,
+//   while another replica leads, or within `manualMinIntervalMs` of the previous one.
 import type { Logger } from 'pino';
 import { backgroundStatus } from '../audit/entry.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -29,6 +32,7 @@ import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
 import { ResourceBusyError } from './errors.js';
 import { describe, type Intents } from './intents.js';
 import { type ResourceLocks, withResource } from './resource-locks.js';
+import type { UnmanagedStep } from './unmanaged.js';
 
 export interface ReconcilerOptions {
   store: BridgeStore;
@@ -47,6 +51,8 @@ export interface ReconcilerOptions {
   driftBudget: number;
   /** Deadline of one settle attempt (the request deadline). */
   attemptDeadlineMs: number;
+  /** Least time between two runNow; default 15 s. */
+  manualMinIntervalMs?: number;
 }
 
 export interface ReconcilerReport {
@@ -87,7 +93,20 @@ export interface RunResult {
   skippedBusy: number;
   pending: number;
   drift: DriftFinding[];
+  /** The drift pass's walk for accounts no SCIM resource maps; null without a drift pass or when it failed. */
+  unmanaged: UnmanagedStep | null;
 }
+
+/** What runNow did: the tick's result, or why it did not run (nothing was started then). */
+export type ManualRun =
+  | { ran: true; startedAt: string; finishedAt: string; result: RunResult }
+  | {
+      ran: false;
+      reason: 'running' | 'notLeader' | 'tooSoon';
+      detail: string;
+      /** tooSoon: seconds until runNow is accepted again. */
+      retryAfterSeconds?: number;
+    };
 
 /** The actor of every record the reconciler writes (its settles and drift repairs). */
 export const RECONCILER_ACTOR = 'reconciler';
@@ -98,6 +117,7 @@ const FAR_FUTURE = '9999-12-31T23:59:59.999Z';
 const LOCK_WAIT_MS = 2_000;
 /** Intents and drift findings the report lists (the counts are complete). */
 const REPORT_LIMIT = 100;
+const MANUAL_MIN_INTERVAL_MS = 15_000;
 
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
@@ -117,6 +137,11 @@ export class Reconciler {
   private readonly totals = { ticks: 0, settled: 0, failed: 0, skippedBusy: 0 };
   private driftFound = 0;
   private driftRepaired = 0;
+  /** A tick is running (or a runNow is about to start one). */
+  private busy = false;
+  private lastManualAt = 0;
+  /** Aborted by stop(): the walk's CloudIdentity reads do not hold a shutdown up. */
+  private walkAbort = new AbortController();
 
   constructor(private readonly o: ReconcilerOptions) {
     this.embeddedLeader = !o.store.tryLeadership;
@@ -146,7 +171,9 @@ export class Reconciler {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.nextRunAt = null;
+    this.walkAbort.abort();
     await this.running?.catch(() => undefined);
+    this.walkAbort = new AbortController();
     await this.resign();
   }
 
@@ -190,18 +217,76 @@ export class Reconciler {
 
   /** One tick: settle up to `batch` due intents (and a drift pass when asked). Serialised. */
   runOnce(options: RunOptions = {}): Promise<RunResult> {
+    return this.serialized(async () => (await this.tick(options)).result);
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
     const previous = this.running ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => this.tick(options));
+    const run = previous.catch(() => undefined).then(fn);
     this.running = run;
     return run;
   }
 
-  private async tick(options: RunOptions): Promise<RunResult> {
+  /**
+   * Reconcile now: every pending intent (backoff ignored) and a drift pass, at once, when this
+   * bridge leads or can take the lead. Never two ticks at once, never a second pass beside the
+   * leader's: it answers why it did not run instead.
+   */
+  async runNow(): Promise<ManualRun> {
+    if (this.busy)
+      return {
+        ran: false,
+        reason: 'running',
+        detail:
+          'a reconciler pass is running on this replica; its result shows in the reconciler report when it ends',
+      };
+    const minInterval = this.o.manualMinIntervalMs ?? MANUAL_MIN_INTERVAL_MS;
+    const wait = this.lastManualAt + minInterval - Date.now();
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
+      return {
+        ran: false,
+        reason: 'tooSoon',
+        detail: `the previous Reconcile now ran less than ${Math.ceil(minInterval / 1000)} s ago; try again in ${seconds} s`,
+        retryAfterSeconds: seconds,
+      };
+    }
+    // Set before the first await: a second click meanwhile is answered `running`.
+    this.busy = true;
+    const startedAt = new Date().toISOString();
+    const outcome = await this.serialized(() => this.tick({ ignoreBackoff: true, drift: true }));
+    if (!outcome.leader)
+      return {
+        ran: false,
+        reason: 'notLeader',
+        detail: `another replica leads the reconciler and runs its passes (every ${Math.round(this.o.intervalMs / 1000)} s, drift every ${Math.round(this.o.driftIntervalMs / 1000)} s); this one cannot take the lead while that one holds it`,
+      };
+    this.lastManualAt = Date.now();
+    return { ran: true, startedAt, finishedAt: new Date().toISOString(), result: outcome.result };
+  }
+
+  private async tick(options: RunOptions): Promise<{ leader: boolean; result: RunResult }> {
+    this.busy = true;
+    try {
+      return await this.tickLed(options);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async tickLed(options: RunOptions): Promise<{ leader: boolean; result: RunResult }> {
     const started = Date.now();
-    const result: RunResult = { settled: 0, failed: 0, skippedBusy: 0, pending: 0, drift: [] };
+    const result: RunResult = {
+      settled: 0,
+      failed: 0,
+      skippedBusy: 0,
+      pending: 0,
+      drift: [],
+      unmanaged: null,
+    };
     const leader = await this.lead();
     this.o.metrics?.reconcilerLeader.set(leader ? 1 : 0);
-    if (!leader) return result;
+    if (!leader) return { leader, result };
     const now = options.ignoreBackoff ? new Date(FAR_FUTURE) : new Date();
     const due = await this.o.store.dueIntents(now, this.o.batch);
     // One settle per resource: it takes that resource's intents in order, oldest first.
@@ -223,8 +308,11 @@ export class Reconciler {
         result.failed++;
       }
     }
-    if (options.drift && this.leading())
+    if (options.drift && this.leading()) {
       result.drift = await withUpstreamLog((calls) => this.driftPass(this.context(calls)));
+      if (this.leading())
+        result.unmanaged = await withUpstreamLog((calls) => this.walkUpstream(this.context(calls)));
+    }
     await this.refresh();
     result.pending = this.pendingCount;
     this.totals.ticks++;
@@ -233,7 +321,31 @@ export class Reconciler {
     this.totals.skippedBusy += result.skippedBusy;
     this.lastRunAt = new Date(started);
     this.lastRunMs = Date.now() - started;
-    return result;
+    return { leader, result };
+  }
+
+  /** The drift pass's walk for accounts no SCIM resource maps; a failure is logged, and it goes on next pass. */
+  private async walkUpstream(ctx: RequestContext): Promise<UnmanagedStep | null> {
+    try {
+      const step = await this.o.drift.walkUpstream(this.o.driftBudget, ctx, this.walkAbort.signal);
+      if (step.sweepFinished)
+        this.o.logger.info(
+          { sweep: step.sweep },
+          'drift: a walk of every CloudIdentity user and group ended',
+        );
+      return step;
+    } catch (err) {
+      if (this.walkAbort.signal.aborted)
+        this.o.logger.info(
+          'drift: the walk for unmanaged accounts stopped for shutdown; its progress is kept',
+        );
+      else
+        this.o.logger.warn(
+          { err },
+          'drift: the walk for unmanaged accounts stopped early; it goes on at the next pass',
+        );
+      return null;
+    }
   }
 
   private async driftPass(ctx: RequestContext): Promise<DriftFinding[]> {

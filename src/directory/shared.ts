@@ -1,4 +1,5 @@
 // Small rules the user and group directories share.
+import { followedUncertainAttempt } from '../volcengine/client.js';
 import {
   ErrorCode as UpstreamCode,
   VolcengineApiError,
@@ -13,9 +14,12 @@ export const CASE_EXACT: ReadonlySet<string> = new Set(['id', 'externalid']);
 
 export const isCode = (e: unknown, code: string) => e instanceof VolcengineApiError && e.code === code;
 
-/** A failed create that may still have happened upstream: an answer lost, or a retry failing after it. */
+/**
+ * A failed mutation that may still have happened upstream: an answer lost, or a retry failing after
+ * an attempt whose answer was lost (e.g. GroupNameAlreadyExists caused by that very attempt).
+ */
 export function mayHaveCommitted(e: unknown): boolean {
-  if (e instanceof VolcengineTransportError) return true;
+  if (e instanceof VolcengineTransportError || followedUncertainAttempt(e)) return true;
   return (
     e instanceof VolcengineApiError &&
     (e.httpStatus >= 500 || e.httpStatus === 429 || e.code === UpstreamCode.ConcurrentException)

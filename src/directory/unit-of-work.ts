@@ -6,7 +6,7 @@
 import { describeGroup, describeUser, type GroupState, type UserState } from '../audit/changes.js';
 import { auditEntry } from '../audit/entry.js';
 import type { AuditChanges, AuditMember } from '../store/audit-types.js';
-import type { BridgeStore, CommitResult, StoreWrite } from '../store/types.js';
+import type { BridgeStore, CommitResult, StoreWrite, UserRecord } from '../store/types.js';
 import type { AuditOutcome, AuditSubject, RequestContext } from './context.js';
 
 export class UnitOfWork {
@@ -110,4 +110,11 @@ export class UnitOfWork {
 /** Writes without a record of their own: progress of an operation whose intent and record name it. */
 export function commitProgress(store: BridgeStore, writes: readonly StoreWrite[]): Promise<CommitResult> {
   return store.commit(writes);
+}
+
+/** The user a committed unit of work wrote (it is there unless the unit deleted it). */
+export function committedUser(result: CommitResult, scimId: string): UserRecord {
+  const user = result.users.get(scimId);
+  if (!user || user === 'deleted') throw new Error(`the unit of work did not write user ${scimId}`);
+  return user;
 }

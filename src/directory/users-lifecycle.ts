@@ -17,12 +17,13 @@ import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { type CreateAttempt, type CreateRecovery, namesakeDetail, recoverCreate } from './create-recovery.js';
-import { conflict } from './errors.js';
+import { conflict, DirectoryUnavailableError } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
 import { addUpstreamMember } from './memberships.js';
 import { UPSTREAM_PAGE } from './paging.js';
 import { isCode, mayHaveCommitted } from './shared.js';
 import type { UnitOfWork } from './unit-of-work.js';
+import { getUpstreamUser } from './upstream.js';
 import { changedFields, type UpstreamUserFields } from './user-mapping.js';
 
 export interface DeactivatePayload extends JsonObject {
@@ -107,7 +108,7 @@ export class UserLifecycle {
       ? record.tombstoneGroupIds
       : union(await this.store.groupsOfUser(record.scimId), record.tombstoneGroupIds);
     const upstream = record.upstreamUserId
-      ? await this.getUpstream(record.upstreamUserId, ctx)
+      ? await getUpstreamUser(this.api, record.upstreamUserId, ctx)
       : await this.createUpstream(p.desired, ctx, {
           userName: p.desired.UserName,
           since: intentCreatedAt,
@@ -167,7 +168,10 @@ export class UserLifecycle {
       await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
     } catch (e) {
       if (isCode(e, UpstreamCode.UserNotFound)) return;
-      if (mayHaveCommitted(e) && (await this.getUpstream(userId, ctx).catch(() => undefined)) === null) {
+      if (
+        mayHaveCommitted(e) &&
+        (await getUpstreamUser(this.api, userId, ctx).catch(() => undefined)) === null
+      ) {
         ctx.log.info({ upstreamUserId: userId }, 'DeleteUser failed after it had deleted the user');
         return;
       }
@@ -197,22 +201,43 @@ export class UserLifecycle {
       let found: CreateRecovery;
       try {
         found = await recoverCreate(this.api, this.store, { ...attempt, maybeOurs }, ctx);
-      } catch {
-        return { error: e, unknown: mayHaveCommitted(e) };
+      } catch (lookup) {
+        // A first CreateUser that plainly met an existing account met someone else's: a conflict.
+        if (!maybeOurs) return { error: e, unknown: false };
+        // The account may be this operation's (its answer lost): never a conflict with itself.
+        ctx.log.warn(
+          { err: lookup },
+          'CreateUser may have committed and CloudIdentity could not be read to tell',
+        );
+        return { error: undecided(desired.UserName), unknown: true };
       }
-      if (found.kind === 'absent') return { error: e, unknown: false };
+      if (found.kind === 'absent') {
+        // CloudIdentity said the name was taken, yet shows no account of it (deleted meanwhile): the
+        // name is free again, but this attempt made nothing; a retry creates.
+        if (isCode(e, UpstreamCode.UserNameAlreadyExists))
+          return { error: undecided(desired.UserName), unknown: false };
+        return { error: e, unknown: false };
+      }
       if (found.kind === 'namesake')
         return { error: conflict(namesakeDetail(desired.UserName, found)), unknown: false };
-      const existing = found.user;
-      const changes = changedFields(existing, desired);
-      if (Object.keys(changes).length > 0)
-        await this.api.updateUser({ UserId: existing.UserId, ...changes }, opts);
-      ctx.log.info(
-        { upstreamUserId: existing.UserId },
-        'adopted the account an earlier attempt of this operation created',
-      );
-      return { user: { ...existing, ...changes } };
+      return { user: await this.adopt(found.user, desired, ctx) };
     }
+  }
+
+  /** Takes over the account the create recovery rule proved this operation's, brought to `desired`. */
+  async adopt(
+    existing: CloudIdentityUser,
+    desired: UpstreamUserFields,
+    ctx: RequestContext,
+  ): Promise<CloudIdentityUser> {
+    const changes = changedFields(existing, desired);
+    if (Object.keys(changes).length > 0)
+      await this.api.updateUser({ UserId: existing.UserId, ...changes }, { deadlineAt: ctx.deadlineAt });
+    ctx.log.info(
+      { upstreamUserId: existing.UserId },
+      'adopted the account an earlier attempt of this operation created',
+    );
+    return { ...existing, ...changes };
   }
 
   /** tryCreate, throwing its error. */
@@ -241,15 +266,13 @@ export class UserLifecycle {
     const mapped = await this.store.getUsersByUpstreamIds([existing.UserId]);
     return mapped.size > 0 ? null : existing;
   }
+}
 
-  async getUpstream(userId: string, ctx: RequestContext): Promise<CloudIdentityUser | null> {
-    try {
-      return await this.api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
-    } catch (e) {
-      if (isCode(e, UpstreamCode.UserNotFound)) return null;
-      throw e;
-    }
-  }
+/** A create whose outcome nobody could tell: retrying the request settles it (503, Retry-After). */
+export function undecided(userName: string): DirectoryUnavailableError {
+  return new DirectoryUnavailableError(
+    `could not tell whether CloudIdentity created the account of userName '${userName}' (its answer was lost); retry shortly`,
+  );
 }
 
 /** Distinct group ids of both lists, in a stable order. */

@@ -3,7 +3,7 @@ import { groupToWire, userToWire } from './actions/wire.js';
 import { type FaultInjector, InvalidFaultRulesError } from './faults.js';
 import { send } from './gateway/envelope.js';
 import { readBody } from './gateway/request.js';
-import type { EmulatorState } from './state.js';
+import { type EmulatorState, nameKey } from './state.js';
 
 export const CONTROL_PREFIX = '/_emulator/';
 
@@ -13,6 +13,8 @@ export interface ControlDeps {
   calls: Map<string, number>;
   /** Clears data, faults and call counts. */
   reset(): void;
+  /** The emulator's clock (CreatedTime of accounts made through the control API). */
+  now?: () => number;
 }
 
 /**
@@ -51,6 +53,8 @@ export async function handleControl(
     case 'POST reset':
       deps.reset();
       return sendJson(res, 200, { ok: true });
+    case 'POST users':
+      return createAccount(req, res, deps);
     case 'GET faults':
       return sendJson(res, 200, deps.faults.list());
     case 'PUT faults': {
@@ -81,7 +85,42 @@ const ROUTES: Record<string, string[]> = {
   state: ['GET'],
   reset: ['POST'],
   faults: ['GET', 'PUT'],
+  users: ['POST'],
 };
+
+/**
+ * POST users {UserName, DisplayName?, Email?, Source?: 'Manual' | 'Sync'}: an account made the way
+ * CloudIdentity's own console (Manual) or its own sync (Sync) would, as no SCIM client did; the
+ * bridge maps no resource to it (an account "no IdP manages"). 201 with the account.
+ */
+async function createAccount(req: IncomingMessage, res: ServerResponse, deps: ControlDeps): Promise<void> {
+  let body: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse((await readBody(req)).toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error();
+    body = parsed as Record<string, unknown>;
+  } catch {
+    return sendJson(res, 400, {
+      error: 'body must be a JSON object {UserName, DisplayName?, Email?, Source?}',
+    });
+  }
+  const { UserName, DisplayName, Email, Source = 'Manual' } = body;
+  const text = (v: unknown) => v === undefined || (typeof v === 'string' && v.length <= 128);
+  if (typeof UserName !== 'string' || !/^[A-Za-z0-9._@-]{1,64}$/.test(UserName))
+    return sendJson(res, 400, { error: 'UserName must be 1-64 characters of A-Z a-z 0-9 . _ @ -' });
+  if (!text(DisplayName) || !text(Email))
+    return sendJson(res, 400, { error: 'DisplayName and Email must be strings of at most 128 characters' });
+  if (Source !== 'Manual' && Source !== 'Sync')
+    return sendJson(res, 400, { error: "Source must be 'Manual' or 'Sync'" });
+  if (deps.state.usersByName.has(nameKey(UserName)))
+    return sendJson(res, 409, { error: `an account named ${UserName} exists` });
+  const user = deps.state.createUser(
+    { UserName, DisplayName: DisplayName as string | undefined, Email: Email as string | undefined },
+    (deps.now ?? Date.now)(),
+    Source,
+  );
+  return sendJson(res, 201, userToWire(user, true));
+}
 
 function stateSnapshot(deps: ControlDeps, summary: boolean): object {
   const { state } = deps;

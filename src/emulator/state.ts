@@ -111,7 +111,8 @@ export class EmulatorState {
     this.membershipCount = 0;
   }
 
-  createUser(input: NewUser, nowMs: number): UserRecord {
+  /** `source`: 'Sync' for an account CloudIdentity's own sync made (the control API's users endpoint). */
+  createUser(input: NewUser, nowMs: number, source: 'Manual' | 'Sync' = 'Manual'): UserRecord {
     const ts = formatTimestamp(nowMs);
     return this.putUser(
       {
@@ -121,7 +122,7 @@ export class EmulatorState {
         Description: input.Description ?? '',
         Email: input.Email ?? '',
         Phone: input.Phone ?? '',
-        Source: 'Manual',
+        Source: source,
         IdentityType: 'Create',
         CreatedTime: ts,
         UpdatedTime: ts,

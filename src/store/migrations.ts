@@ -8,8 +8,11 @@ export interface Migration {
   readonly statements: readonly string[];
 }
 
-// Append only; never edit a migration that has shipped. Constraint names are spelled out because
-// sql-store.ts maps unique violations to StoreConflictError fields by constraint name.
+// Append only; never edit a migration that has shipped. Each version is the same schema change,
+// under the same name, as the embedded store's migration of that number (sqlite-migrations.ts).
+// Versions 5 to 9 are unused: migrate() compares the set of applied versions, so a gap is no
+// missing step. Constraint names are spelled out because sql-store.ts maps unique violations to
+// StoreConflictError fields by constraint name.
 // user_name_lower/display_name_lower hold the JS-folded name (see fold-case.ts).
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -85,8 +88,6 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX intents_due_idx ON intents (next_attempt_at)',
     ],
   },
-  // Version 3 belongs to the reconciler's intents (issue 11); the set of applied versions is
-  // compared, so a gap (or a later insertion below this one) is applied as usual.
   {
     version: 4,
     name: 'audit trail',
@@ -201,6 +202,50 @@ export const MIGRATIONS: readonly Migration[] = [
         expires_at timestamptz NOT NULL
       )`,
       'CREATE INDEX admin_revoked_sessions_expires_idx ON admin_revoked_sessions (expires_at)',
+    ],
+  },
+  {
+    version: 12,
+    name: 'drift snapshot: accounts no IdP manages, their groups, reported drift',
+    statements: [
+      // The drift pass's walk of CloudIdentity (directory/unmanaged.ts): where it stands (one JSON
+      // row, so a new leader goes on from there) and what it found, so every replica serves the
+      // same snapshot. Times are ISO-8601 UTC text, as CloudIdentity and the walk state them.
+      `CREATE TABLE drift_sweep (
+        id integer NOT NULL CONSTRAINT drift_sweep_pkey PRIMARY KEY CONSTRAINT drift_sweep_one CHECK (id = 1),
+        state text NOT NULL
+      )`,
+      `CREATE TABLE drift_unmanaged (
+        user_id text NOT NULL CONSTRAINT drift_unmanaged_pkey PRIMARY KEY,
+        user_name text NOT NULL,
+        display_name text,
+        email text,
+        source text,
+        created_time text,
+        seen_sweep integer NOT NULL,
+        seen_at text NOT NULL
+      )`,
+      'CREATE INDEX drift_unmanaged_name_idx ON drift_unmanaged (user_name, user_id)',
+      'CREATE INDEX drift_unmanaged_sweep_idx ON drift_unmanaged (seen_sweep)',
+      `CREATE TABLE drift_unmanaged_groups (
+        user_id text NOT NULL,
+        group_id text NOT NULL,
+        group_name text NOT NULL,
+        seen_sweep integer NOT NULL,
+        CONSTRAINT drift_unmanaged_groups_pkey PRIMARY KEY (user_id, group_id)
+      )`,
+      'CREATE INDEX drift_unmanaged_groups_sweep_idx ON drift_unmanaged_groups (seen_sweep)',
+      // Findings only an operator can resolve (renamed accounts, tombstone collisions), one per
+      // kind and SCIM user, kept until a pass checks that user again and no longer finds them.
+      `CREATE TABLE drift_reported (
+        kind text NOT NULL,
+        scim_id text NOT NULL,
+        upstream_user_id text,
+        upstream_user_name text,
+        detail text NOT NULL,
+        found_at text NOT NULL,
+        CONSTRAINT drift_reported_pkey PRIMARY KEY (scim_id, kind)
+      )`,
     ],
   },
 ];

@@ -21,12 +21,17 @@ export interface PostgresDriverOptions {
  */
 const KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
 
-/** A pg Pool: statements run on any idle connection, transactions pin one. */
+/**
+ * A pg Pool: statements run on any idle connection, transactions pin one. Its connections pipeline
+ * (pg's `pipeline` option): a transaction's statements are written without waiting for each answer,
+ * so a unit of work costs round trips for its BEGIN+statements and its COMMIT, not one per statement.
+ */
 export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 10_000,
     application_name: 'volc-scim-bridge',
+    pipeline: true,
     ...KEEPALIVE,
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
@@ -137,10 +142,13 @@ class PostgresDriver implements SqlDriver {
     };
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
-      const result = await fn({
-        query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params),
-      });
+      // BEGIN goes out with the first statements (pipelined); its answer is read before COMMIT. A BEGIN
+      // can fail only with the connection, which fails the statements behind it too.
+      const begun = client.query('BEGIN');
+      const result = await Promise.all([
+        begun,
+        fn({ query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params) }),
+      ]).then(([, r]) => r);
       await client.query('COMMIT');
       return result;
     } catch (err) {

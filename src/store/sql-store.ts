@@ -1,3 +1,7 @@
+// The store on PostgreSQL (DATABASE_URL), shared by every replica: the store contract (types.ts) and
+// the leased resource locks only several replicas need. One file because it is one implementation of
+// one interface, method by method; the SQL it shares with the embedded store is already apart
+// (sql-common.ts, unit-sql.ts, audit-sql.ts), and what remains is each method's PostgreSQL statement.
 import type { Logger } from 'pino';
 import {
   ADMIN_SESSION_REVOKED,
@@ -14,6 +18,16 @@ import {
   toTallyRow,
 } from './audit-sql.js';
 import type { AuditActor, AuditQuery, AuditRecord, AuditTallyRow, DirectoryCounts } from './audit-types.js';
+import {
+  driftProgressStatements,
+  type ReadSql,
+  readDriftFindings,
+  readDriftSweep,
+  readUnmanaged,
+  replaceFindingsStatements,
+  type Statement,
+} from './drift-sql.js';
+import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
 import type { Queryable, Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
@@ -45,12 +59,14 @@ import {
   type UserQuery,
   type UserRecord,
 } from './types.js';
-import { emptyCommitResult, isSingleStatement, type UnitDialect, unitSteps } from './unit-sql.js';
+import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
 
 const PG_DIALECT: UnitDialect = {
   now: 'now()',
+  // currval: the id this connection's session drew last, i.e. the audit record just inserted.
   insertAuditSubjects: `INSERT INTO audit_subjects (audit_id, subject_lower)
-    SELECT $1::bigint, value FROM jsonb_array_elements_text($2::jsonb) AS value ON CONFLICT DO NOTHING`,
+    SELECT currval(pg_get_serial_sequence('audit', 'id')), value
+    FROM jsonb_array_elements_text($1::jsonb) AS value ON CONFLICT DO NOTHING`,
 };
 
 /** The readiness heartbeat: a tiny real write. */
@@ -352,24 +368,28 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   }
 
   /**
-   * One unit of work: BEGIN, its statements in order on one connection, COMMIT. The driver rolls back
-   * and rethrows on any failure; a connection lost before or during COMMIT is StoreUnavailableError.
+   * One unit of work: BEGIN, its statements, COMMIT, on one connection. The statements go out as one
+   * pipelined batch (no statement's parameters wait for another's rows), their answers are read in order,
+   * and COMMIT is sent only once every answer has been read and checked: a unit costs two round trips
+   * whatever its length. A single statement runs alone (it is its own transaction). The driver rolls
+   * back and rethrows on any failure; a connection lost before or during COMMIT is StoreUnavailableError.
    */
   async commit(writes: readonly StoreWrite[]): Promise<CommitResult> {
     if (writes.length === 0) return emptyCommitResult();
-    const run = async (on: Queryable, single: boolean) => {
-      const result = emptyCommitResult();
-      const steps = unitSteps(writes, PG_DIALECT, result);
-      let count = 0;
-      for (let next = steps.next(); !next.done; ) {
-        if (single && ++count > 1) throw new Error('a single-statement unit yielded a second statement');
-        const { sql, params } = next.value;
-        next = steps.next(await on.query(sql, params));
-      }
+    const result = emptyCommitResult();
+    const steps = unitSteps(writes, PG_DIALECT, result);
+    const run = async (on: Queryable) => {
+      const answers = await Promise.allSettled(steps.map(({ sql, params }) => on.query(sql, params)));
+      // The first failure is the cause; the statements after it only report the aborted transaction.
+      const failed = answers.find((a) => a.status === 'rejected');
+      if (failed) throw failed.reason;
+      answers.forEach((a, i) => {
+        if (a.status === 'fulfilled') steps[i].read?.(a.value);
+      });
       return result;
     };
-    if (isSingleStatement(writes)) return this.written(run(this.db, true));
-    return this.written(this.db.transaction((tx) => run(tx, false)));
+    if (steps.length === 1) return this.written(run(this.db));
+    return this.written(this.db.transaction(run));
   }
 
   writeFailureReason(): string | null {
@@ -620,5 +640,37 @@ export class SqlStore extends SingleWrites implements BridgeStore {
               (SELECT count(*)::int FROM memberships) AS memberships`,
     );
     return rows[0];
+  }
+
+  // ---- drift snapshot (drift-sql.ts) ----
+
+  private readonly read: ReadSql = <T>(sql: string, params: unknown[]) => this.db.query<T>(sql, params);
+
+  private async writeAll(statements: Statement[]): Promise<void> {
+    await this.written(
+      this.db.transaction(async (tx) => {
+        for (const s of statements) await tx.query(s.sql, s.params);
+      }),
+    );
+  }
+
+  driftSweep() {
+    return readDriftSweep(this.read);
+  }
+
+  saveDriftProgress(progress: DriftProgress): Promise<void> {
+    return this.writeAll(driftProgressStatements(progress));
+  }
+
+  replaceDriftFindings(checked: string[], findings: DriftReportedFinding[]): Promise<void> {
+    return this.writeAll(replaceFindingsStatements(checked, findings));
+  }
+
+  unmanagedAccounts(query: { offset: number; limit: number; q?: string }) {
+    return readUnmanaged(this.read, query);
+  }
+
+  driftFindings(limit: number) {
+    return readDriftFindings(this.read, limit);
   }
 }

@@ -1,6 +1,8 @@
 // The embedded store's schema (SQLite), versioned by PRAGMA user_version. Append only; never edit a
-// migration that has shipped. The same tables and columns as PostgreSQL (migrations.ts) so the SQL
-// and the row mapping are shared (sql-common.ts); the differences are SQLite's types:
+// migration that has shipped. Each version is the same schema change, under the same name, as
+// PostgreSQL's migration of that number (migrations.ts; a test holds the two lists equal), and the
+// tables and columns are the same, so the SQL and the row mapping are shared (sql-common.ts); the
+// differences are SQLite's types:
 // - STRICT tables, so a value of the wrong type is refused as PostgreSQL would refuse it;
 // - JSON as TEXT, booleans as 0/1 with a CHECK, timestamps as ISO-8601 UTC text with milliseconds
 //   (strftime '%Y-%m-%dT%H:%M:%fZ'), which sorts like the time it names;
@@ -23,7 +25,7 @@ export const SQLITE_NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
 export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   {
     version: 1,
-    name: 'users, groups, memberships, store_meta, row_counts',
+    name: 'users, groups, memberships',
     sql: `
       CREATE TABLE users (
         scim_id TEXT NOT NULL,
@@ -67,10 +69,6 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         CONSTRAINT memberships_pkey PRIMARY KEY (group_scim_id, user_scim_id)
       ) STRICT;
       CREATE INDEX memberships_user_idx ON memberships (user_scim_id, group_scim_id);
-      CREATE TABLE store_meta (
-        key TEXT NOT NULL PRIMARY KEY,
-        value TEXT NOT NULL
-      ) STRICT;
       -- Rows each table held at the last commit, kept by triggers in the writing transaction: a start
       -- that finds fewer rows than recorded (tables emptied, file swapped) refuses (data-dir.ts).
       CREATE TABLE row_counts (
@@ -94,6 +92,16 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   },
   {
     version: 2,
+    name: 'store_meta: the CloudIdentity the store mirrors',
+    sql: `
+      CREATE TABLE store_meta (
+        key TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
+  {
+    version: 3,
     name: 'intents: multi-step operations in flight (the reconciler settles them)',
     sql: `
       CREATE TABLE intents (
@@ -110,9 +118,8 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX intents_due_idx ON intents (next_attempt_at);
     `,
   },
-  // Version 2 belongs to the reconciler's intents (issue 11); versions need not be contiguous here.
   {
-    version: 3,
+    version: 4,
     name: 'audit trail',
     sql: `
       -- AUTOINCREMENT: ids are never reused after retention deletes the newest rows' predecessors,
@@ -201,24 +208,81 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX admin_revoked_sessions_expires_idx ON admin_revoked_sessions (expires_at);
     `,
   },
+  {
+    version: 12,
+    name: 'drift snapshot: accounts no IdP manages, their groups, reported drift',
+    sql: `
+      -- The drift pass's walk of CloudIdentity (directory/unmanaged.ts): where it stands and what
+      -- it found, so the snapshot survives a restart.
+      CREATE TABLE drift_sweep (
+        id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE drift_unmanaged (
+        user_id TEXT NOT NULL PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        display_name TEXT,
+        email TEXT,
+        source TEXT,
+        created_time TEXT,
+        seen_sweep INTEGER NOT NULL,
+        seen_at TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX drift_unmanaged_name_idx ON drift_unmanaged (user_name, user_id);
+      CREATE INDEX drift_unmanaged_sweep_idx ON drift_unmanaged (seen_sweep);
+      CREATE TABLE drift_unmanaged_groups (
+        user_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        seen_sweep INTEGER NOT NULL,
+        PRIMARY KEY (user_id, group_id)
+      ) STRICT;
+      CREATE INDEX drift_unmanaged_groups_sweep_idx ON drift_unmanaged_groups (seen_sweep);
+      -- Findings only an operator can resolve (renamed accounts, tombstone collisions), one per
+      -- kind and SCIM user, kept until a pass checks that user again and no longer finds them.
+      CREATE TABLE drift_reported (
+        kind TEXT NOT NULL,
+        scim_id TEXT NOT NULL,
+        upstream_user_id TEXT,
+        upstream_user_name TEXT,
+        detail TEXT NOT NULL,
+        found_at TEXT NOT NULL,
+        PRIMARY KEY (scim_id, kind)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));
 
 /**
- * Applies the migrations newer than user_version, each with its version bump in one transaction.
- * Returns the versions applied; a database newer than this build is left alone (the caller warns).
+ * The version of a store at user_version 1 to 4, read from the tables it holds. Stores written
+ * before SQLite shared PostgreSQL's numbering count the same changes as 1 (users to store_meta),
+ * 2 (intents) and 3 (audit); the tables say which changes a store has under either numbering.
+ */
+function versionFromTables(db: Database.Database): number {
+  const has = (table: string) =>
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+  if (has('audit')) return 4;
+  if (has('intents')) return 3;
+  return has('store_meta') ? 2 : 1;
+}
+
+/**
+ * Applies the migrations newer than user_version, all in one transaction with the version bump (a
+ * failing one leaves the store as it was). Returns the versions applied; a database newer than this
+ * build is left alone (the caller warns).
  */
 export function migrateSqlite(db: Database.Database): number[] {
-  const applied: number[] = [];
-  for (const m of SQLITE_MIGRATIONS) {
-    db.transaction(() => {
-      const current = db.pragma('user_version', { simple: true }) as number;
-      if (current >= m.version) return;
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-      applied.push(m.version);
-    }).immediate();
-  }
-  return applied;
+  return db
+    .transaction(() => {
+      const recorded = db.pragma('user_version', { simple: true }) as number;
+      const current = recorded >= 1 && recorded <= 4 ? versionFromTables(db) : recorded;
+      const pending = SQLITE_MIGRATIONS.filter((m) => m.version > current);
+      for (const m of pending) db.exec(m.sql);
+      const version = pending.at(-1)?.version ?? current;
+      if (version !== recorded) db.pragma(`user_version = ${version}`);
+      return pending.map((m) => m.version);
+    })
+    .immediate();
 }

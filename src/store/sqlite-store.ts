@@ -14,6 +14,9 @@
 // request observes a write before its commit.
 // The audit reads (listAudit, auditTally) turn the event loop between bounded statements, so a
 // read over a long trail never holds other requests up (each statement is consistent on its own).
+// One file because it is one implementation of the store contract (types.ts), method by method,
+// around one group-commit queue; the SQL it shares with PostgreSQL is apart (sql-common.ts,
+// unit-sql.ts, audit-sql.ts).
 import { statSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
@@ -35,6 +38,16 @@ import {
 } from './audit-sql.js';
 import type { AuditActor, AuditQuery, AuditRecord, AuditTallyRow, DirectoryCounts } from './audit-types.js';
 import type { StoreMeta } from './binding.js';
+import {
+  driftProgressStatements,
+  type ReadSql,
+  readDriftFindings,
+  readDriftSweep,
+  readUnmanaged,
+  replaceFindingsStatements,
+  type Statement,
+} from './drift-sql.js';
+import type { DriftProgress, DriftReportedFinding } from './drift-types.js';
 import { StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import { SingleWrites } from './single-writes.js';
@@ -65,12 +78,11 @@ import {
   type UserQuery,
   type UserRecord,
 } from './types.js';
-import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
+import { emptyCommitResult, SQLITE_AUDIT_SUBJECTS, type UnitDialect, unitSteps } from './unit-sql.js';
 
 const SQLITE_DIALECT: UnitDialect = {
   now: SQLITE_NOW,
-  insertAuditSubjects:
-    'INSERT OR IGNORE INTO audit_subjects (audit_id, subject_lower) SELECT $1, value FROM json_each($2)',
+  insertAuditSubjects: SQLITE_AUDIT_SUBJECTS,
 };
 
 /** The readiness heartbeat: a tiny real write through the same path as every other. */
@@ -328,15 +340,10 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
   /** One unit of work (BridgeStore.commit): its statements, in order, inside the current transaction. */
   private applyUnit(writes: readonly StoreWrite[]): CommitResult {
     const result = emptyCommitResult();
-    const steps = unitSteps(writes, SQLITE_DIALECT, result);
-    for (let next = steps.next(); !next.done; ) {
-      const { sql, params, rows } = next.value;
+    for (const { sql, params, read } of unitSteps(writes, SQLITE_DIALECT, result)) {
       const statement = this.stmt(sql);
-      if (rows) next = steps.next(statement.all(bind(params)));
-      else {
-        statement.run(bind(params));
-        next = steps.next([]);
-      }
+      if (read) read(statement.all(bind(params)));
+      else statement.run(bind(params));
     }
     return result;
   }
@@ -695,5 +702,36 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
         memberships: counts.get('memberships') ?? 0,
       };
     });
+  }
+
+  // ---- drift snapshot (drift-sql.ts) ----
+
+  private readonly read: ReadSql = async <T>(sql: string, params: unknown[]) =>
+    this.sync(() => this.all<T>(sql, params));
+
+  private async writeAll(statements: Statement[]): Promise<void> {
+    await this.write(() => {
+      for (const s of statements) this.exec(s.sql, s.params);
+    });
+  }
+
+  driftSweep() {
+    return readDriftSweep(this.read);
+  }
+
+  saveDriftProgress(progress: DriftProgress): Promise<void> {
+    return this.writeAll(driftProgressStatements(progress));
+  }
+
+  replaceDriftFindings(checked: string[], findings: DriftReportedFinding[]): Promise<void> {
+    return this.writeAll(replaceFindingsStatements(checked, findings));
+  }
+
+  unmanagedAccounts(query: { offset: number; limit: number; q?: string }) {
+    return readUnmanaged(this.read, query);
+  }
+
+  driftFindings(limit: number) {
+    return readDriftFindings(this.read, limit);
   }
 }

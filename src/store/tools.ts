@@ -41,9 +41,18 @@ export interface StoreCounts {
 
 /**
  * Bookkeeping tables that belong to one store file and are not copied between stores; audit_actors
- * is kept by the target's own triggers as the audit rows are copied in.
+ * is kept by the target's own triggers as the audit rows are copied in; the drift snapshot (drift_*)
+ * describes the CloudIdentity the source was bound to and is rebuilt by the target's drift passes.
  */
-const NOT_COPIED = new Set(['store_meta', 'row_counts', 'audit_actors']);
+const NOT_COPIED = new Set([
+  'store_meta',
+  'row_counts',
+  'audit_actors',
+  'drift_sweep',
+  'drift_unmanaged',
+  'drift_unmanaged_groups',
+  'drift_reported',
+]);
 const INSERT_BATCH = 500;
 
 function fsyncPath(path: string): void {

@@ -5,6 +5,7 @@
 // mapping (sql-common.ts) and are bound to the CloudIdentity they mirror (binding.ts).
 
 import type { AdminSessionStore, AuditEntry, AuditStore } from './audit-types.js';
+import type { DriftSnapshotStore } from './drift-types.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -133,7 +134,7 @@ export interface IntentRecord {
 
 export type NewIntentRecord = Pick<IntentRecord, 'id' | 'resource' | 'kind' | 'payload'>;
 
-export interface BridgeStore extends AuditStore, AdminSessionStore {
+export interface BridgeStore extends AuditStore, AdminSessionStore, DriftSnapshotStore {
   /** Runs migrations; idempotent, safe when several replicas start at once. */
   init(): Promise<void>;
   close(): Promise<void>;

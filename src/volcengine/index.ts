@@ -1,17 +1,14 @@
+export type { ActionName } from './actions.js';
 export {
-  type ActionName,
   API_VERSION,
   type ClientObserver,
   CloudIdentityClient,
   type CloudIdentityClientOptions,
-  clientOptionsFromEnv,
   DEFAULT_ENDPOINT,
   DEFAULT_REGION,
-  type ParsedResponse,
-  parseResponse,
-  parseRetryAfter,
   SERVICE_NAME,
 } from './client.js';
+export { type ParsedResponse, parseResponse, parseRetryAfter } from './envelope.js';
 export * from './errors.js';
 export {
   canonicalQueryString,

@@ -352,6 +352,20 @@ describe('CloudIdentity errors → SCIM responses', () => {
       expect(list.body.Resources[0].id).toBe(res.body.id);
     });
 
+    it('commitThenReset on CreateGroup: 201 and exactly one upstream group', async () => {
+      const displayName = uniqueName('err.commit.group');
+      const res = await withFaults(
+        [{ action: 'CreateGroup', probability: 1, fault: 'commitThenReset', times: 1 }],
+        () =>
+          h.http
+            .post('/scim/v2/Groups')
+            .send({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName }),
+      );
+      expect(res.status, res.text).toBe(201);
+      const upstream = (await h.upstream()).groups.filter((g) => g.DisplayName === displayName);
+      expect(upstream.map((g) => g.GroupId)).toEqual([res.body.id]);
+    });
+
     it('a reset before CreateUser commits: retried, 201, one upstream user', async () => {
       const userName = uniqueName('err.reset.create');
       const res = await withFaults([{ action: 'CreateUser', probability: 1, fault: 'reset', times: 1 }], () =>

@@ -83,6 +83,25 @@ describe('configuration', () => {
     ]);
   });
 
+  it('a variable with its own problem is reported once, not again by the rules that read it', () => {
+    expect(problems({ RECONCILE_INTERVAL_MS: '99999' })).toEqual([
+      'RECONCILE_INTERVAL_MS: must be a whole number from 0 to 60000 (got "99999")',
+    ]);
+    expect(
+      problems({ VOLCENGINE_ACCESS_KEY: 'AKLTx', VOLCENGINE_SECRET_KEY_FILE: '/nonexistent/sk' }),
+    ).toEqual([
+      'VOLCENGINE_SECRET_KEY_FILE: cannot read /nonexistent/sk (ENOENT)',
+      'SCIM_BEARER_TOKENS: real Volcengine credentials are set but no SCIM bearer token: refusing to expose CloudIdentity without authentication',
+    ]);
+    // The rules still run beside an unrelated problem.
+    expect(
+      problems({ PORT: 'x', RECONCILE_INTERVAL_MS: '30000', RECONCILE_BACKOFF_MAX_MS: '30000' }),
+    ).toEqual([
+      'PORT: must be a whole number from 0 to 65535 (got "x")',
+      expect.stringMatching(/^RECONCILE_BACKOFF_MAX_MS: .*60 s/),
+    ]);
+  });
+
   it('lists every problem in one message', () => {
     const env = {
       PORT: 'eighty',
@@ -356,7 +375,7 @@ describe('the listening log line', () => {
   });
 });
 
-describe('MAX_MEMBERS_PER_REQUEST and TRUST_PROXY (issue 11)', () => {
+describe('MAX_MEMBERS_PER_REQUEST and TRUST_PROXY', () => {
   const load = (env: Record<string, string>) => loadConfig(env, () => 'generated-token-0123456789');
 
   it('defaults: 1000 members per request, no proxy trusted', () => {

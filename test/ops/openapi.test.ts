@@ -105,6 +105,8 @@ describe('openapi.yaml', () => {
         '/admin/api/activity',
         '/admin/api/people',
         '/admin/api/reconciler',
+        '/admin/api/reconciler/run',
+        '/admin/api/unmanaged',
       ].sort(),
     );
   });
@@ -508,6 +510,18 @@ describe('the running app honours openapi.yaml', () => {
     await admin('/admin/api/people', '/admin/api/people');
     await admin('/admin/api/reconciler', '/admin/api/reconciler');
     await admin('/admin/api/reconciler', '/admin/api/reconciler', TEST_TOKEN);
+    await admin('/admin/api/unmanaged', '/admin/api/unmanaged?limit=5');
+    await admin('/admin/api/unmanaged', '/admin/api/unmanaged?limit=0');
+    const run = (token = ADMIN_TOKEN) =>
+      call(
+        'post',
+        '/admin/api/reconciler/run',
+        h.http.post('/admin/api/reconciler/run').set('Authorization', `Bearer ${token}`),
+      );
+    expect((await run()).status).toBe(200);
+    expect((await run()).status).toBe(429);
+    await run(TEST_TOKEN);
+    await admin('/admin/api/unmanaged', '/admin/api/unmanaged');
   });
 
   let seenRoutes = '';

@@ -148,7 +148,7 @@ export interface SoakStats {
   statuses: Record<string, number>;
   /** POSTs resolved by the match-by-filter after an ambiguous failure */
   resolvedByFilter: number;
-  /** Groups found by the match after a lost create answer, without the externalId it sent. */
+  /** Groups found by the match after a lost create answer without the externalId it sent (a violation). */
   groupExternalIdsNotKept: number;
   /** 409s on a retried POST (then resolved by the filter) */
   conflictsAfterAmbiguous: number;
@@ -750,11 +750,13 @@ class Worker {
         if ('resolved' in out) {
           this.rec.stats.resolvedByFilter++;
           g.id = out.resolved.id;
-          // A create whose answer was lost may have been cut off by a SIGKILL between CreateGroup
-          // and its store record: the group then exists without its externalId (a known limitation
-          // in the README), so that one attribute is not checked; everything else is.
+          // A create cut off between CreateGroup and its record (a lost answer, a SIGKILL) is finished
+          // from its group.create intent by this match or the reconciler: the externalId is kept.
           if (g.externalId !== undefined && out.resolved.externalId !== g.externalId) {
             this.rec.stats.groupExternalIdsNotKept++;
+            this.rec.violation(
+              `group ${displayName} (${g.id}) found without the externalId it was created with: ${JSON.stringify(out.resolved.externalId)}`,
+            );
             g.externalId = undefined;
           }
           break;

@@ -185,11 +185,14 @@ describe('transient faults are retried', () => {
     expect(s.calls.ListUsers).toBeUndefined();
   });
 
-  it('a commitThenReset CreateGroup ends with exactly one group and success', async () => {
+  it('a commitThenReset CreateGroup: one group upstream, and the retry answer says an attempt may have committed', async () => {
     faults({ action: 'CreateGroup', probability: 1, fault: 'commitThenReset', times: 1 });
-    const g = await client.createGroup({ GroupName: 'committed-group', JoinType: 'Manual' });
+    const e = await rejection(client.createGroup({ GroupName: 'committed-group', JoinType: 'Manual' }));
+    expect((e as VolcengineApiError).code).toBe('GroupNameAlreadyExists');
+    expect(followedUncertainAttempt(e)).toBe(true);
     const s = await snapshot();
-    expect(s.groups.map((x) => x.GroupId)).toEqual([g.GroupId]);
+    expect(s.groups.map((x) => x.GroupName)).toEqual(['committed-group']);
+    expect(s.calls.ListGroups).toBeUndefined();
   });
 
   it('commitThenReset on membership and delete mutations still ends in success', async () => {

@@ -1,9 +1,11 @@
-// The operator console's only script (served from /admin/assets, so the CSP's script-src 'self'
-// allows it). Read-only: it fetches /admin/api/* with the session cookie and builds the page with
-// DOM calls and textContent only (no innerHTML), so nothing from the data can become markup.
-// The activity chart, per-actor table, log date filters and auto-refresh are in activity.js.
+// The operator console's main script (served from /admin/assets with the modules it imports, so the
+// CSP's script-src 'self' allows them). It fetches /admin/api/* with the session cookie and builds
+// the page with DOM calls and textContent only (no innerHTML), so nothing from the data can become
+// markup. Its one write, Reconcile now, is in unmanaged.js; the activity chart, per-actor table, log
+// date filters and auto-refresh are in activity.js.
 
 import { createActivity, logFilters, outcomeBadge } from './activity.js';
+import { initUnmanaged, renderUnmanaged } from './unmanaged.js';
 
 const TZ_KEY = 'vsb-console-tz';
 let tz = localStorage.getItem(TZ_KEY) === 'local' ? 'local' : 'utc';
@@ -90,7 +92,7 @@ function renderOverview() {
   activity.setOverviewActors(o.actors);
 }
 
-// ---- reconciler (issue 11's endpoint; absent until it is merged) ----
+// ---- reconciler (GET /admin/api/reconciler) ----
 
 async function loadReconciler() {
   const body = document.querySelector('#reconciler .body');
@@ -348,6 +350,7 @@ function renderAll() {
   activity.rerender();
   renderFailures();
   renderLog();
+  renderUnmanaged();
   if (state.person) renderPerson();
 }
 
@@ -370,7 +373,11 @@ async function loadAll() {
     errorBox.textContent = `Could not load the dashboard: ${err.message}`;
     errorBox.hidden = false;
   }
-  await Promise.all([loadReconciler(), loadLog()]);
+  await Promise.all([
+    loadReconciler(),
+    loadLog(),
+    initUnmanaged({ fmtTime, onReconciled: () => void loadAll() }),
+  ]);
   document.body.dataset.loaded = 'true';
 }
 
