@@ -4,7 +4,8 @@
 // independent count of the trail (buckets by unixepoch() rather than the store's text arithmetic),
 // its p95 must be the upper bound of the class holding the exact nearest-rank p95, and the event
 // loop must turn between the store's chunks. Correctness only: nothing here is timed.
-// PostgreSQL (when up) is checked the same way at PG_SCALE_ROWS.
+// PostgreSQL (when up) is checked the same way at PG_SCALE_ROWS (20,000: its per-row counter
+// triggers make a bulk insert slow on a shared server). SCALE_ROWS=50000 makes a quick local run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
