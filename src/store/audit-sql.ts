@@ -1,6 +1,13 @@
 // The audit table's SQL, shared by both stores (same columns; `$n` placeholders). PostgreSQL holds
 // `at` as timestamptz and the JSON as jsonb; SQLite as ISO text (which sorts like the time) and TEXT.
-import type { AuditActivityRow, AuditActor, AuditEntry, AuditQuery, AuditRecord } from './audit-types.js';
+import type {
+  AuditActor,
+  AuditEntry,
+  AuditOutcomeKind,
+  AuditQuery,
+  AuditRecord,
+  AuditTallyRow,
+} from './audit-types.js';
 import { foldCase } from './fold-case.js';
 import { json } from './sql-common.js';
 
@@ -214,7 +221,10 @@ export function auditListSql(
   const at = options.unindexedTime ? '+at' : 'at';
   if (q.since !== undefined) where.push(`${at} >= ${add(q.since)}`);
   if (q.until !== undefined) where.push(`${at} < ${add(q.until)}`);
+  // `status >= 400` spelled out in each, so SQLite can use the partial index of failures.
   if (q.outcome === 'error') where.push('status >= 400');
+  if (q.outcome === 'refused') where.push('status >= 400 AND status < 500');
+  if (q.outcome === 'failed') where.push('status >= 400 AND status >= 500');
   if (q.outcome === 'ok') where.push('status < 400');
   if (q.beforeId !== undefined) where.push(`id < ${add(Number(q.beforeId))}`);
   if (q.afterId !== undefined) where.push(`id > ${add(Number(q.afterId))}`);
@@ -226,20 +236,63 @@ export function auditListSql(
   };
 }
 
-/** The newest records at or after $1 through the time index (a range of at most $2 entries). */
-export const AUDIT_ACTIVITY =
-  'SELECT at, status, duration_ms FROM audit WHERE at >= $1 ORDER BY at DESC LIMIT $2';
+// ---- the activity chart's aggregation (auditTally) ----
 
-/** AUDIT_ACTIVITY in pages (SQLite): the page after the row at ($2, id $3), newest first. */
-export const AUDIT_ACTIVITY_PAGE = `SELECT id, at, status, duration_ms FROM audit
-  WHERE at >= $1 AND (at, id) < ($2, $3) ORDER BY at DESC, id DESC LIMIT $4`;
+/**
+ * Upper bounds (exclusive, ms) of the latency classes the activity chart's p95 is read from: about
+ * 25 % apart, so a p95 reported as its class's upper bound is at most that far above the true one.
+ * Counting per class keeps the aggregation in SQL on both stores (SQLite has no percentile).
+ */
+export const LATENCY_CLASS_MS = [
+  1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200, 250, 300, 400, 500, 600,
+  800, 1_000, 1_200, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 12_000, 15_000, 20_000,
+  25_000, 30_000, 40_000, 50_000, 60_000,
+];
 
-export function toActivityRow(row: {
-  at: Date | string;
-  status: number;
-  duration_ms: number;
-}): AuditActivityRow {
-  return { at: iso(row.at), status: row.status, durationMs: Number(row.duration_ms) };
+/** The class of duration_ms as a CASE nested like a binary search (a few comparisons per row). */
+function latencyClassSql(lo = 0, hi = LATENCY_CLASS_MS.length): string {
+  if (lo === hi) return String(lo);
+  const mid = Math.floor((lo + hi) / 2);
+  return `CASE WHEN duration_ms < ${LATENCY_CLASS_MS[mid]} THEN ${latencyClassSql(lo, mid)} ELSE ${latencyClassSql(mid + 1, hi)} END`;
+}
+
+const KINDS: AuditOutcomeKind[] = ['ok', 'refused', 'failed'];
+const KIND_SQL = 'CASE WHEN status >= 500 THEN 2 WHEN status >= 400 THEN 1 ELSE 0 END';
+const TALLY_GROUPS = `actor, ${KIND_SQL} AS kind, ${latencyClassSql()} AS class, count(*) AS n`;
+
+/**
+ * PostgreSQL: the whole window in one statement ($1 <= at < $2, buckets of $3 seconds); it runs in
+ * the database's process, so the bridge's event loop only waits for the answer.
+ */
+export const AUDIT_TALLY_PG = `SELECT floor(extract(epoch FROM at) / $3::int)::bigint * $3::int * 1000 AS bucket, ${TALLY_GROUPS}
+  FROM audit WHERE at >= $1 AND at < $2 GROUP BY 1, 2, 3, 4`;
+
+/**
+ * SQLite: one chunk of the window, the records from (at, id) >= ($1, $2) to before ($3, $4)
+ * through the time index, in buckets of $5 minutes. The bucket comes from the ISO text itself
+ * (day and minute of the day: `at` is always `YYYY-MM-DDTHH:MM:SS.sssZ`), far cheaper per row
+ * than parsing it as a time.
+ */
+export const AUDIT_TALLY_SQLITE = `SELECT substr(at, 1, 10) AS day,
+    (CAST(substr(at, 12, 2) AS INTEGER) * 60 + CAST(substr(at, 15, 2) AS INTEGER)) / CAST($5 AS INTEGER) AS slot, ${TALLY_GROUPS}
+  FROM audit WHERE at >= $1 AND at <= $3 AND (at, id) >= ($1, $2) AND (at, id) < ($3, $4)
+  GROUP BY day, slot, actor, kind, class`;
+
+/** SQLite: the record $4 places after (at, id) >= ($1, $2), before $3: where the next chunk starts. */
+export const AUDIT_TALLY_BOUNDARY = `SELECT at, id FROM audit
+  WHERE at >= $1 AND at < $3 AND (at, id) >= ($1, $2) ORDER BY at, id LIMIT 1 OFFSET $4`;
+
+export function toTallyRow(
+  bucket: number,
+  row: { actor: string; kind: number; class: number; n: number | string },
+): AuditTallyRow {
+  return {
+    bucket,
+    actor: row.actor,
+    kind: KINDS[row.kind],
+    latencyClass: Number(row.class),
+    count: Number(row.n),
+  };
 }
 
 /** From the counters the audit table's triggers keep (migration 11): a few rows per actor. */

@@ -82,7 +82,8 @@ export interface AuditQuery {
   since?: string;
   /** Exclusive upper bound on `at`. */
   until?: string;
-  outcome?: 'ok' | 'error';
+  /** ok: status below 400; refused: 4xx (the client's request); failed: 5xx; error: either. */
+  outcome?: 'ok' | 'error' | 'refused' | 'failed';
   /** Only records with an id below this one (the cursor of the previous page, newest first). */
   beforeId?: string;
   /** Only records with an id above this one (oldest-first paging, for exports). */
@@ -92,10 +93,21 @@ export interface AuditQuery {
   limit: number;
 }
 
-export interface AuditActivityRow {
-  at: string;
-  status: number;
-  durationMs: number;
+/**
+ * How an operation ended: ok (status below 400), refused (4xx: the client's request was wrong or
+ * conflicts, e.g. a 409 uniqueness) or failed (5xx: upstream, credentials, the store).
+ */
+export type AuditOutcomeKind = 'ok' | 'refused' | 'failed';
+
+/** One group of auditTally: how many records of one actor and outcome fell in one bucket and latency class. */
+export interface AuditTallyRow {
+  /** Start of the bucket, milliseconds since the epoch (a multiple of the bucket size). */
+  bucket: number;
+  actor: string;
+  kind: AuditOutcomeKind;
+  /** Index into LATENCY_CLASS_MS (audit-sql.ts); its length for durations past the last bound. */
+  latencyClass: number;
+  count: number;
 }
 
 export interface AuditActor {
@@ -117,8 +129,12 @@ export interface AuditStore {
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Newest first. */
   listAudit(query: AuditQuery): Promise<AuditRecord[]>;
-  /** (at, status, duration) of the newest `limit` records at or after `since`, newest first. */
-  auditActivity(since: string, limit: number): Promise<AuditActivityRow[]>;
+  /**
+   * Records with `since` <= at < `until` counted per bucket of `bucketSeconds` (aligned on the
+   * epoch; a multiple of 60 that divides a day), actor, outcome and latency class: an aggregation
+   * in SQL (GROUP BY), so the answer is bounded by the number of groups, not of records.
+   */
+  auditTally(since: string, until: string, bucketSeconds: number): Promise<AuditTallyRow[]>;
   /** Last write per actor, most recent first. */
   auditActors(limit: number): Promise<AuditActor[]>;
   /** Deletes at most `limit` of the oldest records older than `before`; returns how many. */

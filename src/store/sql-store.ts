@@ -5,25 +5,19 @@
 import type { Logger } from 'pino';
 import {
   ADMIN_SESSION_REVOKED,
-  AUDIT_ACTIVITY,
   AUDIT_ACTORS,
+  AUDIT_TALLY_PG,
   type AuditRow,
   auditListSql,
   PRUNE_ADMIN_SESSIONS,
   PRUNE_AUDIT,
   PRUNE_AUDIT_SUBJECTS,
   REVOKE_ADMIN_SESSION,
-  toActivityRow,
   toAuditActor,
   toAuditRecord,
+  toTallyRow,
 } from './audit-sql.js';
-import type {
-  AuditActivityRow,
-  AuditActor,
-  AuditQuery,
-  AuditRecord,
-  DirectoryCounts,
-} from './audit-types.js';
+import type { AuditActor, AuditQuery, AuditRecord, AuditTallyRow, DirectoryCounts } from './audit-types.js';
 import type { ReadSql, Statement } from './drift-sql.js';
 import type { Queryable, Session, SqlDriver } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
@@ -586,12 +580,15 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     return (await this.db.query<AuditRow>(sql, params)).map(toAuditRecord);
   }
 
-  async auditActivity(since: string, limit: number): Promise<AuditActivityRow[]> {
-    const rows = await this.db.query<{ at: Date; status: number; duration_ms: number }>(AUDIT_ACTIVITY, [
-      since,
-      limit,
-    ]);
-    return rows.map(toActivityRow);
+  async auditTally(since: string, until: string, bucketSeconds: number): Promise<AuditTallyRow[]> {
+    const rows = await this.db.query<{
+      bucket: string;
+      actor: string;
+      kind: number;
+      class: number;
+      n: string;
+    }>(AUDIT_TALLY_PG, [since, until, bucketSeconds]);
+    return rows.map((row) => toTallyRow(Number(row.bucket), row));
   }
 
   async auditActors(limit: number): Promise<AuditActor[]> {

@@ -12,7 +12,7 @@
 // Group commit rather than a writer on a worker thread: bench/store-commit.ts has the figures.
 // Isolation: better-sqlite3 is synchronous, so a batch runs to its COMMIT without yielding, and no
 // request observes a write before its commit.
-// The audit reads (listAudit, auditActivity) turn the event loop between bounded statements, so a
+// The audit reads (listAudit, auditTally) turn the event loop between bounded statements, so a
 // read over a long trail never holds other requests up (each statement is consistent on its own).
 // One file because it is one implementation of the store contract (types.ts), method by method,
 // around one group-commit queue; the SQL it shares with PostgreSQL is apart (sql-common.ts,
@@ -23,25 +23,20 @@ import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import {
   ADMIN_SESSION_REVOKED,
-  AUDIT_ACTIVITY_PAGE,
   AUDIT_ACTORS,
+  AUDIT_TALLY_BOUNDARY,
+  AUDIT_TALLY_SQLITE,
   type AuditRow,
   auditListSql,
   PRUNE_ADMIN_SESSIONS,
   PRUNE_AUDIT,
   PRUNE_AUDIT_SUBJECTS,
   REVOKE_ADMIN_SESSION,
-  toActivityRow,
   toAuditActor,
   toAuditRecord,
+  toTallyRow,
 } from './audit-sql.js';
-import type {
-  AuditActivityRow,
-  AuditActor,
-  AuditQuery,
-  AuditRecord,
-  DirectoryCounts,
-} from './audit-types.js';
+import type { AuditActor, AuditQuery, AuditRecord, AuditTallyRow, DirectoryCounts } from './audit-types.js';
 import type { StoreMeta } from './binding.js';
 import type { ReadSql, Statement } from './drift-sql.js';
 import { StoreUnavailableError } from './errors.js';
@@ -95,12 +90,12 @@ export const BUSY_TIMEOUT_MS = 5_000;
 
 /**
  * Audit reads run on the event loop: one statement reads at most this many audit ids (listAudit)
- * or rows (auditActivity), and the loop turns between statements, so a sparse filter over a
- * million records or a long export never holds up other requests (/healthz) for more than one
- * statement (milliseconds).
+ * or records (auditTally), and the loop turns between statements, so a sparse filter over a
+ * million records, a long export or a week of activity never holds up other requests (/healthz)
+ * for more than one statement (milliseconds).
  */
 export const AUDIT_SCAN_CHUNK = 10_000;
-export const AUDIT_ACTIVITY_CHUNK = 1_000;
+export const AUDIT_TALLY_CHUNK = 5_000;
 
 // "UNIQUE constraint failed: <table>.<column>" → the field a caller can report.
 const CONFLICT_FIELDS: Record<string, StoreConflictError['field']> = {
@@ -619,27 +614,46 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
     return records;
   }
 
-  /** Newest first through the time index, AUDIT_ACTIVITY_CHUNK rows per statement. */
-  async auditActivity(since: string, limit: number): Promise<AuditActivityRow[]> {
-    const out: AuditActivityRow[] = [];
-    // Above every stored time: ISO-8601 text sorts like the time, and '~' after any digit.
-    let at = '~';
-    let id = 0;
-    while (out.length < limit) {
-      const rows = this.sync(() =>
-        this.all<{ id: number; at: string; status: number; duration_ms: number }>(AUDIT_ACTIVITY_PAGE, [
-          since,
-          at,
-          id,
-          Math.min(AUDIT_ACTIVITY_CHUNK, limit - out.length),
-        ]),
+  /**
+   * The window in chunks of AUDIT_TALLY_CHUNK records in (at, id) order through the time index:
+   * where a chunk ends is found by walking the index alone, then the chunk is aggregated; the
+   * loop turns between chunks, and the groups of all chunks are summed here.
+   */
+  async auditTally(since: string, until: string, bucketSeconds: number): Promise<AuditTallyRow[]> {
+    const minutes = bucketSeconds / 60;
+    if (!Number.isInteger(minutes) || minutes < 1 || 1440 % minutes !== 0)
+      throw new RangeError(`bucket of ${bucketSeconds} s: must be whole minutes that divide a day`);
+    const sums = new Map<string, AuditTallyRow>();
+    let from: { at: string; id: number } = { at: since, id: 0 };
+    for (;;) {
+      const end = this.sync(
+        () =>
+          this.all<{ at: string; id: number }>(AUDIT_TALLY_BOUNDARY, [
+            from.at,
+            from.id,
+            until,
+            AUDIT_TALLY_CHUNK,
+          ])[0],
       );
-      for (const row of rows) out.push(toActivityRow(row));
-      if (rows.length < AUDIT_ACTIVITY_CHUNK) break;
-      ({ at, id } = rows[rows.length - 1]);
+      const to = end ?? { at: until, id: 0 };
+      const rows = this.sync(() =>
+        this.all<{ day: string; slot: number; actor: string; kind: number; class: number; n: number }>(
+          AUDIT_TALLY_SQLITE,
+          [from.at, from.id, to.at, to.id, minutes],
+        ),
+      );
+      for (const row of rows) {
+        const bucket = Date.parse(`${row.day}T00:00:00.000Z`) + row.slot * bucketSeconds * 1000;
+        const key = `${bucket}\u0000${row.actor}\u0000${row.kind}\u0000${row.class}`;
+        const sum = sums.get(key);
+        if (sum) sum.count += row.n;
+        else sums.set(key, toTallyRow(bucket, row));
+      }
+      if (!end) break;
+      from = end;
       await nextTurn();
     }
-    return out;
+    return [...sums.values()];
   }
 
   async auditActors(limit: number): Promise<AuditActor[]> {

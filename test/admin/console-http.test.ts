@@ -151,12 +151,18 @@ describe('operator console over HTTP', () => {
 
   it('validates the console data endpoints', async () => {
     const admin = (path: string) => web().get(path).set('Authorization', `Bearer ${ADMIN}`);
-    expect((await admin('/admin/api/activity?hours=0')).status).toBe(400);
+    expect((await admin('/admin/api/activity?window=0')).status).toBe(400);
     expect((await admin('/admin/api/people')).status).toBe(400);
     expect((await admin('/admin/api/overview?x=1')).status).toBe(400);
     const activity = await admin('/admin/api/activity');
     expect(activity.status).toBe(200);
-    expect(activity.body).toMatchObject({ bucketSeconds: 60, buckets: [], truncated: false });
+    expect(activity.body).toMatchObject({
+      window: '24h',
+      bucketSeconds: 900,
+      totals: { ok: 0, refused: 0, failed: 0 },
+      actors: [],
+    });
+    expect(activity.body.buckets).toHaveLength(96);
     const people = await admin('/admin/api/people?q=nobody@example.com');
     expect(people.body).toEqual({ query: 'nobody@example.com', person: null, group: null });
   });

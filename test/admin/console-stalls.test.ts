@@ -9,9 +9,15 @@ import { createServer, get, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPORT_PAGE } from '../../src/admin/audit-routes.js';
-import { AUDIT_ACTIVITY_PAGE, AUDIT_ACTORS, auditListSql, PRUNE_AUDIT } from '../../src/store/audit-sql.js';
+import {
+  AUDIT_ACTORS,
+  AUDIT_TALLY_BOUNDARY,
+  AUDIT_TALLY_SQLITE,
+  auditListSql,
+  PRUNE_AUDIT,
+} from '../../src/store/audit-sql.js';
 import type { AuditQuery } from '../../src/store/audit-types.js';
-import { AUDIT_ACTIVITY_CHUNK, AUDIT_SCAN_CHUNK, type SqliteStore } from '../../src/store/sqlite-store.js';
+import { AUDIT_SCAN_CHUNK, AUDIT_TALLY_CHUNK, type SqliteStore } from '../../src/store/sqlite-store.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { fillAuditSqlite, filledTotals } from '../helpers/audit-rows.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
@@ -61,7 +67,7 @@ describe(`console reads at ${AUDIT_ROWS.toLocaleString('en')} audit records (emb
   let h: Harness;
   let server: Server;
   let base: string;
-  const calls = { listAudit: 0, auditActivity: 0 };
+  const calls = { listAudit: 0, auditTally: 0 };
 
   beforeAll(async () => {
     h = await startHarness({
@@ -75,10 +81,10 @@ describe(`console reads at ${AUDIT_ROWS.toLocaleString('en')} audit records (emb
                 calls.listAudit += 1;
                 return target.listAudit(q);
               };
-            if (prop === 'auditActivity')
-              return (since: string, limit: number) => {
-                calls.auditActivity += 1;
-                return target.auditActivity(since, limit);
+            if (prop === 'auditTally')
+              return (since: string, until: string, bucketSeconds: number) => {
+                calls.auditTally += 1;
+                return target.auditTally(since, until, bucketSeconds);
               };
             const value = Reflect.get(target, prop, receiver);
             return typeof value === 'function' ? value.bind(target) : value;
@@ -225,32 +231,35 @@ describe(`console reads at ${AUDIT_ROWS.toLocaleString('en')} audit records (emb
     }
   });
 
-  it('activity reads the time index in chunks, the event loop turning between them', async () => {
+  it('activity counts a week in SQL, chunk by chunk through the time index, the event loop turning between them', async () => {
     const store = h.store as SqliteStore;
-    const since = new Date(Date.now() - 24 * 3_600_000).toISOString();
-    const steps = plan(store, AUDIT_ACTIVITY_PAGE, [since, '~', 0, AUDIT_ACTIVITY_CHUNK]).join(' | ');
-    expect(steps).toMatch(/USING INDEX audit_at_idx/);
-    expect(steps).not.toMatch(/TEMP B-TREE/);
+    const since = new Date(Date.now() - 7 * 86_400_000).toISOString();
+    const until = new Date().toISOString();
+    const boundary = plan(store, AUDIT_TALLY_BOUNDARY, [since, 0, until, AUDIT_TALLY_CHUNK]).join(' | ');
+    expect(boundary).toMatch(/USING COVERING INDEX audit_at_idx/);
+    expect(boundary).not.toMatch(/TEMP B-TREE/);
+    const chunk = plan(store, AUDIT_TALLY_SQLITE, [since, 0, until, 0, 120]).join(' | ');
+    expect(chunk).toMatch(/USING INDEX audit_at_idx \(at>\? AND at<\?\)/);
     const turns = new TurnCounter(() => 0);
-    const rows = await store.auditActivity(since, 50_000);
+    const rows = await store.auditTally(since, until, 7_200);
     turns.stop();
-    const expected = Math.min(50_000, AUDIT_ROWS, 24 * 3600);
-    expect(rows.length).toBeGreaterThanOrEqual(expected - 5);
-    expect(rows.length).toBeLessThanOrEqual(expected);
-    expect(turns.turns).toBeGreaterThanOrEqual(Math.floor(rows.length / AUDIT_ACTIVITY_CHUNK) - 1);
-    // Newest first.
-    expect(rows[0].at >= rows[rows.length - 1].at).toBe(true);
+    const counted = rows.reduce((n, r) => n + r.count, 0);
+    const [{ n }] = store.db
+      .prepare('SELECT count(*) AS n FROM audit WHERE at >= ? AND at < ?')
+      .all(since, until) as Array<{ n: number }>;
+    expect(counted).toBe(n);
+    expect(turns.turns).toBeGreaterThanOrEqual(Math.floor(n / AUDIT_TALLY_CHUNK) - 1);
     // Twenty consoles opening at once read the trail once.
-    calls.auditActivity = 0;
+    calls.auditTally = 0;
     const answers = await Promise.all(
       Array.from({ length: 20 }, () =>
-        fetch(`${base}/admin/api/activity`, { headers: { Authorization: `Bearer ${ADMIN}` } }),
+        fetch(`${base}/admin/api/activity?window=7d`, { headers: { Authorization: `Bearer ${ADMIN}` } }),
       ),
     );
     expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
     const bodies = await Promise.all(answers.map((r) => r.json()));
     expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
-    expect(calls.auditActivity).toBe(1);
+    expect(calls.auditTally).toBe(1);
   });
 
   it('a retention batch reads the time index (none of the trail is old enough here: nothing to walk)', async () => {

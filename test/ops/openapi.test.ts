@@ -100,6 +100,7 @@ describe('openapi.yaml', () => {
         '/scim/v2/Bulk',
         '/admin/api/audit',
         '/admin/api/audit.jsonl',
+        '/admin/api/audit.csv',
         '/admin/api/overview',
         '/admin/api/activity',
         '/admin/api/people',
@@ -182,7 +183,9 @@ describe('the running app honours openapi.yaml', () => {
         .split(';')[0]
         .trim();
       expect(Object.keys(content), `${where}: content type`).toContain(type);
-      const body = type === 'text/plain' || type === 'application/x-ndjson' ? res.text : JSON.parse(res.text);
+      const body = ['text/plain', 'application/x-ndjson', 'text/csv'].includes(type)
+        ? res.text
+        : JSON.parse(res.text);
       expect(validator.validate(content[type].schema as Json, body), where).toEqual([]);
     } else {
       expect(res.text ?? '', `${where}: no body expected`).toBe('');
@@ -494,10 +497,14 @@ describe('the running app honours openapi.yaml', () => {
     for (const line of jsonl.text.trim().split('\n'))
       expect(validator.validate({ $ref: '#/components/schemas/AuditRecord' }, JSON.parse(line))).toEqual([]);
     await admin('/admin/api/audit.jsonl', '/admin/api/audit.jsonl?since=never');
+    await admin('/admin/api/audit', '/admin/api/audit?outcome=refused&limit=500');
+    await admin('/admin/api/audit.csv', '/admin/api/audit.csv?outcome=refused');
+    await admin('/admin/api/audit.csv', '/admin/api/audit.csv?until=2025-02-31');
     await admin('/admin/api/overview', '/admin/api/overview');
     await admin('/admin/api/overview', '/admin/api/overview', TEST_TOKEN);
     await admin('/admin/api/activity', '/admin/api/activity');
-    await admin('/admin/api/activity', '/admin/api/activity?hours=999');
+    await admin('/admin/api/activity', '/admin/api/activity?window=7d');
+    await admin('/admin/api/activity', '/admin/api/activity?window=999');
     const user = (await h.http.get('/scim/v2/Users?count=1')).body.Resources[0];
     await admin('/admin/api/people', `/admin/api/people?q=${encodeURIComponent(user.userName)}`);
     await admin('/admin/api/people', '/admin/api/people');

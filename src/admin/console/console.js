@@ -1,16 +1,17 @@
 // The operator console's main script (served from /admin/assets with the modules it imports, so the
 // CSP's script-src 'self' allows them). It fetches /admin/api/* with the session cookie and builds
 // the page with DOM calls and textContent only (no innerHTML), so nothing from the data can become
-// markup. Its one write, Reconcile now, is in unmanaged.js.
+// markup. Its one write, Reconcile now, is in unmanaged.js; the activity chart, per-actor table, log
+// date filters and auto-refresh are in activity.js.
 
+import { createActivity, logFilters, outcomeBadge } from './activity.js';
 import { createPeople } from './people.js';
 import { initUnmanaged, renderUnmanaged } from './unmanaged.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const TZ_KEY = 'vsb-console-tz';
 let tz = localStorage.getItem(TZ_KEY) === 'local' ? 'local' : 'utc';
 /** Data shown, re-rendered when the time zone changes. */
-const state = { overview: null, activity: null, failures: [], log: [] };
+const state = { overview: null, failures: [], log: [] };
 
 async function api(path) {
   const res = await fetch(`/admin/api/${path}`, {
@@ -25,6 +26,7 @@ async function api(path) {
   if (!res.ok) {
     const err = new Error(body?.error?.message ?? `HTTP ${res.status}`);
     err.status = res.status;
+    err.parameter = body?.error?.parameter;
     throw err;
   }
   return body;
@@ -48,12 +50,6 @@ function el(tag, attrs = {}, ...children) {
     if (child === null || child === undefined) continue;
     node.append(child instanceof Node ? child : String(child));
   }
-  return node;
-}
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   return node;
 }
 
@@ -95,21 +91,7 @@ function renderOverview() {
       ['Audit retention', `${o.auditRetentionDays} days`],
     ]),
   );
-  const tbody = document.querySelector('#actors tbody');
-  tbody.replaceChildren(
-    ...(o.actors.length === 0
-      ? [el('tr', {}, el('td', { colspan: '4', class: 'muted' }, 'No writes recorded yet.'))]
-      : o.actors.map((a) =>
-          el(
-            'tr',
-            {},
-            el('td', { class: 'mono' }, a.actor),
-            el('td', {}, fmtTime(a.lastAt)),
-            el('td', {}, a.writes),
-            el('td', {}, a.errors),
-          ),
-        )),
-  );
+  activity.setOverviewActors(o.actors);
 }
 
 // ---- reconciler (GET /admin/api/reconciler) ----
@@ -194,78 +176,6 @@ async function loadReconciler() {
   }
 }
 
-// ---- activity chart (SVG drawn here: no chart library) ----
-
-function renderChart() {
-  const a = state.activity;
-  const box = document.getElementById('chart');
-  if (!a) return;
-  const W = 960;
-  const H = 220;
-  const left = 40;
-  const right = 48;
-  const top = 10;
-  const bottom = 24;
-  const from = Date.parse(a.from);
-  const to = Date.parse(a.to);
-  const minutes = Math.max(1, Math.round((to - from) / 60000));
-  const plotW = W - left - right;
-  const plotH = H - top - bottom;
-  const x = (t) => left + ((t - from) / (to - from)) * plotW;
-  const maxOps = Math.max(1, ...a.buckets.map((b) => b.ok + b.error));
-  const maxP95 = Math.max(1, ...a.buckets.map((b) => b.p95Ms));
-  const yOps = (n) => top + plotH - (n / maxOps) * plotH;
-  const yP95 = (ms) => top + plotH - (ms / maxP95) * plotH;
-  const barW = Math.max(1, plotW / minutes);
-  const root = svg('svg', {
-    viewBox: `0 0 ${W} ${H}`,
-    role: 'img',
-    'aria-label': 'operations per minute and p95 latency, last 24 hours',
-  });
-  root.append(svg('line', { class: 'axis', x1: left, y1: top + plotH, x2: W - right, y2: top + plotH }));
-  for (const frac of [0, 0.5, 1]) {
-    const y = top + plotH - frac * plotH;
-    root.append(svg('line', { class: 'grid', x1: left, y1: y, x2: W - right, y2: y }));
-    const ops = svg('text', { x: left - 4, y: y + 3, 'text-anchor': 'end' });
-    ops.textContent = String(Math.round(frac * maxOps));
-    const ms = svg('text', { x: W - right + 4, y: y + 3 });
-    ms.textContent = `${Math.round(frac * maxP95)}`;
-    root.append(ops, ms);
-  }
-  for (let h = 0; h <= 24; h += 6) {
-    const t = from + (h / 24) * (to - from);
-    const label = svg('text', { x: x(t), y: H - 6, 'text-anchor': 'middle' });
-    label.textContent = fmtTime(new Date(t).toISOString()).slice(11, 16);
-    root.append(label);
-  }
-  const points = [];
-  for (const b of a.buckets) {
-    const t = Date.parse(b.at);
-    const bx = x(t);
-    if (b.ok > 0)
-      root.append(
-        svg('rect', { class: 'bar-ok', x: bx, width: barW, y: yOps(b.ok), height: top + plotH - yOps(b.ok) }),
-      );
-    if (b.error > 0)
-      root.append(
-        svg('rect', {
-          class: 'bar-error',
-          x: bx,
-          width: barW,
-          y: yOps(b.ok + b.error),
-          height: yOps(b.ok) - yOps(b.ok + b.error),
-        }),
-      );
-    points.push(`${(bx + barW / 2).toFixed(1)},${yP95(b.p95Ms).toFixed(1)}`);
-  }
-  if (points.length > 0) root.append(svg('polyline', { class: 'p95', points: points.join(' ') }));
-  box.replaceChildren(root);
-  const ok = a.buckets.reduce((n, b) => n + b.ok, 0);
-  const failed = a.buckets.reduce((n, b) => n + b.error, 0);
-  document.getElementById('chart-summary').textContent =
-    `${ok} succeeded, ${failed} failed in the last 24 h${a.truncated ? ' (newest operations only: the window holds more)' : ''}.`;
-}
-
 // ---- record tables ----
 
 function upstreamIds(r) {
@@ -305,6 +215,10 @@ function statusText(r) {
   return `${r.status}${r.scimType ? ` ${r.scimType}` : ''}`;
 }
 
+function statusCell(r) {
+  return el('td', {}, outcomeBadge(el, r.status), statusText(r));
+}
+
 function recordRow(r, describe = describeChanges) {
   return el(
     'tr',
@@ -313,7 +227,7 @@ function recordRow(r, describe = describeChanges) {
     el('td', { class: 'mono' }, r.actor),
     el('td', {}, r.method),
     resourceCell(r),
-    el('td', {}, statusText(r)),
+    statusCell(r),
     el('td', {}, r.status >= 400 ? (r.detail ?? '') : describe(r.changes)),
     el('td', { class: 'mono' }, upstreamIds(r).join(' ')),
     el('td', {}, r.durationMs),
@@ -339,7 +253,7 @@ function renderFailures() {
         el('td', { class: 'mono' }, r.actor),
         el('td', {}, r.method),
         resourceCell(r),
-        el('td', {}, statusText(r)),
+        statusCell(r),
         el('td', {}, r.detail ?? ''),
         el('td', { class: 'mono' }, upstreamIds(r).join(' ') || '—'),
       ),
@@ -365,6 +279,10 @@ async function loadLog() {
   } catch (err) {
     errorBox.textContent = err.message;
     errorBox.hidden = false;
+    if (err.parameter)
+      document
+        .querySelector(`#log-filters [name="${CSS.escape(err.parameter)}"]`)
+        ?.setAttribute('aria-invalid', 'true');
     state.log = [];
     log.next = null;
   }
@@ -372,6 +290,8 @@ async function loadLog() {
 }
 
 function renderLog() {
+  const csv = document.getElementById('log-csv');
+  if (csv) csv.href = `/admin/api/audit.csv?${log.filters.slice(1)}`;
   fill(
     document.querySelector('#log tbody'),
     state.log.map((r) => recordRow(r)),
@@ -391,7 +311,7 @@ const people = createPeople({ api, el, fmtTime, definitionList, statusSpan, reco
 
 function renderAll() {
   renderOverview();
-  renderChart();
+  activity.rerender();
   renderFailures();
   renderLog();
   renderUnmanaged();
@@ -401,18 +321,18 @@ function renderAll() {
 async function loadAll() {
   const errorBox = document.getElementById('load-error');
   try {
-    const [overview, activity, failures] = await Promise.all([
+    const [overview, chart, failures] = await Promise.all([
       api('overview'),
-      api('activity'),
+      api(activity.path()),
       api('audit?outcome=error&limit=10'),
     ]);
     state.overview = overview;
-    state.activity = activity;
     state.failures = failures.records;
     errorBox.hidden = true;
     renderOverview();
-    renderChart();
+    activity.show(chart);
     renderFailures();
+    activity.refreshed();
   } catch (err) {
     errorBox.textContent = `Could not load the dashboard: ${err.message}`;
     errorBox.hidden = false;
@@ -425,7 +345,10 @@ async function loadAll() {
   document.body.dataset.loaded = 'true';
 }
 
+const activity = createActivity({ api, el, fmtTime, tz: () => tz, onRefresh: () => loadAll() });
+
 document.addEventListener('DOMContentLoaded', () => {
+  activity.start();
   const tzSelect = document.getElementById('tz');
   tzSelect.value = tz;
   tzSelect.addEventListener('change', () => {
@@ -441,10 +364,15 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   document.getElementById('log-filters').addEventListener('submit', (event) => {
     event.preventDefault();
-    const data = new FormData(event.target);
-    let filters = '';
-    for (const [k, v] of data.entries())
-      if (String(v).trim()) filters += `&${k}=${encodeURIComponent(String(v).trim())}`;
+    const { filters, error, field } = logFilters(event.target, tz);
+    if (error) {
+      const errorBox = document.getElementById('log-error');
+      errorBox.textContent = error;
+      errorBox.hidden = false;
+      field.setAttribute('aria-invalid', 'true');
+      field.focus();
+      return;
+    }
     log.filters = filters;
     log.cursors = [null];
     log.page = 0;
