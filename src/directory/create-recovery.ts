@@ -1,4 +1,4 @@
-// One rule for create recovery (DESIGN.md §8 "never adopt what you cannot prove is yours"), used by
+// One rule for create recovery ("never adopt what you cannot prove is yours", README "Consistency"), used by
 // every path that can lose a CreateUser answer: a create or a reactivation whose CreateUser failed
 // after it may have committed (answer lost, retries answered UserNameAlreadyExists), a retried or
 // taken-over pending create, and a read that finds a pending create's account.

@@ -1,5 +1,5 @@
 // Drift the bridge did not cause, found by the reconciler on a slow cadence with a bounded budget
-// per pass (DESIGN.md §8). CloudIdentity is the truth; what is safe is repaired, the rest reported:
+// per pass (README "Consistency"). CloudIdentity is the truth; what is safe is repaired, the rest reported:
 // - a ready record whose account was deleted in the console (GetUser → UserNotFound, no intent
 //   pending): repaired by turning the record into a tombstone (active:false, no UserId, its
 //   memberships kept to restore). Reads then say what CloudIdentity holds (no account: active:false)

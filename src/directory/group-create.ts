@@ -1,4 +1,4 @@
-// The group.create intent (DESIGN.md §8 "intent first"). A group's SCIM id is CloudIdentity's
+// The group.create intent ("intent first", README "Consistency"). A group's SCIM id is CloudIdentity's
 // GroupId, known only from CreateGroup's answer, so what only the store holds (externalId) would be
 // lost with a create cut off between CreateGroup and the record (a crash, an answer lost and not
 // verifiable). So a create first commits an intent, keyed by its displayName (unique in any case),

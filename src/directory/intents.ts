@@ -1,4 +1,4 @@
-// Intent first (DESIGN.md §8): a multi-step operation commits an intent row before its first
+// Intent first (README "Consistency"): a multi-step operation commits an intent row before its first
 // upstream call and clears it when the operation is complete. A request that fails part-way (a 5xx,
 // a lost answer, a crash) leaves its intent, and whoever next holds that resource's lock settles it:
 // the next request on the resource (before its own work) or the reconciler. Settling replays the

@@ -1,4 +1,4 @@
-// The reconciler (DESIGN.md §8): a background loop that settles every pending intent (a multi-step
+// The reconciler (README "Consistency"): a background loop that settles every pending intent (a multi-step
 // operation a request or a crash left half-done) and, on a slower cadence, looks for drift the bridge
 // did not cause (drift.ts).
 //

@@ -1,4 +1,4 @@
-// One writer per resource at a time (DESIGN.md §8).
+// One writer per resource at a time (README "Consistency").
 //
 // Keys: `user:<SCIM id>` and `group:<GroupId>` (userKey/groupKey). Every mutation of one user
 // (PUT, PATCH, DELETE, deactivate, reactivate) holds its user key for the whole operation; every

@@ -1,4 +1,4 @@
-// One unit of work per change (DESIGN.md §8): an operation collects its store writes and states what
+// One unit of work per change (README "Consistency"): an operation collects its store writes and states what
 // it changed, then ends in ONE store transaction holding its final state, the clearing of its intent
 // and its audit record. The commit is awaited and its failure thrown: nothing is acknowledged that is
 // not committed. The audit record is built here from what the operation said it did.

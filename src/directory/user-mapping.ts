@@ -5,7 +5,7 @@ import type { UserRecord } from '../store/types.js';
 import type { CloudIdentityUser } from '../volcengine/types.js';
 import { invalidValue } from './errors.js';
 
-// SCIM User ⇄ CloudIdentity user (DESIGN.md §2). CloudIdentity holds five fields; everything else
+// SCIM User ⇄ CloudIdentity user. CloudIdentity holds five fields; everything else
 // lives in the store exactly as the client sent it.
 
 type Json = Record<string, unknown>;

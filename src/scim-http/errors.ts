@@ -18,7 +18,7 @@ import {
 // What the client sees for each failure of the layers below: every error declared once, with its
 // status, scimType, Retry-After and detail (the manner of fastify's lib/errors.js). Upstream
 // details only an operator can act on stay in the logs; the client gets a useful, secret-free
-// sentence. DESIGN.md §3 has the upstream half as a table.
+// sentence. README "Upstream errors → SCIM responses" has the upstream half as a table.
 
 interface Rule<E> {
   status: number;

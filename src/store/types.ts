@@ -114,7 +114,7 @@ export interface UserQuery {
 }
 
 /**
- * A multi-step operation in flight (DESIGN.md §8 "intent first"): committed before its first upstream
+ * A multi-step operation in flight ("intent first", README "Consistency"): committed before its first upstream
  * call, cleared when the operation is complete. One left behind is what a request that failed
  * part-way (or a crash) did not finish; the reconciler completes it.
  */
@@ -143,7 +143,7 @@ export interface BridgeStore extends AuditStore, AdminSessionStore, DriftSnapsho
   ping(): Promise<void>;
 
   /**
-   * One unit of work (DESIGN.md §8): applies `writes` in order in one transaction and resolves only
+   * One unit of work (README "Consistency"): applies `writes` in order in one transaction and resolves only
    * once that transaction is durably committed. Any failure rejects and applies none of it:
    * StoreConflictError (a unique constraint), StoreStaleError (an update's record missing or at
    * another version), StoreUnavailableError (the store cannot be reached or written: full disk,
