@@ -229,8 +229,12 @@ function unacceptableInput(value: unknown, where: string): ScimError | undefined
     if (depth > MAX_BODY_DEPTH)
       return new ScimError(400, 'invalidSyntax', `${where} is nested deeper than ${MAX_BODY_DEPTH} levels`);
     // Keys and values alike.
-    for (const child of Array.isArray(node) ? node : Object.entries(node).flat())
-      stack.push([child, depth + 1]);
+    if (Array.isArray(node)) for (const child of node) stack.push([child, depth + 1]);
+    else
+      for (const key of Object.keys(node)) {
+        stack.push([key, depth + 1]);
+        stack.push([(node as Record<string, unknown>)[key], depth + 1]);
+      }
   }
   return undefined;
 }

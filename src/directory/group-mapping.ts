@@ -108,8 +108,10 @@ export async function groupsOfUsersForScim(
   groupLocation: (groupId: string) => string,
 ): Promise<Map<string, Json[]>> {
   const byUser = await store.groupsOfUsers(userScimIds);
-  const records = await store.getGroups([...new Set([...byUser.values()].flat())]);
   const result = new Map<string, Json[]>();
+  // Most users belong to no group the bridge made: no second query for them.
+  if (byUser.size === 0) return result;
+  const records = await store.getGroups([...new Set([...byUser.values()].flat())]);
   for (const [userId, ids] of byUser) {
     result.set(
       userId,

@@ -257,6 +257,9 @@ export function damaged(path: string, detail: string, cause?: unknown): StoreSet
   );
 }
 
+/** Page cache of the start-up checks (PRAGMA cache_size: negative is KiB). */
+const STARTUP_CACHE_SIZE = -1024;
+
 /** quick_check: the B-tree structure and page checks, without the full index cross-check. */
 export function quickCheck(db: Database.Database, path: string): void {
   let rows: Array<{ quick_check: string }>;
@@ -340,6 +343,11 @@ export function openEmbeddedStore(opts: EmbeddedStoreOptions): SqliteStore {
       if (isAccessError(e)) throw notWritable(dir, e);
       throw damaged(dbPath, (e as { code?: string }).code ?? (e as Error).message, e);
     }
+    // The start-up checks read every page once (quick_check, the row counts): through a small page
+    // cache, so that they do not leave the serving cache full of pages no request asked for (about
+    // 17 MB of RSS at 100,000 users otherwise). The serving size is restored before the store opens.
+    const servingCacheSize = db.pragma('cache_size', { simple: true }) as number;
+    db.pragma(`cache_size = ${STARTUP_CACHE_SIZE}`);
     quickCheck(db, dbPath);
     try {
       prepareDatabase(db, logger);
@@ -424,6 +432,9 @@ export function openEmbeddedStore(opts: EmbeddedStoreOptions): SqliteStore {
       OWNER_KEY,
       JSON.stringify({ host: hostname(), pid: process.pid, since: new Date().toISOString() }),
     );
+    db.pragma(`cache_size = ${servingCacheSize}`);
+    // Hands back what the checks left in SQLite's caches (pages, the schema's statements).
+    db.pragma('shrink_memory');
     return new SqliteStore(db, { logger, file: dbPath, onClose: () => lock.close() });
   } catch (err) {
     db?.close();

@@ -10,6 +10,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreSetupError } from '../../src/store/errors.js';
 import { openStore } from '../../src/store/index.js';
+import type { SqliteStore } from '../../src/store/sqlite-store.js';
 import { newGroup, newUser } from './contract.js';
 
 const root = await mkdtemp(join(tmpdir(), 'data-dir-test-'));
@@ -183,6 +184,19 @@ describe('a damaged or missing store is never served as empty', () => {
     const store = await openStore({ dataDir, acceptEmptyStore: true });
     expect(await store.getUser(u.scimId)).toBeNull();
     await store.close();
+  });
+
+  it('serves with the default page cache after the checks ran through a small one', async () => {
+    const { dataDir } = await populated();
+    const store = (await openStore({ dataDir })) as SqliteStore;
+    try {
+      const fresh = new Database(':memory:');
+      const dflt = fresh.pragma('cache_size', { simple: true });
+      fresh.close();
+      expect(store.db.pragma('cache_size', { simple: true })).toBe(dflt);
+    } finally {
+      await store.close();
+    }
   });
 
   it('deletes through the store never trip the check', async () => {
