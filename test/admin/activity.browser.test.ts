@@ -212,7 +212,7 @@ describe.skipIf(skip)('console activity in Chromium', () => {
     // The failures table says which is which.
     const badges = await page.locator('#failures tbody .badge').allTextContents();
     expect(badges.sort()).toEqual(['failed', 'refused']);
-    await page.screenshot({ path: screenshotPath('console-activity.png'), fullPage: true });
+    await page.locator('#activity').screenshot({ path: screenshotPath('console-activity.png') });
 
     await page.click('#windows button[data-window="7d"]');
     await expect.poll(() => page.textContent('#chart-summary')).toMatch(/^20 succeeded.*in the last 7 days/);
@@ -322,7 +322,7 @@ describe.skipIf(skip)('console activity in Chromium', () => {
     });
     expect(log.overflowX).toBe('auto');
     expect(log.scroll).toBeGreaterThanOrEqual(log.client);
-    await page.screenshot({ path: screenshotPath('console-activity-400px.png'), fullPage: true });
+    await page.locator('#activity').screenshot({ path: screenshotPath('console-activity-400px.png') });
     expect(problems).toEqual([]);
   });
 });

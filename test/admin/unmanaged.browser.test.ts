@@ -151,7 +151,6 @@ describe.skipIf(skip)('accounts no IdP manages in Chromium', () => {
       '#unmanaged-q',
     ]);
     expect(await overflowX(page, '#unmanaged')).toBeLessThanOrEqual(0);
-    await page.locator('#unmanaged').screenshot({ path: screenshotPath('console-unmanaged-400.png') });
     expect(problems).toEqual([]);
   });
 });
