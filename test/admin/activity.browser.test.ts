@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTIVITY_REUSE_MS } from '../../src/admin/console-data.js';
-import type { AuditEntry } from '../../src/store/audit-types.js';
+import { auditRecordAt } from '../helpers/audit-rows.js';
 import {
   type Browser,
   type ConsoleBridge,
@@ -27,25 +27,6 @@ const skip = noChromium('activity browser tests');
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const HOUR = 3_600_000;
-
-function record(fields: Partial<AuditEntry> & { at: string }): AuditEntry {
-  return {
-    actor: 'okta',
-    clientIp: '203.0.113.9',
-    requestId: null,
-    method: 'PATCH',
-    resourceType: 'User',
-    resourceId: 'u-seeded',
-    resourceName: 'seeded@example.com',
-    status: 200,
-    scimType: null,
-    detail: null,
-    durationMs: 40,
-    changes: {},
-    upstream: [],
-    ...fields,
-  };
-}
 
 // The page's globals, as far as these tests read them (the project compiles without the DOM library).
 interface PageElement {
@@ -121,7 +102,7 @@ describe.skipIf(skip)('console activity in Chromium', () => {
     expect(await scim(OKTA, { schemas: [USER], userName: `okta.0.${now}@example.com` })).toBe(409);
     expect(await scim(ENTRA, { schemas: [USER], userName: `entra.${now}@example.com` })).toBe(201);
     await bridge.bridge.store.appendAudit(
-      record({
+      auditRecordAt({
         at: new Date(now - 2 * 60_000).toISOString(),
         actor: 'entra',
         status: 502,
@@ -129,11 +110,14 @@ describe.skipIf(skip)('console activity in Chromium', () => {
       }),
     );
     await bridge.bridge.store.appendAudit(
-      record({ at: new Date(now - 3 * 24 * HOUR).toISOString(), resourceName: 'three-days-ago@example.com' }),
+      auditRecordAt({
+        at: new Date(now - 3 * 24 * HOUR).toISOString(),
+        resourceName: 'three-days-ago@example.com',
+      }),
     );
     for (let i = 0; i < 12; i++)
       await bridge.bridge.store.appendAudit(
-        record({ at: new Date(now - 5 * HOUR).toISOString(), actor: 'entra' }),
+        auditRecordAt({ at: new Date(now - 5 * HOUR).toISOString(), actor: 'entra' }),
       );
 
     // The server reuses an activity answer for ACTIVITY_REUSE_MS (real time): let the empty one expire.

@@ -5,6 +5,7 @@
 // second click too soon says why it did not run; and the section is usable 400 px wide.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlPost } from '../emulator/helpers.js';
 import {
   type Browser,
   type ConsoleBridge,
@@ -51,15 +52,8 @@ describe.skipIf(skip)('accounts no IdP manages in Chromium', () => {
         ),
       [selector, pattern.source] as const,
     );
-  const control = async (path: string, body: unknown) => {
-    const res = await fetch(`${bridge.bridge.emulator!.url}/_emulator/${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    expect(res.status).toBe(201);
-    return (await res.json()) as Record<string, string>;
-  };
+  const control = async (path: string, body: unknown) =>
+    expect((await controlPost(bridge.bridge.emulator!.url, path, body)).status).toBe(201);
 
   beforeAll(async () => {
     bridge = await startConsoleBridge({
