@@ -25,6 +25,7 @@ export const CONSOLE_CSP = [
 const ASSETS_DIR = fileURLToPath(new URL('./console/', import.meta.url));
 const ASSETS: Record<string, string> = {
   'console.js': 'text/javascript; charset=utf-8',
+  'dom.js': 'text/javascript; charset=utf-8',
   'activity.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'unmanaged.js': 'text/javascript; charset=utf-8',

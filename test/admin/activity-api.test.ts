@@ -8,6 +8,7 @@ import { ACTIVITY_WINDOWS } from '../../src/admin/console-data.js';
 import { LATENCY_CLASS_MS } from '../../src/store/audit-sql.js';
 import type { AuditEntry } from '../../src/store/audit-types.js';
 import { userBody } from '../e2e/users-support.js';
+import { auditRecordAt } from '../helpers/audit-rows.js';
 import { type Harness, startHarness, storeKinds } from '../helpers/harness.js';
 
 const ADMIN = 'admin-token-for-activity-0123456789';
@@ -17,25 +18,6 @@ const kinds = await storeKinds();
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-
-function entry(fields: Partial<AuditEntry> & { at: string }): AuditEntry {
-  return {
-    actor: 'okta',
-    clientIp: '203.0.113.9',
-    requestId: null,
-    method: 'PATCH',
-    resourceType: 'User',
-    resourceId: 'u-1',
-    resourceName: 'user1@example.com',
-    status: 200,
-    scimType: null,
-    detail: null,
-    durationMs: 20,
-    changes: {},
-    upstream: [],
-    ...fields,
-  };
-}
 
 /** RFC 4180 parser (quoted fields, doubled quotes, CRLF inside quotes). */
 function parseCsv(text: string): string[][] {
@@ -86,15 +68,15 @@ describe.each(kinds)('console activity API (%s store)', (kind) => {
     });
     const records: AuditEntry[] = [
       // Ten minutes ago: a burst from okta (three writes, two refused), one failure of entra's.
-      ...[1, 2, 3].map(() => entry({ at: ago(10 * MINUTE) })),
-      entry({
+      ...[1, 2, 3].map(() => auditRecordAt({ at: ago(10 * MINUTE) })),
+      auditRecordAt({
         at: ago(10 * MINUTE),
         status: 409,
         scimType: 'uniqueness',
         detail: 'userName is already taken',
       }),
-      entry({ at: ago(10 * MINUTE), status: 400, scimType: 'invalidValue', detail: 'bad value' }),
-      entry({
+      auditRecordAt({ at: ago(10 * MINUTE), status: 400, scimType: 'invalidValue', detail: 'bad value' }),
+      auditRecordAt({
         at: ago(10 * MINUTE),
         actor: 'entra',
         status: 502,
@@ -102,9 +84,9 @@ describe.each(kinds)('console activity API (%s store)', (kind) => {
         durationMs: 3_000,
       }),
       // Three hours ago, two days ago, eight days ago (outside every window).
-      entry({ at: ago(3 * HOUR), actor: 'entra' }),
-      entry({ at: ago(48 * HOUR), actor: 'reconciler', method: 'repair', status: 503 }),
-      entry({ at: ago(8 * 24 * HOUR), actor: 'reconciler', method: 'repair' }),
+      auditRecordAt({ at: ago(3 * HOUR), actor: 'entra' }),
+      auditRecordAt({ at: ago(48 * HOUR), actor: 'reconciler', method: 'repair', status: 503 }),
+      auditRecordAt({ at: ago(8 * 24 * HOUR), actor: 'reconciler', method: 'repair' }),
     ];
     for (const r of records) await h.store.appendAudit(r);
   });
@@ -236,11 +218,27 @@ describe.each(kinds)('console activity API (%s store)', (kind) => {
 
   it('exports the filtered trail as CSV: quoted, formula-safe, an attachment, page after page', async () => {
     const tricky = [
-      entry({ at: ago(5 * MINUTE), actor: 'csv', resourceName: '=HYPERLINK("http://evil.example","x")' }),
-      entry({ at: ago(5 * MINUTE), actor: 'csv', resourceName: '+1 555', status: 409, detail: 'a, "b"\nc' }),
-      entry({ at: ago(5 * MINUTE), actor: 'csv', resourceName: '-2', detail: '@SUM(A1)', status: 502 }),
-      entry({ at: ago(5 * MINUTE), actor: 'csv', resourceName: 'Zoë Ünicode', durationMs: 12.5 }),
-      entry({
+      auditRecordAt({
+        at: ago(5 * MINUTE),
+        actor: 'csv',
+        resourceName: '=HYPERLINK("http://evil.example","x")',
+      }),
+      auditRecordAt({
+        at: ago(5 * MINUTE),
+        actor: 'csv',
+        resourceName: '+1 555',
+        status: 409,
+        detail: 'a, "b"\nc',
+      }),
+      auditRecordAt({
+        at: ago(5 * MINUTE),
+        actor: 'csv',
+        resourceName: '-2',
+        detail: '@SUM(A1)',
+        status: 502,
+      }),
+      auditRecordAt({ at: ago(5 * MINUTE), actor: 'csv', resourceName: 'Zoë Ünicode', durationMs: 12.5 }),
+      auditRecordAt({
         at: ago(5 * MINUTE),
         actor: 'csv',
         resourceName: 'plain',
@@ -292,7 +290,9 @@ describe.each(kinds)('console activity API (%s store)', (kind) => {
     // More records than one export page: all of them, in order.
     const many = EXPORT_PAGE + 20;
     for (let i = 0; i < many; i++)
-      await h.store.appendAudit(entry({ at: ago(4 * MINUTE), actor: 'csv-many', resourceName: `user${i}` }));
+      await h.store.appendAudit(
+        auditRecordAt({ at: ago(4 * MINUTE), actor: 'csv-many', resourceName: `user${i}` }),
+      );
     const paged = await admin('/admin/api/audit.csv?actor=csv-many');
     const pagedRows = parseCsv(paged.text.slice(1)).slice(1);
     expect(pagedRows.map((r) => col(r, 'resource_name'))).toEqual(

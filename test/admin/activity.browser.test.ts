@@ -4,51 +4,29 @@
 // windows; refused and failed apart; the browser zone's name and offset; the date picker read in
 // the chosen zone, and one message for an incomplete date; the CSV link; and at 400 px wide, no
 // horizontal page scroll. Page clocks are Playwright's (the 30 s refresh without waiting 30 s).
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pino } from 'pino';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTIVITY_REUSE_MS } from '../../src/admin/console-data.js';
-import { type RunningBridge, startBridge } from '../../src/bridge.js';
-import { loadConfig } from '../../src/config.js';
-import type { AuditEntry } from '../../src/store/audit-types.js';
+import { auditRecordAt } from '../helpers/audit-rows.js';
+import {
+  type Browser,
+  type ConsoleBridge,
+  launchChromium,
+  noChromium,
+  screenshotPath,
+  signIn,
+  startConsoleBridge,
+} from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'activity-admin-token-0123456789';
 const OKTA = 'okta-activity-token-0123456789';
 const ENTRA = 'entra-activity-token-0123456789';
-const OUT = process.env.SCREENSHOT_DIR
-  ? resolve(process.env.SCREENSHOT_DIR)
-  : join(import.meta.dirname, '../../test-output');
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.warn(`[skip] activity browser tests not run: ${CHROMIUM} is missing (apt-get install chromium)`);
-}
+const skip = noChromium('activity browser tests');
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const HOUR = 3_600_000;
-
-function record(fields: Partial<AuditEntry> & { at: string }): AuditEntry {
-  return {
-    actor: 'okta',
-    clientIp: '203.0.113.9',
-    requestId: null,
-    method: 'PATCH',
-    resourceType: 'User',
-    resourceId: 'u-seeded',
-    resourceName: 'seeded@example.com',
-    status: 200,
-    scimType: null,
-    detail: null,
-    durationMs: 40,
-    changes: {},
-    upstream: [],
-    ...fields,
-  };
-}
 
 // The page's globals, as far as these tests read them (the project compiles without the DOM library).
 interface PageElement {
@@ -70,84 +48,37 @@ interface PageWindow {
 /** "YYYY-MM-DDTHH:MM" of `ms` in UTC (a datetime-local value). */
 const utcLocalValue = (ms: number) => new Date(ms).toISOString().slice(0, 16);
 
-describe.skipIf(!haveChromium)('console activity in Chromium', () => {
-  let bridge: RunningBridge;
-  let dataDir: string;
-  let profile: string;
-  let context: BrowserContext;
+describe.skipIf(skip)('console activity in Chromium', () => {
+  let bridge: ConsoleBridge;
+  let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
+  let problems: string[];
   const requests: string[] = [];
   const activityRequests = () => requests.filter((u) => u.includes('/admin/api/activity')).length;
   const now = Date.now();
 
-  const scim = async (token: string, body: unknown) => {
-    const res = await fetch(`${bridge.url}/scim/v2/Users`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/scim+json' },
-      body: JSON.stringify(body),
-    });
-    await res.arrayBuffer();
-    return res.status;
-  };
+  const scim = async (token: string, body: unknown) =>
+    (await bridge.scim(token, 'POST', '/Users', body)).status;
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'activity-browser-'));
-    profile = mkdtempSync(join(tmpdir(), 'activity-chromium-'));
-    const config = loadConfig(
-      {
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        ADMIN_TOKENS: ADMIN,
-        SCIM_BEARER_TOKENS: `okta:${OKTA},entra:${ENTRA}`,
-        LOG_LEVEL: 'silent',
-      },
-      () => 'unused-generated-token',
-    );
-    bridge = await startBridge(config, pino({ level: 'silent' }));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      timezoneId: 'Europe/Berlin',
-      locale: 'en-US',
-      acceptDownloads: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+    bridge = await startConsoleBridge({
+      ADMIN_TOKENS: ADMIN,
+      SCIM_BEARER_TOKENS: `okta:${OKTA},entra:${ENTRA}`,
     });
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await launchChromium({ timezoneId: 'Europe/Berlin', locale: 'en-US', acceptDownloads: true });
+    ({ page, problems } = browser);
     page.setDefaultTimeout(10_000);
     page.on('request', (r) => requests.push(r.url()));
-    page.on('console', (m) => {
-      if (m.location().url.endsWith('/admin/api/reconciler')) return;
-      if (m.type() === 'error' || /Content Security Policy|Refused to/i.test(m.text()))
-        problems.push(`${m.text()} (${m.location().url})`);
-    });
-    page.on('pageerror', (e) => problems.push(String(e)));
     await page.clock.install();
   });
 
   afterAll(async () => {
-    await context?.close().catch(() => {});
-    await bridge?.close().catch(() => {});
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
+    await bridge?.close();
   });
 
   it('shows an empty chart with a sane axis, and the browser zone by name and offset', async () => {
-    await page.goto(`${bridge.url}/admin/`);
-    await page.fill('#token', ADMIN);
-    await page.click('#sign-in');
-    await page.waitForSelector('body[data-loaded="true"]');
+    await signIn(page, bridge.url, ADMIN);
     expect(await page.textContent('#chart svg text.empty')).toBe('No operations in the last 24 hours');
     expect(await page.locator('#chart svg text.y-ops').allTextContents()).toEqual(['0', '1']);
     expect(await page.locator('#chart svg text.x').count()).toBeGreaterThanOrEqual(4);
@@ -170,19 +101,24 @@ describe.skipIf(!haveChromium)('console activity in Chromium', () => {
       expect(await scim(OKTA, { schemas: [USER], userName: `okta.${i}.${now}@example.com` })).toBe(201);
     expect(await scim(OKTA, { schemas: [USER], userName: `okta.0.${now}@example.com` })).toBe(409);
     expect(await scim(ENTRA, { schemas: [USER], userName: `entra.${now}@example.com` })).toBe(201);
-    await bridge.store.appendAudit(
-      record({
+    await bridge.bridge.store.appendAudit(
+      auditRecordAt({
         at: new Date(now - 2 * 60_000).toISOString(),
         actor: 'entra',
         status: 502,
         detail: 'upstream failed',
       }),
     );
-    await bridge.store.appendAudit(
-      record({ at: new Date(now - 3 * 24 * HOUR).toISOString(), resourceName: 'three-days-ago@example.com' }),
+    await bridge.bridge.store.appendAudit(
+      auditRecordAt({
+        at: new Date(now - 3 * 24 * HOUR).toISOString(),
+        resourceName: 'three-days-ago@example.com',
+      }),
     );
     for (let i = 0; i < 12; i++)
-      await bridge.store.appendAudit(record({ at: new Date(now - 5 * HOUR).toISOString(), actor: 'entra' }));
+      await bridge.bridge.store.appendAudit(
+        auditRecordAt({ at: new Date(now - 5 * HOUR).toISOString(), actor: 'entra' }),
+      );
 
     // The server reuses an activity answer for ACTIVITY_REUSE_MS (real time): let the empty one expire.
     await new Promise((resolve) => setTimeout(resolve, ACTIVITY_REUSE_MS + 500));
@@ -260,7 +196,7 @@ describe.skipIf(!haveChromium)('console activity in Chromium', () => {
     // The failures table says which is which.
     const badges = await page.locator('#failures tbody .badge').allTextContents();
     expect(badges.sort()).toEqual(['failed', 'refused']);
-    await page.screenshot({ path: join(OUT, 'console-activity.png'), fullPage: true });
+    await page.locator('#activity').screenshot({ path: screenshotPath('console-activity.png') });
 
     await page.click('#windows button[data-window="7d"]');
     await expect.poll(() => page.textContent('#chart-summary')).toMatch(/^20 succeeded.*in the last 7 days/);
@@ -370,7 +306,7 @@ describe.skipIf(!haveChromium)('console activity in Chromium', () => {
     });
     expect(log.overflowX).toBe('auto');
     expect(log.scroll).toBeGreaterThanOrEqual(log.client);
-    await page.screenshot({ path: join(OUT, 'console-activity-400px.png'), fullPage: true });
+    await page.locator('#activity').screenshot({ path: screenshotPath('console-activity-400px.png') });
     expect(problems).toEqual([]);
   });
 });

@@ -56,6 +56,23 @@ describe('operator console over HTTP', () => {
     expect((await web().get('/admin/assets/index.html')).status).toBe(404);
   });
 
+  it('serves every module the console scripts import, and none of them writes markup', async () => {
+    const pending = ['console.js'];
+    const served = new Set<string>();
+    while (pending.length > 0) {
+      const name = pending.pop()!;
+      if (served.has(name)) continue;
+      const res = await web().get(`/admin/assets/${name}`);
+      expect(res.status, name).toBe(200);
+      expect(res.headers['content-type'], name).toMatch(/^text\/javascript/);
+      expect(res.text, name).not.toMatch(/\.(inner|outer)HTML\s*=|insertAdjacentHTML\(|document\.write\(/);
+      served.add(name);
+      for (const [, next] of res.text.matchAll(/^import [^;]*? from '\.\/([\w-]+\.js)';$/gms))
+        pending.push(next);
+    }
+    expect([...served].sort()).toEqual(['activity.js', 'console.js', 'dom.js', 'people.js', 'unmanaged.js']);
+  });
+
   it('signs in with any admin token: HttpOnly, SameSite=Strict, Path=/admin, expiring cookie', async () => {
     const res = await signIn(OTHER);
     expect(res.status).toBe(303);

@@ -1,146 +1,100 @@
 // The operator console in a real browser: Debian's chromium driven by playwright-core (no browser
 // download). Data is created through SCIM on a real bridge (embedded store, in-process emulator);
 // the console must show it, find a deactivated person with their history, sign out, and send a
-// stale cookie to sign-in, all under its strict CSP with no blocked script. Screenshots go to docs/.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pino } from 'pino';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+// stale cookie to sign-in, all under its strict CSP with no blocked script.
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../../src/admin/console-routes.js';
 import { SESSION_COOKIE } from '../../src/admin/session.js';
-import { type RunningBridge, startBridge } from '../../src/bridge.js';
-import { loadConfig } from '../../src/config.js';
+import {
+  type Browser,
+  type ConsoleBridge,
+  launchChromium,
+  noChromium,
+  screenshotPath,
+  startConsoleBridge,
+} from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'console-admin-token-0123456789';
 const OKTA = 'okta-browser-token-0123456789';
 const ENTRA = 'entra-browser-token-0123456789';
-// Screenshots go to an ignored folder; `npm run screenshots` points SCREENSHOT_DIR at docs/ to refresh the
-// committed ones, so `npm test` never rewrites tracked files.
-const DOCS = process.env.SCREENSHOT_DIR
-  ? resolve(process.env.SCREENSHOT_DIR)
-  : join(import.meta.dirname, '../../test-output');
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.warn(`[skip] console browser tests not run: ${CHROMIUM} is missing (apt-get install chromium)`);
-}
+const skip = noChromium('console browser tests');
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
 const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
-describe.skipIf(!haveChromium)('operator console in Chromium', () => {
-  let bridge: RunningBridge;
-  let dataDir: string;
-  let profile: string;
+describe.skipIf(skip)('operator console in Chromium', () => {
+  let bridge: ConsoleBridge;
+  let browser: Browser;
   let context: BrowserContext;
   let page: Page;
-  const problems: string[] = [];
+  let problems: string[];
   const names = {
     ada: `ada.lovelace.${Date.now()}@example.com`,
     grace: `grace.hopper.${Date.now()}@example.com`,
   };
 
-  const scim = async (token: string, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${bridge.url}/scim/v2${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/scim+json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
-
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'console-browser-'));
-    profile = mkdtempSync(join(tmpdir(), 'console-chromium-'));
-    const config = loadConfig(
-      {
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        ADMIN_TOKENS: ADMIN,
-        SCIM_BEARER_TOKENS: `okta:${OKTA},entra:${ENTRA}`,
-        LOG_LEVEL: 'silent',
-      },
-      () => 'unused-generated-token',
-    );
-    bridge = await startBridge(config, pino({ level: 'silent' }));
+    bridge = await startConsoleBridge({
+      ADMIN_TOKENS: ADMIN,
+      SCIM_BEARER_TOKENS: `okta:${OKTA},entra:${ENTRA}`,
+    });
 
     // Provisioning as two IdPs would do it, with a failure among the writes.
-    const ada = await scim(OKTA, 'POST', '/Users', {
+    const ada = await bridge.scim(OKTA, 'POST', '/Users', {
       schemas: [USER],
       userName: names.ada,
       name: { givenName: 'Ada', familyName: 'Lovelace' },
       emails: [{ value: names.ada, primary: true }],
     });
     expect(ada.status).toBe(201);
-    const grace = await scim(ENTRA, 'POST', '/Users', {
+    const grace = await bridge.scim(ENTRA, 'POST', '/Users', {
       schemas: [USER],
       userName: names.grace,
       displayName: 'Grace Hopper',
     });
     expect(grace.status).toBe(201);
-    const group = await scim(OKTA, 'POST', '/Groups', { schemas: [GROUP], displayName: 'Engineering' });
+    const group = await bridge.scim(OKTA, 'POST', '/Groups', {
+      schemas: [GROUP],
+      displayName: 'Engineering',
+    });
     expect(group.status).toBe(201);
-    const add = await scim(OKTA, 'PATCH', `/Groups/${group.body.id}`, {
+    const add = await bridge.scim(OKTA, 'PATCH', `/Groups/${group.body.id}`, {
       schemas: [PATCH],
       Operations: [{ op: 'add', path: 'members', value: [{ value: ada.body.id }, { value: grace.body.id }] }],
     });
     expect(add.status).toBeLessThan(300);
-    const renamed = await scim(ENTRA, 'PATCH', `/Users/${grace.body.id}`, {
+    const renamed = await bridge.scim(ENTRA, 'PATCH', `/Users/${grace.body.id}`, {
       schemas: [PATCH],
       Operations: [{ op: 'replace', path: 'displayName', value: 'Rear Admiral Grace Hopper' }],
     });
     expect(renamed.status).toBe(200);
-    const off = await scim(ENTRA, 'PATCH', `/Users/${grace.body.id}`, {
+    const off = await bridge.scim(ENTRA, 'PATCH', `/Users/${grace.body.id}`, {
       schemas: [PATCH],
       Operations: [{ op: 'replace', path: 'active', value: false }],
     });
     expect(off.status).toBe(200);
-    expect((await scim(OKTA, 'POST', '/Users', { schemas: [USER], userName: names.ada })).status).toBe(409);
+    expect((await bridge.scim(OKTA, 'POST', '/Users', { schemas: [USER], userName: names.ada })).status).toBe(
+      409,
+    );
     // Enough writes for a second page of the activity table (20 a page).
     for (let i = 0; i < 15; i++) {
-      const title = await scim(OKTA, 'PATCH', `/Users/${ada.body.id}`, {
+      const title = await bridge.scim(OKTA, 'PATCH', `/Users/${ada.body.id}`, {
         schemas: [PATCH],
         Operations: [{ op: 'replace', path: 'title', value: `Analyst ${i}` }],
       });
       expect(title.status).toBe(200);
     }
 
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      // The reconciler endpoint is not merged yet: its 404 is expected (the console says so).
-      if (m.location().url.endsWith('/admin/api/reconciler')) return;
-      if (m.type() === 'error' || /Content Security Policy|Refused to/i.test(m.text()))
-        problems.push(`${m.text()} (${m.location().url})`);
-    });
-    page.on('pageerror', (e) => problems.push(String(e)));
+    browser = await launchChromium();
+    ({ context, page, problems } = browser);
   });
 
   afterAll(async () => {
-    await context?.close().catch(() => {});
-    await bridge?.close().catch(() => {});
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
+    await bridge?.close();
   });
 
   it('sends a visitor without a session to sign-in, and refuses a wrong token', async () => {
@@ -180,7 +134,7 @@ describe.skipIf(!haveChromium)('operator console in Chromium', () => {
     expect(actors).toContain('entra');
     expect(await page.textContent('#reconciler')).toMatch(/Reconciler[\s\S]*Leader/);
     expect(await page.locator('#log tbody tr').count()).toBe(20);
-    await page.screenshot({ path: join(DOCS, 'console-dashboard.png'), fullPage: true });
+    await page.screenshot({ path: screenshotPath('console-dashboard.png'), fullPage: true });
     expect(problems).toEqual([]);
   });
 
@@ -226,7 +180,7 @@ describe.skipIf(!haveChromium)('operator console in Chromium', () => {
     await page.selectOption('#tz', 'local');
     expect(await page.textContent('#person-history tbody tr:first-child td:first-child')).not.toMatch(/UTC$/);
     await page.selectOption('#tz', 'utc');
-    await page.locator('#person').screenshot({ path: join(DOCS, 'console-person.png') });
+    await page.locator('#person').screenshot({ path: screenshotPath('console-person.png') });
     expect(problems).toEqual([]);
   });
 

@@ -3,53 +3,39 @@
 // a group found by name with its members and history, the emulator banner on every page, the
 // replica that served the page, and the reconciler card naming its leader; at full width and at
 // 400 px. Data comes through SCIM on a real bridge (embedded store, in-process emulator).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pino } from 'pino';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMULATOR_BANNER } from '../../src/admin/console-routes.js';
-import { type RunningBridge, startBridge } from '../../src/bridge.js';
-import { loadConfig } from '../../src/config.js';
+import {
+  type Browser,
+  type ConsoleBridge,
+  expectWithin,
+  launchChromium,
+  noChromium,
+  overflowX,
+  screenshotPath,
+  signIn,
+  startConsoleBridge,
+} from '../helpers/browser.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
 import { freshPostgresUrl } from '../helpers/postgres.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'people-admin-token-0123456789';
 const OKTA = 'okta-people-token-0123456789';
-const SHOTS = process.env.SCREENSHOT_DIR
-  ? resolve(process.env.SCREENSHOT_DIR)
-  : join(import.meta.dirname, '../../test-output');
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.warn(`[skip] people browser tests not run: ${CHROMIUM} is missing (apt-get install chromium)`);
-}
+const skip = noChromium('people browser tests');
 
-const BROWSER_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
 const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
-describe.skipIf(!haveChromium)('console: people, groups and what it is looking at, in Chromium', () => {
-  let bridge: RunningBridge;
-  let dataDir: string;
-  let profile: string;
-  let context: BrowserContext;
+describe.skipIf(skip)('console: people, groups and what it is looking at, in Chromium', () => {
+  let bridge: ConsoleBridge;
+  let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
+  let problems: string[];
   const stamp = Date.now();
   const names = {
     ada: `ada.${stamp}@example.com`,
@@ -59,41 +45,10 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
   };
   const ids = { ada: '', grace: '', eng: '', ops: '' };
 
-  const scim = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${bridge.url}/scim/v2${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${OKTA}`, 'Content-Type': 'application/scim+json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
-  /** Right edges of the elements (px from the viewport's left), which must all fit the viewport. */
-  const rightEdges = async (selectors: string[]) => {
-    const edges: Array<[string, number]> = [];
-    for (const s of selectors) {
-      const box = await page.locator(s).first().boundingBox();
-      edges.push([s, box ? Math.round(box.x + box.width) : -1]);
-    }
-    return edges;
-  };
+  const scim = (method: string, path: string, body?: unknown) => bridge.scim(OKTA, method, path, body);
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'people-browser-'));
-    profile = mkdtempSync(join(tmpdir(), 'people-chromium-'));
-    mkdirSync(SHOTS, { recursive: true });
-    const config = loadConfig(
-      {
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        ADMIN_TOKENS: ADMIN,
-        SCIM_BEARER_TOKENS: `okta:${OKTA}`,
-        LOG_LEVEL: 'silent',
-      },
-      () => 'unused-generated-token',
-    );
-    bridge = await startBridge(config, pino({ level: 'silent' }));
+    bridge = await startConsoleBridge({ ADMIN_TOKENS: ADMIN, SCIM_BEARER_TOKENS: `okta:${OKTA}` });
 
     for (const who of ['ada', 'grace'] as const) {
       const res = await scim('POST', '/Users', { schemas: [USER], userName: names[who] });
@@ -120,25 +75,13 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
     });
     expect(remove.status).toBeLessThan(300);
 
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: BROWSER_ARGS,
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy|Refused to/i.test(m.text()))
-        problems.push(`${m.text()} (${m.location().url})`);
-    });
-    page.on('pageerror', (e) => problems.push(String(e)));
+    browser = await launchChromium();
+    ({ page, problems } = browser);
   });
 
   afterAll(async () => {
-    await context?.close().catch(() => {});
-    await bridge?.close().catch(() => {});
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
+    await bridge?.close();
   });
 
   it('says on the sign-in page already that CloudIdentity is the emulator', async () => {
@@ -189,7 +132,7 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
       'okta',
       'okta',
     ]);
-    await page.locator('#person').screenshot({ path: join(SHOTS, 'console-person-groups.png') });
+    await page.locator('#person').screenshot({ path: screenshotPath('console-person-groups.png') });
     expect(problems).toEqual([]);
   });
 
@@ -217,7 +160,7 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
     expect(history).toContain(`−1 (${names.grace})`);
     expect(history).not.toContain(ids.grace);
     expect(await page.textContent('#person-result')).not.toMatch(/No current person or group/);
-    await page.locator('#person').screenshot({ path: join(SHOTS, 'console-group.png') });
+    await page.locator('#person').screenshot({ path: screenshotPath('console-group.png') });
     expect(problems).toEqual([]);
   });
 
@@ -226,7 +169,7 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
     await page.fill('#person-q', names.grace);
     await page.click('#person-form button');
     await page.waitForSelector('#person-found');
-    const edges = await rightEdges([
+    await expectWithin(page, 400, [
       '#upstream-banner',
       '#served-by',
       '#person-form',
@@ -234,31 +177,21 @@ describe.skipIf(!haveChromium)('console: people, groups and what it is looking a
       '#person-groups',
       '#person-found .scroll-x',
     ]);
-    for (const [selector, right] of edges) {
-      expect(right, selector).toBeGreaterThan(0);
-      expect(right, selector).toBeLessThanOrEqual(400);
-    }
     // The history rows become cards that fit: nothing to scroll sideways, each value labelled.
-    const table = await page
-      .locator('#person-found .scroll-x')
-      .evaluate((box: { scrollWidth: number; clientWidth: number }) => ({
-        scroll: box.scrollWidth,
-        client: box.clientWidth,
-      }));
-    expect(table.scroll).toBeLessThanOrEqual(table.client);
+    expect(await overflowX(page, '#person-found .scroll-x')).toBeLessThanOrEqual(0);
     expect(await page.isVisible('#person-history thead')).toBe(false);
     expect(
       await page.locator('#person-history tbody tr:first-child td:nth-child(6)').getAttribute('data-label'),
     ).toBe('Changes');
-    await page.locator('#person').screenshot({ path: join(SHOTS, 'console-person-400px.png') });
+    await page.locator('#person').screenshot({ path: screenshotPath('console-person-400px.png') });
     await page.locator('header').scrollIntoViewIfNeeded();
-    await page.screenshot({ path: join(SHOTS, 'console-top-400px.png') });
+    await page.screenshot({ path: screenshotPath('console-top-400px.png') });
     await page.setViewportSize({ width: 1280, height: 900 });
     expect(problems).toEqual([]);
   });
 });
 
-const pg = haveChromium ? await freshPostgresUrl() : { skip: 'no Chromium' };
+const pg = skip ? { skip: 'no Chromium' } : await freshPostgresUrl();
 if ('skip' in pg) console.warn(`[skip] two-replica console in Chromium not run: ${pg.skip}`);
 else await pg.drop();
 
@@ -267,9 +200,7 @@ describe.skipIf('skip' in pg)('console of a replica that does not lead, in Chrom
   let follower: Harness;
   let server: Server;
   let url: string;
-  let profile: string;
-  let context: BrowserContext;
-  const problems: string[] = [];
+  let browser: Browser;
 
   beforeAll(async () => {
     leader = await startHarness({ store: 'postgres', env: { ADMIN_TOKENS: ADMIN } });
@@ -277,31 +208,20 @@ describe.skipIf('skip' in pg)('console of a replica that does not lead, in Chrom
     server = createServer(follower.app);
     await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    profile = mkdtempSync(join(tmpdir(), 'people-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: BROWSER_ARGS,
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
-    await context?.close().catch(() => {});
+    await browser?.close();
     await new Promise((done) => server?.close(done));
     await follower?.close();
     await leader?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   it("names the leader and shows its last run and the status's age instead of 'not yet'", async () => {
     await leader.reconciler.runOnce();
     await follower.reconciler.runOnce();
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => problems.push(String(e)));
-    await page.goto(`${url}/admin/login`);
-    await page.fill('#token', ADMIN);
-    await page.click('#sign-in');
-    await page.waitForSelector('body[data-loaded="true"]');
+    const { page, problems } = browser;
+    await signIn(page, url, ADMIN);
     const leaderId = (await leader.http.get('/admin/api/reconciler').set('Authorization', `Bearer ${ADMIN}`))
       .body.replica as string;
     const own = (await follower.http.get('/admin/api/overview').set('Authorization', `Bearer ${ADMIN}`)).body
@@ -316,7 +236,7 @@ describe.skipIf('skip' in pg)('console of a replica that does not lead, in Chrom
     expect(card).not.toMatch(/not yet/);
     expect(card).toMatch(/Status from leader(just now|\d+ (s|min|h) ago)/);
     expect(card).toMatch(/Last outcomeok: 0 settled, 0 failed, 0 busy/);
-    await page.locator('#reconciler').screenshot({ path: join(SHOTS, 'console-reconciler-follower.png') });
+    await page.locator('#reconciler').screenshot({ path: screenshotPath('console-reconciler-follower.png') });
     expect(problems).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../../src/admin/session.js';
 import { loadConfig } from '../../src/config.js';
 import { uniqueName, userBody } from '../e2e/users-support.js';
+import { controlPost } from '../emulator/helpers.js';
 import { ApiGate } from '../helpers/api-gate.js';
 import { type Harness, startHarness, storeKinds, TEST_TOKEN } from '../helpers/harness.js';
 
@@ -24,14 +25,7 @@ describe.each(kinds)('accounts no IdP manages and Reconcile now (%s store)', (ki
   const scim = () => ({ Authorization: `Bearer ${TEST_TOKEN}` });
   const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
   const web = () => supertest(h.app);
-  const control = async (path: string, body: unknown) => {
-    const res = await fetch(`${h.emulator.url}/_emulator/${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, string> };
-  };
+  const control = (path: string, body: unknown) => controlPost(h.emulator.url, path, body);
   const names = {
     managed: uniqueName('managed'),
     consoleMade: uniqueName('console.made'),
@@ -70,10 +64,10 @@ describe.each(kinds)('accounts no IdP manages and Reconcile now (%s store)', (ki
       Email: names.consoleMade,
     });
     expect(made.status).toBe(201);
-    consoleMadeId = made.body.UserId;
+    consoleMadeId = made.json.UserId;
     const synced = await control('users', { UserName: names.synced, Source: 'Sync' });
     expect(synced.status).toBe(201);
-    syncedId = synced.body.UserId;
+    syncedId = synced.json.UserId;
     const consoleGroup = await h.client.createGroup({ GroupName: `console-${kind}`, JoinType: 'Manual' });
     consoleGroupId = consoleGroup.GroupId;
     await h.client.addUserToGroup({ GroupId: consoleGroupId, UserId: consoleMadeId });
@@ -111,7 +105,7 @@ describe.each(kinds)('accounts no IdP manages and Reconcile now (%s store)', (ki
   it("the emulator's control API makes such accounts and refuses bad ones", async () => {
     expect((await control('users', { UserName: names.synced })).status).toBe(409);
     expect((await control('users', { UserName: '' })).status).toBe(400);
-    expect((await control('users', { UserName: 'x.y', Source: 'Ldap' })).body.error).toMatch(/Source/);
+    expect((await control('users', { UserName: 'x.y', Source: 'Ldap' })).json.error).toMatch(/Source/);
     expect((await control('users', [])).status).toBe(400);
   });
 

@@ -3,46 +3,39 @@
 // emulator: accounts made in CloudIdentity directly (the emulator's control API) appear after
 // Reconcile now, with their Source and groups; a rename in CloudIdentity is listed to resolve; a
 // second click too soon says why it did not run; and the section is usable 400 px wide.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pino } from 'pino';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningBridge, startBridge } from '../../src/bridge.js';
-import { loadConfig } from '../../src/config.js';
+import { controlPost } from '../emulator/helpers.js';
+import {
+  type Browser,
+  type ConsoleBridge,
+  expectWithin,
+  launchChromium,
+  noChromium,
+  overflowX,
+  screenshotPath,
+  signIn,
+  startConsoleBridge,
+} from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = 'unmanaged-admin-token-0123456789';
 const OKTA = 'okta-unmanaged-token-0123456789';
-const OUT = process.env.SCREENSHOT_DIR
-  ? resolve(process.env.SCREENSHOT_DIR)
-  : join(import.meta.dirname, '../../test-output');
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.warn(
-    `[skip] unmanaged-accounts browser tests not run: ${CHROMIUM} is missing (apt-get install chromium)`,
-  );
-}
+const skip = noChromium('unmanaged-accounts browser tests');
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 
 interface PageElement {
   textContent: string | null;
-  scrollWidth: number;
-  clientWidth: number;
 }
 /** What page functions see (this file is compiled without the DOM types). */
 type InPage = { document: { querySelector(s: string): PageElement | null } };
 
-describe.skipIf(!haveChromium)('accounts no IdP manages in Chromium', () => {
-  let bridge: RunningBridge;
-  let dataDir: string;
-  let profile: string;
-  let context: BrowserContext;
+describe.skipIf(skip)('accounts no IdP manages in Chromium', () => {
+  let bridge: ConsoleBridge;
+  let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
+  let problems: string[];
   const stamp = Date.now();
   const names = {
     managed: `managed.${stamp}@example.com`,
@@ -59,74 +52,33 @@ describe.skipIf(!haveChromium)('accounts no IdP manages in Chromium', () => {
         ),
       [selector, pattern.source] as const,
     );
-  const control = async (path: string, body: unknown) => {
-    const res = await fetch(`${bridge.emulator!.url}/_emulator/${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    expect(res.status).toBe(201);
-    return (await res.json()) as Record<string, string>;
-  };
+  const control = async (path: string, body: unknown) =>
+    expect((await controlPost(bridge.bridge.emulator!.url, path, body)).status).toBe(201);
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'unmanaged-browser-'));
-    profile = mkdtempSync(join(tmpdir(), 'unmanaged-chromium-'));
-    const config = loadConfig(
-      {
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        ADMIN_TOKENS: `ops:${ADMIN}`,
-        SCIM_BEARER_TOKENS: `okta:${OKTA}`,
-        // No drift pass of its own: only Reconcile now runs one here.
-        RECONCILE_DRIFT_INTERVAL_MS: '0',
-        LOG_LEVEL: 'silent',
-      },
-      () => 'unused-generated-token',
-    );
-    bridge = await startBridge(config, pino({ level: 'silent' }));
-    const managed = await fetch(`${bridge.url}/scim/v2/Users`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${OKTA}`, 'Content-Type': 'application/scim+json' },
-      body: JSON.stringify({ schemas: [USER], userName: names.managed, displayName: 'Managed Person' }),
+    bridge = await startConsoleBridge({
+      ADMIN_TOKENS: `ops:${ADMIN}`,
+      SCIM_BEARER_TOKENS: `okta:${OKTA}`,
+      // No drift pass of its own: only Reconcile now runs one here.
+      RECONCILE_DRIFT_INTERVAL_MS: '0',
+    });
+    const managed = await bridge.scim(OKTA, 'POST', '/Users', {
+      schemas: [USER],
+      userName: names.managed,
+      displayName: 'Managed Person',
     });
     expect(managed.status).toBe(201);
     await control('users', { UserName: names.console, DisplayName: 'Made In Console', Email: names.console });
     await control('users', { UserName: names.synced, Source: 'Sync' });
 
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy|Refused to/i.test(m.text()))
-        problems.push(`${m.text()} (${m.location().url})`);
-    });
-    page.on('pageerror', (e) => problems.push(String(e)));
-    await page.goto(`${bridge.url}/admin/login`);
-    await page.fill('#token', ADMIN);
-    await page.click('#sign-in');
-    await page.waitForSelector('body[data-loaded="true"]');
+    browser = await launchChromium();
+    ({ page, problems } = browser);
+    await signIn(page, bridge.url, ADMIN);
   });
 
   afterAll(async () => {
-    await context?.close().catch(() => {});
-    await bridge?.close().catch(() => {});
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
+    await bridge?.close();
   });
 
   it('says no drift pass has run yet, on the dashboard card and in the section', async () => {
@@ -155,7 +107,7 @@ describe.skipIf(!haveChromium)('accounts no IdP manages in Chromium', () => {
     // The action is in the trail under the admin's label.
     await until('#log tbody', /reconcile now/);
     expect(await page.textContent('#log tbody')).toMatch(/admin:ops/);
-    await page.locator('#unmanaged').screenshot({ path: join(OUT, 'console-unmanaged.png') });
+    await page.locator('#unmanaged').screenshot({ path: screenshotPath('console-unmanaged.png') });
     expect(problems).toEqual([]);
   });
 
@@ -185,24 +137,14 @@ describe.skipIf(!haveChromium)('accounts no IdP manages in Chromium', () => {
     await page.waitForSelector('body[data-loaded="true"]');
     await until('#unmanaged-count', /^2$/);
     // The section and the card end inside the window; wide tables scroll inside their own box.
-    for (const selector of [
+    await expectWithin(page, 400, [
       '#unmanaged',
       '#unmanaged-card',
       '#reconcile-now',
       '#unmanaged-count',
       '#unmanaged-q',
-    ]) {
-      const box = await page.locator(selector).boundingBox();
-      expect(box, selector).not.toBeNull();
-      expect(box!.x, selector).toBeGreaterThanOrEqual(0);
-      expect(box!.x + box!.width, selector).toBeLessThanOrEqual(400);
-    }
-    const overflow = await page.evaluate(() => {
-      const section = (globalThis as unknown as InPage).document.querySelector('#unmanaged')!;
-      return section.scrollWidth - section.clientWidth;
-    });
-    expect(overflow).toBeLessThanOrEqual(0);
-    await page.locator('#unmanaged').screenshot({ path: join(OUT, 'console-unmanaged-400.png') });
+    ]);
+    expect(await overflowX(page, '#unmanaged')).toBeLessThanOrEqual(0);
     expect(problems).toEqual([]);
   });
 });

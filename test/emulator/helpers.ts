@@ -274,3 +274,13 @@ export async function fails(p: Promise<HttpResult>, status: number, code: string
 export async function controlGet(baseUrl: string, path: string): Promise<any> {
   return (await rawRequest(baseUrl, { method: 'GET', path: `/_emulator/${path}` })).json;
 }
+
+/** POST a control-API endpoint (e.g. `users`: an account made outside the bridge) with a JSON body. */
+export function controlPost(baseUrl: string, path: string, body: unknown): Promise<HttpResult> {
+  return rawRequest(baseUrl, {
+    method: 'POST',
+    path: `/_emulator/${path}`,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}

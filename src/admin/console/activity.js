@@ -3,10 +3,10 @@
 // that changes), the per-actor table, the refused/failed badges of the record tables, the activity
 // log's date filters (read in the chosen time zone) and CSV link, the browser time zone's name,
 // and auto-refresh every 30 s (paused by the operator, or while the tab is hidden). console.js
-// imports it and passes its helpers (api, el, fmtTime, the time zone); DOM calls and textContent
-// only, like the rest of the console.
+// imports it; DOM calls and textContent only (the helpers of dom.js), like the rest of the console.
 
-const SVG = 'http://www.w3.org/2000/svg';
+import { api, el, fill, fmtTime, pad, svg, timeZone } from './dom.js';
+
 const WINDOW_KEY = 'vsb-console-window';
 const REFRESH_KEY = 'vsb-console-refresh';
 export const REFRESH_MS = 30_000;
@@ -29,8 +29,6 @@ const OUTCOME_TITLES = {
 };
 
 // ---- time zone ----
-
-const pad = (n) => String(n).padStart(2, '0');
 
 /** The browser's zone as "Europe/Berlin, UTC+01:00" (the offset now). */
 export function browserZone(now = new Date()) {
@@ -68,14 +66,7 @@ function scale(max, count, min) {
   return { top, ticks };
 }
 
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-export function createActivity({ api, el, fmtTime, tz, onRefresh }) {
+export function createActivity({ onRefresh }) {
   let window = WINDOWS[localStorage.getItem(WINDOW_KEY)] ? localStorage.getItem(WINDOW_KEY) : '24h';
   let data = null;
   let overviewActors = [];
@@ -90,7 +81,7 @@ export function createActivity({ api, el, fmtTime, tz, onRefresh }) {
   // Wall-clock parts of a time in the chosen zone (for axis labels).
   const parts = (ms) => {
     const d = new Date(ms);
-    return tz() === 'utc'
+    return timeZone() === 'utc'
       ? { mo: d.getUTCMonth() + 1, d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes() }
       : { mo: d.getMonth() + 1, d: d.getDate(), h: d.getHours(), mi: d.getMinutes() };
   };
@@ -245,23 +236,24 @@ export function createActivity({ api, el, fmtTime, tz, onRefresh }) {
     const kept = new Map(overviewActors.map((a) => [a.actor, a]));
     const note = document.getElementById('actors-window');
     if (note) note.textContent = WINDOWS[window].label;
-    tbody.replaceChildren(
-      ...(names.length === 0
-        ? [el('tr', {}, el('td', { colspan: '6', class: 'muted' }, 'No writes recorded yet.'))]
-        : names.map((name) => {
-            const a = kept.get(name);
-            const w = inWindow.get(name) ?? { ok: 0, refused: 0, failed: 0 };
-            return el(
-              'tr',
-              {},
-              el('td', { class: 'mono' }, name),
-              el('td', {}, a ? fmtTime(a.lastAt) : ''),
-              el('td', { class: 'num' }, a ? a.writes : ''),
-              el('td', { class: 'num' }, w.ok),
-              el('td', { class: `num${w.refused ? ' kind-refused' : ''}` }, w.refused),
-              el('td', { class: `num${w.failed ? ' kind-failed' : ''}` }, w.failed),
-            );
-          })),
+    fill(
+      tbody,
+      names.map((name) => {
+        const a = kept.get(name);
+        const w = inWindow.get(name) ?? { ok: 0, refused: 0, failed: 0 };
+        return el(
+          'tr',
+          {},
+          el('td', { class: 'mono' }, name),
+          el('td', {}, a ? fmtTime(a.lastAt) : ''),
+          el('td', { class: 'num' }, a ? a.writes : ''),
+          el('td', { class: 'num' }, w.ok),
+          el('td', { class: `num${w.refused ? ' kind-refused' : ''}` }, w.refused),
+          el('td', { class: `num${w.failed ? ' kind-failed' : ''}` }, w.failed),
+        );
+      }),
+      'No writes recorded yet.',
+      6,
     );
   }
 
@@ -391,7 +383,7 @@ export function logFilters(form, tz) {
 }
 
 /** The status cell's badge: "refused" or "failed" (nothing for a success). */
-export function outcomeBadge(el, status) {
+export function outcomeBadge(status) {
   const kind = outcomeOf(status);
   if (kind === 'ok') return null;
   return el('span', { class: `badge kind-${kind}`, title: OUTCOME_TITLES[kind] }, kind);

@@ -1,67 +1,16 @@
 // The operator console's main script (served from /admin/assets with the modules it imports, so the
 // CSP's script-src 'self' allows them). It fetches /admin/api/* with the session cookie and builds
 // the page with DOM calls and textContent only (no innerHTML), so nothing from the data can become
-// markup. Its one write, Reconcile now, is in unmanaged.js; the activity chart, per-actor table, log
-// date filters and auto-refresh are in activity.js.
+// markup; the helpers for both are in dom.js. Its one write, Reconcile now, is in unmanaged.js; the
+// activity chart, per-actor table, log date filters and auto-refresh are in activity.js.
 
 import { createActivity, logFilters, outcomeBadge } from './activity.js';
+import { api, definitionList, el, fill, fmtTime, setTimeZone, statusSpan, thead, timeZone } from './dom.js';
 import { createPeople } from './people.js';
 import { initUnmanaged, renderUnmanaged } from './unmanaged.js';
 
-const TZ_KEY = 'vsb-console-tz';
-let tz = localStorage.getItem(TZ_KEY) === 'local' ? 'local' : 'utc';
 /** Data shown, re-rendered when the time zone changes. */
 const state = { overview: null, failures: [], log: [] };
-
-async function api(path) {
-  const res = await fetch(`/admin/api/${path}`, {
-    credentials: 'same-origin',
-    headers: { Accept: 'application/json' },
-  });
-  if (res.status === 401) {
-    location.assign('/admin/login?m=expired');
-    throw new Error('signed out');
-  }
-  const body = res.headers.get('content-type')?.includes('json') ? await res.json() : null;
-  if (!res.ok) {
-    const err = new Error(body?.error?.message ?? `HTTP ${res.status}`);
-    err.status = res.status;
-    err.parameter = body?.error?.parameter;
-    throw err;
-  }
-  return body;
-}
-
-const pad = (n) => String(n).padStart(2, '0');
-function fmtTime(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  if (tz === 'utc') return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) {
-    if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
-
-function definitionList(pairs) {
-  const dl = el('dl');
-  for (const [term, value] of pairs) dl.append(el('dt', {}, term), el('dd', {}, value));
-  return dl;
-}
-
-function statusSpan(ok, text) {
-  return el('span', { class: ok ? 'status-ok' : 'status-bad' }, text);
-}
 
 // ---- health, counts, actors ----
 
@@ -121,18 +70,7 @@ async function loadReconciler() {
         el(
           'table',
           {},
-          el(
-            'thead',
-            {},
-            el(
-              'tr',
-              {},
-              el('th', {}, 'Intent'),
-              el('th', {}, 'Resource'),
-              el('th', {}, 'Attempts'),
-              el('th', {}, 'Last error'),
-            ),
-          ),
+          thead('Intent', 'Resource', 'Attempts', 'Last error'),
           el(
             'tbody',
             {},
@@ -216,7 +154,7 @@ function statusText(r) {
 }
 
 function statusCell(r) {
-  return el('td', {}, outcomeBadge(el, r.status), statusText(r));
+  return el('td', {}, outcomeBadge(r.status), statusText(r));
 }
 
 function recordRow(r, describe = describeChanges) {
@@ -231,14 +169,6 @@ function recordRow(r, describe = describeChanges) {
     el('td', {}, r.status >= 400 ? (r.detail ?? '') : describe(r.changes)),
     el('td', { class: 'mono' }, upstreamIds(r).join(' ')),
     el('td', {}, r.durationMs),
-  );
-}
-
-function fill(tbody, rows, empty, columns) {
-  tbody.replaceChildren(
-    ...(rows.length > 0
-      ? rows
-      : [el('tr', {}, el('td', { colspan: String(columns), class: 'muted' }, empty))]),
   );
 }
 
@@ -305,7 +235,7 @@ function renderLog() {
 
 // ---- person and group search (people.js) ----
 
-const people = createPeople({ api, el, fmtTime, definitionList, statusSpan, recordRow, describeChanges });
+const people = createPeople({ recordRow, describeChanges });
 
 // ---- wiring ----
 
@@ -337,23 +267,18 @@ async function loadAll() {
     errorBox.textContent = `Could not load the dashboard: ${err.message}`;
     errorBox.hidden = false;
   }
-  await Promise.all([
-    loadReconciler(),
-    loadLog(),
-    initUnmanaged({ fmtTime, onReconciled: () => void loadAll() }),
-  ]);
+  await Promise.all([loadReconciler(), loadLog(), initUnmanaged({ onReconciled: () => void loadAll() })]);
   document.body.dataset.loaded = 'true';
 }
 
-const activity = createActivity({ api, el, fmtTime, tz: () => tz, onRefresh: () => loadAll() });
+const activity = createActivity({ onRefresh: () => loadAll() });
 
 document.addEventListener('DOMContentLoaded', () => {
   activity.start();
   const tzSelect = document.getElementById('tz');
-  tzSelect.value = tz;
+  tzSelect.value = timeZone();
   tzSelect.addEventListener('change', () => {
-    tz = tzSelect.value === 'local' ? 'local' : 'utc';
-    localStorage.setItem(TZ_KEY, tz);
+    setTimeZone(tzSelect.value);
     renderAll();
     void loadReconciler();
   });
@@ -364,7 +289,7 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   document.getElementById('log-filters').addEventListener('submit', (event) => {
     event.preventDefault();
-    const { filters, error, field } = logFilters(event.target, tz);
+    const { filters, error, field } = logFilters(event.target, timeZone());
     if (error) {
       const errorBox = document.getElementById('log-error');
       errorBox.textContent = error;

@@ -1,22 +1,17 @@
 // The console's "Find a person" (a person's current groups and every change to their access; a
 // group's members and history) and what the console is looking at (which replica served it, the
-// reconciler leader's status on any replica). console.js passes its DOM and fetch helpers in
+// reconciler leader's status on any replica). console.js passes its audit-record rendering in
 // (createPeople), so this module imports nothing back from it.
+
+import { ago, api, definitionList, el, fill, fmtTime, statusSpan, thead } from './dom.js';
 
 /** Older than this, a leader's published status is flagged: the leader may be gone. */
 const STALE_STATUS_MS = 60_000;
 
-export function fmtAge(ms) {
-  if (ms < 1_000) return 'just now';
-  if (ms < 60_000) return `${Math.round(ms / 1_000)} s ago`;
-  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min ago`;
-  return `${Math.round(ms / 3_600_000)} h ago`;
-}
-
 const memberId = (m) => (typeof m === 'string' ? m : m.id);
 
 export function createPeople(ui) {
-  const { api, el, fmtTime, definitionList, statusSpan, recordRow, describeChanges } = ui;
+  const { recordRow, describeChanges } = ui;
   /** The last search, re-rendered when the time zone changes. */
   let shown = null;
 
@@ -90,8 +85,8 @@ export function createPeople(ui) {
         [
           'Status from leader',
           stale
-            ? statusSpan(false, `${fmtAge(published.ageMs)}: stale, the leader may be gone`)
-            : `${fmtAge(published.ageMs)} (${fmtTime(published.publishedAt)})`,
+            ? statusSpan(false, `${ago(published.ageMs / 1000)}: stale, the leader may be gone`)
+            : `${ago(published.ageMs / 1000)} (${fmtTime(published.publishedAt)})`,
         ],
         ['Last outcome', lastRun(published.status)],
       ],
@@ -162,23 +157,17 @@ export function createPeople(ui) {
 
   function historyTable(id, rows, describe) {
     const head = ['Time', 'Actor', 'Request', 'Resource', 'Status', 'Changes', 'Upstream', 'ms'];
+    const body = el('tbody');
+    fill(
+      body,
+      rows.map((r) => recordRow(r, describe && ((c) => describe(r) ?? describeChanges(c)))),
+      'No audit records.',
+      head.length,
+    );
     return el(
       'div',
       { class: 'scroll-x' },
-      labelled(
-        el(
-          'table',
-          { id, class: 'stack' },
-          el('thead', {}, el('tr', {}, ...head.map((h) => el('th', {}, h)))),
-          el(
-            'tbody',
-            {},
-            ...(rows.length > 0
-              ? rows.map((r) => recordRow(r, describe && ((c) => describe(r) ?? describeChanges(c))))
-              : [el('tr', {}, el('td', { colspan: '8', class: 'muted' }, 'No audit records.'))]),
-          ),
-        ),
-      ),
+      labelled(el('table', { id, class: 'stack' }, thead(...head), body)),
     );
   }
 
@@ -234,11 +223,7 @@ export function createPeople(ui) {
               el(
                 'table',
                 { id: 'group-members', class: 'stack' },
-                el(
-                  'thead',
-                  {},
-                  el('tr', {}, el('th', {}, 'Member'), el('th', {}, 'Status'), el('th', {}, 'SCIM id')),
-                ),
+                thead('Member', 'Status', 'SCIM id'),
                 el(
                   'tbody',
                   {},

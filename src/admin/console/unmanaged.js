@@ -2,53 +2,13 @@
 // button (an ES module imported by console.js, served from /admin/assets like it). Reads
 // /admin/api/unmanaged (the drift pass's snapshot from the store: no CloudIdentity call per view) and
 // posts /admin/api/reconciler/run (the browser sends its Origin, which the CSRF check wants). DOM
-// calls and textContent only: nothing from the data becomes markup.
+// calls and textContent only (the helpers of dom.js): nothing from the data becomes markup.
+
+import { ago, api, el, fill, fmtTime, thead } from './dom.js';
 
 const PAGE = 25;
-const view = { offset: 0, q: '', body: null, run: null, fmtTime: (iso) => iso ?? '' };
+const view = { offset: 0, q: '', body: null, run: null };
 let onReconciled = () => undefined;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) {
-    if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
-
-async function call(path, init = {}) {
-  const res = await fetch(`/admin/api/${path}`, {
-    credentials: 'same-origin',
-    headers: { Accept: 'application/json' },
-    ...init,
-  });
-  if (res.status === 401) {
-    location.assign('/admin/login?m=expired');
-    throw new Error('signed out');
-  }
-  const body = res.headers.get('content-type')?.includes('json') ? await res.json() : null;
-  if (!res.ok) {
-    const err = new Error(body?.error?.message ?? `HTTP ${res.status}`);
-    err.status = res.status;
-    err.code = body?.error?.code;
-    throw err;
-  }
-  return body;
-}
-
-/** "3 min ago" from seconds. */
-function ago(seconds) {
-  if (seconds === null || seconds === undefined) return '';
-  if (seconds < 90) return `${seconds} s ago`;
-  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} days ago`;
-}
 
 /** How old and how whole the snapshot is, in words. */
 function ageText(s) {
@@ -62,9 +22,9 @@ function ageText(s) {
       ? ` The walk under way has listed ${sweep.usersListed} of ${sweep.upstreamUsers} users and ${sweep.groupsWalked} groups.`
       : '';
   const whole = s.complete
-    ? `Complete as of the walk that ended ${view.fmtTime(s.completedAt)}.`
+    ? `Complete as of the walk that ended ${fmtTime(s.completedAt)}.`
     : 'Not complete yet: no walk of every CloudIdentity user and group has ended, so accounts may be missing.';
-  return `Data from the drift pass that finished ${view.fmtTime(s.asOf)} (${ago(s.ageSeconds)}). ${whole}${progress}`;
+  return `Data from the drift pass that finished ${fmtTime(s.asOf)} (${ago(s.ageSeconds)}). ${whole}${progress}`;
 }
 
 function build() {
@@ -87,7 +47,6 @@ function build() {
     { type: 'button', id: 'reconcile-now', title: 'Settle pending intents and run a drift pass now' },
     'Reconcile now',
   );
-  const head = (...names) => el('thead', {}, el('tr', {}, ...names.map((n) => el('th', {}, n))));
   section.replaceChildren(
     el('h2', {}, 'Accounts no IdP manages'),
     el(
@@ -105,7 +64,7 @@ function build() {
       el(
         'table',
         { id: 'unmanaged-table' },
-        head('userName', 'Name', 'E-mail', 'Source', 'Created', 'Groups'),
+        thead('userName', 'Name', 'E-mail', 'Source', 'Created', 'Groups'),
         el('tbody'),
       ),
     ),
@@ -128,7 +87,7 @@ function build() {
       el(
         'table',
         { id: 'drift-findings' },
-        head('Found', 'Kind', 'SCIM user', 'CloudIdentity account', 'What it means'),
+        thead('Found', 'Kind', 'SCIM user', 'CloudIdentity account', 'What it means'),
         el('tbody'),
       ),
     ),
@@ -192,7 +151,7 @@ export function renderUnmanaged() {
       el('td', {}, a.displayName ?? ''),
       el('td', { class: 'mono' }, a.email ?? ''),
       el('td', {}, a.source ?? ''),
-      el('td', {}, a.createdTime?.endsWith('Z') ? view.fmtTime(a.createdTime) : (a.createdTime ?? '')),
+      el('td', {}, a.createdTime?.endsWith('Z') ? fmtTime(a.createdTime) : (a.createdTime ?? '')),
       el('td', {}, a.groups.length === 0 ? '—' : a.groups.map((g) => g.groupName).join(', ')),
     ),
   );
@@ -201,11 +160,7 @@ export function renderUnmanaged() {
       ? 'No unmanaged account matches.'
       : 'None: every CloudIdentity account the drift pass listed is managed through SCIM.'
     : 'Nothing known yet.';
-  document
-    .querySelector('#unmanaged-table tbody')
-    .replaceChildren(
-      ...(rows.length > 0 ? rows : [el('tr', {}, el('td', { colspan: '6', class: 'muted' }, empty))]),
-    );
+  fill(document.querySelector('#unmanaged-table tbody'), rows, empty, 6);
   const last = Math.min(b.total, b.offset + b.accounts.length);
   document.getElementById('unmanaged-page').textContent =
     b.total === 0 ? '0 accounts' : `${b.offset + 1}–${last} of ${b.total}`;
@@ -215,7 +170,7 @@ export function renderUnmanaged() {
     el(
       'tr',
       {},
-      el('td', {}, view.fmtTime(f.foundAt)),
+      el('td', {}, fmtTime(f.foundAt)),
       el('td', {}, KINDS[f.kind] ?? f.kind),
       el('td', { class: 'mono' }, f.userName ?? f.scimId),
       el(
@@ -226,19 +181,12 @@ export function renderUnmanaged() {
       el('td', {}, MEANING[f.kind] ?? f.detail),
     ),
   );
-  document
-    .querySelector('#drift-findings tbody')
-    .replaceChildren(
-      ...(findings.length > 0
-        ? findings
-        : [
-            el(
-              'tr',
-              {},
-              el('td', { colspan: '5', class: 'muted' }, 'No renames or tombstone collisions reported.'),
-            ),
-          ]),
-    );
+  fill(
+    document.querySelector('#drift-findings tbody'),
+    findings,
+    'No renames or tombstone collisions reported.',
+    5,
+  );
   renderRun();
 }
 
@@ -266,7 +214,7 @@ function renderRun() {
   for (const f of r.drift.findings.slice(0, 10))
     list.append(el('li', { class: 'mono' }, `${f.kind} ${f.resource} (${f.action}): ${f.detail}`));
   box.replaceChildren(
-    el('strong', {}, `Reconcile now by ${r.actor}, finished ${view.fmtTime(r.finishedAt)}`),
+    el('strong', {}, `Reconcile now by ${r.actor}, finished ${fmtTime(r.finishedAt)}`),
     list,
   );
 }
@@ -275,7 +223,7 @@ export async function loadUnmanaged() {
   const errorBox = document.getElementById('unmanaged-error');
   try {
     const q = view.q ? `&q=${encodeURIComponent(view.q)}` : '';
-    view.body = await call(`unmanaged?limit=${PAGE}&offset=${view.offset}${q}`);
+    view.body = await api(`unmanaged?limit=${PAGE}&offset=${view.offset}${q}`);
     if (errorBox) errorBox.hidden = true;
     renderUnmanaged();
   } catch (err) {
@@ -293,7 +241,7 @@ async function reconcileNow() {
   button.disabled = true;
   button.textContent = 'Reconciling…';
   try {
-    view.run = await call('reconciler/run', { method: 'POST' });
+    view.run = await api('reconciler/run', { method: 'POST' });
   } catch (err) {
     view.run = { error: err.message };
   } finally {
@@ -305,9 +253,8 @@ async function reconcileNow() {
   onReconciled();
 }
 
-/** Builds the section and loads it; `fmtTime` follows the console's time zone choice. */
+/** Builds the section and loads it; `onReconciled` runs after each Reconcile now. */
 export function initUnmanaged(options) {
-  view.fmtTime = options.fmtTime;
   onReconciled = options.onReconciled ?? onReconciled;
   build();
   return loadUnmanaged();
