@@ -23,6 +23,7 @@ import { DEV_ACCESS_KEY, DEV_SECRET_KEY, type RunningEmulator, startEmulator } f
 import { instrumentStore, Metrics } from './ops/metrics.js';
 import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
+import { bothObservers, UpstreamActivity } from './ops/upstream-activity.js';
 import { ERROR_SCHEMA } from './scim-model/scim-error.js';
 import { bindStore, type CloudIdentity, openStore } from './store/index.js';
 import type { BridgeStore } from './store/types.js';
@@ -142,6 +143,7 @@ export async function startBridge(
     await Promise.all([opened.close(), emulator?.close()]);
     throw err;
   }
+  const upstreamActivity = new UpstreamActivity();
   const client = new CloudIdentityClient({
     ...credentials,
     region: config.region,
@@ -152,7 +154,7 @@ export async function startBridge(
     connections: config.upstreamConnections,
     deadlineMs: config.requestDeadlineMs,
     logger: logger.child({ component: 'cloudidentity' }),
-    observer: metrics.clientObserver,
+    observer: bothObservers(metrics.clientObserver, upstreamActivity.observer),
     pacer: rateLimits.upstream,
   });
   try {
@@ -175,6 +177,7 @@ export async function startBridge(
   const readiness = new Readiness({
     store,
     api: client,
+    upstreamActivity,
     cacheMs: config.readinessCacheMs,
     livenessStoreTimeoutMs: config.livenessStoreTimeoutMs,
     logger,

@@ -1,6 +1,7 @@
 import { upstreamOf } from './bridge.js';
 import { ConfigError, loadConfig } from './config.js';
-import { judgeUpstreamFailure, PERMISSION_CODES } from './ops/readiness.js';
+import { judgeUpstreamFailure } from './ops/readiness.js';
+import { PERMISSION_CODES } from './ops/upstream-activity.js';
 import { inspectStore } from './store/index.js';
 import { MUTATING_ACTIONS } from './volcengine/actions.js';
 import { CloudIdentityClient } from './volcengine/client.js';

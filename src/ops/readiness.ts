@@ -3,6 +3,7 @@ import { StoreUnavailableError } from '../store/errors.js';
 import type { BridgeStore } from '../store/types.js';
 import { isCredentialProblem, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
+import { PERMISSION_CODES, type UpstreamActivity } from './upstream-activity.js';
 
 // Readiness: the store answers and can write, and CloudIdentity accepts the bridge's credentials.
 // A store whose last write failed for want of the store (full disk, connection lost) is not ready
@@ -16,6 +17,12 @@ import type { CloudIdentityApi } from '../volcengine/types.js';
 // current without anyone probing, and so that liveness can say when the store has not answered for
 // LIVENESS_STORE_TIMEOUT_MS: such a process serves nothing (every SCIM route needs the store), and
 // a restart is what clears connections stuck on a network path that silently dropped them.
+//
+// CloudIdentity is asked (ListUsers, one user) only when the bridge's own calls have not shown it
+// usable within the cache period (UpstreamActivity): a busy replica makes no calls of readiness's
+// own, an idle one one per period. Either way a report states CloudIdentity as it was known at most
+// cacheMs before (a report resting on a call expires cacheMs after that call), so an outage or
+// revoked credentials show as soon as they would with a check of its own every period.
 
 export interface CheckResult {
   status: 'ok' | 'failed';
@@ -39,8 +46,6 @@ export interface UpstreamVerdict {
   code?: string;
   requestId?: string;
 }
-
-export const PERMISSION_CODES = new Set(['AccessDenied', 'LackPolicy', 'PermissionError']);
 
 /**
  * Whether an answer to a signed call proves the credentials are usable. Credential and permission
@@ -72,6 +77,8 @@ export function judgeUpstreamFailure(err: unknown): UpstreamVerdict {
 export interface ReadinessOptions {
   store: Pick<BridgeStore, 'ping'> & Partial<Pick<BridgeStore, 'writeFailureReason' | 'heartbeat'>>;
   api: Pick<CloudIdentityApi, 'listUsers'>;
+  /** The bridge's own calls to CloudIdentity; without it, every check asks CloudIdentity itself. */
+  upstreamActivity?: Pick<UpstreamActivity, 'usableSince'>;
   /** How long a result is reused. 0 = check on every probe. */
   cacheMs: number;
   /** Bound for each check. Default 5 s. */
@@ -90,7 +97,7 @@ export interface LivenessReport {
 }
 
 export class Readiness {
-  private cached: { report: ReadinessReport; at: number; writeFailing: boolean } | undefined;
+  private cached: { report: ReadinessReport; expiresAt: number; writeFailing: boolean } | undefined;
   private running: Promise<ReadinessReport> | undefined;
   private stopping = false;
   private lastReady: boolean | undefined;
@@ -164,11 +171,7 @@ export class Readiness {
     const cached = this.cached;
     // A cached report does not outlive a change of the store's write health (a write failed, or one
     // committed since).
-    if (
-      cached &&
-      this.now() - cached.at < this.options.cacheMs &&
-      cached.writeFailing === (this.writeFailure() !== null)
-    )
+    if (cached && this.now() < cached.expiresAt && cached.writeFailing === (this.writeFailure() !== null))
       return cached.report;
     if (!this.running) {
       this.running = this.run().finally(() => {
@@ -189,7 +192,10 @@ export class Readiness {
 
   private async run(): Promise<ReadinessReport> {
     const started = this.now();
-    const [store, upstream] = await Promise.all([this.checkStore(), this.checkUpstream()]);
+    const [store, { result: upstream, knownAt }] = await Promise.all([
+      this.checkStore(),
+      this.checkUpstream(),
+    ]);
     if (store.status === 'ok') this.storeFailingSince = undefined;
     else {
       this.storeFailingSince ??= started;
@@ -211,7 +217,11 @@ export class Readiness {
       checks: { store, upstream },
       checkedAt: new Date(started).toISOString(),
     };
-    this.cached = { report, at: this.now(), writeFailing: this.writeFailure() !== null };
+    this.cached = {
+      report,
+      expiresAt: (knownAt ?? this.now()) + this.options.cacheMs,
+      writeFailing: this.writeFailure() !== null,
+    };
     const ready = report.status === 'ready';
     if (ready !== this.lastReady) {
       if (ready) this.options.logger?.info('ready: store and CloudIdentity checks pass');
@@ -264,7 +274,25 @@ export class Readiness {
     }
   }
 
-  private async checkUpstream(): Promise<CheckResult> {
+  /** The upstream check; `knownAt`: when what it states was known, when that was a call of the bridge's. */
+  private async checkUpstream(): Promise<{ result: CheckResult; knownAt?: number }> {
+    const started = this.now();
+    const usableSince = this.options.upstreamActivity?.usableSince();
+    if (usableSince !== undefined && started - usableSince < this.options.cacheMs) {
+      const ago = Math.max(0, started - usableSince);
+      return {
+        result: {
+          status: 'ok',
+          durationMs: 0,
+          detail: `CloudIdentity accepted the bridge's calls ${ago} ms ago`,
+        },
+        knownAt: usableSince,
+      };
+    }
+    return { result: await this.askUpstream() };
+  }
+
+  private async askUpstream(): Promise<CheckResult> {
     const started = this.now();
     try {
       await this.options.api.listUsers(

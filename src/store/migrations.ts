@@ -8,6 +8,9 @@ export interface Migration {
   readonly statements: readonly string[];
 }
 
+/** The advisory lock that makes one transaction at a time fold row_counts (migration 14). */
+const ROW_COUNTS_LOCK = `hashtext('volc-scim-bridge/row_counts/' || coalesce(current_schema(), ''))`;
+
 // Append only; never edit a migration that has shipped. Each version is the same schema change,
 // under the same name, as the embedded store's migration of that number (sqlite-migrations.ts).
 // Versions 5 to 9 are unused: migrate() compares the set of applied versions, so a gap is no
@@ -260,6 +263,86 @@ export const MIGRATIONS: readonly Migration[] = [
         published_at timestamptz NOT NULL,
         status jsonb NOT NULL
       )`,
+    ],
+  },
+  {
+    version: 14,
+    name: 'audit time index covering the activity tally; directory counters kept by triggers',
+    statements: [
+      // The activity tally reads only these columns of a time range, so it is an index-only scan
+      // (audit is append-only: its visibility map stays current); (at, id) also serves the
+      // retention pass's ORDER BY at, id. Built inside the migration's transaction, so audit writes
+      // wait for it (seconds per million records); IF NOT EXISTS lets an operator with a long trail
+      // build it beforehand with CREATE INDEX CONCURRENTLY (README, Upgrade).
+      'CREATE INDEX IF NOT EXISTS audit_at_cover_idx ON audit (at, id) INCLUDE (status, duration_ms, actor)',
+      'DROP INDEX IF EXISTS audit_at_idx',
+      // The console's directory counts without count(*) (a sequential scan of each table). Every
+      // writing statement appends its delta (one row per statement and counter, never an update of
+      // a shared row, so concurrent creates do not queue on one hot row); a read sums them. Now and
+      // then a writing statement folds the rows into one per counter (row_counts_compact), one
+      // transaction at a time (a transaction-scoped advisory lock, tried, never waited for).
+      // Counters: users, users_inactive, groups, memberships.
+      `CREATE TABLE row_counts (
+        name text NOT NULL,
+        n bigint NOT NULL
+      )`,
+      `CREATE FUNCTION row_counts_compact() RETURNS void LANGUAGE sql SET search_path FROM CURRENT AS $$
+        WITH gone AS (DELETE FROM row_counts RETURNING name, n)
+        INSERT INTO row_counts (name, n) SELECT name, sum(n) FROM gone GROUP BY name
+      $$`,
+      `CREATE FUNCTION row_counts_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+      DECLARE
+        sign integer := CASE TG_OP WHEN 'DELETE' THEN -1 ELSE 1 END;
+      BEGIN
+        IF TG_OP = 'UPDATE' THEN
+          -- users only: (re)activations and deactivations
+          INSERT INTO row_counts (name, n)
+            SELECT 'users_inactive', d FROM (
+              SELECT (SELECT count(*) FROM new_rows WHERE NOT active)
+                   - (SELECT count(*) FROM old_rows WHERE NOT active) AS d
+            ) delta WHERE d <> 0;
+        ELSE
+          INSERT INTO row_counts (name, n) SELECT TG_TABLE_NAME, sign * count(*) FROM changed HAVING count(*) > 0;
+          IF TG_TABLE_NAME = 'users' THEN
+            INSERT INTO row_counts (name, n)
+              SELECT 'users_inactive', sign * count(*) FROM changed WHERE NOT active HAVING count(*) > 0;
+          END IF;
+        END IF;
+        IF random() < 1.0 / 32
+          AND pg_try_advisory_xact_lock(${ROW_COUNTS_LOCK})
+        THEN
+          PERFORM row_counts_compact();
+        END IF;
+        RETURN NULL;
+      END
+      $$`,
+      // TRUNCATE fires no DELETE trigger: it clears the table's counters (after any compaction in
+      // progress has committed, so the row it leaves is cleared too).
+      `CREATE FUNCTION row_counts_truncated() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+      BEGIN
+        PERFORM pg_advisory_xact_lock(${ROW_COUNTS_LOCK});
+        DELETE FROM row_counts
+          WHERE name = TG_TABLE_NAME OR (TG_TABLE_NAME = 'users' AND name = 'users_inactive');
+        RETURN NULL;
+      END
+      $$`,
+      ...['users', 'groups', 'memberships'].flatMap((table) => [
+        `CREATE TRIGGER ${table}_counted_truncate AFTER TRUNCATE ON ${table}
+          FOR EACH STATEMENT EXECUTE FUNCTION row_counts_truncated()`,
+        `CREATE TRIGGER ${table}_counted_insert AFTER INSERT ON ${table}
+          REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION row_counts_changed()`,
+        `CREATE TRIGGER ${table}_counted_delete AFTER DELETE ON ${table}
+          REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION row_counts_changed()`,
+      ]),
+      `CREATE TRIGGER users_counted_update AFTER UPDATE ON users
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION row_counts_changed()`,
+      // After the triggers: creating them locked the tables against writes until this transaction
+      // commits, so every row is counted exactly once (committed before: here; after: by a trigger).
+      `INSERT INTO row_counts (name, n)
+        SELECT 'users', count(*) FROM users
+        UNION ALL SELECT 'users_inactive', count(*) FROM users WHERE NOT active
+        UNION ALL SELECT 'groups', count(*) FROM groups
+        UNION ALL SELECT 'memberships', count(*) FROM memberships`,
     ],
   },
 ];

@@ -659,15 +659,21 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     };
   }
 
-  /** One round trip; exact counts (PostgreSQL has no cheap exact count, but these tables stay small). */
+  /**
+   * Exact counts without count(*): the sum of the deltas the tables' triggers append to row_counts
+   * (migration 14), a few dozen rows whatever the directory's size.
+   */
   async directoryCounts(): Promise<DirectoryCounts> {
-    const rows = await this.db.query<DirectoryCounts>(
-      `SELECT (SELECT count(*)::int FROM users) AS users,
-              (SELECT count(*)::int FROM users WHERE NOT active) AS deactivated,
-              (SELECT count(*)::int FROM groups) AS groups,
-              (SELECT count(*)::int FROM memberships) AS memberships`,
+    const rows = await this.db.query<{ name: string; n: string }>(
+      'SELECT name, sum(n) AS n FROM row_counts GROUP BY name',
     );
-    return rows[0];
+    const n = new Map(rows.map((r) => [r.name, Number(r.n)]));
+    return {
+      users: n.get('users') ?? 0,
+      deactivated: n.get('users_inactive') ?? 0,
+      groups: n.get('groups') ?? 0,
+      memberships: n.get('memberships') ?? 0,
+    };
   }
 
   // ---- drift snapshot (drift-sql.ts) ----

@@ -236,10 +236,10 @@ describe(`console reads at ${AUDIT_ROWS.toLocaleString('en')} audit records (emb
     const since = new Date(Date.now() - 7 * 86_400_000).toISOString();
     const until = new Date().toISOString();
     const boundary = plan(store, AUDIT_TALLY_BOUNDARY, [since, 0, until, AUDIT_TALLY_CHUNK]).join(' | ');
-    expect(boundary).toMatch(/USING COVERING INDEX audit_at_idx/);
+    expect(boundary).toMatch(/USING COVERING INDEX audit_at_cover_idx/);
     expect(boundary).not.toMatch(/TEMP B-TREE/);
     const chunk = plan(store, AUDIT_TALLY_SQLITE, [since, 0, until, 0, 120]).join(' | ');
-    expect(chunk).toMatch(/USING INDEX audit_at_idx \(at>\? AND at<\?\)/);
+    expect(chunk).toMatch(/USING COVERING INDEX audit_at_cover_idx \(at>\? AND at<\?\)/);
     const turns = new TurnCounter(() => 0);
     const rows = await store.auditTally(since, until, 7_200);
     turns.stop();
@@ -268,7 +268,7 @@ describe(`console reads at ${AUDIT_ROWS.toLocaleString('en')} audit records (emb
     const steps = plan(store, PRUNE_AUDIT, [before, 1000]);
     const reads = steps.filter((step) => /^(SCAN|SEARCH) audit\b/.test(step));
     expect(reads.join(' | ')).not.toMatch(/SCAN audit\b/);
-    expect(reads.join(' | ')).toMatch(/audit_at_idx \(at<\?\)/);
+    expect(reads.join(' | ')).toMatch(/audit_at_cover_idx \(at<\?\)/);
     const started = performance.now();
     expect(await store.pruneAudit(before, 1000)).toBe(0);
     console.log(

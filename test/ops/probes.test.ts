@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Readiness } from '../../src/ops/readiness.js';
+import { UpstreamActivity } from '../../src/ops/upstream-activity.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import type { CloudIdentityClient } from '../../src/volcengine/client.js';
 import { emulatorClient, opsApp, pingOnlyStore, sample, silentLogger } from './helpers.js';
@@ -219,6 +220,102 @@ describe('probes', () => {
     expect(sample((await http.get('/metrics')).text, 'scim_bridge_ready')).toBe(0);
     // Liveness is unaffected: the pod must not be restarted while it drains.
     expect((await http.get('/healthz')).status).toBe(200);
+  });
+
+  describe("CloudIdentity asked only when the bridge's own calls have not shown it usable", () => {
+    const CACHE_MS = 5_000;
+    /** A readiness fed by the client's observer, on a clock the test moves. */
+    const setup = () => {
+      const clock = { now: 1_000_000 };
+      const activity = new UpstreamActivity(() => clock.now);
+      const api = client(emulator.url, { observer: activity.observer });
+      const store = pingOnlyStore(async () => {});
+      const readiness = new Readiness({
+        store,
+        api,
+        upstreamActivity: activity,
+        cacheMs: CACHE_MS,
+        logger: silentLogger,
+        now: () => clock.now,
+      });
+      const { http } = opsApp({ store, client: api, readiness });
+      const call = () => api.listGroups({ PageNumber: 1, PageSize: 1 });
+      return { clock, api, http, call };
+    };
+
+    it('a busy replica makes no ListUsers of its own; an idle one one per period', async () => {
+      const { clock, http, call } = setup();
+      const before = listUsersCalls();
+      // Two minutes of traffic (a call every 2 s), probed every second.
+      for (let s = 0; s < 120; s++) {
+        if (s % 2 === 0) await call();
+        clock.now += 1_000;
+        const res = await http.get('/readyz');
+        expect(res.status).toBe(200);
+        expect(res.body.checks.upstream.detail).toMatch(
+          /^CloudIdentity accepted the bridge's calls \d+ ms ago$/,
+        );
+      }
+      expect(listUsersCalls() - before).toBe(0);
+      // Then a minute without calls, probed every second: one ListUsers per cache period.
+      const idle = listUsersCalls();
+      for (let s = 0; s < 60; s++) {
+        clock.now += 1_000;
+        expect((await http.get('/readyz')).status).toBe(200);
+      }
+      expect(listUsersCalls() - idle).toBeGreaterThanOrEqual(11);
+      expect(listUsersCalls() - idle).toBeLessThanOrEqual(12);
+    });
+
+    it('an outage after the last successful call shows once that call is a period old', async () => {
+      const { clock, http, call } = setup();
+      await call();
+      const t0 = clock.now;
+      const before = listUsersCalls();
+      clock.now = t0 + 1_000;
+      const reused = await http.get('/readyz');
+      expect(reused.status).toBe(200);
+      expect(reused.body.checks.upstream.detail).toBe(
+        "CloudIdentity accepted the bridge's calls 1000 ms ago",
+      );
+      expect(listUsersCalls()).toBe(before);
+      emulator.setFaults([{ action: '*', probability: 1, fault: 'reset' }]);
+      clock.now = t0 + CACHE_MS - 1;
+      expect((await http.get('/readyz')).status).toBe(200);
+      // The report rested on the call at t0: it expires CACHE_MS after it, not after the report.
+      clock.now = t0 + CACHE_MS;
+      const down = await http.get('/readyz');
+      expect(down.status).toBe(503);
+      expect(down.body.reason).toBe('CloudIdentity unreachable (network)');
+      expect(listUsersCalls()).toBeGreaterThan(before);
+    });
+
+    it("a failing call of the bridge's own makes the next check ask CloudIdentity", async () => {
+      const { clock, http, call } = setup();
+      await call();
+      const t0 = clock.now;
+      expect((await http.get('/readyz')).status).toBe(200);
+      clock.now = t0 + 3_000;
+      await call();
+      emulator.setFaults([{ action: '*', probability: 1, fault: 'AccessDenied' }]);
+      clock.now = t0 + 3_500;
+      await expect(call()).rejects.toThrow(/AccessDenied/);
+      const before = listUsersCalls();
+      // The success at t0 + 3 s is still within a period, but a call failed after it.
+      clock.now = t0 + CACHE_MS;
+      const down = await http.get('/readyz');
+      expect(down.status).toBe(503);
+      expect(down.body.reason).toBe('the bridge credentials lack permission for ListUsers (AccessDenied)');
+      expect(listUsersCalls()).toBe(before + 1);
+      // Once its calls succeed again, the next check after the cached failure says so without asking.
+      emulator.setFaults([]);
+      clock.now = t0 + 2 * CACHE_MS;
+      await call();
+      const after = listUsersCalls();
+      clock.now += 1;
+      expect((await http.get('/readyz')).status).toBe(200);
+      expect(listUsersCalls()).toBe(after);
+    });
   });
 
   it('answers HEAD for both probes', async () => {
