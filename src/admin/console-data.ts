@@ -5,7 +5,7 @@ import { LATENCY_CLASS_MS } from '../store/audit-sql.js';
 import type { AuditTallyRow } from '../store/audit-types.js';
 import type { BridgeStore } from '../store/types.js';
 import { handle } from './audit-routes.js';
-import { enumParam, queryParams, textParam } from './params.js';
+import { enumParam, queryParams } from './params.js';
 
 // The console's data, under /admin/api (same authentication as every admin route, so scripts can
 // read it too): GET overview (health, counts, per-actor totals, which replica answered and whether
