@@ -21,7 +21,7 @@ export const IntentKind = {
   reactivate: 'user.reactivate',
   /** DeleteUser, then the record (and its memberships). */
   delete: 'user.delete',
-  /** A group PATCH's member adds/removes: one upstream call and one mirror row each. */
+  /** A group PATCH's member adds/removes: one upstream call and one mirror row each, per batch. */
   members: 'group.members',
   /** Remove members (when CloudIdentity refuses), DeleteGroup, then the record and its mirror. */
   groupDelete: 'group.delete',
