@@ -91,6 +91,7 @@ export class UnitOfWork {
   /** Commits the writes and the audit record in one transaction. Throws what the store throws. */
   async commit(outcome: AuditOutcome): Promise<CommitResult> {
     if (this.done) throw new Error('a unit of work commits once');
+    this.ctx.fence?.();
     if (this.notes.length > 0) this.changes.note = this.notes.join('; ');
     const entry = auditEntry({
       origin: this.ctx.origin,
