@@ -103,8 +103,17 @@ export class GroupMembers {
             // The last batch ends the operation: its rows, the rest of the final state, the
             // intent's clearing and the record in one commit, its members' keys still held.
             unit.write(...done.writes);
-            await fill?.(unit);
-            await unit.commit(how.outcome);
+            try {
+              await fill?.(unit);
+              await unit.commit(how.outcome);
+            } catch (e) {
+              // The members did change upstream: their rows are kept even when the rest fails
+              // (a refused rename, a stale version), as a commit per batch would have.
+              await commitProgress(this.store, done.writes).catch((err) =>
+                ctx.log.warn({ err, groupId }, 'could not mirror a member change'),
+              );
+              throw e;
+            }
           });
         }
       },

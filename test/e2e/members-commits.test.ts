@@ -19,8 +19,11 @@ const ADMIN = 'admin-token-for-member-commits-0123';
 class CommitWatch {
   count = 0;
   private armed: ((writes: readonly StoreWrite[]) => boolean) | undefined;
-  failNext(when: (writes: readonly StoreWrite[]) => boolean): void {
+  private times = 0;
+  /** Fails the next `times` commits whose writes match `when`. */
+  failNext(when: (writes: readonly StoreWrite[]) => boolean, times = 1): void {
     this.armed = when;
+    this.times = times;
   }
   wrap(store: BridgeStore): BridgeStore {
     return new Proxy(store, {
@@ -31,7 +34,7 @@ class CommitWatch {
         return (writes: readonly StoreWrite[]) => {
           this.count++;
           if (this.armed?.(writes)) {
-            this.armed = undefined;
+            if (--this.times === 0) this.armed = undefined;
             return Promise.reject(new StoreUnavailableError('injected by the test'));
           }
           return value.call(target, writes);
@@ -122,13 +125,14 @@ describe.each(kinds)('group membership commits (%s store)', (store) => {
     await expectInvariants(h!, [one, ...more], [groupId]);
   });
 
-  it('a change whose final commit fails leaves its intent; the replay writes the rows it lacked and records them', async () => {
+  it('a change cut off before its last commit leaves its intent; the replay writes the rows it lacked and records them', async () => {
     await start();
     const members = await users(12, 'mf-');
     const groupId = await createGroup(h!, uniqueName('mf-g', 'g'));
-    // The unit that would clear the members intent fails: the first batch (8) is committed, the
-    // last (4) is added upstream without its mirror rows, as if the process had died before COMMIT.
-    watch.failNext((writes) => writes.some((w) => w.op === 'clearIntent'));
+    // Every commit of the last batch's rows fails (the final unit, then the rows on their own): the
+    // first batch (8) is committed, the last (4) is added upstream without its mirror rows, as if
+    // the process had died before its last COMMIT.
+    watch.failNext((writes) => writes.filter((w) => w.op === 'addMembership').length === 4, 2);
     const cut = await patch(groupId, [{ op: 'add', path: 'members', value: values(members) }]);
     expect(cut.status, cut.text).toBe(503);
     expect(await pending(groupId)).toEqual([IntentKind.members]);
@@ -149,6 +153,20 @@ describe.each(kinds)('group membership commits (%s store)', (store) => {
     expect(settled?.changes.members?.added.map((m) => (typeof m === 'string' ? m : m.id)).sort()).toEqual(
       members.map((u) => u.id).sort(),
     );
+  });
+
+  it('a final commit that fails keeps the mirror rows of what changed upstream; the intent settles the rest', async () => {
+    await start();
+    const members = await users(3, 'mk-');
+    const groupId = await createGroup(h!, uniqueName('mk-g', 'g'));
+    watch.failNext((writes) => writes.some((w) => w.op === 'clearIntent'));
+    const cut = await patch(groupId, [{ op: 'add', path: 'members', value: values(members) }]);
+    expect(cut.status, cut.text).toBe(503);
+    expect(await pending(groupId)).toEqual([IntentKind.members]);
+    expect(await mirror(groupId)).toEqual(members.map((u) => u.id).sort());
+    await h!.settle();
+    expect(await pending(groupId)).toEqual([]);
+    await expectInvariants(h!, members, [groupId]);
   });
 
   it('AddUserToGroup failing (probability 1) after two batches of removals: the done part is mirrored, the intent finishes the rest', async () => {
