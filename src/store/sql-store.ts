@@ -185,10 +185,11 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     const beatMs = Math.max(100, Math.floor(leaseMs / 3));
     // When the session last answered. A holder that was frozen (its timers did not run) may find
     // on waking that PostgreSQL has already ended its idle session and given the lock to someone
-    // else: past two heartbeats without an answer the lock counts as lost at once, before the
-    // heartbeat could tell.
+    // else: with no answer for five sixths of the lease the lock counts as lost at once, before the
+    // heartbeat could tell (a healthy session answers at least every two thirds of it; the last
+    // sixth is the margin for a commit that follows the check).
     let answeredAt = Date.now();
-    const staleMs = 2 * beatMs;
+    const staleMs = leaseMs - Math.floor(beatMs / 2);
     const heartbeat = setInterval(() => {
       if (beating || ended || stopped) return;
       if (session.failure) {
