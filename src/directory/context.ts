@@ -7,4 +7,9 @@ export interface RequestContext {
   deadlineAt: number;
   log: Logger;
   origin: Origin;
+  /**
+   * Throws when whoever runs the operation may no longer write (a reconciler that lost its lead):
+   * checked right before each unit of work commits.
+   */
+  fence?: () => void;
 }

@@ -1,6 +1,6 @@
 // A group's members: translating SCIM ids, the member delta of a PATCH, and each member change
-// (one upstream call plus its mirror row, under that user's key). The `group.members` intent
-// (intents.ts) replays applyMembers, which is idempotent per member.
+// (one upstream call plus its mirror row, under that user's key, committed per batch of members).
+// The `group.members` intent (intents.ts) replays the change, which is idempotent per member.
 import type { Logger } from 'pino';
 import { matchesFilter } from '../scim-model/filter.js';
 import type { GroupPatch } from '../scim-model/group-input.js';
@@ -14,7 +14,7 @@ import { InvalidValueError, invalidValue, NotFoundError, notFound } from './erro
 import { IntentKind, type Intents, type RunOptions } from './intents.js';
 import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
 import { UPSTREAM_PAGE } from './paging.js';
-import { groupKey, type ResourceLocks, userKey, withResource } from './resource-locks.js';
+import { groupKey, lockResource, type ResourceLocks, userKey, withResource } from './resource-locks.js';
 import { isCode, SAFE_ID } from './shared.js';
 import { commitProgress, type UnitOfWork } from './unit-of-work.js';
 import { getUpstreamUser } from './upstream.js';
@@ -36,7 +36,23 @@ export interface MembersPayload extends JsonObject {
   remove: string[];
 }
 
+/** One member to change. */
+interface Step {
+  m: Resolved;
+  change: 'add' | 'remove';
+}
+
+/** What a batch did: the members named for the record, and the writes that mirror it. */
+interface BatchDone {
+  added: AuditMember[];
+  removed: AuditMember[];
+  writes: StoreWrite[];
+}
+
 export class GroupMembers {
+  /** The turn to take a batch's member keys (one batch at a time, see lockMembers). */
+  private taking: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly api: CloudIdentityApi,
     private readonly store: BridgeStore,
@@ -52,6 +68,10 @@ export class GroupMembers {
    * Applies removes then adds under the group's `group.members` intent (the caller holds the group
    * key): a failure part-way leaves the intent, whose replay finishes the rest. `fill` adds the
    * rest of the operation's final state to the unit that clears the intent and records the change.
+   *
+   * Commits: the intent with its start record, then one per batch of members; the last batch's
+   * mirror rows go into the final commit with the intent's clearing and the record. So a change of
+   * up to one batch (a single member included) is two commits, whatever its size.
    */
   async change(
     groupId: string,
@@ -66,6 +86,7 @@ export class GroupMembers {
       add: adds.map((m) => m.scimId),
       remove: removes.map((m) => m.scimId),
     };
+    const batches = this.batches(removes, adds);
     const { committed } = await this.intents.run(
       groupKey(groupId),
       IntentKind.members,
@@ -73,9 +94,28 @@ export class GroupMembers {
       ctx,
       how,
       async (unit) => {
-        const done = await this.applyMembers(groupId, removes, adds, ctx);
-        unit.members(done.added, done.removed);
-        await fill?.(unit);
+        if (batches.length === 0) return await fill?.(unit);
+        for (const [i, batch] of batches.entries()) {
+          const last = i === batches.length - 1;
+          await this.applyBatch(groupId, batch, ctx, async (done) => {
+            unit.members(done.added, done.removed);
+            if (!last) return void (await commitProgress(this.store, done.writes));
+            // The last batch ends the operation: its rows, the rest of the final state, the
+            // intent's clearing and the record in one commit, its members' keys still held.
+            unit.write(...done.writes);
+            try {
+              await fill?.(unit);
+              await unit.commit(how.outcome);
+            } catch (e) {
+              // The members did change upstream: their rows are kept even when the rest fails
+              // (a refused rename, a stale version), as a commit per batch would have.
+              await commitProgress(this.store, done.writes).catch((err) =>
+                ctx.log.warn({ err, groupId }, 'could not mirror a member change'),
+              );
+              throw e;
+            }
+          });
+        }
       },
     );
     return committed;
@@ -83,25 +123,26 @@ export class GroupMembers {
 
   /**
    * The replay of a member change: each member as it is now. A member added that no longer exists
-   * is skipped; a group gone upstream ends it (its record and mirror go).
+   * is skipped; a group gone upstream ends it (its record and mirror go). Each batch's mirror rows
+   * are committed with it; the settle commits the record.
    */
   private async replay(p: MembersPayload, ctx: RequestContext, unit: UnitOfWork): Promise<void> {
     const asIs = (scimId: string): Resolved => ({ kind: 'upstream', scimId, userId: scimId });
-    const added: AuditMember[] = [];
-    const removed: AuditMember[] = [];
-    const step = (scimId: string, change: 'add' | 'remove') =>
-      withResource(this.locks, this.store, userKey(scimId), ctx.deadlineAt, async () => {
-        try {
-          const m = await this.changeMember(p.groupId, asIs(scimId), change, ctx);
-          (change === 'add' ? added : removed).push(m);
-        } catch (e) {
-          // A member to add that was deleted meanwhile: nothing left to add.
-          if (!(e instanceof InvalidValueError)) throw e;
-        }
-      });
+    // A member to add that was deleted meanwhile: nothing left to add.
+    const skip = (e: unknown) => e instanceof InvalidValueError;
     try {
-      await mapLimit(p.remove, this.parallelism, (id) => step(id, 'remove'));
-      await mapLimit(p.add, this.parallelism, (id) => step(id, 'add'));
+      for (const batch of this.batches(p.remove.map(asIs), p.add.map(asIs))) {
+        await this.applyBatch(
+          p.groupId,
+          batch,
+          ctx,
+          async (done) => {
+            await commitProgress(this.store, done.writes);
+            unit.members(done.added, done.removed);
+          },
+          skip,
+        );
+      }
     } catch (e) {
       if (e instanceof NotFoundError) {
         this.logger?.info({ groupId: p.groupId }, 'group gone upstream; its member change is void');
@@ -110,7 +151,6 @@ export class GroupMembers {
       }
       throw e;
     }
-    unit.members(added, removed);
   }
 
   /** Every member upstream (all pages, deduplicated). */
@@ -258,46 +298,129 @@ export class GroupMembers {
   }
 
   /**
-   * Removals, then additions; each one upstream call plus its mirror row (and the user's tombstone or
-   * memberships-to-restore) committed under that user's key: every write of one (group, user) pair is
-   * serialised with the user's deactivation, reactivation and deletion, whoever started it. Returns
-   * the members added and removed, named, for the operation's record.
+   * The steps of a member change in batches: removals first, then additions (a batch never starts
+   * before the one before it committed, so every removal is done before any addition starts).
    */
-  async applyMembers(
-    groupId: string,
-    removes: Resolved[],
-    adds: Resolved[],
-    ctx: RequestContext,
-  ): Promise<{ added: AuditMember[]; removed: AuditMember[] }> {
-    const step = (m: Resolved, change: 'add' | 'remove') =>
-      withResource(this.locks, this.store, userKey(m.scimId), ctx.deadlineAt, () =>
-        this.changeMember(groupId, m, change, ctx),
-      );
-    const removed = await mapLimit(removes, this.parallelism, (m) => step(m, 'remove'));
-    const added = await mapLimit(adds, this.parallelism, (m) => step(m, 'add'));
-    return { added, removed };
+  private batches(removes: Resolved[], adds: Resolved[]): Step[][] {
+    const steps: Step[] = [
+      ...removes.map((m): Step => ({ m, change: 'remove' })),
+      ...adds.map((m): Step => ({ m, change: 'add' })),
+    ];
+    const out: Step[][] = [];
+    for (let i = 0; i < steps.length; i += this.parallelism) out.push(steps.slice(i, i + this.parallelism));
+    return out;
   }
 
   /**
-   * One member change, the user's key held, its mirror row committed before the key is released.
-   * The user is read again: it may have changed since.
+   * One batch of member changes, each one upstream call, with every member's user key held until
+   * `commit` (which commits the batch's mirror rows, tombstones and memberships-to-restore) has
+   * returned: every write of one (group, user) pair is serialised with the user's deactivation,
+   * reactivation and deletion, whoever started it (resource-locks.ts).
+   *
+   * Why a batch needs no commit per member: a crash before its commit leaves members changed
+   * upstream without their mirror rows, and with them the intent, whose replay reads each member
+   * again, repeats each call (idempotent: adding a member twice or removing an absent one changes
+   * nothing) and writes the rows. Until then the keys die with the process (and its PostgreSQL
+   * sessions), so no other writer saw the half-done pairs while the change was running.
+   *
+   * A step that fails does not stop the others of its batch: the ones that succeeded are committed
+   * (the mirror keeps in step with CloudIdentity for everything done), then the first failure is
+   * thrown. `skip` names failures that only leave their member out.
    */
+  private async applyBatch(
+    groupId: string,
+    batch: Step[],
+    ctx: RequestContext,
+    commit: (done: BatchDone) => Promise<void>,
+    skip?: (e: unknown) => boolean,
+  ): Promise<void> {
+    const release = await this.lockMembers(batch, ctx);
+    try {
+      const done: BatchDone = { added: [], removed: [], writes: [] };
+      const run = async (steps: Step[]) => {
+        const outcomes = await Promise.allSettled(
+          steps.map((s) => this.stepMember(groupId, s.m, s.change, ctx)),
+        );
+        const failures: unknown[] = [];
+        outcomes.forEach((o, i) => {
+          if (o.status === 'fulfilled') {
+            (steps[i].change === 'add' ? done.added : done.removed).push(o.value.named);
+            done.writes.push(...o.value.writes);
+          } else if (!skip?.(o.reason)) failures.push(o.reason);
+        });
+        return failures;
+      };
+      const failures = await run(batch.filter((s) => s.change === 'remove'));
+      if (failures.length === 0) failures.push(...(await run(batch.filter((s) => s.change === 'add'))));
+      if (failures.length > 0) {
+        if (done.writes.length > 0) await commitProgress(this.store, done.writes);
+        throw failures[0];
+      }
+      await commit(done);
+    } finally {
+      await release();
+    }
+  }
+
+  /**
+   * The user keys of a batch, taken in sorted order: a holder of several user keys never waits in a
+   * cycle with another. With store locks (PostgreSQL, one pooled session per key held), one batch at
+   * a time in this process takes its keys, so it never waits for a session that only holders
+   * waiting like itself could free: every other holder of a user key waits for no further key.
+   */
+  private async lockMembers(batch: Step[], ctx: RequestContext): Promise<() => Promise<void>> {
+    const keys = [...new Set(batch.map((s) => userKey(s.m.scimId)))].sort();
+    const held: Array<() => Promise<void>> = [];
+    const releaseAll = async () => {
+      for (const release of held.reverse()) await release();
+    };
+    const take = async () => {
+      for (const key of keys) held.push(await lockResource(this.locks, this.store, key, ctx.deadlineAt));
+    };
+    // Without store locks (one process) the sorted order is enough: nothing is pooled.
+    const turn = this.store.lockResource ? this.taking.then(take) : take();
+    if (this.store.lockResource) this.taking = turn.catch(() => undefined);
+    try {
+      await turn;
+    } catch (e) {
+      await releaseAll();
+      throw e;
+    }
+    return releaseAll;
+  }
+
+  /** One member change and its commit, the user's key held (the member steps of a change batch these). */
   async changeMember(
     groupId: string,
     resolved: Resolved,
     change: 'add' | 'remove',
     ctx: RequestContext,
   ): Promise<AuditMember> {
+    return withResource(this.locks, this.store, userKey(resolved.scimId), ctx.deadlineAt, async () => {
+      const { named, writes } = await this.stepMember(groupId, resolved, change, ctx);
+      await commitProgress(this.store, writes);
+      return named;
+    });
+  }
+
+  /**
+   * One member change upstream and the writes that mirror it (its row, and the user's tombstone or
+   * memberships-to-restore); the caller holds the user's key and commits them before releasing it.
+   * The user is read again: it may have changed since.
+   */
+  private async stepMember(
+    groupId: string,
+    resolved: Resolved,
+    change: 'add' | 'remove',
+    ctx: RequestContext,
+  ): Promise<{ named: AuditMember; writes: StoreWrite[] }> {
     await this.intents.settle(userKey(resolved.scimId), ctx);
     const m = await this.current(resolved);
     const named: AuditMember = { id: m.scimId, userName: m.userName ?? null };
     const writes: StoreWrite[] = [];
     if (m.kind === 'absent') {
       if (change === 'add') throw unknownMembers([m.scimId]);
-      await commitProgress(this.store, [
-        { op: 'removeMembership', groupScimId: groupId, userScimId: m.scimId },
-      ]);
-      return named;
+      return { named, writes: [{ op: 'removeMembership', groupScimId: groupId, userScimId: m.scimId }] };
     }
     if (m.kind === 'tombstone') {
       writes.push(...(await this.editTombstone(m.scimId, groupId, change)));
@@ -320,8 +443,7 @@ export class GroupMembers {
       groupScimId: groupId,
       userScimId: m.scimId,
     });
-    await commitProgress(this.store, writes);
-    return named;
+    return { named, writes };
   }
 
   /** What a member resolved earlier is now (its record is read again under its key). */

@@ -21,7 +21,7 @@ export const IntentKind = {
   reactivate: 'user.reactivate',
   /** DeleteUser, then the record (and its memberships). */
   delete: 'user.delete',
-  /** A group PATCH's member adds/removes: one upstream call and one mirror row each. */
+  /** A group PATCH's member adds/removes: one upstream call and one mirror row each, per batch. */
   members: 'group.members',
   /** Remove members (when CloudIdentity refuses), DeleteGroup, then the record and its mirror. */
   groupDelete: 'group.delete',
@@ -90,7 +90,8 @@ export class Intents {
    * Runs a multi-step operation under its intent (the caller holds `resource`'s lock). First its own
    * transaction: the intent and a record that the operation started (so an operation cut off by a
    * crash is in the trail). Then `fn`, which adds its final state to the unit it is given; the unit
-   * (final state + intent cleared + audit record) is committed as `outcome` once `fn` returns. An
+   * (final state + intent cleared + audit record) is committed as `outcome` once `fn` returns,
+   * unless `fn` committed it (as `outcome`) itself. An
    * error that decides the operation (a `decided` DirectoryError) clears the intent; any other leaves it for the reconciler.
    */
   async run<T>(
@@ -119,7 +120,8 @@ export class Intents {
         ctx.log.warn({ intent: intent.id, kind, resource }, 'operation failed part-way: its intent is left');
       throw err;
     }
-    const final = await unit.commit(outcome);
+    // `fn` may commit the unit itself (e.g. while it still holds locks its writes need).
+    const final = unit.written ?? (await unit.commit(outcome));
     // What both commits wrote, the final one's records last (e.g. a group inserted with its intent).
     const committed: CommitResult = {
       users: new Map([...started.users, ...final.users]),

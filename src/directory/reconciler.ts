@@ -5,7 +5,8 @@
 // - One leader among replicas: PostgreSQL pg_try_advisory_lock on a connection held while leading
 //   (BridgeStore.tryLeadership), with a lease: a leader that is frozen or cut off from PostgreSQL
 //   loses the lock within STORE_LOCK_LEASE_MS, and one that notices it cannot reach its session stops
-//   leading (checked before every resource it settles). Two bridges may both settle for a moment
+//   leading (checked before every resource it settles, and again right before each commit, so a
+//   leader whose lease ran out mid-settle commits nothing). Two bridges may both settle for a moment
 //   around a hand-over; each settle runs under the resource's lock, so they never race on one
 //   resource. The embedded store has one bridge, which always leads.
 // - Bounded rate: at most `batch` intents per tick; each under the same resource lock requests take
@@ -28,7 +29,7 @@ import { withUpstreamLog } from '../volcengine/call-log.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
-import { ResourceBusyError } from './errors.js';
+import { DirectoryUnavailableError, ResourceBusyError } from './errors.js';
 import { describe, type Intents } from './intents.js';
 import { type ResourceLocks, withResource } from './resource-locks.js';
 import type { UnmanagedStep } from './unmanaged.js';
@@ -400,6 +401,12 @@ export class Reconciler {
         startedAt,
         upstreamCalls: calls,
         statusOf: backgroundStatus,
+      },
+      // A leader whose lease ran out mid-settle (frozen, cut off) commits nothing: the replica
+      // that leads now settles that intent under the resource's lock.
+      fence: () => {
+        if (!this.leading())
+          throw new DirectoryUnavailableError('the reconciler lost its lead; another replica settles this');
       },
     };
   }

@@ -3,14 +3,15 @@
 // Keys: `user:<SCIM id>` and `group:<GroupId>` (userKey/groupKey). Every mutation of one user
 // (PUT, PATCH, DELETE, deactivate, reactivate) holds its user key for the whole operation; every
 // change of one group (membership, rename, delete) holds its group key. A membership change touches
-// a pair (group, user): the group operation takes the user's key too, around that one member's step
-// (upstream call + mirror row + tombstone), so every write of a pair runs under that user's key,
-// whoever started it.
+// a pair (group, user): the group operation takes the users' keys too, around each batch of member
+// steps (upstream calls, then the batch's mirror rows and tombstones committed), so every write of a
+// pair runs under that user's key, whoever started it.
 //
-// Lock order, so that nobody waits in a cycle: a group key before user keys, and a holder of a user
-// key never waits for another key (a user operation, reactivation's membership restore included,
-// takes no group key). Waits for a group key hold nothing. Hence no deadlock, in one process and
-// across replicas (the store lock below follows the same order).
+// Lock order, so that nobody waits in a cycle: a group key before user keys; a batch takes its user
+// keys in sorted order; any other holder of a user key never waits for another key (a user
+// operation, reactivation's membership restore included, takes no group key). Waits for a group
+// key hold nothing. Hence no deadlock, in one process and across replicas (the store lock below
+// follows the same order; groups-members.ts says how a batch avoids waiting on pooled sessions).
 //
 // In the process: a FIFO queue per key; the key is forgotten when its queue empties. Across replicas
 // (PostgreSQL): BridgeStore.lockResource, taken after the in-process lock, so one replica waits on

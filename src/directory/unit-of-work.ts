@@ -17,6 +17,7 @@ export class UnitOfWork {
   private readonly notes: string[] = [];
   private readonly upstreamFrom: number;
   private done = false;
+  private result: CommitResult | undefined;
 
   constructor(
     private readonly store: BridgeStore,
@@ -37,6 +38,11 @@ export class UnitOfWork {
 
   get committed(): boolean {
     return this.done;
+  }
+
+  /** What the commit wrote (once committed). */
+  get written(): CommitResult | undefined {
+    return this.result;
   }
 
   write(...writes: StoreWrite[]): this {
@@ -85,6 +91,7 @@ export class UnitOfWork {
   /** Commits the writes and the audit record in one transaction. Throws what the store throws. */
   async commit(outcome: AuditOutcome): Promise<CommitResult> {
     if (this.done) throw new Error('a unit of work commits once');
+    this.ctx.fence?.();
     if (this.notes.length > 0) this.changes.note = this.notes.join('; ');
     const entry = auditEntry({
       origin: this.ctx.origin,
@@ -103,6 +110,7 @@ export class UnitOfWork {
     ];
     const result = await this.store.commit(ordered);
     this.done = true;
+    this.result = result;
     if (outcome === 'started') this.ctx.origin.startRecorded = true;
     return result;
   }

@@ -183,6 +183,13 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     let beating = false;
     let stopped = false;
     const beatMs = Math.max(100, Math.floor(leaseMs / 3));
+    // When the session last answered. A holder that was frozen (its timers did not run) may find
+    // on waking that PostgreSQL has already ended its idle session and given the lock to someone
+    // else: with no answer for five sixths of the lease the lock counts as lost at once, before the
+    // heartbeat could tell (a healthy session answers at least every two thirds of it; the last
+    // sixth is the margin for a commit that follows the check).
+    let answeredAt = Date.now();
+    const staleMs = leaseMs - Math.floor(beatMs / 2);
     const heartbeat = setInterval(() => {
       if (beating || ended || stopped) return;
       if (session.failure) {
@@ -193,6 +200,9 @@ export class SqlStore extends SingleWrites implements BridgeStore {
       }
       beating = true;
       withTimeout(session.query('SELECT 1'), beatMs)
+        .then(() => {
+          answeredAt = Date.now();
+        })
         .catch((err: unknown) => {
           // Stopped: the holder is releasing the lock itself (and the session with it).
           if (ended || stopped) return;
@@ -211,7 +221,12 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     }, beatMs);
     heartbeat.unref();
     return {
-      lost: () => ended ?? session.failure,
+      lost: () =>
+        ended ??
+        session.failure ??
+        (Date.now() - answeredAt > staleMs
+          ? new Error(`${what}: its session has not answered for ${Date.now() - answeredAt} ms`)
+          : undefined),
       stop: () => {
         stopped = true;
         clearInterval(heartbeat);
