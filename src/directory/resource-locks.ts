@@ -108,8 +108,9 @@ export class ResourceLocks {
 
 /**
  * The in-process lock, then the store's lock across replicas (when the store has one). The
- * returned release frees both, the store's first; it never throws (a store lock lost with its
- * connection is released by the database anyway).
+ * returned release frees both, the store's first; the in-process lock is always freed, and an error
+ * of the store's release (its lock lost with its connection, which the database frees anyway) is
+ * rethrown so the caller knows its exclusion may not have held.
  */
 export async function lockResource(
   locks: ResourceLocks,

@@ -7,7 +7,7 @@
 import { createActivity, logFilters, outcomeBadge } from './activity.js';
 import { api, definitionList, el, fill, fmtTime, setTimeZone, statusSpan, thead, timeZone } from './dom.js';
 import { createPeople } from './people.js';
-import { initUnmanaged, renderUnmanaged } from './unmanaged.js';
+import { initUnmanaged, loadUnmanaged, renderUnmanaged } from './unmanaged.js';
 
 /** Data shown, re-rendered when the time zone changes. */
 const state = { overview: null, failures: [], log: [] };
@@ -267,13 +267,15 @@ async function loadAll() {
     errorBox.textContent = `Could not load the dashboard: ${err.message}`;
     errorBox.hidden = false;
   }
-  await Promise.all([loadReconciler(), loadLog(), initUnmanaged({ onReconciled: () => void loadAll() })]);
+  await Promise.all([loadReconciler(), loadLog(), loadUnmanaged()]);
   document.body.dataset.loaded = 'true';
 }
 
 const activity = createActivity({ onRefresh: () => loadAll() });
 
 document.addEventListener('DOMContentLoaded', () => {
+  // Built once; every refresh (auto-refresh, Reconcile now) only reloads its data.
+  initUnmanaged({ onReconciled: () => void loadAll() });
   activity.start();
   const tzSelect = document.getElementById('tz');
   tzSelect.value = timeZone();

@@ -253,9 +253,8 @@ async function reconcileNow() {
   onReconciled();
 }
 
-/** Builds the section and loads it; `onReconciled` runs after each Reconcile now. */
+/** Builds the section once (loadUnmanaged fills it); `onReconciled` runs after each Reconcile now. */
 export function initUnmanaged(options) {
   onReconciled = options.onReconciled ?? onReconciled;
   build();
-  return loadUnmanaged();
 }
