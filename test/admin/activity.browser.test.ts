@@ -134,6 +134,9 @@ describe.skipIf(skip)('console activity in Chromium', () => {
       new Set(['okta']),
     );
 
+    // A refresh still under way would answer the next catch-up itself: wait for it to finish.
+    const settled = () => expect.poll(() => page.getAttribute('body', 'aria-busy')).toBeNull();
+    await settled();
     await page.uncheck('#auto-refresh');
     expect(await page.textContent('#refresh-status')).toBe('paused');
     const paused = activityRequests();
@@ -142,6 +145,7 @@ describe.skipIf(skip)('console activity in Chromium', () => {
     await page.check('#auto-refresh');
     await page.clock.runFor(31_000);
     await expect.poll(() => activityRequests()).toBeGreaterThan(paused);
+    await settled();
 
     // A hidden tab does not refresh; shown again, it catches up at once.
     const setHidden = (hidden: boolean) =>

@@ -266,11 +266,16 @@ export function createActivity({ onRefresh }) {
 
   const toggle = () => document.getElementById('auto-refresh');
   let inFlight = null;
-  // One refresh at a time: a slow answer is not asked for again meanwhile.
+  // One refresh at a time: a slow answer is not asked for again meanwhile. The page says it is
+  // busy (aria-busy) while one runs.
   const refresh = () => {
-    inFlight ??= Promise.resolve(onRefresh()).finally(() => {
-      inFlight = null;
-    });
+    if (!inFlight) {
+      document.body.setAttribute('aria-busy', 'true');
+      inFlight = Promise.resolve(onRefresh()).finally(() => {
+        inFlight = null;
+        document.body.removeAttribute('aria-busy');
+      });
+    }
     return inFlight;
   };
   const refreshing = () => toggle()?.checked !== false && !document.hidden;
