@@ -145,6 +145,31 @@ describe.skipIf(skip)('accounts no IdP manages in Chromium', () => {
       '#unmanaged-q',
     ]);
     expect(await overflowX(page, '#unmanaged')).toBeLessThanOrEqual(0);
+    // Addresses wrap only between their parts (before "@", after a dot): no part is split mid-word.
+    const parts = await page.evaluate(() => {
+      type TextNode = { nodeType: number; textContent: string | null };
+      const { document, Range } = globalThis as unknown as {
+        document: { querySelectorAll(s: string): Iterable<{ childNodes: Iterable<TextNode> }> };
+        Range: new () => {
+          selectNodeContents(n: TextNode): void;
+          getClientRects(): Iterable<{ top: number }>;
+        };
+      };
+      const lines: Array<{ text: string; lines: number }> = [];
+      for (const span of document.querySelectorAll('#unmanaged td .address'))
+        for (const node of span.childNodes) {
+          if (node.nodeType !== 3) continue;
+          const range = new Range();
+          range.selectNodeContents(node);
+          lines.push({
+            text: node.textContent ?? '',
+            lines: new Set([...range.getClientRects()].map((r) => r.top)).size,
+          });
+        }
+      return lines;
+    });
+    expect(parts.map((p) => p.text).join('')).toContain(names.console);
+    expect(parts.filter((p) => p.lines !== 1)).toEqual([]);
     expect(problems).toEqual([]);
   });
 });

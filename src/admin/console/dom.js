@@ -44,6 +44,20 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * An address (userName, e-mail) that may wrap only before "@" and after a dot or a hyphen, never
+ * inside a word; a part still wider than its cell scrolls with the table instead.
+ */
+export function address(text) {
+  const node = el('span', { class: 'address' });
+  for (const part of String(text ?? '').split(/(?=@)|(?<=[.-])/)) {
+    if (!part) continue;
+    if (node.firstChild) node.append(document.createElement('wbr'));
+    node.append(part);
+  }
+  return node;
+}
+
 const SVG = 'http://www.w3.org/2000/svg';
 
 /** An SVG element, with its text if given. */

@@ -4,7 +4,7 @@
 // posts /admin/api/reconciler/run (the browser sends its Origin, which the CSRF check wants). DOM
 // calls and textContent only (the helpers of dom.js): nothing from the data becomes markup.
 
-import { ago, api, el, fill, fmtTime, thead } from './dom.js';
+import { address, ago, api, el, fill, fmtTime, thead } from './dom.js';
 
 const PAGE = 25;
 const view = { offset: 0, q: '', body: null, run: null };
@@ -147,9 +147,9 @@ export function renderUnmanaged() {
     el(
       'tr',
       {},
-      el('td', { class: 'mono' }, a.userName),
+      el('td', { class: 'mono' }, address(a.userName)),
       el('td', {}, a.displayName ?? ''),
-      el('td', { class: 'mono' }, a.email ?? ''),
+      el('td', { class: 'mono' }, address(a.email)),
       el('td', {}, a.source ?? ''),
       el('td', {}, a.createdTime?.endsWith('Z') ? fmtTime(a.createdTime) : (a.createdTime ?? '')),
       el('td', {}, a.groups.length === 0 ? '—' : a.groups.map((g) => g.groupName).join(', ')),
