@@ -44,9 +44,9 @@ async function personView(store: BridgeStore, record: UserRecord) {
 async function groupView(store: BridgeStore, record: GroupRecord) {
   const memberIds = await store.membersOfGroup(record.scimId);
   const listed = memberIds.slice(0, MEMBERS_LISTED);
-  const users = await Promise.all(listed.map((id) => store.getUser(id)));
+  const users = await store.getUsers(listed);
   const members = listed
-    .map((id, i) => ({ id, userName: users[i]?.userName ?? null, active: users[i]?.active ?? null }))
+    .map((id) => ({ id, userName: users.get(id)?.userName ?? null, active: users.get(id)?.active ?? null }))
     .sort((a, b) => (a.userName ?? a.id).localeCompare(b.userName ?? b.id));
   return {
     id: record.scimId,

@@ -441,6 +441,17 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     return rows.length > 0 ? toUser(rows[0]) : null;
   }
 
+  async getUsers(scimIds: string[]): Promise<Map<string, UserRecord>> {
+    const byId = new Map<string, UserRecord>();
+    if (scimIds.length === 0) return byId;
+    const rows = await this.db.query<UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE scim_id = ANY($1::text[])`,
+      [scimIds],
+    );
+    for (const row of rows) byId.set(row.scim_id, toUser(row));
+    return byId;
+  }
+
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
     const byUpstream = new Map<string, UserRecord>();
     if (upstreamUserIds.length === 0) return byUpstream;

@@ -417,6 +417,19 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
     });
   }
 
+  async getUsers(scimIds: string[]): Promise<Map<string, UserRecord>> {
+    const byId = new Map<string, UserRecord>();
+    if (scimIds.length === 0) return byId;
+    const rows = this.sync(() =>
+      this.all<UserRow>(
+        `SELECT ${USER_COLUMNS} FROM users WHERE scim_id IN (SELECT value FROM json_each($1))`,
+        [json(scimIds)],
+      ),
+    );
+    for (const row of rows) byId.set(row.scim_id, toUser(row));
+    return byId;
+  }
+
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
     const byUpstream = new Map<string, UserRecord>();
     if (upstreamUserIds.length === 0) return byUpstream;

@@ -167,6 +167,8 @@ export interface BridgeStore extends AuditStore, AdminSessionStore, DriftSnapsho
   heartbeat?(): Promise<void>;
 
   getUser(scimId: string): Promise<UserRecord | null>;
+  /** Records of these SCIM ids, by id (ids without one are absent): one query, for member lists. */
+  getUsers(scimIds: string[]): Promise<Map<string, UserRecord>>;
   getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>>;
   /** Case-insensitive. */
   findUserByUserName(userName: string): Promise<UserRecord | null>;

@@ -581,6 +581,20 @@ export function storeContract<T extends ContractTarget>(
         await expectConflict(t.store.insertGroup(newGroup({ scimId: g.scimId })), 'scimId');
       });
 
+      it('fetches users by ids', async () => {
+        const u = await t.store.insertUser(newUser());
+        const v = await t.store.insertUser(newUser());
+        await t.store.insertUser(newUser());
+        const found = await t.store.getUsers([u.scimId, 'missing', v.scimId, u.scimId]);
+        expect(found).toEqual(
+          new Map([
+            [u.scimId, u],
+            [v.scimId, v],
+          ]),
+        );
+        expect((await t.store.getUsers([])).size).toBe(0);
+      });
+
       it('fetches groups by ids', async () => {
         const g = await t.store.insertGroup(newGroup());
         const h = await t.store.insertGroup(newGroup());
