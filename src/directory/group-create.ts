@@ -7,14 +7,17 @@
 // displayName, or the reconciler — settles it under the name's lock by the create recovery rule
 // (create-recovery.ts): the group of exactly that DisplayName that no record maps, created
 // (CreatedTime) no earlier than the second the intent was committed, is the one the create made and
-// gets its record; anything else is not adopted and the intent goes.
+// gets its record; anything else is not adopted and the intent goes. The members the create asked
+// for are kept too: the settle that records the group leaves a group.members intent to add them.
+import { randomUUID } from 'node:crypto';
 import type { BridgeStore, GroupRecord, IntentRecord, JsonObject, NewGroupRecord } from '../store/types.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { createdSince } from './create-recovery.js';
+import type { MembersPayload } from './groups-members.js';
 import { IntentKind, type Intents } from './intents.js';
 import { UPSTREAM_PAGE } from './paging.js';
-import { type ResourceLocks, withResource } from './resource-locks.js';
+import { groupKey, type ResourceLocks, withResource } from './resource-locks.js';
 import type { UnitOfWork } from './unit-of-work.js';
 
 /** Pages of ListGroups (a substring search) read at most to find the exact DisplayName. */
@@ -28,6 +31,8 @@ export interface GroupCreatePayload extends JsonObject {
   externalId: string | null;
   /** The GroupName the first CreateGroup asked for (a retry of the name may add a suffix). */
   groupName: string;
+  /** SCIM ids of the members to add (absent in intents of older builds: none). */
+  members?: string[];
 }
 
 export class GroupCreates {
@@ -111,6 +116,18 @@ export class GroupCreates {
       .write({ op: 'insertGroup', record })
       .group(null, record)
       .note('finished a create interrupted after CreateGroup');
+    const members = p.members ?? [];
+    if (members.length > 0) {
+      // Its members were not added yet: a member change of their own, settled like any other.
+      const id = randomUUID();
+      const change: MembersPayload = { groupId: group.GroupId, add: members, remove: [] };
+      unit
+        .write({
+          op: 'putIntent',
+          intent: { id, resource: groupKey(group.GroupId), kind: IntentKind.members, payload: change },
+        })
+        .note(`${members.length} member(s) the create asked for left to add (intent ${id})`);
+    }
     ctx.log.info({ groupId: group.GroupId }, 'finished a group create interrupted after CreateGroup');
   }
 }

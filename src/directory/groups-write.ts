@@ -9,6 +9,7 @@ import type { AuditMember } from '../store/audit-types.js';
 import {
   type BridgeStore,
   type CommitResult,
+  type GroupRecord,
   StoreConflictError,
   StoreStaleError,
   type StoreWrite,
@@ -96,15 +97,34 @@ export class GroupWriter {
     const key = groupCreateKey(input.displayName);
     return withResource(this.locks, this.store, key, ctx.deadlineAt, async () => {
       const settled = await this.creates.settleLocked(key, ctx);
-      if (settled && !input.members?.length && settled.externalId === (input.externalId ?? null)) {
-        const upstream = await getUpstreamGroup(this.api, settled.scimId, ctx);
-        if (upstream) {
-          ctx.origin.subject = { type: 'Group', id: settled.scimId, name: settled.displayName };
-          return { scimId: settled.scimId, record: settled, upstream };
-        }
+      if (settled && settled.externalId === (input.externalId ?? null)) {
+        const adopted = await this.adoptSettled(settled, input, ctx);
+        if (adopted) return adopted;
       }
       return this.createLocked(input, key, ctx);
     });
+  }
+
+  /**
+   * The retried POST of a create that was cut off and has just been settled: the group it made,
+   * once the members it asked for (a member change the settle left) are in it; null if not.
+   */
+  private async adoptSettled(
+    settled: GroupRecord,
+    input: GroupInput,
+    ctx: RequestContext,
+  ): Promise<GroupView | null> {
+    const upstream = await getUpstreamGroup(this.api, settled.scimId, ctx);
+    if (!upstream) return null;
+    if (input.members?.length) {
+      await withResource(this.locks, this.store, groupKey(settled.scimId), ctx.deadlineAt, () =>
+        this.intents.settle(groupKey(settled.scimId), ctx),
+      );
+      const now = new Set(await this.store.membersOfGroup(settled.scimId));
+      if (!input.members.every((id) => now.has(id))) return null;
+    }
+    ctx.origin.subject = { type: 'Group', id: settled.scimId, name: settled.displayName };
+    return { scimId: settled.scimId, record: settled, upstream };
   }
 
   private async createLocked(input: GroupInput, key: string, ctx: RequestContext): Promise<GroupView> {
@@ -125,6 +145,7 @@ export class GroupWriter {
       displayName: input.displayName,
       externalId: input.externalId,
       groupName,
+      members: additions.filter((m) => m.kind === 'upstream').map((m) => m.scimId),
     };
     await new UnitOfWork(this.store, ctx, { type: 'Group', id: null, name: input.displayName })
       .write({

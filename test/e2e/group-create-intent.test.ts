@@ -7,7 +7,7 @@ import type { FaultRule } from '../../src/emulator/index.js';
 import { GROUP_SCHEMA } from '../../src/scim-model/schemas.js';
 import type { CloudIdentityApi } from '../../src/volcengine/types.js';
 import { type Harness, type HarnessOptions, startHarness, storeKinds } from '../helpers/harness.js';
-import { expectScimError, uniqueName } from './users-support.js';
+import { expectScimError, USER_SCHEMA, uniqueName } from './users-support.js';
 
 const kinds = await storeKinds();
 
@@ -42,10 +42,11 @@ async function harnessFailingFromCreateGroup(options: HarnessOptions = {}) {
   return { harness, arm: (rules: FaultRule[]) => (armed.rules = rules) };
 }
 
-const groupBody = (displayName: string, externalId: string) => ({
+const groupBody = (displayName: string, externalId: string, members: string[] = []) => ({
   schemas: [GROUP_SCHEMA],
   displayName,
   externalId,
+  ...(members.length > 0 ? { members: members.map((value) => ({ value })) } : {}),
 });
 
 describe.each(kinds)('group create cut off after CreateGroup (%s store)', (store) => {
@@ -56,20 +57,84 @@ describe.each(kinds)('group create cut off after CreateGroup (%s store)', (store
   });
 
   /** POST that CloudIdentity carries out but whose outcome the bridge cannot learn. */
-  async function cutOffCreate(displayName: string, externalId: string, options: HarnessOptions = {}) {
+  async function cutOffCreate(
+    displayName: string,
+    externalId: string,
+    options: HarnessOptions & { members?: number } = {},
+  ) {
     const started = await harnessFailingFromCreateGroup({ store, ...options });
     h = started.harness;
     const harness = h;
+    const members: string[] = [];
+    for (let i = 0; i < (options.members ?? 0); i++) {
+      const user = await harness.http
+        .post('/scim/v2/Users')
+        .send({ schemas: [USER_SCHEMA], userName: `${uniqueName(`member${i}`, 'u')}@example.com` });
+      expect(user.status, user.text).toBe(201);
+      members.push(user.body.id);
+    }
     started.arm(cutAfterCreateGroup);
-    const res = await harness.http.post('/scim/v2/Groups').send(groupBody(displayName, externalId));
+    const res = await harness.http.post('/scim/v2/Groups').send(groupBody(displayName, externalId, members));
     harness.emulator.setFaults([]);
     expect(res.status, res.text).toBeGreaterThanOrEqual(500);
     const groups = (await harness.upstream()).groups.filter((g) => g.DisplayName === displayName);
     expect(groups, 'CloudIdentity made the group').toHaveLength(1);
     expect(await harness.store.findGroupByDisplayName(displayName)).toBeNull();
     expect(await harness.store.countIntents(), 'the create is left to finish').toBe(1);
-    return { harness, made: groups[0] };
+    const membersUpstream = async () =>
+      (await harness.upstream()).memberships
+        .filter((m) => m.GroupId === groups[0].GroupId)
+        .map((m) => m.UserId)
+        .sort();
+    expect(await membersUpstream(), 'no member was added yet').toEqual([]);
+    const records = await harness.store.getUsers(members);
+    const memberUserIds = members.map((id) => records.get(id)?.upstreamUserId).sort();
+    return { harness, made: groups[0], members, membersUpstream, memberUserIds };
   }
+
+  it('the reconciler adds the members the cut-off create asked for, and the trail names them', async () => {
+    const displayName = uniqueName('cut-members', 'g');
+    const {
+      harness: h,
+      made,
+      members,
+      membersUpstream,
+      memberUserIds,
+    } = await cutOffCreate(displayName, 'ext-members', {
+      members: 2,
+    });
+    await h.settle();
+    expect(await h.store.findGroupByDisplayName(displayName)).toMatchObject({ scimId: made.GroupId });
+    expect(await membersUpstream()).toEqual(memberUserIds);
+    expect((await h.store.membersOfGroup(made.GroupId)).sort()).toEqual([...members].sort());
+    const read = await h.http.get(`/scim/v2/Groups/${made.GroupId}`);
+    expect(read.body.members.map((m: { value: string }) => m.value).sort()).toEqual([...members].sort());
+    const trail = await h.store.listAudit({ resource: made.GroupId, limit: 20 });
+    const added = trail
+      .flatMap((r) => r.changes?.members?.added ?? [])
+      .map((m) => (typeof m === 'string' ? m : m.id));
+    expect(added.sort()).toEqual([...members].sort());
+    expect(await h.store.countIntents()).toBe(0);
+  });
+
+  it('the retried POST with members answers 201 once they are in the group', async () => {
+    const displayName = uniqueName('cut-retry-members', 'g');
+    const {
+      harness: h,
+      made,
+      members,
+      membersUpstream,
+      memberUserIds,
+    } = await cutOffCreate(displayName, 'ext-rm', {
+      members: 2,
+    });
+    const retry = await h.http.post('/scim/v2/Groups').send(groupBody(displayName, 'ext-rm', members));
+    expect(retry.status, retry.text).toBe(201);
+    expect(retry.body).toMatchObject({ id: made.GroupId, displayName, externalId: 'ext-rm' });
+    expect(await membersUpstream()).toEqual(memberUserIds);
+    expect((await h.upstream()).groups.filter((g) => g.DisplayName === displayName)).toHaveLength(1);
+    expect(await h.store.countIntents()).toBe(0);
+  });
 
   it('the reconciler records the group with its externalId', async () => {
     const displayName = uniqueName('cut-reconciler', 'g');
