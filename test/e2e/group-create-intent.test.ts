@@ -94,18 +94,11 @@ describe.each(kinds)('group create cut off after CreateGroup (%s store)', (store
 
   it('the reconciler adds the members the cut-off create asked for, and the trail names them', async () => {
     const displayName = uniqueName('cut-members', 'g');
-    const {
-      harness: h,
-      made,
-      members,
-      membersUpstream,
-      memberUserIds,
-    } = await cutOffCreate(displayName, 'ext-members', {
-      members: 2,
-    });
+    const cut = await cutOffCreate(displayName, 'ext-members', { members: 2 });
+    const { harness: h, made, members } = cut;
     await h.settle();
     expect(await h.store.findGroupByDisplayName(displayName)).toMatchObject({ scimId: made.GroupId });
-    expect(await membersUpstream()).toEqual(memberUserIds);
+    expect(await cut.membersUpstream()).toEqual(cut.memberUserIds);
     expect((await h.store.membersOfGroup(made.GroupId)).sort()).toEqual([...members].sort());
     const read = await h.http.get(`/scim/v2/Groups/${made.GroupId}`);
     expect(read.body.members.map((m: { value: string }) => m.value).sort()).toEqual([...members].sort());
@@ -119,19 +112,12 @@ describe.each(kinds)('group create cut off after CreateGroup (%s store)', (store
 
   it('the retried POST with members answers 201 once they are in the group', async () => {
     const displayName = uniqueName('cut-retry-members', 'g');
-    const {
-      harness: h,
-      made,
-      members,
-      membersUpstream,
-      memberUserIds,
-    } = await cutOffCreate(displayName, 'ext-rm', {
-      members: 2,
-    });
+    const cut = await cutOffCreate(displayName, 'ext-rm', { members: 2 });
+    const { harness: h, made, members } = cut;
     const retry = await h.http.post('/scim/v2/Groups').send(groupBody(displayName, 'ext-rm', members));
     expect(retry.status, retry.text).toBe(201);
     expect(retry.body).toMatchObject({ id: made.GroupId, displayName, externalId: 'ext-rm' });
-    expect(await membersUpstream()).toEqual(memberUserIds);
+    expect(await cut.membersUpstream()).toEqual(cut.memberUserIds);
     expect((await h.upstream()).groups.filter((g) => g.DisplayName === displayName)).toHaveLength(1);
     expect(await h.store.countIntents()).toBe(0);
   });
