@@ -36,8 +36,11 @@ import {
   toGroup,
   toIntent,
   toUser,
+  toUserWithGroups,
   USER_COLUMNS,
+  USER_WITH_GROUPS,
   type UserRow,
+  type UserWithGroupsRow,
   userFilter,
 } from './sql-common.js';
 import {
@@ -50,6 +53,7 @@ import {
   type StoreWrite,
   type UserQuery,
   type UserRecord,
+  type UserWithGroups,
 } from './types.js';
 import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
 
@@ -439,6 +443,10 @@ export class SqlStore extends SingleWrites implements BridgeStore {
       scimId,
     ]);
     return rows.length > 0 ? toUser(rows[0]) : null;
+  }
+
+  async getUserWithGroups(scimId: string): Promise<UserWithGroups | null> {
+    return toUserWithGroups(await this.db.query<UserWithGroupsRow>(USER_WITH_GROUPS, [scimId]));
   }
 
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {

@@ -55,8 +55,11 @@ import {
   toGroup,
   toIntent,
   toUser,
+  toUserWithGroups,
   USER_COLUMNS,
+  USER_WITH_GROUPS,
   type UserRow,
+  type UserWithGroupsRow,
   userFilter,
 } from './sql-common.js';
 import { migrateSqlite, SQLITE_NOW, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.js';
@@ -69,6 +72,7 @@ import {
   type StoreWrite,
   type UserQuery,
   type UserRecord,
+  type UserWithGroups,
 } from './types.js';
 import { emptyCommitResult, SQLITE_AUDIT_SUBJECTS, type UnitDialect, unitSteps } from './unit-sql.js';
 
@@ -415,6 +419,10 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
       const row = this.one<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE scim_id = $1`, [scimId]);
       return row ? toUser(row) : null;
     });
+  }
+
+  async getUserWithGroups(scimId: string): Promise<UserWithGroups | null> {
+    return this.sync(() => toUserWithGroups(this.all<UserWithGroupsRow>(USER_WITH_GROUPS, [scimId])));
   }
 
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
