@@ -122,14 +122,21 @@ function isObject(v: unknown): v is Json {
 }
 
 function coerceAttribute(attribute: AttributeLike, source: unknown, direction: string): unknown {
+  const { config } = attribute;
+  // Absent and optional: scimmy has nothing to check and gives undefined (most attributes).
+  if (source === undefined && !config.required) return undefined;
+  const inDirection = direction === 'both' || config.direction === direction || config.direction === 'both';
   if (attribute.type !== 'complex') {
+    // A single string or boolean of its type passes scimmy's checks unchanged.
+    if (inDirection && !config.multiValued && !Array.isArray(config.canonicalValues)) {
+      if (attribute.type === 'string' && typeof source === 'string') return source;
+      if (attribute.type === 'boolean' && typeof source === 'boolean') return source;
+    }
     const value = attribute.coerce(source, direction);
     // scimmy's multi-valued results are Proxies over arrays: plain copies.
     return Array.isArray(value) ? [...value] : value;
   }
-  const { config } = attribute;
-  if (!(direction === 'both' || config.direction === direction || config.direction === 'both'))
-    return undefined;
+  if (!inDirection) return undefined;
   if (Array.isArray(config.canonicalValues)) throw new Unmodelled();
   if (source === undefined || source === null) {
     if (config.required) throw new Unmodelled();
