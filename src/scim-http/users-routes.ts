@@ -96,13 +96,21 @@ export function usersRouter(deps: RouteDeps): Router {
     return (id: string) => `${base}/Users/${encodeURIComponent(id)}`;
   };
   const projection = (req: Request) => listParams(req.query as Json, deps.defaultCount, deps.maxCount);
+  const validParams = (req: Request): ListParams | undefined => {
+    try {
+      return projection(req);
+    } catch {
+      return undefined;
+    }
+  };
   const sendUser = async (
     req: Request,
     res: Response,
     status: number,
     loaded: UserView,
-    params: ListParams = projection(req),
+    given?: ListParams,
   ) => {
+    const params = given ?? projection(req);
     const base = scimBaseUrl(req, deps.publicBaseUrl);
     const userLocation = `${base}/Users/${encodeURIComponent(loaded.scimId)}`;
     // A user just created belongs to no group yet: no store query for its `groups`.
@@ -126,9 +134,11 @@ export function usersRouter(deps: RouteDeps): Router {
   router.post('/.search', (req, res) => search(req, res, (req.body ?? {}) as Json));
 
   router.get('/:id', async (req, res) => {
-    const params = projection(req);
+    // Malformed parameters are refused after the lookup, as ever (an unknown user stays a 404).
+    const params = validParams(req);
     // The user's `groups`, when shown, come with its record: one store query.
-    const groups = wantsGroups(params) ? groupLocation(scimBaseUrl(req, deps.publicBaseUrl)) : undefined;
+    const groups =
+      params && wantsGroups(params) ? groupLocation(scimBaseUrl(req, deps.publicBaseUrl)) : undefined;
     const view = await deps.users.get(req.params.id, deps.context(req, res), groups);
     await sendUser(req, res, 200, view, params);
   });
