@@ -115,11 +115,24 @@ export async function groupsOfUsersForScim(
   for (const [userId, ids] of byUser) {
     result.set(
       userId,
-      ids.map((id) => {
-        const display = records.get(id)?.displayName;
-        return { value: id, $ref: groupLocation(id), ...(display ? { display } : {}), type: 'direct' };
-      }),
+      userGroupsForScim(
+        ids.map((id) => ({ scimId: id, displayName: records.get(id)?.displayName ?? null })),
+        groupLocation,
+      ),
     );
   }
   return result;
+}
+
+/** A user's read-only `groups` value. */
+export function userGroupsForScim(
+  groups: Array<{ scimId: string; displayName: string | null }>,
+  groupLocation: (groupId: string) => string,
+): Json[] {
+  return groups.map(({ scimId, displayName }) => ({
+    value: scimId,
+    $ref: groupLocation(scimId),
+    ...(displayName ? { display: displayName } : {}),
+    type: 'direct',
+  }));
 }

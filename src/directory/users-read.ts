@@ -10,7 +10,7 @@ import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js
 import type { RequestContext } from './context.js';
 import { accountNamed, classify } from './create-recovery.js';
 import { notFound, tooMany } from './errors.js';
-import { groupsOfUsersForScim } from './group-mapping.js';
+import { groupsOfUsersForScim, userGroupsForScim } from './group-mapping.js';
 import { IntentKind } from './intents.js';
 import { filterAndSlice, UPSTREAM_PAGE, upstreamSlice } from './paging.js';
 import { userKey } from './resource-locks.js';
@@ -18,6 +18,8 @@ import { CASE_EXACT, SAFE_ID } from './shared.js';
 import { committedUser, UnitOfWork } from './unit-of-work.js';
 import { getUpstreamUser } from './upstream.js';
 import { renamedUpstream, toScimUser, type UserView } from './user-mapping.js';
+
+type Json = Record<string, unknown>;
 
 export interface ListQuery {
   filter?: Filter;
@@ -43,16 +45,32 @@ export class UserReader {
     private readonly options: UserReaderOptions,
   ) {}
 
-  /** The user with this SCIM id, or null. */
-  async find(scimId: string, ctx: RequestContext): Promise<UserView | null> {
+  /**
+   * The user with this SCIM id, or null. With `groupLocation`, a user the store holds comes with its
+   * `groups`, read in the same store query as its record.
+   */
+  async find(
+    scimId: string,
+    ctx: RequestContext,
+    groupLocation?: (groupId: string) => string,
+  ): Promise<UserView | null> {
     if (!SAFE_ID.test(scimId)) return null;
-    const record = await this.store.getUser(scimId);
+    let record: UserRecord | null;
+    let groups: Json[] | undefined;
+    if (groupLocation) {
+      const found = await this.store.getUserWithGroups(scimId);
+      record = found?.record ?? null;
+      if (found) groups = userGroupsForScim(found.groups, groupLocation);
+    } else {
+      record = await this.store.getUser(scimId);
+    }
     if (record) {
       if (record.state === 'pending') return null;
       const upstream = record.upstreamUserId
         ? await getUpstreamUser(this.api, record.upstreamUserId, ctx)
         : null;
-      return this.inFlight(record, upstream, ctx);
+      const view = await this.inFlight(record, upstream, ctx);
+      return view && groups ? { ...view, groups } : view;
     }
     const upstream = await getUpstreamUser(this.api, scimId, ctx);
     if (!upstream) return null;
@@ -105,8 +123,13 @@ export class UserReader {
     return view;
   }
 
-  async get(scimId: string, ctx: RequestContext): Promise<UserView> {
-    const view = await this.find(scimId, ctx);
+  /** find, or a 404; `groupLocation` as for find. */
+  async get(
+    scimId: string,
+    ctx: RequestContext,
+    groupLocation?: (groupId: string) => string,
+  ): Promise<UserView> {
+    const view = await this.find(scimId, ctx, groupLocation);
     if (!view) throw notFound(`User ${scimId} not found`);
     return view;
   }

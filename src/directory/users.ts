@@ -58,8 +58,9 @@ export class UserDirectory {
     return userVersion(view);
   }
 
-  get(scimId: string, ctx: RequestContext): Promise<UserView> {
-    return this.reader.get(scimId, ctx);
+  /** With `groupLocation`, the view comes with its `groups` (read with the record, one store query). */
+  get(scimId: string, ctx: RequestContext, groupLocation?: (groupId: string) => string): Promise<UserView> {
+    return this.reader.get(scimId, ctx, groupLocation);
   }
 
   list(query: ListQuery, ctx: RequestContext, location: (id: string) => string): Promise<ListResult> {

@@ -95,23 +95,32 @@ export function usersRouter(deps: RouteDeps): Router {
     const base = scimBaseUrl(req, deps.publicBaseUrl);
     return (id: string) => `${base}/Users/${encodeURIComponent(id)}`;
   };
-  const render = (
-    req: Request,
-    view: UserView,
-    params?: { attributes?: string[]; excludedAttributes?: string[] },
-  ) =>
-    project(Users.toScim(view, location(req)(view.scimId)), params?.attributes, params?.excludedAttributes);
   const projection = (req: Request) => listParams(req.query as Json, deps.defaultCount, deps.maxCount);
-  const sendUser = async (req: Request, res: Response, status: number, loaded: UserView) => {
-    const params = projection(req);
+  const validParams = (req: Request): ListParams | undefined => {
+    try {
+      return projection(req);
+    } catch {
+      return undefined;
+    }
+  };
+  const sendUser = async (
+    req: Request,
+    res: Response,
+    status: number,
+    loaded: UserView,
+    given?: ListParams,
+  ) => {
+    const params = given ?? projection(req);
+    const base = scimBaseUrl(req, deps.publicBaseUrl);
+    const userLocation = `${base}/Users/${encodeURIComponent(loaded.scimId)}`;
     // A user just created belongs to no group yet: no store query for its `groups`.
     const [view] =
-      status !== 201 && wantsGroups(params)
-        ? await deps.users.withGroups([loaded], groupLocation(scimBaseUrl(req, deps.publicBaseUrl)))
+      status !== 201 && !loaded.groups && wantsGroups(params)
+        ? await deps.users.withGroups([loaded], groupLocation(base))
         : [loaded];
-    const body = render(req, view, params);
+    const body = project(Users.toScim(view, userLocation), params.attributes, params.excludedAttributes);
     const headers: Record<string, string> = { ETag: Users.version(view) };
-    if (status === 201) headers.Location = location(req)(view.scimId);
+    if (status === 201) headers.Location = userLocation;
     sendScim(res, status, body, headers);
   };
 
@@ -125,8 +134,13 @@ export function usersRouter(deps: RouteDeps): Router {
   router.post('/.search', (req, res) => search(req, res, (req.body ?? {}) as Json));
 
   router.get('/:id', async (req, res) => {
-    const view = await deps.users.get(req.params.id, deps.context(req, res));
-    await sendUser(req, res, 200, view);
+    // Malformed parameters are refused after the lookup, as ever (an unknown user stays a 404).
+    const params = validParams(req);
+    // The user's `groups`, when shown, come with its record: one store query.
+    const groups =
+      params && wantsGroups(params) ? groupLocation(scimBaseUrl(req, deps.publicBaseUrl)) : undefined;
+    const view = await deps.users.get(req.params.id, deps.context(req, res), groups);
+    await sendUser(req, res, 200, view, params);
   });
 
   router.post('/', async (req, res) => {

@@ -29,14 +29,19 @@ function booleanish(value: unknown): unknown {
 }
 
 function fixBooleans(value: unknown, key?: string): unknown {
-  if (key && BOOLEAN_KEYS.has(key.toLowerCase())) return booleanish(value);
+  if (key !== undefined && isBooleanKey(key)) return booleanish(value);
   if (Array.isArray(value)) return value.map((v) => fixBooleans(v));
   if (isPlainObject(value)) {
     const out: Json = {};
-    for (const [k, v] of Object.entries(value)) out[k] = fixBooleans(v, k.split('.').pop());
+    for (const k of Object.keys(value)) out[k] = fixBooleans(value[k], k.slice(k.lastIndexOf('.') + 1));
     return out;
   }
   return value;
+}
+
+/** `active` or `primary`, in any case (the last segment of a dotted key). */
+function isBooleanKey(key: string): boolean {
+  return (key.length === 6 || key.length === 7) && BOOLEAN_KEYS.has(key.toLowerCase());
 }
 
 /** Entra: manager as a bare id string; `{value: ""}` or "" meaning "no manager". */

@@ -1,4 +1,5 @@
 import SCIMMY from 'scimmy';
+import { coerceInbound } from './inbound-coerce.js';
 import { checkRecordSize } from './input-limits.js';
 import { isPlainObject, normalizeResourceBody, valueIgnoringCase } from './normalize.js';
 import { ENTERPRISE_SCHEMA, USER_SCHEMA, VOLC_USER_SCHEMA } from './schemas.js';
@@ -44,13 +45,14 @@ export function descriptionFrom(volc: unknown): string | undefined {
 
 /**
  * Validates and casts a user with scimmy's schema definition. `definition.coerce` runs the same
- * attribute checks as `new SCIMMY.Schemas.User(body, 'in')` at a quarter of the CPU (the
- * constructor also builds per-instance accessors, about 0.2 ms per body); the one difference,
- * an extension object left with no values, is dropped here as the constructor would.
+ * attribute checks as `new SCIMMY.Schemas.User(body, 'in')` (the constructor also builds
+ * per-instance accessors, about 0.2 ms per body), and coerceInbound gives its result as plain
+ * objects at a fraction of its cost; the one difference from the constructor, an extension object
+ * left with no values, is dropped here as the constructor would.
  */
 export function coerce(body: Json): Json {
   try {
-    const coerced = SCIMMY.Schemas.User.definition.coerce(body, 'in') as unknown as Json;
+    const coerced = coerceInbound(SCIMMY.Schemas.User.definition as never, body);
     return withoutEmptyExtensions(coerced);
   } catch (e) {
     const fallback = 'a value does not fit its attribute in the User schema';

@@ -11,11 +11,36 @@ import type {
   UserChanges,
   UserQuery,
   UserRecord,
+  UserWithGroups,
 } from './types.js';
 
 // Explicit column lists (never *): user_name_lower and display_name_lower stay in the database.
 export const USER_COLUMNS =
   'scim_id, upstream_user_id, user_name, external_id, active, state, attributes, tombstone_group_ids, version, created_at, updated_at';
+/**
+ * A user and its memberships, one row per group (one with null group columns when it has none):
+ * the user's columns, then group_scim_id and group_display_name.
+ */
+export const USER_WITH_GROUPS = `SELECT ${USER_COLUMNS.split(', ')
+  .map((c) => `u.${c}`)
+  .join(', ')}, m.group_scim_id, g.display_name AS group_display_name
+  FROM users u LEFT JOIN memberships m ON m.user_scim_id = u.scim_id
+  LEFT JOIN groups g ON g.scim_id = m.group_scim_id
+  WHERE u.scim_id = $1 ORDER BY m.group_scim_id`;
+
+export type UserWithGroupsRow = UserRow & { group_scim_id: string | null; group_display_name: string | null };
+
+/** USER_WITH_GROUPS's rows → the record and its groups; null for no rows. */
+export function toUserWithGroups(rows: UserWithGroupsRow[]): UserWithGroups | null {
+  if (rows.length === 0) return null;
+  const groups: UserWithGroups['groups'] = [];
+  for (const row of rows) {
+    if (row.group_scim_id !== null)
+      groups.push({ scimId: row.group_scim_id, displayName: row.group_display_name });
+  }
+  return { record: toUser(rows[0]), groups };
+}
+
 export const GROUP_COLUMNS =
   'scim_id, group_name, display_name, external_id, attributes, version, created_at, updated_at';
 

@@ -36,8 +36,11 @@ import {
   toGroup,
   toIntent,
   toUser,
+  toUserWithGroups,
   USER_COLUMNS,
+  USER_WITH_GROUPS,
   type UserRow,
+  type UserWithGroupsRow,
   userFilter,
 } from './sql-common.js';
 import {
@@ -50,6 +53,7 @@ import {
   type StoreWrite,
   type UserQuery,
   type UserRecord,
+  type UserWithGroups,
 } from './types.js';
 import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
 
@@ -450,6 +454,10 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     );
     for (const row of rows) byId.set(row.scim_id, toUser(row));
     return byId;
+  }
+
+  async getUserWithGroups(scimId: string): Promise<UserWithGroups | null> {
+    return toUserWithGroups(await this.db.query<UserWithGroupsRow>(USER_WITH_GROUPS, [scimId]));
   }
 
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {

@@ -55,8 +55,11 @@ import {
   toGroup,
   toIntent,
   toUser,
+  toUserWithGroups,
   USER_COLUMNS,
+  USER_WITH_GROUPS,
   type UserRow,
+  type UserWithGroupsRow,
   userFilter,
 } from './sql-common.js';
 import { migrateSqlite, SQLITE_NOW, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.js';
@@ -69,6 +72,7 @@ import {
   type StoreWrite,
   type UserQuery,
   type UserRecord,
+  type UserWithGroups,
 } from './types.js';
 import { emptyCommitResult, SQLITE_AUDIT_SUBJECTS, type UnitDialect, unitSteps } from './unit-sql.js';
 
@@ -428,6 +432,10 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
     );
     for (const row of rows) byId.set(row.scim_id, toUser(row));
     return byId;
+  }
+
+  async getUserWithGroups(scimId: string): Promise<UserWithGroups | null> {
+    return this.sync(() => toUserWithGroups(this.all<UserWithGroupsRow>(USER_WITH_GROUPS, [scimId])));
   }
 
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {

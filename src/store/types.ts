@@ -135,6 +135,13 @@ export interface IntentRecord {
 
 export type NewIntentRecord = Pick<IntentRecord, 'id' | 'resource' | 'kind' | 'payload'>;
 
+/** A user record and its groups (membership mirror; displayName from the group's record, if any). */
+export interface UserWithGroups {
+  record: UserRecord;
+  /** ordered by group SCIM id */
+  groups: Array<{ scimId: string; displayName: string | null }>;
+}
+
 export interface BridgeStore extends AuditStore, AdminSessionStore, DriftSnapshotStore, LeaderStatusStore {
   /** Runs migrations; idempotent, safe when several replicas start at once. */
   init(): Promise<void>;
@@ -169,6 +176,8 @@ export interface BridgeStore extends AuditStore, AdminSessionStore, DriftSnapsho
   getUser(scimId: string): Promise<UserRecord | null>;
   /** Records of these SCIM ids, by id (ids without one are absent): one query, for member lists. */
   getUsers(scimIds: string[]): Promise<Map<string, UserRecord>>;
+  /** getUser with the user's groups from the membership mirror, in one query (a GET of one user). */
+  getUserWithGroups(scimId: string): Promise<UserWithGroups | null>;
   getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>>;
   /** Case-insensitive. */
   findUserByUserName(userName: string): Promise<UserRecord | null>;

@@ -100,7 +100,8 @@ describe('/metrics after traffic', () => {
       sample(text, 'scim_bridge_store_operation_duration_seconds_count', { operation, outcome: 'ok' });
     // Writes go through units of work (one commit each).
     expect(ops('commit')).toBeGreaterThanOrEqual(1);
-    expect(ops('getUser')).toBeGreaterThanOrEqual(1);
+    // A GET of one user reads its record and groups in one query.
+    expect(ops('getUserWithGroups')).toBeGreaterThanOrEqual(1);
   });
 
   it('includes default process metrics and build info', () => {

@@ -715,6 +715,25 @@ export function storeContract<T extends ContractTarget>(
         expect([...(await t.store.groupsOfUsers(['u-1', 'u-2'])).keys()]).toEqual(['u-1']);
       });
 
+      it('reads a user with its groups in one query: ordered, named when the group has a record', async () => {
+        const u = await t.store.insertUser(newUser());
+        expect(await t.store.getUserWithGroups(u.scimId)).toEqual({ record: u, groups: [] });
+        const g = await t.store.insertGroup(newGroup());
+        await t.store.addMembership('g-zz-no-record', u.scimId);
+        await t.store.addMembership(g.scimId, u.scimId);
+        await t.store.addMembership(g.scimId, 'someone-else');
+        const found = await t.store.getUserWithGroups(u.scimId);
+        expect(found?.record).toEqual(await t.store.getUser(u.scimId));
+        expect(found?.groups).toEqual(
+          [
+            { scimId: g.scimId, displayName: g.displayName },
+            { scimId: 'g-zz-no-record', displayName: null },
+          ].sort((a, b) => (a.scimId < b.scimId ? -1 : 1)),
+        );
+        expect(found?.groups.map((x) => x.scimId)).toEqual(await t.store.groupsOfUser(u.scimId));
+        expect(await t.store.getUserWithGroups('nobody')).toBeNull();
+      });
+
       it("removes a group's memberships with it, and the mirror of a group id without a record", async () => {
         const g = await t.store.insertGroup(newGroup());
         await t.store.addMembership(g.scimId, 'u-1');
