@@ -96,6 +96,8 @@ storeContract<DirTarget>(
         expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
         // 2 = FULL
         expect(db.pragma('synchronous', { simple: true })).toBe(2);
+        // 2 = MEMORY: a unit's savepoint journal is not written out to a temporary file.
+        expect(db.pragma('temp_store', { simple: true })).toBe(2);
         for (const f of ['bridge.sqlite', 'bridge.sqlite-wal', 'bridge.lock', 'volc-scim-bridge.json']) {
           expect(statSync(join(t.dataDir, f)).mode & 0o777, f).toBe(0o600);
         }
