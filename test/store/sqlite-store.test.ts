@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import { openStore } from '../../src/store/index.js';
+import { iso } from '../../src/store/sql-common.js';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { type ContractTarget, newGroup, newUser, storeContract } from './contract.js';
@@ -174,5 +175,14 @@ describe('SqliteStore and PostgreSQL share their SQL', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('reads timestamps as toISOString writes them, whatever form the text is in', () => {
+    const at = '2026-12-06T07:58:00.123Z';
+    expect(iso(at)).toBe(at);
+    expect(iso(new Date(at))).toBe(at);
+    // Written by another tool: no milliseconds, an offset.
+    expect(iso('2026-12-06T07:58:00Z')).toBe('2026-12-06T07:58:00.000Z');
+    expect(iso('2026-12-06T08:58:00.123+01:00')).toBe(at);
   });
 });
