@@ -9,7 +9,7 @@ import type {
   AuditTallyRow,
 } from './audit-types.js';
 import { foldCase } from './fold-case.js';
-import { json } from './sql-common.js';
+import { iso, json } from './sql-common.js';
 
 export const AUDIT_COLUMNS =
   'id, at, actor, client_ip, request_id, method, resource_type, resource_id, resource_name, status, scim_type, detail, duration_ms, changes, upstream';
@@ -33,7 +33,6 @@ export interface AuditRow {
   upstream: AuditRecord['upstream'] | string;
 }
 
-const iso = (v: Date | string) => (v instanceof Date ? v : new Date(v)).toISOString();
 const parsed = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
 
 export function toAuditRecord(row: AuditRow): AuditRecord {

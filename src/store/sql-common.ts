@@ -78,7 +78,15 @@ export interface GroupRow {
   updated_at: Timestamp;
 }
 
-function iso(value: Timestamp): string {
+/** What toISOString gives: SQLite's timestamps are stored in this form already. */
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/**
+ * A timestamp as toISOString writes it. SQLite's text is returned as it is when already in that
+ * form: parsing and formatting it again costs 1–2 µs a value, two per row read.
+ */
+export function iso(value: Timestamp): string {
+  if (typeof value === 'string' && ISO_TIME.test(value)) return value;
   return (value instanceof Date ? value : new Date(value)).toISOString();
 }
 

@@ -182,6 +182,11 @@ export function prepareDatabase(db: Database.Database, logger?: Logger): void {
   db.pragma('foreign_keys = OFF');
   const applied = migrateSqlite(db);
   for (const version of applied) logger?.info({ version }, 'embedded store migration applied');
+  // Statement and savepoint journals in memory (after the migrations, whose index builds may sort a
+  // long trail): they only undo a failed unit inside its transaction and play no part in crash
+  // recovery. In a file, every page a unit touches was written out to it (two pwrites a page, ~80
+  // per POST /Users) and the next COMMIT's fsync flushed those writes with the WAL's.
+  db.pragma('temp_store = MEMORY');
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SQLITE_SCHEMA_VERSION) {
     logger?.warn(

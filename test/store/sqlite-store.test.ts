@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import { openStore } from '../../src/store/index.js';
+import { iso } from '../../src/store/sql-common.js';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { type ContractTarget, newGroup, newUser, storeContract } from './contract.js';
@@ -96,6 +97,8 @@ storeContract<DirTarget>(
         expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
         // 2 = FULL
         expect(db.pragma('synchronous', { simple: true })).toBe(2);
+        // 2 = MEMORY: a unit's savepoint journal is not written out to a temporary file.
+        expect(db.pragma('temp_store', { simple: true })).toBe(2);
         for (const f of ['bridge.sqlite', 'bridge.sqlite-wal', 'bridge.lock', 'volc-scim-bridge.json']) {
           expect(statSync(join(t.dataDir, f)).mode & 0o777, f).toBe(0o600);
         }
@@ -172,5 +175,14 @@ describe('SqliteStore and PostgreSQL share their SQL', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('reads timestamps as toISOString writes them, whatever form the text is in', () => {
+    const at = '2026-12-06T07:58:00.123Z';
+    expect(iso(at)).toBe(at);
+    expect(iso(new Date(at))).toBe(at);
+    // Written by another tool: no milliseconds, an offset.
+    expect(iso('2026-12-06T07:58:00Z')).toBe('2026-12-06T07:58:00.000Z');
+    expect(iso('2026-12-06T08:58:00.123+01:00')).toBe(at);
   });
 });
