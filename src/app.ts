@@ -16,7 +16,7 @@ import { accessLog } from './ops/access-log.js';
 import { Metrics } from './ops/metrics.js';
 import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
-import { requestContext } from './ops/request-context.js';
+import { requestCallLog, requestContext } from './ops/request-context.js';
 import { opsRouter } from './ops/routes.js';
 import { bearerAuth, scimActor } from './scim-http/auth.js';
 import { discoveryRouter } from './scim-http/discovery.js';
@@ -141,6 +141,7 @@ export function buildApp(deps: AppDeps): express.Express {
       },
       // Who and where, for the audit record the operation writes with its change.
       origin,
+      upstream: requestCallLog(res),
     };
     res.locals.directoryContext = ctx;
     return ctx;

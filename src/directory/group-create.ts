@@ -10,7 +10,7 @@
 // gets its record; anything else is not adopted and the intent goes.
 import type { BridgeStore, GroupRecord, IntentRecord, JsonObject, NewGroupRecord } from '../store/types.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { createdSince } from './create-recovery.js';
 import { IntentKind, type Intents } from './intents.js';
 import { UPSTREAM_PAGE } from './paging.js';
@@ -69,7 +69,7 @@ export class GroupCreates {
     for (let page = 1; page <= MAX_PAGES; page++) {
       const r = await this.api.listGroups(
         { QueryString: displayName, PageNumber: page, PageSize: UPSTREAM_PAGE },
-        { deadlineAt: ctx.deadlineAt },
+        callOptions(ctx),
       );
       candidates.push(...r.Groups.filter((g) => g.DisplayName === displayName && createdSince(g, since)));
       if (r.Groups.length < UPSTREAM_PAGE || page * UPSTREAM_PAGE >= r.Total) break;

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BridgeStore } from '../store/types.js';
-import { recordUpstreamAttempt } from '../volcengine/call-log.js';
 import type { ClientObserver } from '../volcengine/client.js';
 import { routeLabel } from './request-context.js';
 
@@ -149,14 +148,13 @@ export class Metrics {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Observer for CloudIdentityClient: timings, retries, deadlines, and the request's upstream RequestIds. */
+  /** Observer for CloudIdentityClient: timings, retries, deadlines. */
   readonly clientObserver: ClientObserver = {
     onAttempt: (e) => {
       this.upstreamDuration.observe(
         { action: action(e.action), outcome: code(e.outcome) },
         Math.max(0, e.durationMs) / 1000,
       );
-      recordUpstreamAttempt(e);
     },
     onRetry: (e) => {
       this.upstreamRetries.inc({ action: action(e.action), reason: code(e.reason) });

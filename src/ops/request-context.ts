@@ -1,14 +1,10 @@
 import type { NextFunction, Request, Response } from 'express';
-import {
-  newCallLog,
-  runWithCallLog,
-  type UpstreamCall,
-  type UpstreamCallLog,
-} from '../volcengine/call-log.js';
+import { newCallLog } from '../volcengine/call-log.js';
+import type { UpstreamCall, UpstreamCallLog } from '../volcengine/types.js';
 
-// Per-request state: the CloudIdentity calls made for the request (volcengine/call-log.ts, filled by
-// the client's observer) and the route template the request was served by (for logs and metric
-// labels).
+// Per-request state: the CloudIdentity calls made for the request (filled by the client through
+// each call's CallOptions, which the request's directory context passes) and the route template
+// the request was served by (for logs and metric labels).
 
 export interface RequestState {
   upstream: UpstreamCallLog;
@@ -28,8 +24,8 @@ export interface RequestContextOptions {
 }
 
 /**
- * First middleware: opens the AsyncLocalStorage scope for the request and records the template
- * of the route that serves it. Express sets `req.route` just before dispatching to a route's
+ * Early middleware: opens the request's call log and records the template of the route that
+ * serves it. Express sets `req.route` just before dispatching to a route's
  * handlers, while `req.baseUrl` is still the mount path of the router holding it; a setter on
  * the request captures both at that moment (after an error, Express has already restored
  * baseUrl, so reading them at the end would lose the mount path).
@@ -49,7 +45,7 @@ export function requestContext(options: RequestContextOptions = {}) {
         if (typeof path === 'string') state.route = joinRoute(req.baseUrl, path);
       },
     });
-    runWithCallLog(state.upstream, next);
+    next();
   };
 }
 
@@ -68,6 +64,16 @@ export function routeLabel(req: Request, res: Response): string {
   if (state?.route) return state.route;
   const path = (req.originalUrl ?? req.url ?? '').split('?')[0];
   return state?.unroutedLabel?.(path) ?? 'unmatched';
+}
+
+/** The call log of a request, which its directory context passes to every CloudIdentity call. */
+export function requestCallLog(res: Response): UpstreamCallLog {
+  const state = res.locals.requestState as RequestState | undefined;
+  if (state) return state.upstream;
+  // A router used without requestContext() (a test mounting routes alone): a log of its own.
+  const log = newCallLog();
+  res.locals.requestState = { upstream: log } satisfies RequestState;
+  return log;
 }
 
 /** Upstream attempts of a request (for its audit record). */
