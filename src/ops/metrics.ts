@@ -196,45 +196,67 @@ export class Metrics {
   }
 }
 
-/** A BridgeStore whose every method call is timed into `scim_bridge_store_operation_duration_seconds`. */
+/**
+ * The store with every method timed into `scim_bridge_store_operation_duration_seconds`: an object
+ * over `store` (its prototype) holding one wrapper per method, built once here, so a call costs the
+ * wrapper and the observation only.
+ */
 export function instrumentStore(store: BridgeStore, metrics: Metrics): BridgeStore {
-  const wrappers = new Map<string, unknown>();
-  return new Proxy(store, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function' || typeof prop !== 'string') return value;
-      let wrapper = wrappers.get(prop);
-      if (!wrapper) {
-        const fn = value as (...args: unknown[]) => unknown;
-        wrapper = (...args: unknown[]) => {
-          const end = metrics.storeDuration.startTimer({ operation: prop });
-          let result: unknown;
-          try {
-            result = fn.apply(target, args);
-          } catch (err) {
-            end({ outcome: 'error' });
-            throw err;
-          }
-          if (result instanceof Promise) {
-            return result.then(
-              (v) => {
-                end({ outcome: 'ok' });
-                return v;
-              },
-              (err: unknown) => {
-                end({ outcome: 'error' });
-                throw err;
-              },
-            );
-          }
-          end({ outcome: 'ok' });
-          return result;
-        };
-        wrappers.set(prop, wrapper);
-      }
-      return wrapper;
-    },
-  });
+  const timed = Object.create(store) as BridgeStore;
+  for (const name of methodNames(store)) {
+    const fn = (store as unknown as Record<string, (...args: unknown[]) => unknown>)[name];
+    Object.defineProperty(timed, name, { value: timedMethod(store, fn, name, metrics.storeDuration) });
+  }
+  return timed;
+}
+
+/** Names of the functions `store` answers: its own (optional methods set in the constructor) and its classes'. */
+function methodNames(store: object): Set<string> {
+  const names = new Set<string>();
+  for (let o: object | null = store; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const name of Object.getOwnPropertyNames(o)) {
+      if (name === 'constructor' || names.has(name)) continue;
+      // Values only: reading an accessor here would run it.
+      const d = Object.getOwnPropertyDescriptor(o, name);
+      if (typeof d?.value === 'function') names.add(name);
+    }
+  }
+  return names;
+}
+
+function timedMethod(
+  store: BridgeStore,
+  fn: (...args: unknown[]) => unknown,
+  operation: string,
+  histogram: Histogram<'operation' | 'outcome'>,
+): (...args: unknown[]) => unknown {
+  const ok = { operation, outcome: 'ok' };
+  const failed = { operation, outcome: 'error' };
+  return (...args: unknown[]) => {
+    const started = performance.now();
+    const observe = (labels: typeof ok) => histogram.observe(labels, (performance.now() - started) / 1000);
+    let result: unknown;
+    try {
+      result = fn.apply(store, args);
+    } catch (err) {
+      observe(failed);
+      throw err;
+    }
+    if (!(result instanceof Promise)) {
+      observe(ok);
+      return result;
+    }
+    return result.then(
+      (value) => {
+        observe(ok);
+        return value;
+      },
+      (err: unknown) => {
+        observe(failed);
+        throw err;
+      },
+    );
+  };
 }
 
 let version: string | undefined;
