@@ -76,9 +76,74 @@ export function buildApp(deps: AppDeps): express.Express {
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
 
-  app.use(accessLog(logger, config.logPii));
-  app.use(requestContext({ unroutedLabel: scimRouteLabel }));
-  app.use(metrics.httpMiddleware());
+  // One middleware opens every request: its id and access line, its metrics, its call log.
+  app.use(
+    requestContext(app, {
+      unroutedLabel: scimRouteLabel,
+      observers: [accessLog(app, logger, config.logPii), metrics.httpObserver],
+    }),
+  );
+
+  const directories =
+    deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
+  const { users, groups, reconciler, replica } = directories;
+  const emulator = deps.emulator ?? !config.volcengine;
+  const sessions = new AdminSessions(config.adminTokens, store);
+  const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
+  const context = (req: Request, res: Response): RequestContext => {
+    const known = res.locals.directoryContext as RequestContext | undefined;
+    if (known) return known;
+    const origin = requestOrigin(req, res);
+    const ctx: RequestContext = {
+      deadlineAt: origin.startedAt + config.requestDeadlineMs,
+      // A getter: the request's child logger is only made when something is logged.
+      get log() {
+        return req.log ?? logger;
+      },
+      // Who and where, for the audit record the operation writes with its change.
+      origin,
+      upstream: requestCallLog(res),
+    };
+    res.locals.directoryContext = ctx;
+    return ctx;
+  };
+
+  const scim = express.Router();
+  scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
+  // Before the body parser and routes: a flood past the limit is refused before it costs anything.
+  const scimLimit = rateLimits.scimMiddleware(scimActor);
+  if (scimLimit) scim.use(scimLimit);
+  // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
+  scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
+  // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of
+  // levels exhaust the stack of the recursive normalisation code), and NUL characters, which
+  // PostgreSQL text cannot hold (the store would fail, possibly after CloudIdentity was changed).
+  scim.use((req, _res, next) => {
+    next(unacceptableInput(req.body, 'request body') ?? unacceptableInput(req.query, 'query string'));
+  });
+  const listing = {
+    publicBaseUrl: config.publicBaseUrl,
+    defaultCount: 100,
+    maxCount: config.maxPageSize,
+    context,
+  };
+  const userRoutes = { users, ...listing };
+  const groupRoutes = { groups, ...listing, inputLimits: { maxMembers: config.maxMembersPerRequest } };
+  scim.use('/Users', usersRouter(userRoutes));
+  scim.use('/Groups', groupsRouter(groupRoutes));
+  scim.use(rootSearchRouter(userRoutes, groupRoutes));
+  // After the resources: Express tries routers in order, and /Users and /Groups carry the load.
+  scim.use(
+    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
+  );
+  scim.all('/Me', () => {
+    throw new ScimError(501, undefined, '/Me is not supported: the bridge authenticates IdPs, not users');
+  });
+  scim.all('/Bulk', () => {
+    throw new ScimError(501, undefined, 'bulk operations are not supported');
+  });
+  // First: SCIM requests carry the load, and reach their router without testing the other mounts.
+  app.use(SCIM_BASE_PATH, scim);
 
   app.use(
     opsRouter({
@@ -87,12 +152,6 @@ export function buildApp(deps: AppDeps): express.Express {
       metricsGuard: config.metricsToken ? bearerAuth([config.metricsToken]) : undefined,
     }),
   );
-  const directories =
-    deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
-  const { users, groups, reconciler, replica } = directories;
-  const emulator = deps.emulator ?? !config.volcengine;
-  const sessions = new AdminSessions(config.adminTokens, store);
-  const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
     '/admin/api',
     adminApiRouter({
@@ -128,59 +187,6 @@ export function buildApp(deps: AppDeps): express.Express {
       context: { emulator, replica: replica.id },
     }),
   );
-
-  const context = (req: Request, res: Response): RequestContext => {
-    const known = res.locals.directoryContext as RequestContext | undefined;
-    if (known) return known;
-    const origin = requestOrigin(req, res);
-    const ctx: RequestContext = {
-      deadlineAt: origin.startedAt + config.requestDeadlineMs,
-      // A getter: the request's child logger is only made when something is logged.
-      get log() {
-        return req.log ?? logger;
-      },
-      // Who and where, for the audit record the operation writes with its change.
-      origin,
-      upstream: requestCallLog(res),
-    };
-    res.locals.directoryContext = ctx;
-    return ctx;
-  };
-
-  const scim = express.Router();
-  scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
-  // Before the body parser and routes: a flood past the limit is refused before it costs anything.
-  scim.use(rateLimits.scimMiddleware(scimActor));
-  // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
-  scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
-  // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of
-  // levels exhaust the stack of the recursive normalisation code), and NUL characters, which
-  // PostgreSQL text cannot hold (the store would fail, possibly after CloudIdentity was changed).
-  scim.use((req, _res, next) => {
-    next(unacceptableInput(req.body, 'request body') ?? unacceptableInput(req.query, 'query string'));
-  });
-  const listing = {
-    publicBaseUrl: config.publicBaseUrl,
-    defaultCount: 100,
-    maxCount: config.maxPageSize,
-    context,
-  };
-  const userRoutes = { users, ...listing };
-  const groupRoutes = { groups, ...listing, inputLimits: { maxMembers: config.maxMembersPerRequest } };
-  scim.use('/Users', usersRouter(userRoutes));
-  scim.use('/Groups', groupsRouter(groupRoutes));
-  scim.use(rootSearchRouter(userRoutes, groupRoutes));
-  // After the resources: Express tries routers in order, and /Users and /Groups carry the load.
-  scim.use(
-    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
-  );
-  scim.all('/Me', () => {
-    throw new ScimError(501, undefined, '/Me is not supported: the bridge authenticates IdPs, not users');
-  });
-  scim.all('/Bulk', () => {
-    throw new ScimError(501, undefined, 'bulk operations are not supported');
-  });
-  app.use(SCIM_BASE_PATH, scim);
 
   app.use((req, _res, next) => {
     next(new ScimError(404, undefined, `no such endpoint: ${req.method} ${req.path}`));

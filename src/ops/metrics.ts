@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { NextFunction, Request, Response } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BridgeStore } from '../store/types.js';
 import type { ClientObserver } from '../volcengine/client.js';
-import { routeLabel } from './request-context.js';
+import { elapsedMs, type RequestObserver, routeLabel } from './request-context.js';
 
 // Prometheus metrics, one registry per Metrics instance (never prom-client's global one), so that
 // tests and several apps in one process do not collide. No label ever carries user data: routes
@@ -69,6 +68,8 @@ export class Metrics {
       name: 'scim_bridge_http_requests_in_flight',
       help: 'HTTP requests being served right now',
       registers,
+      // Counted in a plain number per request, read here at scrape time.
+      collect: () => this.httpInFlight.set(this.inFlight),
     });
     this.upstreamDuration = new Histogram({
       name: 'scim_bridge_upstream_request_duration_seconds',
@@ -164,31 +165,26 @@ export class Metrics {
     },
   };
 
-  /** Express middleware timing every request; must come after requestContext(). */
-  httpMiddleware() {
-    return (req: Request, res: Response, next: NextFunction) => {
-      const started = process.hrtime.bigint();
-      this.httpInFlight.inc();
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        this.httpInFlight.dec();
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.httpDuration.observe(
-          {
-            method: METHODS.has(req.method) ? req.method : 'OTHER',
-            route: routeLabel(req, res),
-            status: res.writableFinished ? String(res.statusCode) : 'aborted',
-          },
-          seconds,
-        );
-      };
-      res.once('finish', finish);
-      res.once('close', finish);
-      next();
-    };
-  }
+  /** HTTP requests being served (read by the in-flight gauge at scrape time). */
+  private inFlight = 0;
+
+  /** Request observer (ops/request-context.ts) timing every request. */
+  readonly httpObserver: RequestObserver = {
+    start: () => {
+      this.inFlight++;
+    },
+    end: (req, res, state) => {
+      this.inFlight--;
+      this.httpDuration.observe(
+        {
+          method: METHODS.has(req.method) ? req.method : 'OTHER',
+          route: routeLabel(req, res),
+          status: res.writableFinished ? String(res.statusCode) : 'aborted',
+        },
+        elapsedMs(state) / 1000,
+      );
+    },
+  };
 
   /** Prometheus text exposition of this registry. */
   async render(): Promise<{ contentType: string; body: string }> {
