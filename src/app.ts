@@ -220,30 +220,41 @@ const MAX_BODY_DEPTH = 64;
 
 /** A 400 for input nested deeper than MAX_BODY_DEPTH or holding U+0000 (iterative: no recursion). */
 function unacceptableInput(value: unknown, where: string): ScimError | undefined {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
+  // Two parallel stacks (node, its depth): no pair allocated per node.
+  const nodes: unknown[] = [value];
+  const depths: number[] = [1];
+  while (nodes.length > 0) {
+    const node = nodes.pop();
+    const depth = depths.pop()!;
     if (typeof node === 'string') {
-      if (node.includes('\u0000'))
-        return new ScimError(
-          400,
-          'invalidValue',
-          `${where} contains a NUL character (U+0000), which cannot be stored`,
-        );
+      if (node.includes('\u0000')) return nulCharacter(where);
       continue;
     }
     if (node === null || typeof node !== 'object') continue;
     if (depth > MAX_BODY_DEPTH)
       return new ScimError(400, 'invalidSyntax', `${where} is nested deeper than ${MAX_BODY_DEPTH} levels`);
-    // Keys and values alike.
-    if (Array.isArray(node)) for (const child of node) stack.push([child, depth + 1]);
+    // Keys and values alike (a key is a string: only its characters are checked).
+    if (Array.isArray(node))
+      for (const child of node) {
+        nodes.push(child);
+        depths.push(depth + 1);
+      }
     else
       for (const key of Object.keys(node)) {
-        stack.push([key, depth + 1]);
-        stack.push([(node as Record<string, unknown>)[key], depth + 1]);
+        if (key.includes('\u0000')) return nulCharacter(where);
+        nodes.push((node as Record<string, unknown>)[key]);
+        depths.push(depth + 1);
       }
   }
   return undefined;
+}
+
+function nulCharacter(where: string): ScimError {
+  return new ScimError(
+    400,
+    'invalidValue',
+    `${where} contains a NUL character (U+0000), which cannot be stored`,
+  );
 }
 
 /** The router's URIError for a path segment that is not valid percent-encoding (`/Users/%`): a 400, not a 500. */
