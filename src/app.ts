@@ -93,15 +93,18 @@ export function buildApp(deps: AppDeps): express.Express {
   const context = (req: Request, res: Response): RequestContext => {
     const known = res.locals.directoryContext as RequestContext | undefined;
     if (known) return known;
-    const origin = requestOrigin(req, res);
+    const startedAt = (res.locals.startedAt as number | undefined) ?? Date.now();
     const ctx: RequestContext = {
-      deadlineAt: origin.startedAt + config.requestDeadlineMs,
-      // A getter: the request's child logger is only made when something is logged.
+      deadlineAt: startedAt + config.requestDeadlineMs,
+      // Getters: the request's child logger is only made when something is logged, and its
+      // origin (client address, actor) only when an audit record is written (reads write none).
       get log() {
         return req.log ?? logger;
       },
       // Who and where, for the audit record the operation writes with its change.
-      origin,
+      get origin() {
+        return requestOrigin(req, res);
+      },
       upstream: requestCallLog(res),
     };
     res.locals.directoryContext = ctx;
