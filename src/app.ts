@@ -16,7 +16,7 @@ import { accessLog } from './ops/access-log.js';
 import { Metrics } from './ops/metrics.js';
 import { RateLimits } from './ops/rate-limits.js';
 import { Readiness } from './ops/readiness.js';
-import { requestContext } from './ops/request-context.js';
+import { requestCallLog, requestContext } from './ops/request-context.js';
 import { opsRouter } from './ops/routes.js';
 import { bearerAuth, scimActor } from './scim-http/auth.js';
 import { discoveryRouter } from './scim-http/discovery.js';
@@ -76,9 +76,77 @@ export function buildApp(deps: AppDeps): express.Express {
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
 
-  app.use(accessLog(logger, config.logPii));
-  app.use(requestContext({ unroutedLabel: scimRouteLabel }));
-  app.use(metrics.httpMiddleware());
+  // One middleware opens every request: its id and access line, its metrics, its call log.
+  app.use(
+    requestContext(app, {
+      unroutedLabel: scimRouteLabel,
+      observers: [accessLog(app, logger, config.logPii), metrics.httpObserver],
+    }),
+  );
+
+  const directories =
+    deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
+  const { users, groups, reconciler, replica } = directories;
+  const emulator = deps.emulator ?? !config.volcengine;
+  const sessions = new AdminSessions(config.adminTokens, store);
+  const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
+  const context = (req: Request, res: Response): RequestContext => {
+    const known = res.locals.directoryContext as RequestContext | undefined;
+    if (known) return known;
+    const startedAt = (res.locals.startedAt as number | undefined) ?? Date.now();
+    const ctx: RequestContext = {
+      deadlineAt: startedAt + config.requestDeadlineMs,
+      // Getters: the request's child logger is only made when something is logged, and its
+      // origin (client address, actor) only when an audit record is written (reads write none).
+      get log() {
+        return req.log ?? logger;
+      },
+      // Who and where, for the audit record the operation writes with its change.
+      get origin() {
+        return requestOrigin(req, res);
+      },
+      upstream: requestCallLog(res),
+    };
+    res.locals.directoryContext = ctx;
+    return ctx;
+  };
+
+  const scim = express.Router();
+  scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
+  // Before the body parser and routes: a flood past the limit is refused before it costs anything.
+  const scimLimit = rateLimits.scimMiddleware(scimActor);
+  if (scimLimit) scim.use(scimLimit);
+  // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
+  scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
+  // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of
+  // levels exhaust the stack of the recursive normalisation code), and NUL characters, which
+  // PostgreSQL text cannot hold (the store would fail, possibly after CloudIdentity was changed).
+  scim.use((req, _res, next) => {
+    next(unacceptableInput(req.body, 'request body') ?? unacceptableInput(req.query, 'query string'));
+  });
+  const listing = {
+    publicBaseUrl: config.publicBaseUrl,
+    defaultCount: 100,
+    maxCount: config.maxPageSize,
+    context,
+  };
+  const userRoutes = { users, ...listing };
+  const groupRoutes = { groups, ...listing, inputLimits: { maxMembers: config.maxMembersPerRequest } };
+  scim.use('/Users', usersRouter(userRoutes));
+  scim.use('/Groups', groupsRouter(groupRoutes));
+  scim.use(rootSearchRouter(userRoutes, groupRoutes));
+  // After the resources: Express tries routers in order, and /Users and /Groups carry the load.
+  scim.use(
+    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
+  );
+  scim.all('/Me', () => {
+    throw new ScimError(501, undefined, '/Me is not supported: the bridge authenticates IdPs, not users');
+  });
+  scim.all('/Bulk', () => {
+    throw new ScimError(501, undefined, 'bulk operations are not supported');
+  });
+  // First: SCIM requests carry the load, and reach their router without testing the other mounts.
+  app.use(SCIM_BASE_PATH, scim);
 
   app.use(
     opsRouter({
@@ -87,12 +155,6 @@ export function buildApp(deps: AppDeps): express.Express {
       metricsGuard: config.metricsToken ? bearerAuth([config.metricsToken]) : undefined,
     }),
   );
-  const directories =
-    deps.directories ?? buildDirectories({ config, api, store, logger, metrics, locks: deps.locks });
-  const { users, groups, reconciler, replica } = directories;
-  const emulator = deps.emulator ?? !config.volcengine;
-  const sessions = new AdminSessions(config.adminTokens, store);
-  const rateLimits = deps.rateLimits ?? RateLimits.inMemory(config.rateLimits, { metrics, logger });
   app.use(
     '/admin/api',
     adminApiRouter({
@@ -129,58 +191,6 @@ export function buildApp(deps: AppDeps): express.Express {
     }),
   );
 
-  const context = (req: Request, res: Response): RequestContext => {
-    const known = res.locals.directoryContext as RequestContext | undefined;
-    if (known) return known;
-    const origin = requestOrigin(req, res);
-    const ctx: RequestContext = {
-      deadlineAt: origin.startedAt + config.requestDeadlineMs,
-      // A getter: the request's child logger is only made when something is logged.
-      get log() {
-        return req.log ?? logger;
-      },
-      // Who and where, for the audit record the operation writes with its change.
-      origin,
-    };
-    res.locals.directoryContext = ctx;
-    return ctx;
-  };
-
-  const scim = express.Router();
-  scim.use(bearerAuth(config.scimTokens, config.scimTokenLabels));
-  // Before the body parser and routes: a flood past the limit is refused before it costs anything.
-  scim.use(rateLimits.scimMiddleware(scimActor));
-  // Any content type is read as JSON: Okta sends application/json, Entra application/scim+json.
-  scim.use(express.json({ type: () => true, limit: config.maxBodyBytes, strict: false }));
-  // Refused up front, whatever the route: bodies nested deeper than any SCIM resource (thousands of
-  // levels exhaust the stack of the recursive normalisation code), and NUL characters, which
-  // PostgreSQL text cannot hold (the store would fail, possibly after CloudIdentity was changed).
-  scim.use((req, _res, next) => {
-    next(unacceptableInput(req.body, 'request body') ?? unacceptableInput(req.query, 'query string'));
-  });
-  const listing = {
-    publicBaseUrl: config.publicBaseUrl,
-    defaultCount: 100,
-    maxCount: config.maxPageSize,
-    context,
-  };
-  const userRoutes = { users, ...listing };
-  const groupRoutes = { groups, ...listing, inputLimits: { maxMembers: config.maxMembersPerRequest } };
-  scim.use('/Users', usersRouter(userRoutes));
-  scim.use('/Groups', groupsRouter(groupRoutes));
-  scim.use(rootSearchRouter(userRoutes, groupRoutes));
-  // After the resources: Express tries routers in order, and /Users and /Groups carry the load.
-  scim.use(
-    discoveryRouter({ publicBaseUrl: config.publicBaseUrl, maxResults: config.maxPageSize, groups: true }),
-  );
-  scim.all('/Me', () => {
-    throw new ScimError(501, undefined, '/Me is not supported: the bridge authenticates IdPs, not users');
-  });
-  scim.all('/Bulk', () => {
-    throw new ScimError(501, undefined, 'bulk operations are not supported');
-  });
-  app.use(SCIM_BASE_PATH, scim);
-
   app.use((req, _res, next) => {
     next(new ScimError(404, undefined, `no such endpoint: ${req.method} ${req.path}`));
   });
@@ -213,30 +223,41 @@ const MAX_BODY_DEPTH = 64;
 
 /** A 400 for input nested deeper than MAX_BODY_DEPTH or holding U+0000 (iterative: no recursion). */
 function unacceptableInput(value: unknown, where: string): ScimError | undefined {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
+  // Two parallel stacks (node, its depth): no pair allocated per node.
+  const nodes: unknown[] = [value];
+  const depths: number[] = [1];
+  while (nodes.length > 0) {
+    const node = nodes.pop();
+    const depth = depths.pop()!;
     if (typeof node === 'string') {
-      if (node.includes('\u0000'))
-        return new ScimError(
-          400,
-          'invalidValue',
-          `${where} contains a NUL character (U+0000), which cannot be stored`,
-        );
+      if (node.includes('\u0000')) return nulCharacter(where);
       continue;
     }
     if (node === null || typeof node !== 'object') continue;
     if (depth > MAX_BODY_DEPTH)
       return new ScimError(400, 'invalidSyntax', `${where} is nested deeper than ${MAX_BODY_DEPTH} levels`);
-    // Keys and values alike.
-    if (Array.isArray(node)) for (const child of node) stack.push([child, depth + 1]);
+    // Keys and values alike (a key is a string: only its characters are checked).
+    if (Array.isArray(node))
+      for (const child of node) {
+        nodes.push(child);
+        depths.push(depth + 1);
+      }
     else
       for (const key of Object.keys(node)) {
-        stack.push([key, depth + 1]);
-        stack.push([(node as Record<string, unknown>)[key], depth + 1]);
+        if (key.includes('\u0000')) return nulCharacter(where);
+        nodes.push((node as Record<string, unknown>)[key]);
+        depths.push(depth + 1);
       }
   }
   return undefined;
+}
+
+function nulCharacter(where: string): ScimError {
+  return new ScimError(
+    400,
+    'invalidValue',
+    `${where} contains a NUL character (U+0000), which cannot be stored`,
+  );
 }
 
 /** The router's URIError for a path segment that is not valid percent-encoding (`/Users/%`): a 400, not a 500. */

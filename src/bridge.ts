@@ -219,13 +219,16 @@ export async function startBridge(
   // answers `Connection: close`: during the drain no client reuses a connection about to go away.
   const inFlight = new Set<ServerResponse>();
   let draining = false;
+  // One listener function for every response (`this` is the response): nothing made per request.
+  function responseClosed(this: ServerResponse) {
+    inFlight.delete(this);
+    if (draining) server.closeIdleConnections();
+  }
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
     inFlight.add(res);
     if (draining) res.shouldKeepAlive = false;
-    res.once('close', () => {
-      inFlight.delete(res);
-      if (draining) server.closeIdleConnections();
-    });
+    // 'close' is emitted once per response.
+    res.on('close', responseClosed);
   });
   server.on('request', app);
   server.on('clientError', answerClientError);

@@ -60,7 +60,11 @@ const PHONE = /\+\d[\d\s().-]{5,}\d/g;
 
 /** Masks e-mail addresses and international phone numbers inside free text (URLs, error messages). */
 export function scrubPii(text: string): string {
-  return text.replace(EMAIL, '[email]').replace(PHONE, '[phone]');
+  // Each pattern needs its '@' or '+': most text (paths, ids) has neither and is not scanned at all.
+  let out = text;
+  if (out.includes('@')) out = out.replace(EMAIL, '[email]');
+  if (out.includes('+')) out = out.replace(PHONE, '[phone]');
+  return out;
 }
 
 /** Query parameters logged as sent (paging and projection): nothing a secret hides in. */
@@ -109,6 +113,7 @@ export function maskFilter(filter: string): string {
 }
 
 function safeDecode(text: string): string {
+  if (!text.includes('%')) return text;
   try {
     return decodeURIComponent(text);
   } catch {

@@ -14,7 +14,7 @@
 // CreatedTime has whole seconds: the second in which the record was committed counts.
 import type { BridgeStore } from '../store/types.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { UPSTREAM_PAGE } from './paging.js';
 
 /** Pages of a fuzzy UserName match read at most to find the exact name. */
@@ -52,7 +52,7 @@ export async function accountNamed(
   for (let page = 1; page <= MAX_PAGES; page++) {
     const r = await api.listUsers(
       { UserName: userName, PageNumber: page, PageSize: UPSTREAM_PAGE },
-      { deadlineAt: ctx.deadlineAt },
+      callOptions(ctx),
     );
     const found = r.Users.find((u) => typeof u.UserName === 'string' && u.UserName.toLowerCase() === wanted);
     if (found) return found;

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BridgeStore, GroupRecord, IntentRecord, JsonObject, NewGroupRecord } from '../store/types.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { createdSince } from './create-recovery.js';
 import type { MembersPayload } from './groups-members.js';
 import { IntentKind, type Intents } from './intents.js';
@@ -74,7 +74,7 @@ export class GroupCreates {
     for (let page = 1; page <= MAX_PAGES; page++) {
       const r = await this.api.listGroups(
         { QueryString: displayName, PageNumber: page, PageSize: UPSTREAM_PAGE },
-        { deadlineAt: ctx.deadlineAt },
+        callOptions(ctx),
       );
       candidates.push(...r.Groups.filter((g) => g.DisplayName === displayName && createdSince(g, since)));
       if (r.Groups.length < UPSTREAM_PAGE || page * UPSTREAM_PAGE >= r.Total) break;

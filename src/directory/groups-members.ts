@@ -9,7 +9,7 @@ import type { BridgeStore, CommitResult, JsonObject, StoreWrite, UserRecord } fr
 import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroupMember } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { InvalidValueError, invalidValue, NotFoundError, notFound } from './errors.js';
 import { IntentKind, type Intents, type RunOptions } from './intents.js';
 import { addUpstreamMember, removeUpstreamMember } from './memberships.js';
@@ -155,7 +155,7 @@ export class GroupMembers {
 
   /** Every member upstream (all pages, deduplicated). */
   async upstreamMembers(groupId: string, ctx: RequestContext): Promise<CloudIdentityGroupMember[]> {
-    const opts = { deadlineAt: ctx.deadlineAt };
+    const opts = callOptions(ctx);
     const first = await this.api.listGroupMembers(
       { GroupId: groupId, PageNumber: 1, PageSize: UPSTREAM_PAGE },
       opts,

@@ -6,7 +6,7 @@ import { equalityAnchor, type Filter } from '../scim-model/filter.js';
 import type { BridgeStore, GroupRecord } from '../store/types.js';
 import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { notFound, tooMany } from './errors.js';
 import type { GroupCreates } from './group-create.js';
 import {
@@ -117,7 +117,7 @@ export class GroupReader {
   private async page(query: GroupListQuery, ctx: RequestContext): Promise<GroupListResult> {
     const start = Math.max(1, query.startIndex);
     if (query.count <= 0) {
-      const first = await this.api.listGroups({ PageNumber: 1, PageSize: 1 }, { deadlineAt: ctx.deadlineAt });
+      const first = await this.api.listGroups({ PageNumber: 1, PageSize: 1 }, callOptions(ctx));
       return { total: first.Total, views: [] };
     }
     const { total, groups } = await this.upstreamSlice(start, start + query.count - 1, ctx);
@@ -130,7 +130,7 @@ export class GroupReader {
       start,
       end,
       async (PageNumber, PageSize) => {
-        const page = await this.api.listGroups({ PageNumber, PageSize }, { deadlineAt: ctx.deadlineAt });
+        const page = await this.api.listGroups({ PageNumber, PageSize }, callOptions(ctx));
         return { Total: page.Total, items: page.Groups };
       },
       this.parallelism * 2,
@@ -194,7 +194,7 @@ export class GroupReader {
     displayName: string,
     ctx: RequestContext,
   ): Promise<{ exact: CloudIdentityGroup[]; all: CloudIdentityGroup[]; seen: Set<string> }> {
-    const opts = { deadlineAt: ctx.deadlineAt };
+    const opts = callOptions(ctx);
     const first = await this.api.listGroups(
       { QueryString: displayName, PageNumber: 1, PageSize: UPSTREAM_PAGE },
       opts,
@@ -219,7 +219,7 @@ export class GroupReader {
   }
 
   private async scanAll(ctx: RequestContext): Promise<GroupView[]> {
-    const opts = { deadlineAt: ctx.deadlineAt };
+    const opts = callOptions(ctx);
     const first = await this.api.listGroups({ PageNumber: 1, PageSize: UPSTREAM_PAGE }, opts);
     if (first.Total > this.options.filterScanLimit) {
       throw tooMany(

@@ -17,7 +17,7 @@ import {
 import { mapLimit } from '../volcengine/concurrency.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { conflict, NotFoundError, notFound, preconditionFailed } from './errors.js';
 import { type GroupCreatePayload, type GroupCreates, groupCreateKey } from './group-create.js';
 import {
@@ -128,7 +128,7 @@ export class GroupWriter {
   }
 
   private async createLocked(input: GroupInput, key: string, ctx: RequestContext): Promise<GroupView> {
-    const opts = { deadlineAt: ctx.deadlineAt };
+    const opts = callOptions(ctx);
     // Members are checked first: a bad member id must not leave a half-created group behind.
     const additions = input.members?.length
       ? await this.memberOps.resolve([...new Set(input.members)], 'add', ctx)
@@ -241,7 +241,7 @@ export class GroupWriter {
   ): Promise<CloudIdentityGroup | undefined> {
     const page = await this.api.listGroups(
       { QueryString: groupName, PageNumber: 1, PageSize: UPSTREAM_PAGE },
-      { deadlineAt: ctx.deadlineAt },
+      callOptions(ctx),
     );
     const found = page.Groups.find(
       (g) => g.GroupName.toLowerCase() === groupName.toLowerCase() && g.DisplayName === displayName,
@@ -382,10 +382,7 @@ export class GroupWriter {
     let upstream = view.upstream;
     const renameUpstream = async () => {
       if (!rename) return;
-      await this.api.updateGroup(
-        { GroupId: groupId, DisplayName: displayName },
-        { deadlineAt: ctx.deadlineAt },
-      );
+      await this.api.updateGroup({ GroupId: groupId, DisplayName: displayName }, callOptions(ctx));
       upstream = { ...upstream, DisplayName: displayName };
     };
     let committed: CommitResult;
@@ -412,7 +409,7 @@ export class GroupWriter {
       if (rename && (e instanceof StoreConflictError || e instanceof StoreStaleError)) {
         // Keep CloudIdentity as it was: the name belongs to another group, or the record changed.
         await this.api
-          .updateGroup({ GroupId: groupId, DisplayName: current }, { deadlineAt: ctx.deadlineAt })
+          .updateGroup({ GroupId: groupId, DisplayName: current }, callOptions(ctx))
           .catch((err) => ctx.log.warn({ err, groupId }, 'could not undo a refused rename'));
       }
       if (e instanceof StoreConflictError) throw conflict(`displayName '${displayName}' is already taken`);
@@ -469,7 +466,7 @@ export class GroupWriter {
     ctx: RequestContext,
     unit: UnitOfWork,
   ): Promise<void> {
-    const opts = { deadlineAt: ctx.deadlineAt };
+    const opts = callOptions(ctx);
     const record = await this.store.getGroup(scimId);
     unit.subject.name ??= record?.displayName ?? null;
     const removed: AuditMember[] = [];

@@ -6,7 +6,7 @@
 // name, so usually one page) says whether the user is a member, and the caller mirrors that.
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { UPSTREAM_PAGE } from './paging.js';
 import { isCode, mayHaveCommitted } from './shared.js';
 
@@ -35,7 +35,7 @@ export async function isUpstreamMember(
           PageSize: UPSTREAM_PAGE,
           ...(m.userName ? { QueryString: m.userName } : {}),
         },
-        { deadlineAt: ctx.deadlineAt },
+        callOptions(ctx),
       );
       if (r.Members.some((member) => member.UserId === m.userId)) return true;
       if (page * UPSTREAM_PAGE >= r.Total) return false;
@@ -58,7 +58,7 @@ export async function addUpstreamMember(
   ctx: RequestContext,
 ): Promise<'added' | 'groupGone'> {
   try {
-    await api.addUserToGroup({ GroupId: m.groupId, UserId: m.userId }, { deadlineAt: ctx.deadlineAt });
+    await api.addUserToGroup({ GroupId: m.groupId, UserId: m.userId }, callOptions(ctx));
     return 'added';
   } catch (e) {
     if (isCode(e, UpstreamCode.UserAlreadyInGroup)) return 'added';
@@ -78,7 +78,7 @@ export async function removeUpstreamMember(
   ctx: RequestContext,
 ): Promise<void> {
   try {
-    await api.removeUserFromGroup({ GroupId: m.groupId, UserId: m.userId }, { deadlineAt: ctx.deadlineAt });
+    await api.removeUserFromGroup({ GroupId: m.groupId, UserId: m.userId }, callOptions(ctx));
   } catch (e) {
     // Already not a member, or the user is gone (which took its memberships with it).
     if (isCode(e, UpstreamCode.UserNotInGroup) || isCode(e, UpstreamCode.UserNotFound)) return;

@@ -23,9 +23,8 @@
 //   while another replica leads, or within `manualMinIntervalMs` of the previous one.
 import type { Logger } from 'pino';
 import { backgroundStatus } from '../audit/entry.js';
-import type { AuditUpstreamCall } from '../store/audit-types.js';
 import type { BridgeStore, IntentRecord } from '../store/types.js';
-import { withUpstreamLog } from '../volcengine/call-log.js';
+import { newCallLog } from '../volcengine/call-log.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import type { DriftChecker, DriftCursor, DriftFinding } from './drift.js';
@@ -307,10 +306,8 @@ export class Reconciler {
     for (const resource of resources) {
       if (!this.leading()) break;
       try {
-        await withUpstreamLog((calls) =>
-          withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
-            this.o.intents.settle(resource, this.context(calls), (i) => this.nextAttempt(i)),
-          ),
+        await withResource(this.o.locks, this.o.store, resource, Date.now() + LOCK_WAIT_MS, () =>
+          this.o.intents.settle(resource, this.context(), (i) => this.nextAttempt(i)),
         );
         result.settled += due.filter((i) => i.resource === resource).length;
       } catch (err) {
@@ -322,9 +319,8 @@ export class Reconciler {
       }
     }
     if (options.drift && this.leading()) {
-      result.drift = await withUpstreamLog((calls) => this.driftPass(this.context(calls)));
-      if (this.leading())
-        result.unmanaged = await withUpstreamLog((calls) => this.walkUpstream(this.context(calls)));
+      result.drift = await this.driftPass(this.context());
+      if (this.leading()) result.unmanaged = await this.walkUpstream(this.context());
     }
     await this.refresh();
     result.pending = this.pendingCount;
@@ -387,19 +383,24 @@ export class Reconciler {
     return new Date(Date.now() + delay);
   }
 
-  /** The reconciler's own actions are recorded in the trail with actor `reconciler`. */
-  private context(calls: () => readonly AuditUpstreamCall[]): RequestContext {
+  /**
+   * A fresh context (and call log) per piece of work; the reconciler's own actions are recorded in
+   * the trail with actor `reconciler`.
+   */
+  private context(): RequestContext {
     const startedAt = Date.now();
+    const upstream = newCallLog();
     return {
       deadlineAt: startedAt + this.o.attemptDeadlineMs,
       log: this.o.logger,
+      upstream,
       origin: {
         actor: RECONCILER_ACTOR,
         clientIp: null,
         requestId: null,
         method: 'reconcile',
         startedAt,
-        upstreamCalls: calls,
+        upstreamCalls: () => upstream.calls,
         statusOf: backgroundStatus,
       },
       // A leader whose lease ran out mid-settle (frozen, cut off) commits nothing: the replica

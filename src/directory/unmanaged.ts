@@ -14,7 +14,7 @@
 import type { DriftSweepState, UnmanagedAccount, UnmanagedMembership } from '../store/drift-types.js';
 import type { BridgeStore } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
-import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
+import type { CallOptions, CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
 import type { RequestContext } from './context.js';
 import { isCode } from './shared.js';
 
@@ -80,7 +80,7 @@ export class UnmanagedWalk {
     const pages = Math.max(1, Math.ceil(budget / PAGE));
     // Each call gets the span of the pass's context afresh: a pass is many calls.
     const span = Math.max(1_000, ctx.deadlineAt - ctx.origin.startedAt);
-    const opts = () => ({ deadlineAt: Date.now() + span, signal });
+    const opts = (): CallOptions => ({ deadlineAt: Date.now() + span, signal, calls: ctx.upstream });
     const accounts: UnmanagedAccount[] = [];
     const memberships: UnmanagedMembership[] = [];
     const before = { users: state.usersListed, groups: state.groupsWalked };
@@ -150,7 +150,7 @@ export class UnmanagedWalk {
     groupName: string,
     pageNumber: number,
     into: UnmanagedMembership[],
-    opts: { deadlineAt: number; signal?: AbortSignal },
+    opts: CallOptions,
   ): Promise<boolean> {
     let page: Awaited<ReturnType<CloudIdentityApi['listGroupMembers']>>;
     try {

@@ -3,7 +3,7 @@
 // there asks through these.
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityGroup, CloudIdentityUser } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { isCode } from './shared.js';
 
 /** GetUser; null when CloudIdentity has no user of this UserId. */
@@ -13,7 +13,7 @@ export async function getUpstreamUser(
   ctx: RequestContext,
 ): Promise<CloudIdentityUser | null> {
   try {
-    return await api.getUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+    return await api.getUser({ UserId: userId }, callOptions(ctx));
   } catch (e) {
     if (isCode(e, UpstreamCode.UserNotFound)) return null;
     throw e;
@@ -27,7 +27,7 @@ export async function getUpstreamGroup(
   ctx: RequestContext,
 ): Promise<CloudIdentityGroup | null> {
   try {
-    return await api.getGroup({ GroupId: groupId }, { deadlineAt: ctx.deadlineAt });
+    return await api.getGroup({ GroupId: groupId }, callOptions(ctx));
   } catch (e) {
     if (isCode(e, UpstreamCode.UserGroupNotFound)) return null;
     throw e;

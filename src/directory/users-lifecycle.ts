@@ -15,7 +15,7 @@ import type { BridgeStore, JsonObject, UserChanges } from '../store/types.js';
 import { followedUncertainAttempt } from '../volcengine/client.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { type CreateAttempt, type CreateRecovery, namesakeDetail, recoverCreate } from './create-recovery.js';
 import { conflict, DirectoryUnavailableError } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
@@ -165,7 +165,7 @@ export class UserLifecycle {
   /** DeleteUser; a user already gone counts as deleted, and so does a failed call that committed. */
   async deleteUpstream(userId: string, ctx: RequestContext): Promise<void> {
     try {
-      await this.api.deleteUser({ UserId: userId }, { deadlineAt: ctx.deadlineAt });
+      await this.api.deleteUser({ UserId: userId }, callOptions(ctx));
     } catch (e) {
       if (isCode(e, UpstreamCode.UserNotFound)) return;
       if (
@@ -191,7 +191,7 @@ export class UserLifecycle {
     ctx: RequestContext,
     attempt: CreateAttempt,
   ): Promise<{ user: CloudIdentityUser } | { error: unknown; unknown: boolean }> {
-    const opts = { deadlineAt: ctx.deadlineAt };
+    const opts = callOptions(ctx);
     try {
       return { user: await this.api.createUser(nonEmpty(desired), opts) };
     } catch (e) {
@@ -232,7 +232,7 @@ export class UserLifecycle {
   ): Promise<CloudIdentityUser> {
     const changes = changedFields(existing, desired);
     if (Object.keys(changes).length > 0)
-      await this.api.updateUser({ UserId: existing.UserId, ...changes }, { deadlineAt: ctx.deadlineAt });
+      await this.api.updateUser({ UserId: existing.UserId, ...changes }, callOptions(ctx));
     ctx.log.info(
       { upstreamUserId: existing.UserId },
       'adopted the account an earlier attempt of this operation created',
@@ -257,10 +257,7 @@ export class UserLifecycle {
 
   /** The CloudIdentity user of exactly this name (any case) that no record maps, or null. */
   async unmappedAccount(userName: string, ctx: RequestContext): Promise<CloudIdentityUser | null> {
-    const page = await this.api.listUsers(
-      { UserName: userName, PageSize: UPSTREAM_PAGE },
-      { deadlineAt: ctx.deadlineAt },
-    );
+    const page = await this.api.listUsers({ UserName: userName, PageSize: UPSTREAM_PAGE }, callOptions(ctx));
     const existing = page.Users.find((u) => u.UserName.toLowerCase() === userName.toLowerCase());
     if (!existing) return null;
     const mapped = await this.store.getUsersByUpstreamIds([existing.UserId]);

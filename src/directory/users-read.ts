@@ -7,7 +7,7 @@ import { equalityAnchor, type Filter } from '../scim-model/filter.js';
 import { type BridgeStore, StoreConflictError, StoreStaleError, type UserRecord } from '../store/types.js';
 import { mapLimit } from '../volcengine/concurrency.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { accountNamed, classify } from './create-recovery.js';
 import { notFound, tooMany } from './errors.js';
 import { groupsOfUsersForScim, userGroupsForScim } from './group-mapping.js';
@@ -172,7 +172,7 @@ export class UserReader {
   /** Items start..end (1-based, inclusive) of ListUsers, and CloudIdentity's Total. */
   private async upstreamSlice(start: number, end: number, ctx: RequestContext) {
     const slice = await upstreamSlice(start, end, async (PageNumber, PageSize) => {
-      const page = await this.api.listUsers({ PageNumber, PageSize }, { deadlineAt: ctx.deadlineAt });
+      const page = await this.api.listUsers({ PageNumber, PageSize }, callOptions(ctx));
       return { Total: page.Total, items: page.Users };
     });
     return { users: slice.items, total: slice.total };
@@ -213,7 +213,7 @@ export class UserReader {
     const userName = equalityAnchor(term, 'userName');
     if (userName !== undefined) {
       const [page, record] = await Promise.all([
-        this.api.listUsers({ UserName: userName, PageSize: UPSTREAM_PAGE }, { deadlineAt: ctx.deadlineAt }),
+        this.api.listUsers({ UserName: userName, PageSize: UPSTREAM_PAGE }, callOptions(ctx)),
         this.store.findUserByUserName(userName),
       ]);
       const wanted = userName.toLowerCase();
@@ -226,7 +226,7 @@ export class UserReader {
       for (let n = 2; exact.length === 0 && n <= pages; n++) {
         const more = await this.api.listUsers(
           { UserName: userName, PageNumber: n, PageSize: UPSTREAM_PAGE },
-          { deadlineAt: ctx.deadlineAt },
+          callOptions(ctx),
         );
         exact.push(...more.Users.filter((u) => u.UserName.toLowerCase() === wanted));
       }
@@ -277,10 +277,7 @@ export class UserReader {
   }
 
   private async scanAll(ctx: RequestContext): Promise<UserView[]> {
-    const first = await this.api.listUsers(
-      { PageNumber: 1, PageSize: UPSTREAM_PAGE },
-      { deadlineAt: ctx.deadlineAt },
-    );
+    const first = await this.api.listUsers({ PageNumber: 1, PageSize: UPSTREAM_PAGE }, callOptions(ctx));
     const detached = await this.store.countUsers({ detached: true, state: 'ready' });
     if (first.Total + detached > this.options.filterScanLimit) {
       throw tooMany(
@@ -292,8 +289,7 @@ export class UserReader {
     const rest = await mapLimit(
       Array.from({ length: Math.max(0, Math.ceil(first.Total / UPSTREAM_PAGE) - 1) }, (_, i) => i + 2),
       8,
-      (page) =>
-        this.api.listUsers({ PageNumber: page, PageSize: UPSTREAM_PAGE }, { deadlineAt: ctx.deadlineAt }),
+      (page) => this.api.listUsers({ PageNumber: page, PageSize: UPSTREAM_PAGE }, callOptions(ctx)),
     );
     const views = await this.viewsOf([first, ...rest].flatMap((p) => p.Users));
     const records = await this.store.listUsers({ detached: true, state: 'ready' }, 0, detached);

@@ -17,7 +17,7 @@ import {
 } from '../store/types.js';
 import { ErrorCode as UpstreamCode } from '../volcengine/errors.js';
 import type { CloudIdentityApi, CloudIdentityUser } from '../volcengine/types.js';
-import type { RequestContext } from './context.js';
+import { callOptions, type RequestContext } from './context.js';
 import { type CreateRecovery, namesakeDetail, recoverCreate } from './create-recovery.js';
 import { conflict, DirectoryUnavailableError, notFound, preconditionFailed } from './errors.js';
 import { IntentKind, type Intents } from './intents.js';
@@ -359,7 +359,7 @@ export class UserWriter {
       if (wantsUpstream && upstream) {
         const diff = changedFields(upstream, desired);
         if (Object.keys(diff).length > 0) {
-          await this.api.updateUser({ UserId: upstream.UserId, ...diff }, { deadlineAt: ctx.deadlineAt });
+          await this.api.updateUser({ UserId: upstream.UserId, ...diff }, callOptions(ctx));
           upstream = { ...upstream, ...diff };
         }
         const all = { ...changes, upstreamUserId: upstream.UserId };

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
+import type { Express, Request } from 'express';
 import type { Logger } from 'pino';
 import { redactUrl } from '../logger.js';
-import { routeLabel, upstreamRequestIds } from './request-context.js';
+import { elapsedMs, type RequestObserver, routeLabel, upstreamRequestIds } from './request-context.js';
 import { OPS_PATHS } from './routes.js';
 
 // One access-log line per request: request id, method, URL (personal data masked unless LOG_PII),
@@ -27,54 +27,58 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/** What the access log keeps per request (in res.locals.accessLog). */
+interface AccessState {
+  id: string;
+  url: string;
+  /** {id, method, url} as logged (URL masked unless LOG_PII): built once, on first use. */
+  shown?: Record<string, string>;
+  child?: Logger;
+}
+
 /**
- * First middleware: assigns the request id (the client's X-Request-Id when safe, else a UUID),
- * echoes it, exposes `req.log`, and writes the access line when the response finishes or the
- * connection closes first.
+ * The access log, a request observer (ops/request-context.ts): assigns the request id (the client's
+ * X-Request-Id when safe, else a UUID), echoes it, and writes the access line when the request
+ * ends. Installs `req.log` on `app`'s request prototype (no per-request accessor).
  */
-export function accessLog(logger: Logger, logPii: boolean) {
+export function accessLog(app: Express, logger: Logger, logPii: boolean): RequestObserver {
   // Same destination and level as `logger`, without redaction (see above).
   const lineLogger = logger.child({}, { redact: [] });
-  return (req: Request, res: Response, next: NextFunction) => {
-    const started = process.hrtime.bigint();
-    const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = id;
-    // The request's deadline (REQUEST_DEADLINE_MS) counts from here.
-    res.locals.startedAt = Date.now();
-    res.setHeader('X-Request-Id', id);
-    const url = req.originalUrl ?? req.url ?? '';
-    // {id, method, url} as logged (URL masked unless LOG_PII): built once, on first use.
-    let shown: Record<string, string> | undefined;
-    const requestFields = () => {
-      shown ??= { id, method: req.method, url: redactUrl(url, logPii) };
-      return shown;
-    };
-    let child: Logger | undefined;
-    Object.defineProperty(req, 'log', {
-      configurable: true,
-      get: () => {
-        child ??= logger.child({ req: requestFields() });
-        return child;
-      },
-    });
-
-    let logged = false;
-    const finished = () => {
-      if (logged) return;
-      logged = true;
-      res.removeListener('finish', finished);
-      res.removeListener('close', finished);
+  const requestFields = (req: Request, a: AccessState) => {
+    a.shown ??= { id: a.id, method: req.method, url: redactUrl(a.url, logPii) };
+    return a.shown;
+  };
+  Object.defineProperty(app.request, 'log', {
+    configurable: true,
+    get(this: Request): Logger {
+      const a = this.res?.locals.accessLog as AccessState | undefined;
+      if (!a) return logger;
+      a.child ??= logger.child({ req: requestFields(this, a) });
+      return a.child;
+    },
+  });
+  return {
+    start(req, res) {
+      const incoming = req.headers['x-request-id'];
+      const id = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      res.locals.requestId = id;
+      // The request's deadline (REQUEST_DEADLINE_MS) counts from here.
+      res.locals.startedAt = Date.now();
+      res.setHeader('X-Request-Id', id);
+      res.locals.accessLog = { id, url: req.originalUrl ?? req.url ?? '' } satisfies AccessState;
+    },
+    end(req, res, state) {
+      const a = res.locals.accessLog as AccessState;
       const completed = res.writableEnded && !req.readableAborted;
       // A request whose audit record could not be written is always logged at error level.
       const auditFailure = res.locals.auditFailure as { err: unknown; audit: unknown } | undefined;
-      const level = auditFailure ? 'error' : levelOf(res.statusCode, url, completed);
+      const level = auditFailure ? 'error' : levelOf(res.statusCode, a.url, completed);
       if (!lineLogger.isLevelEnabled(level)) return;
       const ids = upstreamRequestIds(res);
       const line: Record<string, unknown> = {
-        req: requestFields(),
+        req: requestFields(req, a),
         res: { statusCode: res.statusCode },
-        responseTime: Math.round(Number(process.hrtime.bigint() - started) / 1e6),
+        responseTime: Math.round(elapsedMs(state)),
         route: routeLabel(req, res),
       };
       if (ids.length > 0) line.upstreamRequestIds = ids;
@@ -96,10 +100,7 @@ export function accessLog(logger: Logger, logPii: boolean) {
       }
       if (res.statusCode >= 500) line.err = { message: `failed with status code ${res.statusCode}` };
       lineLogger[level](line, message);
-    };
-    res.on('finish', finished);
-    res.on('close', finished);
-    next();
+    },
   };
 }
 

@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { NextFunction, Request, Response } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BridgeStore } from '../store/types.js';
-import { recordUpstreamAttempt } from '../volcengine/call-log.js';
 import type { ClientObserver } from '../volcengine/client.js';
-import { routeLabel } from './request-context.js';
+import { elapsedMs, type RequestObserver, routeLabel } from './request-context.js';
 
 // Prometheus metrics, one registry per Metrics instance (never prom-client's global one), so that
 // tests and several apps in one process do not collide. No label ever carries user data: routes
@@ -70,6 +68,8 @@ export class Metrics {
       name: 'scim_bridge_http_requests_in_flight',
       help: 'HTTP requests being served right now',
       registers,
+      // Counted in a plain number per request, read here at scrape time.
+      collect: () => this.httpInFlight.set(this.inFlight),
     });
     this.upstreamDuration = new Histogram({
       name: 'scim_bridge_upstream_request_duration_seconds',
@@ -149,14 +149,13 @@ export class Metrics {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Observer for CloudIdentityClient: timings, retries, deadlines, and the request's upstream RequestIds. */
+  /** Observer for CloudIdentityClient: timings, retries, deadlines. */
   readonly clientObserver: ClientObserver = {
     onAttempt: (e) => {
       this.upstreamDuration.observe(
         { action: action(e.action), outcome: code(e.outcome) },
         Math.max(0, e.durationMs) / 1000,
       );
-      recordUpstreamAttempt(e);
     },
     onRetry: (e) => {
       this.upstreamRetries.inc({ action: action(e.action), reason: code(e.reason) });
@@ -166,31 +165,26 @@ export class Metrics {
     },
   };
 
-  /** Express middleware timing every request; must come after requestContext(). */
-  httpMiddleware() {
-    return (req: Request, res: Response, next: NextFunction) => {
-      const started = process.hrtime.bigint();
-      this.httpInFlight.inc();
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        this.httpInFlight.dec();
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.httpDuration.observe(
-          {
-            method: METHODS.has(req.method) ? req.method : 'OTHER',
-            route: routeLabel(req, res),
-            status: res.writableFinished ? String(res.statusCode) : 'aborted',
-          },
-          seconds,
-        );
-      };
-      res.once('finish', finish);
-      res.once('close', finish);
-      next();
-    };
-  }
+  /** HTTP requests being served (read by the in-flight gauge at scrape time). */
+  private inFlight = 0;
+
+  /** Request observer (ops/request-context.ts) timing every request. */
+  readonly httpObserver: RequestObserver = {
+    start: () => {
+      this.inFlight++;
+    },
+    end: (req, res, state) => {
+      this.inFlight--;
+      this.httpDuration.observe(
+        {
+          method: METHODS.has(req.method) ? req.method : 'OTHER',
+          route: routeLabel(req, res),
+          status: res.writableFinished ? String(res.statusCode) : 'aborted',
+        },
+        elapsedMs(state) / 1000,
+      );
+    },
+  };
 
   /** Prometheus text exposition of this registry. */
   async render(): Promise<{ contentType: string; body: string }> {
@@ -198,45 +192,67 @@ export class Metrics {
   }
 }
 
-/** A BridgeStore whose every method call is timed into `scim_bridge_store_operation_duration_seconds`. */
+/**
+ * The store with every method timed into `scim_bridge_store_operation_duration_seconds`: an object
+ * over `store` (its prototype) holding one wrapper per method, built once here, so a call costs the
+ * wrapper and the observation only.
+ */
 export function instrumentStore(store: BridgeStore, metrics: Metrics): BridgeStore {
-  const wrappers = new Map<string, unknown>();
-  return new Proxy(store, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function' || typeof prop !== 'string') return value;
-      let wrapper = wrappers.get(prop);
-      if (!wrapper) {
-        const fn = value as (...args: unknown[]) => unknown;
-        wrapper = (...args: unknown[]) => {
-          const end = metrics.storeDuration.startTimer({ operation: prop });
-          let result: unknown;
-          try {
-            result = fn.apply(target, args);
-          } catch (err) {
-            end({ outcome: 'error' });
-            throw err;
-          }
-          if (result instanceof Promise) {
-            return result.then(
-              (v) => {
-                end({ outcome: 'ok' });
-                return v;
-              },
-              (err: unknown) => {
-                end({ outcome: 'error' });
-                throw err;
-              },
-            );
-          }
-          end({ outcome: 'ok' });
-          return result;
-        };
-        wrappers.set(prop, wrapper);
-      }
-      return wrapper;
-    },
-  });
+  const timed = Object.create(store) as BridgeStore;
+  for (const name of methodNames(store)) {
+    const fn = (store as unknown as Record<string, (...args: unknown[]) => unknown>)[name];
+    Object.defineProperty(timed, name, { value: timedMethod(store, fn, name, metrics.storeDuration) });
+  }
+  return timed;
+}
+
+/** Names of the functions `store` answers: its own (optional methods set in the constructor) and its classes'. */
+function methodNames(store: object): Set<string> {
+  const names = new Set<string>();
+  for (let o: object | null = store; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const name of Object.getOwnPropertyNames(o)) {
+      if (name === 'constructor' || names.has(name)) continue;
+      // Values only: reading an accessor here would run it.
+      const d = Object.getOwnPropertyDescriptor(o, name);
+      if (typeof d?.value === 'function') names.add(name);
+    }
+  }
+  return names;
+}
+
+function timedMethod(
+  store: BridgeStore,
+  fn: (...args: unknown[]) => unknown,
+  operation: string,
+  histogram: Histogram<'operation' | 'outcome'>,
+): (...args: unknown[]) => unknown {
+  const ok = { operation, outcome: 'ok' };
+  const failed = { operation, outcome: 'error' };
+  return (...args: unknown[]) => {
+    const started = performance.now();
+    const observe = (labels: typeof ok) => histogram.observe(labels, (performance.now() - started) / 1000);
+    let result: unknown;
+    try {
+      result = fn.apply(store, args);
+    } catch (err) {
+      observe(failed);
+      throw err;
+    }
+    if (!(result instanceof Promise)) {
+      observe(ok);
+      return result;
+    }
+    return result.then(
+      (value) => {
+        observe(ok);
+        return value;
+      },
+      (err: unknown) => {
+        observe(failed);
+        throw err;
+      },
+    );
+  };
 }
 
 let version: string | undefined;

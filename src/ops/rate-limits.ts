@@ -224,17 +224,14 @@ export class RateLimits {
 
   /**
    * Express middleware for the SCIM router, after bearerAuth: counts the request against its
-   * token and answers 429 with Retry-After past the limit. A pass-through when SCIM_RATE_LIMIT=0.
+   * token and answers 429 with Retry-After past the limit. None (undefined) when SCIM_RATE_LIMIT=0.
    * `clientOf` names the client a request counts against (the token's label, which bearerAuth set).
    */
   scimMiddleware(clientOf: (res: Response) => string | undefined) {
     const limiter = this.scimLimiter;
     const perSecond = this.settings.scimPerSecond;
+    if (!limiter) return undefined;
     return async (req: Request, res: Response, next: NextFunction) => {
-      if (!limiter) {
-        next();
-        return;
-      }
       const client = clientOf(res) ?? 'unknown';
       try {
         await limiter.consume(client);

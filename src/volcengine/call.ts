@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { abortReason, sleep } from './abort.js';
 import { type CallPlan, isMutation } from './actions.js';
+import { recordAttempt } from './call-log.js';
 import type { ConcurrencyLimit } from './concurrency.js';
 import {
   CREDENTIAL_HINT,
@@ -14,7 +15,7 @@ import {
 } from './errors.js';
 import { type Endpoint, type Exchanged, exchange, notSent } from './exchange.js';
 import { decideRetry, type RetryPolicy } from './retry-policy.js';
-import type { CallOptions } from './types.js';
+import type { CallOptions, UpstreamCallLog } from './types.js';
 
 /** Hooks for metrics; exceptions thrown by an observer are swallowed. */
 export interface ClientObserver {
@@ -95,7 +96,7 @@ export class Caller {
         );
       }
 
-      const outcome = await this.attempt(plan, body, mutation, deadlineAt, attempt, signal);
+      const outcome = await this.attempt(plan, body, mutation, deadlineAt, attempt, opts);
       if (outcome.ok) return plan.parse(outcome.result);
 
       const { error } = outcome;
@@ -140,12 +141,14 @@ export class Caller {
     mutation: boolean,
     deadlineAt: number,
     attempt: number,
-    signal: AbortSignal | undefined,
+    opts: CallOptions | undefined,
   ): Promise<Exchanged> {
     const { action } = plan;
+    const signal = opts?.signal;
+    const calls = opts?.calls;
     if (this.s.pacer && !(await this.s.pacer.acquire(deadlineAt, signal))) {
       const why = 'deadline passed waiting under the rate ceiling (VOLCENGINE_MAX_RPS)';
-      return this.finish(plan, attempt, 0, notSent(action, why));
+      return this.finish(plan, attempt, 0, notSent(action, why), calls);
     }
     const send = async (): Promise<Exchanged> => {
       const started = Date.now();
@@ -155,17 +158,25 @@ export class Caller {
         attempt,
         started,
         await exchange(this.s.endpoint, action, body, limits, signal),
+        calls,
       );
     };
     const slots = mutation ? this.s.mutationSlots : undefined;
     if (!slots) return send();
     const slot = await slots.run(send, Math.max(0, deadlineAt - Date.now()), signal);
     if (slot.ran) return slot.value;
-    return this.finish(plan, attempt, 0, notSent(action, 'deadline passed waiting for a mutation slot'));
+    const why = 'deadline passed waiting for a mutation slot';
+    return this.finish(plan, attempt, 0, notSent(action, why), calls);
   }
 
-  /** Logs and reports one attempt, then hands its outcome back. */
-  private finish(plan: CallPlan<unknown>, attempt: number, started: number, outcome: Exchanged): Exchanged {
+  /** Logs and reports one attempt (to the observer and the work's call log), then hands its outcome back. */
+  private finish(
+    plan: CallPlan<unknown>,
+    attempt: number,
+    started: number,
+    outcome: Exchanged,
+    calls: UpstreamCallLog | undefined,
+  ): Exchanged {
     const { action } = plan;
     const durationMs = started ? Date.now() - started : 0;
     let outcomeName = 'ok';
@@ -182,6 +193,7 @@ export class Caller {
       if (outcome.failure.type === 'deadline') this.notify(() => this.s.observer?.onDeadline?.({ action }));
     }
     const { observer, logger } = this.s;
+    if (calls) recordAttempt(calls, { action, outcome: outcomeName, requestId });
     this.notify(() =>
       observer?.onAttempt?.({ action, outcome: outcomeName, durationMs, httpStatus: status, requestId }),
     );

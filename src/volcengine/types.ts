@@ -104,11 +104,29 @@ export interface ListGroupMembersResult extends PageResult {
   Members: CloudIdentityGroupMember[];
 }
 
+/** One attempt of a call, as the work it served records it (access-log line, audit record). */
+export interface UpstreamCall {
+  action: string;
+  requestId?: string;
+  /** 'ok' or the upstream error code / transport failure kind. */
+  outcome: string;
+}
+
+/** The CloudIdentity attempts one piece of work made (a SCIM request, a reconciler action). */
+export interface UpstreamCallLog {
+  /** CloudIdentity RequestIds of every attempt, in order. */
+  requestIds: string[];
+  /** Every attempt (action, RequestId, outcome). */
+  calls: UpstreamCall[];
+}
+
 /** Per-call options. A SCIM request passes its own deadline so that retries never outlive it. */
 export interface CallOptions {
   /** Absolute time (ms since epoch) after which no further attempt starts and the call fails. */
   deadlineAt?: number;
   signal?: AbortSignal;
+  /** The log of the work this call serves: every attempt is appended to it. */
+  calls?: UpstreamCallLog;
 }
 
 /** The typed CloudIdentity surface the rest of the bridge depends on. */

@@ -18,6 +18,7 @@ import type { AuditUpstreamCall } from '../../src/store/audit-types.js';
 import { openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import { CloudIdentityClient } from '../../src/volcengine/client.js';
+import type { UpstreamCallLog } from '../../src/volcengine/types.js';
 import type { StoreKind } from './harness.js';
 import { freshPostgresUrl } from './postgres.js';
 
@@ -68,6 +69,8 @@ export function testContext(
   });
   const calls: AuditUpstreamCall[] = [];
   const startedAt = Date.now();
+  // The client appends to `calls` too: the log the operation's calls pass.
+  const upstream: UpstreamCallLog = { requestIds: [], calls };
   const ctx: RequestContext = {
     deadlineAt: startedAt + (over.deadlineMs ?? 15_000),
     log: createLogger({ level: 'debug', logPii: false, destination }),
@@ -80,6 +83,7 @@ export function testContext(
       upstreamCalls: () => calls,
       statusOf: scimStatus,
     },
+    upstream,
   };
   return { ctx, logs, calls };
 }

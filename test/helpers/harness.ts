@@ -18,7 +18,6 @@ import { instrumentStore, type Metrics } from '../../src/ops/metrics.js';
 import { Readiness } from '../../src/ops/readiness.js';
 import { openStore } from '../../src/store/index.js';
 import type { BridgeStore } from '../../src/store/types.js';
-import { recordUpstreamAttempt } from '../../src/volcengine/call-log.js';
 import { CloudIdentityClient } from '../../src/volcengine/client.js';
 import type { CloudIdentityApi } from '../../src/volcengine/types.js';
 import { freshPostgresUrl } from './postgres.js';
@@ -126,7 +125,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     baseDelayMs: 5,
     maxDelayMs: 50,
     logger: logger.child({ component: 'cloudidentity' }),
-    observer: options.metrics?.clientObserver ?? { onAttempt: recordUpstreamAttempt },
+    observer: options.metrics?.clientObserver,
   });
   const locks = new ResourceLocks();
   const api = options.wrapApi ? options.wrapApi(client) : client;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from '../../src/emulator/index.js';
 import { instrumentStore, Metrics } from '../../src/ops/metrics.js';
+import type { BridgeStore } from '../../src/store/types.js';
 import { type Harness, startHarness, TEST_TOKEN } from '../helpers/harness.js';
 import { emulatorClient, opsApp, pingOnlyStore, sample } from './helpers.js';
 
@@ -150,28 +151,38 @@ describe('metrics isolation', () => {
     }
   });
 
-  it('the store proxy times failures too and keeps the store working', async () => {
+  it('the timed store times every method (class, inherited, own), failures too, and keeps the store working', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    const store = instrumentStore(
-      pingOnlyStore(async () => {
+    class Base {
+      async getUser(_id: string): Promise<null> {
+        throw new Error('not implemented');
+      }
+    }
+    class Fake extends Base {
+      readonly lockResource = async () => async () => {};
+      pings = 0;
+      async ping(): Promise<void> {
+        this.pings++;
         throw new Error('down');
-      }),
-      metrics,
-    );
+      }
+      writeFailureReason(): string | null {
+        return null;
+      }
+    }
+    const fake = new Fake();
+    const store = instrumentStore(fake as unknown as BridgeStore, metrics);
     await expect(store.ping()).rejects.toThrow('down');
     await expect(store.getUser('x')).rejects.toThrow(/not implemented/);
+    await (await store.lockResource!('k'))();
+    expect(store.writeFailureReason?.()).toBeNull();
+    // Methods run on the store itself.
+    expect(fake.pings).toBe(1);
     const text = (await metrics.render()).body;
-    expect(
-      sample(text, 'scim_bridge_store_operation_duration_seconds_count', {
-        operation: 'ping',
-        outcome: 'error',
-      }),
-    ).toBe(1);
-    expect(
-      sample(text, 'scim_bridge_store_operation_duration_seconds_count', {
-        operation: 'getUser',
-        outcome: 'error',
-      }),
-    ).toBe(1);
+    const count = (operation: string, outcome: string) =>
+      sample(text, 'scim_bridge_store_operation_duration_seconds_count', { operation, outcome });
+    expect(count('ping', 'error')).toBe(1);
+    expect(count('getUser', 'error')).toBe(1);
+    expect(count('lockResource', 'ok')).toBe(1);
+    expect(count('writeFailureReason', 'ok')).toBe(1);
   });
 });

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { newCallLog } from '../../src/volcengine/call-log.js';
 import {
   type ClientObserver,
   CloudIdentityClient,
@@ -260,6 +261,20 @@ describe('response envelopes', () => {
     );
     expect((await mk(f).getUser({ UserId: 'u-r' })).UserName).toBe('r');
     expect(f.count('GetUser')).toBe(2);
+  });
+
+  it("appends every attempt to the call's log (CallOptions.calls), retries included", async () => {
+    const f = await fake((_q, res, s, n) =>
+      n === 1 ? fail(res, s, 200, 'InternalError') : ok(res, s, user('l')),
+    );
+    const calls = newCallLog();
+    await mk(f).getUser({ UserId: 'u-l' }, { calls });
+    expect(calls.calls.map((c) => [c.action, c.outcome])).toEqual([
+      ['GetUser', 'InternalError'],
+      ['GetUser', 'ok'],
+    ]);
+    expect(calls.requestIds).toHaveLength(2);
+    expect(calls.calls.map((c) => c.requestId)).toEqual(calls.requestIds);
   });
 
   it('understands the Go fallback shape {HTTPCode, errorcode, message}', async () => {
