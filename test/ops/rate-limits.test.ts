@@ -416,9 +416,11 @@ describe('limits shared through PostgreSQL hold for the whole deployment', async
         const client = new (await import('pg')).default.Client({ connectionString: pg.url });
         await client.connect();
         try {
+          // In the bridge's schema, not in public (other test files' schemas may hold one too).
           const { rows } = await client.query(
-            'SELECT table_schema FROM information_schema.tables WHERE table_name = $1',
-            [RATE_LIMIT_TABLE],
+            `SELECT table_schema FROM information_schema.tables
+              WHERE table_name = $1 AND table_schema IN ($2, 'public')`,
+            [RATE_LIMIT_TABLE, pg.schema],
           );
           expect(rows).toEqual([{ table_schema: pg.schema }]);
         } finally {
