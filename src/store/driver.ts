@@ -10,6 +10,13 @@ export interface Queryable {
 export interface SqlDriver extends Queryable {
   /** Runs fn inside BEGIN/COMMIT on one connection; rolls back and rethrows when fn throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Optional: runs the statements in one transaction, BEGIN and COMMIT written with them in one
+   * batch (one round trip), and returns each statement's rows. Any failure rolls the whole back and
+   * is thrown (the first failing statement's error); nothing is checked between the statements and
+   * COMMIT, so a caller that must inspect rows before committing uses transaction().
+   */
+  unit?(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]>;
   close(): Promise<void>;
   /**
    * Optional: one connection of its own, outside the query pool, until released (session-level

@@ -2,6 +2,7 @@
 // pool exhausted) become StoreUnavailableError here, once, so a PostgreSQL outage under a running
 // bridge answers 503 with Retry-After instead of 500; everything else (constraint violations,
 // syntax) passes through unchanged for sql-store.ts.
+import type { Writable } from 'node:stream';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Queryable, Session, SqlDriver } from './driver.js';
@@ -36,7 +37,36 @@ export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err }, 'idle PostgreSQL connection failed'));
+  pool.on('connect', coalesceWrites);
   return new PostgresDriver(pool, opts);
+}
+
+/**
+ * pg writes every protocol message with a write of its own (an extended-protocol statement is five:
+ * Parse, Bind, Describe, Execute, Sync), each a syscall on an idle socket. Corked until the end of the
+ * tick, a statement, or a unit's whole pipelined batch, leaves in one write.
+ */
+export function coalesceWrites(client: pg.Client): void {
+  const stream = (
+    client as unknown as { connection?: { stream?: NodeJS.WritableStream & Partial<Writable> } }
+  ).connection?.stream;
+  if (!stream || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return;
+  const cork = stream.cork.bind(stream);
+  const uncork = stream.uncork.bind(stream);
+  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const flush = () => {
+    corked = false;
+    uncork();
+  };
+  stream.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      cork();
+      process.nextTick(flush);
+    }
+    return write(...args);
+  }) as typeof stream.write;
 }
 
 /** Connections per session tier (resource locks: one per resource a replica is changing). */
@@ -91,9 +121,12 @@ class PostgresDriver implements SqlDriver {
         connectionTimeoutMillis: 10_000,
         max: SESSION_POOL_MAX,
         application_name: 'volc-scim-bridge',
+        // A lock's statements (its timeout, the lock, its lease) go out together.
+        pipeline: true,
         ...KEEPALIVE,
       });
       pool.on('error', (err) => this.opts.logger?.warn({ err }, 'idle PostgreSQL session connection failed'));
+      pool.on('connect', coalesceWrites);
       this.sessionPools.set(tier, pool);
     }
     let client: pg.PoolClient;
@@ -158,6 +191,50 @@ class PostgresDriver implements SqlDriver {
         // The connection is in an unknown state: have the pool discard it instead of reusing it.
         broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
       }
+      throw mapped(err);
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+
+  /**
+   * BEGIN, the statements and COMMIT in one pipelined batch. A failing statement aborts the
+   * transaction, and PostgreSQL answers the COMMIT behind it with ROLLBACK: nothing of it stays.
+   */
+  async unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw mapped(err);
+    }
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      const begun = client.query('BEGIN');
+      const answers = statements.map(({ sql, params }) => client.query(sql, params as unknown[] | undefined));
+      const committed = client.query('COMMIT');
+      const settled = await Promise.allSettled([begun, ...answers]);
+      let ended: pg.QueryResult;
+      try {
+        ended = await committed;
+      } catch (err) {
+        // The outcome of a COMMIT that failed is not this connection's to keep guessing about.
+        broken = err instanceof Error ? err : new Error(String(err));
+        const failed = settled.find((a) => a.status === 'rejected');
+        throw failed ? failed.reason : err;
+      }
+      // The first failure is the cause; the statements after it only report the aborted transaction.
+      const failed = settled.find((a) => a.status === 'rejected');
+      if (failed) throw failed.reason;
+      if (ended.command !== 'COMMIT')
+        throw new Error(`the transaction ended in ${ended.command}, not COMMIT`);
+      return settled.slice(1).map((a) => (a as PromiseFulfilledResult<pg.QueryResult>).value.rows);
+    } catch (err) {
       throw mapped(err);
     } finally {
       client.off('error', onError);

@@ -164,6 +164,13 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     return this.idleTimeoutSupport;
   }
 
+  /** The statement that puts a session under the lease's idle timeout (when `bounded`). */
+  private leaseTimeout(session: Session, bounded: boolean): Promise<unknown> | undefined {
+    return bounded
+      ? session.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${this.lockLeaseMs}ms`])
+      : undefined;
+  }
+
   /**
    * Bounds a session that holds a lock (the lock lives as long as the session) both ways:
    * - PostgreSQL ends it once it has been idle for the lease (idle_session_timeout). A holder that
@@ -173,12 +180,10 @@ export class SqlStore extends SingleWrites implements BridgeStore {
    *   that fails or gets no answer within a third of the lease ends the session on this side, and
    *   `lost()` says so, before PostgreSQL frees the lock for someone else.
    * A connection that dies (SIGKILL, pg_terminate_backend, a reset) frees the lock at once anyway.
+   * The caller has set the idle timeout (leaseTimeout()) when `bounded`.
    */
-  private async lease(session: Session, what: string): Promise<SessionLease> {
+  private lease(session: Session, what: string, bounded: boolean): SessionLease {
     const leaseMs = this.lockLeaseMs;
-    const bounded = await this.supportsIdleTimeout(session);
-    if (bounded)
-      await session.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${leaseMs}ms`]);
     let ended: Error | undefined;
     let beating = false;
     let stopped = false;
@@ -259,7 +264,9 @@ export class SqlStore extends SingleWrites implements BridgeStore {
         session.release();
         return null;
       }
-      held = await this.lease(session, 'reconciler leadership');
+      const bounded = await this.supportsIdleTimeout(session);
+      await this.leaseTimeout(session, bounded);
+      held = this.lease(session, 'reconciler leadership', bounded);
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
       throw unavailable(err);
@@ -306,11 +313,21 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     const hashed = `hashtextextended('volc-scim-bridge/resource/' || coalesce(current_schema(), '') || '/' || $1, 0)`;
     let held: SessionLease;
     try {
-      // lock_timeout bounds the wait by the request's deadline (0 would mean no limit).
+      const bounded = await this.supportsIdleTimeout(session);
+      // lock_timeout bounds the wait by the request's deadline (0 would mean no limit). The session
+      // pipelines: the timeout, the lock and the lease's idle timeout go out together, in this order
+      // (a session waiting for a lock is not idle), and cost one round trip.
       const waitMs = deadlineAt === undefined ? 0 : Math.max(1, Math.floor(deadlineAt - Date.now()));
-      await session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]);
-      await session.query(`SELECT pg_advisory_lock(${hashed})`, [key]);
-      held = await this.lease(session, `resource lock ${key}`);
+      const answers = [
+        session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]),
+        session.query(`SELECT pg_advisory_lock(${hashed})`, [key]),
+        this.leaseTimeout(session, bounded),
+      ];
+      // Every answer is awaited (none rejects unheard); the first failure is the cause.
+      const settled = await Promise.allSettled(answers);
+      const failed = settled.find((a) => a.status === 'rejected');
+      if (failed) throw failed.reason;
+      held = this.lease(session, `resource lock ${key}`, bounded);
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
       if ((err as { code?: unknown })?.code === '55P03') throw new StoreLockTimeoutError(key);
@@ -376,10 +393,12 @@ export class SqlStore extends SingleWrites implements BridgeStore {
 
   /**
    * One unit of work: BEGIN, its statements, COMMIT, on one connection. The statements go out as one
-   * pipelined batch (no statement's parameters wait for another's rows), their answers are read in order,
-   * and COMMIT is sent only once every answer has been read and checked: a unit costs two round trips
-   * whatever its length. A single statement runs alone (it is its own transaction). The driver rolls
-   * back and rethrows on any failure; a connection lost before or during COMMIT is StoreUnavailableError.
+   * pipelined batch (no statement's parameters wait for another's rows), their answers are read in order.
+   * A unit with an update sends COMMIT only once every answer has been read and checked (two round
+   * trips); one without has nothing to check, and its COMMIT goes out in the same batch (one round
+   * trip; a failing statement turns it into ROLLBACK). A single statement runs alone (it is its own
+   * transaction). Any failure rolls back and is rethrown; a connection lost before or during COMMIT
+   * is StoreUnavailableError.
    */
   async commit(writes: readonly StoreWrite[]): Promise<CommitResult> {
     if (writes.length === 0) return emptyCommitResult();
@@ -396,6 +415,15 @@ export class SqlStore extends SingleWrites implements BridgeStore {
       return result;
     };
     if (steps.length === 1) return this.written(run(this.db));
+    // Only an update's rows are checked (missing or at another version: StoreStaleError, rolled back);
+    // a unit without one has nothing to check before COMMIT, which then goes out with its statements.
+    if (this.db.unit && !writes.some((w) => w.op === 'updateUser' || w.op === 'updateGroup')) {
+      const unit = this.db.unit(steps).then((rows) => {
+        steps.forEach((step, i) => step.read?.(rows[i]));
+        return result;
+      });
+      return this.written(unit);
+    }
     return this.written(this.db.transaction(run));
   }
 
