@@ -419,7 +419,9 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     // a unit without one has nothing to check before COMMIT, which then goes out with its statements.
     if (this.db.unit && !writes.some((w) => w.op === 'updateUser' || w.op === 'updateGroup')) {
       const unit = this.db.unit(steps).then((rows) => {
-        steps.forEach((step, i) => step.read?.(rows[i]));
+        steps.forEach((step, i) => {
+          step.read?.(rows[i]);
+        });
         return result;
       });
       return this.written(unit);
