@@ -5,7 +5,7 @@
 import type { Writable } from 'node:stream';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { Queryable, Session, SqlDriver } from './driver.js';
+import { type Queryable, type Session, type SqlDriver, UnitStatementError } from './driver.js';
 import { StoreSetupError, StoreUnavailableError } from './errors.js';
 
 export interface PostgresDriverOptions {
@@ -219,23 +219,27 @@ class PostgresDriver implements SqlDriver {
       const answers = statements.map(({ sql, params }) => client.query(sql, params as unknown[] | undefined));
       const committed = client.query('COMMIT');
       const settled = await Promise.allSettled([begun, ...answers]);
+      // The first failure is the cause; the statements after it only report the aborted transaction.
+      const at = settled.findIndex((a) => a.status === 'rejected');
+      const failure = () => {
+        const reason = (settled[at] as PromiseRejectedResult).reason;
+        // BEGIN (at 0) fails only with the connection.
+        return at === 0 || unavailableReason(reason)
+          ? mapped(reason)
+          : new UnitStatementError(at - 1, reason);
+      };
       let ended: pg.QueryResult;
       try {
         ended = await committed;
       } catch (err) {
         // The outcome of a COMMIT that failed is not this connection's to keep guessing about.
         broken = err instanceof Error ? err : new Error(String(err));
-        const failed = settled.find((a) => a.status === 'rejected');
-        throw failed ? failed.reason : err;
+        throw at >= 0 ? failure() : mapped(err);
       }
-      // The first failure is the cause; the statements after it only report the aborted transaction.
-      const failed = settled.find((a) => a.status === 'rejected');
-      if (failed) throw failed.reason;
+      if (at >= 0) throw failure();
       if (ended.command !== 'COMMIT')
         throw new Error(`the transaction ended in ${ended.command}, not COMMIT`);
       return settled.slice(1).map((a) => (a as PromiseFulfilledResult<pg.QueryResult>).value.rows);
-    } catch (err) {
-      throw mapped(err);
     } finally {
       client.off('error', onError);
       client.release(broken);

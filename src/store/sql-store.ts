@@ -19,7 +19,7 @@ import {
 } from './audit-sql.js';
 import type { AuditActor, AuditQuery, AuditRecord, AuditTallyRow, DirectoryCounts } from './audit-types.js';
 import type { ReadSql, Statement } from './drift-sql.js';
-import type { Queryable, Session, SqlDriver } from './driver.js';
+import { type Queryable, type Session, type SqlDriver, UnitStatementError } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import type { PublishedLeaderStatus } from './leader-status.js';
@@ -51,7 +51,7 @@ import {
   type UserQuery,
   type UserRecord,
 } from './types.js';
-import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
+import { emptyCommitResult, type UnitDialect, type UnitStep, unitSteps } from './unit-sql.js';
 
 const PG_DIALECT: UnitDialect = {
   now: 'now()',
@@ -60,6 +60,37 @@ const PG_DIALECT: UnitDialect = {
     SELECT currval(pg_get_serial_sequence('audit', 'id')), value
     FROM jsonb_array_elements_text($1::jsonb) AS value ON CONFLICT DO NOTHING`,
 };
+
+/**
+ * An update (RETURNING its row) that fails with division_by_zero when it matched no row (its record
+ * missing or at another version): the database undoes the unit itself, so COMMIT can go out with it.
+ */
+function rowRequired(update: string): string {
+  return `WITH changed AS (${update}), found AS (SELECT count(*) AS n FROM changed)
+    SELECT changed.* FROM found LEFT JOIN changed ON true WHERE found.n / found.n = 1`;
+}
+
+/**
+ * A unit's steps for SqlDriver.unit, or undefined when it cannot run there: each update's check
+ * (StoreStaleError) moves into the database (rowRequired), and `checked` holds those steps.
+ */
+function unitWithChecks(
+  writes: readonly StoreWrite[],
+  result: CommitResult,
+): { steps: UnitStep[]; checked: Set<UnitStep> } | undefined {
+  const steps: UnitStep[] = [];
+  const checked = new Set<UnitStep>();
+  for (const w of writes) {
+    const own = unitSteps([w], PG_DIALECT, result);
+    if (w.op === 'updateUser' || w.op === 'updateGroup') {
+      if (own.length !== 1) return undefined;
+      const step = { ...own[0], sql: rowRequired(own[0].sql) };
+      checked.add(step);
+      steps.push(step);
+    } else steps.push(...own);
+  }
+  return { steps, checked };
+}
 
 /** The readiness heartbeat: a tiny real write. */
 const HEARTBEAT_SQL =
@@ -394,15 +425,18 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   /**
    * One unit of work: BEGIN, its statements, COMMIT, on one connection. The statements go out as one
    * pipelined batch (no statement's parameters wait for another's rows), their answers are read in order.
-   * A unit with an update sends COMMIT only once every answer has been read and checked (two round
-   * trips); one without has nothing to check, and its COMMIT goes out in the same batch (one round
-   * trip; a failing statement turns it into ROLLBACK). A single statement runs alone (it is its own
-   * transaction). Any failure rolls back and is rethrown; a connection lost before or during COMMIT
-   * is StoreUnavailableError.
+   * With SqlDriver.unit (pg), COMMIT goes out in the same batch: one round trip. An update that finds
+   * its record missing or at another version fails in the database (rowRequired), and any failing
+   * statement turns that COMMIT into ROLLBACK. Without it (a driver of tests), COMMIT is sent once
+   * every answer has been read and checked. A single statement runs alone (it is its own
+   * transaction). Any failure rolls back and is rethrown (a stale update as StoreStaleError); a
+   * connection lost before or during COMMIT is StoreUnavailableError.
    */
   async commit(writes: readonly StoreWrite[]): Promise<CommitResult> {
     if (writes.length === 0) return emptyCommitResult();
     const result = emptyCommitResult();
+    const unit = this.db.unit && unitWithChecks(writes, result);
+    if (unit && unit.steps.length > 1) return this.written(this.unit(unit.steps, unit.checked, result));
     const steps = unitSteps(writes, PG_DIALECT, result);
     const run = async (on: Queryable) => {
       const answers = await Promise.allSettled(steps.map(({ sql, params }) => on.query(sql, params)));
@@ -415,18 +449,25 @@ export class SqlStore extends SingleWrites implements BridgeStore {
       return result;
     };
     if (steps.length === 1) return this.written(run(this.db));
-    // Only an update's rows are checked (missing or at another version: StoreStaleError, rolled back);
-    // a unit without one has nothing to check before COMMIT, which then goes out with its statements.
-    if (this.db.unit && !writes.some((w) => w.op === 'updateUser' || w.op === 'updateGroup')) {
-      const unit = this.db.unit(steps).then((rows) => {
-        steps.forEach((step, i) => {
-          step.read?.(rows[i]);
-        });
-        return result;
-      });
-      return this.written(unit);
-    }
     return this.written(this.db.transaction(run));
+  }
+
+  /** A unit in one round trip (SqlDriver.unit); an update that found no row is StoreStaleError. */
+  private async unit(steps: UnitStep[], checked: Set<UnitStep>, result: CommitResult): Promise<CommitResult> {
+    let rows: unknown[][];
+    try {
+      rows = await this.db.unit!(steps);
+    } catch (err) {
+      if (!(err instanceof UnitStatementError)) throw err;
+      const step = steps[err.index];
+      // Its read throws StoreStaleError for the missing row.
+      if (checked.has(step) && (err.cause as { code?: unknown })?.code === '22012') step.read?.([]);
+      throw err.cause;
+    }
+    steps.forEach((step, i) => {
+      step.read?.(rows[i]);
+    });
+    return result;
   }
 
   writeFailureReason(): string | null {
