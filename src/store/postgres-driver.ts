@@ -25,7 +25,8 @@ const KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as co
 /**
  * A pg Pool: statements run on any idle connection, transactions pin one. Its connections pipeline
  * (pg's `pipeline` option): a transaction's statements are written without waiting for each answer,
- * so a unit of work costs round trips for its BEGIN+statements and its COMMIT, not one per statement.
+ * so a transaction costs a round trip for its BEGIN+statements and one for its COMMIT, and a unit
+ * (unit()) one in all.
  */
 export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   const pool = new pg.Pool({
@@ -37,36 +38,23 @@ export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err }, 'idle PostgreSQL connection failed'));
-  pool.on('connect', coalesceWrites);
   return new PostgresDriver(pool, opts);
 }
 
 /**
- * pg writes every protocol message with a write of its own (an extended-protocol statement is five:
- * Parse, Bind, Describe, Execute, Sync), each a syscall on an idle socket. Corked until the end of the
- * tick, a statement, or a unit's whole pipelined batch, leaves in one write.
+ * Runs `issue`, which sends statements on `client` without waiting, with the socket corked: pg writes
+ * every protocol message on its own (a statement is five: Parse, Bind, Describe, Execute, Sync), a
+ * syscall each; corked, a unit's whole pipelined batch leaves in one write.
  */
-export function coalesceWrites(client: pg.Client): void {
-  const stream = (
-    client as unknown as { connection?: { stream?: NodeJS.WritableStream & Partial<Writable> } }
-  ).connection?.stream;
-  if (!stream || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return;
-  const cork = stream.cork.bind(stream);
-  const uncork = stream.uncork.bind(stream);
-  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
-  let corked = false;
-  const flush = () => {
-    corked = false;
-    uncork();
-  };
-  stream.write = ((...args: unknown[]) => {
-    if (!corked) {
-      corked = true;
-      cork();
-      process.nextTick(flush);
-    }
-    return write(...args);
-  }) as typeof stream.write;
+function corked<T>(client: pg.PoolClient, issue: () => T): T {
+  const stream = (client as unknown as { connection?: { stream?: Partial<Writable> } }).connection?.stream;
+  const cork = typeof stream?.cork === 'function' && typeof stream.uncork === 'function';
+  if (cork) stream.cork!();
+  try {
+    return issue();
+  } finally {
+    if (cork) stream.uncork!();
+  }
 }
 
 /** Connections per session tier (resource locks: one per resource a replica is changing). */
@@ -126,7 +114,6 @@ class PostgresDriver implements SqlDriver {
         ...KEEPALIVE,
       });
       pool.on('error', (err) => this.opts.logger?.warn({ err }, 'idle PostgreSQL session connection failed'));
-      pool.on('connect', coalesceWrites);
       this.sessionPools.set(tier, pool);
     }
     let client: pg.PoolClient;
@@ -177,11 +164,12 @@ class PostgresDriver implements SqlDriver {
     try {
       // BEGIN goes out with the first statements (pipelined); its answer is read before COMMIT. A BEGIN
       // can fail only with the connection, which fails the statements behind it too.
-      const begun = client.query('BEGIN');
-      const result = await Promise.all([
-        begun,
-        fn({ query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params) }),
-      ]).then(([, r]) => r);
+      const result = await Promise.all(
+        corked(client, () => [
+          client.query('BEGIN'),
+          fn({ query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params) }),
+        ]),
+      ).then(([, r]) => r);
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -215,10 +203,16 @@ class PostgresDriver implements SqlDriver {
     };
     client.on('error', onError);
     try {
-      const begun = client.query('BEGIN');
-      const answers = statements.map(({ sql, params }) => client.query(sql, params as unknown[] | undefined));
-      const committed = client.query('COMMIT');
-      const settled = await Promise.allSettled([begun, ...answers]);
+      const { sent, committed } = corked(client, () => ({
+        sent: [
+          client.query('BEGIN'),
+          ...statements.map(({ sql, params }) => client.query(sql, params as unknown[] | undefined)),
+        ],
+        committed: client.query('COMMIT'),
+      }));
+      // Read below, after the statements; a connection lost meanwhile must not reject it unheard.
+      committed.catch(() => {});
+      const settled = await Promise.allSettled(sent);
       // The first failure is the cause; the statements after it only report the aborted transaction.
       const at = settled.findIndex((a) => a.status === 'rejected');
       const failure = () => {
