@@ -20,6 +20,7 @@
 //   BENCH_SCENARIOS=create,get,filter,patch,groupAdd   a subset (main, latency and profile phases)
 //   BENCH_LOG_LEVEL=info        the bridge's LOG_LEVEL (its log goes to a file)
 //   BENCH_DATABASE_URL=…        use PostgreSQL (a fresh schema per bridge) instead of the embedded store
+//                               (main, scale, latency, profile and ab phases)
 //   BENCH_KEEP=1                keep the temporary directory (logs, data) for inspection
 import { randomBytes } from 'node:crypto';
 import {
@@ -434,10 +435,13 @@ async function abPhase(): Promise<ScenarioResult[]> {
       ['ab-a', AB_MAIN],
       ['ab-b', AB_MAIN_B],
     ] as const) {
+      // BENCH_DATABASE_URL: each build on a fresh schema of its own.
+      const schema = DATABASE_URL ? await freshSchema(DATABASE_URL, `${runId}_${name}`) : undefined;
       const bridge = await startBridgeProcess({
         dir: workDir,
         name: `${name}-bridge`,
         emulatorUrl: emulator.url,
+        databaseUrl: schema?.url,
         logLevel: LOG_LEVEL,
         mainJs,
       });
@@ -452,6 +456,7 @@ async function abPhase(): Promise<ScenarioResult[]> {
           await http.close();
           await client.close();
           await bridge.stop();
+          await schema?.drop().catch((e) => log(`could not drop schema: ${(e as Error).message}`));
         },
       };
       stacks.push(stack);

@@ -40,6 +40,113 @@ interface LimiterSpec {
   blockInMemoryAt?: number;
 }
 
+/** What the SCIM middleware asks of its limiter (rate-limiter-flexible's consume, or Reserving). */
+interface ScimLimiter {
+  readonly points: number;
+  consume(key: string): Promise<unknown>;
+}
+
+/**
+ * Points a replica reserves of a shared SCIM window at a time: a hundredth of the window's points
+ * (at most 20), so a replica refuses at most that many points early (those reserved by another
+ * replica and not used before the window ends); 1 (a statement per request, nothing reserved) below
+ * 200 points.
+ */
+export const reservationSize = (points: number) => Math.min(20, Math.max(1, Math.floor(points / 100)));
+
+/**
+ * A shared count taken a few points at a time: one statement reserves `batch` points of the key's
+ * window, and the requests that follow are admitted from them in memory until they run out or the
+ * window ends (unused ones lapse with it). A point is admitted only once reserved, so the deployment
+ * never admits more than the limit. A reservation that crosses the limit still holds the points
+ * below it (the count went up by `batch` at once: those under the limit are this replica's); once
+ * none is left the key is refused from memory until the window ends, without a statement.
+ */
+export class Reserving implements ScimLimiter {
+  private readonly keys = new Map<
+    string,
+    { left: number; until: number; blockedUntil: number; pending?: Promise<void> }
+  >();
+  readonly points: number;
+
+  constructor(
+    private readonly shared: RateLimiterAbstract,
+    private readonly batch: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.points = shared.points;
+  }
+
+  async consume(key: string): Promise<void> {
+    for (;;) {
+      let state = this.keys.get(key);
+      const now = this.now();
+      if (state && now >= state.until && now >= state.blockedUntil && !state.pending) {
+        this.keys.delete(key);
+        state = undefined;
+      }
+      if (state && now < state.blockedUntil) {
+        throw new RateLimiterRes(0, state.blockedUntil - now, this.points + 2);
+      }
+      if (state && state.left > 0 && now < state.until) {
+        state.left--;
+        return;
+      }
+      if (state?.pending) {
+        await state.pending;
+        continue;
+      }
+      const entry = state ?? { left: 0, until: 0, blockedUntil: 0 };
+      this.keys.set(key, entry);
+      const outcome: { refusal?: RateLimiterRes; error?: unknown; failed?: boolean } = {};
+      entry.pending = this.reserve(entry, key).then(
+        (refusal) => {
+          outcome.refusal = refusal;
+        },
+        (err: unknown) => {
+          outcome.failed = true;
+          outcome.error = err;
+        },
+      );
+      await entry.pending;
+      entry.pending = undefined;
+      if (outcome.failed) throw outcome.error;
+      if (outcome.refusal) throw outcome.refusal;
+      // Admitted: its point is the first of the reservation.
+      return;
+    }
+  }
+
+  /**
+   * Reserves points into `entry`, one of them for the caller; resolves with the refusal when none
+   * was left, rejects when the count could not be taken.
+   */
+  private async reserve(
+    entry: { left: number; until: number; blockedUntil: number },
+    key: string,
+  ): Promise<RateLimiterRes | undefined> {
+    let res: RateLimiterRes;
+    try {
+      res = await this.shared.consume(key, this.batch);
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+      res = rejection;
+    }
+    const now = this.now();
+    const ours = Math.min(this.batch, this.points - (res.consumedPoints - this.batch));
+    if (ours > 0) {
+      // One of them admits the request that reserved them.
+      entry.left = ours - 1;
+      entry.until = now + res.msBeforeNext;
+      return undefined;
+    }
+    entry.left = 0;
+    entry.blockedUntil = now + res.msBeforeNext;
+    // The first refusal of the window (the middleware logs it once).
+    return new RateLimiterRes(0, res.msBeforeNext, this.points + 1);
+  }
+}
+
 function limiterSpecs(settings: Settings): {
   scim?: LimiterSpec;
   signin: LimiterSpec;
@@ -121,6 +228,15 @@ function postgresLimiter(pool: pg.Pool): (spec: LimiterSpec) => RateLimiterAbstr
     });
 }
 
+/** The SCIM count in PostgreSQL: reserved a few points at a time once the limit is high enough. */
+function sharedScimLimiter(make: (spec: LimiterSpec) => RateLimiterAbstract, spec: LimiterSpec): ScimLimiter {
+  const batch = reservationSize(spec.points);
+  if (batch === 1) return make(spec);
+  // Reserving refuses from memory itself; the library's in-memory block would answer a reservation
+  // that crosses the limit with a count of its own, not the table's.
+  return new Reserving(make({ ...spec, blockInMemoryAt: undefined }), batch);
+}
+
 /** Seconds to announce in Retry-After: at least 1, rounded up. */
 const retryAfterSeconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
@@ -135,7 +251,7 @@ export class RateLimits {
   private constructor(
     readonly settings: Settings,
     /** undefined: SCIM_RATE_LIMIT=0. */
-    private readonly scimLimiter: RateLimiterAbstract | undefined,
+    private readonly scimLimiter: ScimLimiter | undefined,
     private readonly signinLimiter: RateLimiterAbstract,
     /** undefined: VOLCENGINE_MAX_RPS=0. */
     readonly upstream: UpstreamPacer | undefined,
@@ -175,7 +291,7 @@ export class RateLimits {
     const specs = limiterSpecs(settings);
     try {
       await createTable(pool);
-      const scim = specs.scim && make(specs.scim);
+      const scim = specs.scim && sharedScimLimiter(make, specs.scim);
       const signin = make(specs.signin);
       const upstream: [RateLimiterAbstract, RateLimiterAbstract] | undefined = specs.upstream && [
         make(specs.upstream[0]),
@@ -197,7 +313,7 @@ export class RateLimits {
     options: Omit<RateLimitsOptions, 'databaseUrl'>,
     pool: pg.Pool | undefined,
     limiters: {
-      scim: RateLimiterAbstract | undefined;
+      scim: ScimLimiter | undefined;
       signin: RateLimiterAbstract;
       upstream: [RateLimiterAbstract, RateLimiterAbstract] | undefined;
     },

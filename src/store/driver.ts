@@ -10,6 +10,14 @@ export interface Queryable {
 export interface SqlDriver extends Queryable {
   /** Runs fn inside BEGIN/COMMIT on one connection; rolls back and rethrows when fn throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Optional: runs the statements in one transaction, BEGIN and COMMIT written with them in one
+   * batch (one round trip), and returns each statement's rows. Any failure rolls the whole back: the
+   * first failing statement's as UnitStatementError (the connection's as the store's outage error).
+   * Nothing is checked between the statements and COMMIT, so a condition that must undo the unit is
+   * one the database raises, or the caller uses transaction().
+   */
+  unit?(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]>;
   close(): Promise<void>;
   /**
    * Optional: one connection of its own, outside the query pool, until released (session-level
@@ -25,4 +33,20 @@ export interface Session extends Queryable {
   release(broken?: Error): void;
   /** Set when the connection failed while held (session locks are gone with it). */
   readonly failure: Error | undefined;
+}
+
+/** SqlDriver.unit: the statement at `index` failed with `cause`; nothing of the unit stayed. */
+export class UnitStatementError extends Error {
+  override readonly name = 'UnitStatementError';
+  constructor(
+    readonly index: number,
+    override readonly cause: unknown,
+  ) {
+    super(
+      `statement ${index} of the unit failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
 }

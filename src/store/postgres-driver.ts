@@ -2,9 +2,10 @@
 // pool exhausted) become StoreUnavailableError here, once, so a PostgreSQL outage under a running
 // bridge answers 503 with Retry-After instead of 500; everything else (constraint violations,
 // syntax) passes through unchanged for sql-store.ts.
+import type { Writable } from 'node:stream';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { Queryable, Session, SqlDriver } from './driver.js';
+import { type Queryable, type Session, type SqlDriver, UnitStatementError } from './driver.js';
 import { StoreSetupError, StoreUnavailableError } from './errors.js';
 
 export interface PostgresDriverOptions {
@@ -24,7 +25,8 @@ const KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as co
 /**
  * A pg Pool: statements run on any idle connection, transactions pin one. Its connections pipeline
  * (pg's `pipeline` option): a transaction's statements are written without waiting for each answer,
- * so a unit of work costs round trips for its BEGIN+statements and its COMMIT, not one per statement.
+ * so a transaction costs a round trip for its BEGIN+statements and one for its COMMIT, and a unit
+ * (unit()) one in all.
  */
 export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   const pool = new pg.Pool({
@@ -37,6 +39,22 @@ export function openPostgresDriver(opts: PostgresDriverOptions): SqlDriver {
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err }, 'idle PostgreSQL connection failed'));
   return new PostgresDriver(pool, opts);
+}
+
+/**
+ * Runs `issue`, which sends statements on `client` without waiting, with the socket corked: pg writes
+ * every protocol message on its own (a statement is five: Parse, Bind, Describe, Execute, Sync), a
+ * syscall each; corked, a unit's whole pipelined batch leaves in one write.
+ */
+function corked<T>(client: pg.PoolClient, issue: () => T): T {
+  const stream = (client as unknown as { connection?: { stream?: Partial<Writable> } }).connection?.stream;
+  const cork = typeof stream?.cork === 'function' && typeof stream.uncork === 'function';
+  if (cork) stream.cork!();
+  try {
+    return issue();
+  } finally {
+    if (cork) stream.uncork!();
+  }
 }
 
 /** Connections per session tier (resource locks: one per resource a replica is changing). */
@@ -91,6 +109,8 @@ class PostgresDriver implements SqlDriver {
         connectionTimeoutMillis: 10_000,
         max: SESSION_POOL_MAX,
         application_name: 'volc-scim-bridge',
+        // A lock's statements (its timeout, the lock, its lease) go out together.
+        pipeline: true,
         ...KEEPALIVE,
       });
       pool.on('error', (err) => this.opts.logger?.warn({ err }, 'idle PostgreSQL session connection failed'));
@@ -144,11 +164,12 @@ class PostgresDriver implements SqlDriver {
     try {
       // BEGIN goes out with the first statements (pipelined); its answer is read before COMMIT. A BEGIN
       // can fail only with the connection, which fails the statements behind it too.
-      const begun = client.query('BEGIN');
-      const result = await Promise.all([
-        begun,
-        fn({ query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params) }),
-      ]).then(([, r]) => r);
+      const result = await Promise.all(
+        corked(client, () => [
+          client.query('BEGIN'),
+          fn({ query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params) }),
+        ]),
+      ).then(([, r]) => r);
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -159,6 +180,60 @@ class PostgresDriver implements SqlDriver {
         broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
       }
       throw mapped(err);
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+
+  /**
+   * BEGIN, the statements and COMMIT in one pipelined batch. A failing statement aborts the
+   * transaction, and PostgreSQL answers the COMMIT behind it with ROLLBACK: nothing of it stays.
+   */
+  async unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw mapped(err);
+    }
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      const { sent, committed } = corked(client, () => ({
+        sent: [
+          client.query('BEGIN'),
+          ...statements.map(({ sql, params }) => client.query(sql, params as unknown[] | undefined)),
+        ],
+        committed: client.query('COMMIT'),
+      }));
+      // Read below, after the statements; a connection lost meanwhile must not reject it unheard.
+      committed.catch(() => {});
+      const settled = await Promise.allSettled(sent);
+      // The first failure is the cause; the statements after it only report the aborted transaction.
+      const at = settled.findIndex((a) => a.status === 'rejected');
+      const failure = () => {
+        const reason = (settled[at] as PromiseRejectedResult).reason;
+        // BEGIN (at 0) fails only with the connection.
+        return at === 0 || unavailableReason(reason)
+          ? mapped(reason)
+          : new UnitStatementError(at - 1, reason);
+      };
+      let ended: pg.QueryResult;
+      try {
+        ended = await committed;
+      } catch (err) {
+        // The outcome of a COMMIT that failed is not this connection's to keep guessing about.
+        broken = err instanceof Error ? err : new Error(String(err));
+        throw at >= 0 ? failure() : mapped(err);
+      }
+      if (at >= 0) throw failure();
+      if (ended.command !== 'COMMIT')
+        throw new Error(`the transaction ended in ${ended.command}, not COMMIT`);
+      return settled.slice(1).map((a) => (a as PromiseFulfilledResult<pg.QueryResult>).value.rows);
     } finally {
       client.off('error', onError);
       client.release(broken);

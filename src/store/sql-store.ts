@@ -19,7 +19,7 @@ import {
 } from './audit-sql.js';
 import type { AuditActor, AuditQuery, AuditRecord, AuditTallyRow, DirectoryCounts } from './audit-types.js';
 import type { ReadSql, Statement } from './drift-sql.js';
-import type { Queryable, Session, SqlDriver } from './driver.js';
+import { type Queryable, type Session, type SqlDriver, UnitStatementError } from './driver.js';
 import { StoreLockTimeoutError, StoreUnavailableError } from './errors.js';
 import { foldCase } from './fold-case.js';
 import type { PublishedLeaderStatus } from './leader-status.js';
@@ -55,7 +55,7 @@ import {
   type UserRecord,
   type UserWithGroups,
 } from './types.js';
-import { emptyCommitResult, type UnitDialect, unitSteps } from './unit-sql.js';
+import { emptyCommitResult, type UnitDialect, type UnitStep, unitSteps } from './unit-sql.js';
 
 const PG_DIALECT: UnitDialect = {
   now: 'now()',
@@ -64,6 +64,37 @@ const PG_DIALECT: UnitDialect = {
     SELECT currval(pg_get_serial_sequence('audit', 'id')), value
     FROM jsonb_array_elements_text($1::jsonb) AS value ON CONFLICT DO NOTHING`,
 };
+
+/**
+ * An update (RETURNING its row) that fails with division_by_zero when it matched no row (its record
+ * missing or at another version): the database undoes the unit itself, so COMMIT can go out with it.
+ */
+function rowRequired(update: string): string {
+  return `WITH changed AS (${update}), found AS (SELECT count(*) AS n FROM changed)
+    SELECT changed.* FROM found LEFT JOIN changed ON true WHERE found.n / found.n = 1`;
+}
+
+/**
+ * A unit's steps for SqlDriver.unit, or undefined when it cannot run there: each update's check
+ * (StoreStaleError) moves into the database (rowRequired), and `checked` holds those steps.
+ */
+function unitWithChecks(
+  writes: readonly StoreWrite[],
+  result: CommitResult,
+): { steps: UnitStep[]; checked: Set<UnitStep> } | undefined {
+  const steps: UnitStep[] = [];
+  const checked = new Set<UnitStep>();
+  for (const w of writes) {
+    const own = unitSteps([w], PG_DIALECT, result);
+    if (w.op === 'updateUser' || w.op === 'updateGroup') {
+      if (own.length !== 1) return undefined;
+      const step = { ...own[0], sql: rowRequired(own[0].sql) };
+      checked.add(step);
+      steps.push(step);
+    } else steps.push(...own);
+  }
+  return { steps, checked };
+}
 
 /** The readiness heartbeat: a tiny real write. */
 const HEARTBEAT_SQL =
@@ -168,6 +199,13 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     return this.idleTimeoutSupport;
   }
 
+  /** The statement that puts a session under the lease's idle timeout (when `bounded`). */
+  private leaseTimeout(session: Session, bounded: boolean): Promise<unknown> | undefined {
+    return bounded
+      ? session.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${this.lockLeaseMs}ms`])
+      : undefined;
+  }
+
   /**
    * Bounds a session that holds a lock (the lock lives as long as the session) both ways:
    * - PostgreSQL ends it once it has been idle for the lease (idle_session_timeout). A holder that
@@ -177,12 +215,10 @@ export class SqlStore extends SingleWrites implements BridgeStore {
    *   that fails or gets no answer within a third of the lease ends the session on this side, and
    *   `lost()` says so, before PostgreSQL frees the lock for someone else.
    * A connection that dies (SIGKILL, pg_terminate_backend, a reset) frees the lock at once anyway.
+   * The caller has set the idle timeout (leaseTimeout()) when `bounded`.
    */
-  private async lease(session: Session, what: string): Promise<SessionLease> {
+  private lease(session: Session, what: string, bounded: boolean): SessionLease {
     const leaseMs = this.lockLeaseMs;
-    const bounded = await this.supportsIdleTimeout(session);
-    if (bounded)
-      await session.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${leaseMs}ms`]);
     let ended: Error | undefined;
     let beating = false;
     let stopped = false;
@@ -263,7 +299,9 @@ export class SqlStore extends SingleWrites implements BridgeStore {
         session.release();
         return null;
       }
-      held = await this.lease(session, 'reconciler leadership');
+      const bounded = await this.supportsIdleTimeout(session);
+      await this.leaseTimeout(session, bounded);
+      held = this.lease(session, 'reconciler leadership', bounded);
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
       throw unavailable(err);
@@ -310,11 +348,21 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     const hashed = `hashtextextended('volc-scim-bridge/resource/' || coalesce(current_schema(), '') || '/' || $1, 0)`;
     let held: SessionLease;
     try {
-      // lock_timeout bounds the wait by the request's deadline (0 would mean no limit).
+      const bounded = await this.supportsIdleTimeout(session);
+      // lock_timeout bounds the wait by the request's deadline (0 would mean no limit). The session
+      // pipelines: the timeout, the lock and the lease's idle timeout go out together, in this order
+      // (a session waiting for a lock is not idle), and cost one round trip.
       const waitMs = deadlineAt === undefined ? 0 : Math.max(1, Math.floor(deadlineAt - Date.now()));
-      await session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]);
-      await session.query(`SELECT pg_advisory_lock(${hashed})`, [key]);
-      held = await this.lease(session, `resource lock ${key}`);
+      const answers = [
+        session.query(`SELECT set_config('lock_timeout', $1, false)`, [`${waitMs}ms`]),
+        session.query(`SELECT pg_advisory_lock(${hashed})`, [key]),
+        this.leaseTimeout(session, bounded),
+      ];
+      // Every answer is awaited (none rejects unheard); the first failure is the cause.
+      const settled = await Promise.allSettled(answers);
+      const failed = settled.find((a) => a.status === 'rejected');
+      if (failed) throw failed.reason;
+      held = this.lease(session, `resource lock ${key}`, bounded);
     } catch (err) {
       session.release(err instanceof Error ? err : new Error(String(err)));
       if ((err as { code?: unknown })?.code === '55P03') throw new StoreLockTimeoutError(key);
@@ -380,14 +428,19 @@ export class SqlStore extends SingleWrites implements BridgeStore {
 
   /**
    * One unit of work: BEGIN, its statements, COMMIT, on one connection. The statements go out as one
-   * pipelined batch (no statement's parameters wait for another's rows), their answers are read in order,
-   * and COMMIT is sent only once every answer has been read and checked: a unit costs two round trips
-   * whatever its length. A single statement runs alone (it is its own transaction). The driver rolls
-   * back and rethrows on any failure; a connection lost before or during COMMIT is StoreUnavailableError.
+   * pipelined batch (no statement's parameters wait for another's rows), their answers are read in order.
+   * With SqlDriver.unit (pg), COMMIT goes out in the same batch: one round trip. An update that finds
+   * its record missing or at another version fails in the database (rowRequired), and any failing
+   * statement turns that COMMIT into ROLLBACK. Without it (a driver of tests), COMMIT is sent once
+   * every answer has been read and checked. A single statement runs alone (it is its own
+   * transaction). Any failure rolls back and is rethrown (a stale update as StoreStaleError); a
+   * connection lost before or during COMMIT is StoreUnavailableError.
    */
   async commit(writes: readonly StoreWrite[]): Promise<CommitResult> {
     if (writes.length === 0) return emptyCommitResult();
     const result = emptyCommitResult();
+    const unit = this.db.unit && unitWithChecks(writes, result);
+    if (unit && unit.steps.length > 1) return this.written(this.unit(unit.steps, unit.checked, result));
     const steps = unitSteps(writes, PG_DIALECT, result);
     const run = async (on: Queryable) => {
       const answers = await Promise.allSettled(steps.map(({ sql, params }) => on.query(sql, params)));
@@ -401,6 +454,24 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     };
     if (steps.length === 1) return this.written(run(this.db));
     return this.written(this.db.transaction(run));
+  }
+
+  /** A unit in one round trip (SqlDriver.unit); an update that found no row is StoreStaleError. */
+  private async unit(steps: UnitStep[], checked: Set<UnitStep>, result: CommitResult): Promise<CommitResult> {
+    let rows: unknown[][];
+    try {
+      rows = await this.db.unit!(steps);
+    } catch (err) {
+      if (!(err instanceof UnitStatementError)) throw err;
+      const step = steps[err.index];
+      // Its read throws StoreStaleError for the missing row.
+      if (checked.has(step) && (err.cause as { code?: unknown })?.code === '22012') step.read?.([]);
+      throw err.cause;
+    }
+    steps.forEach((step, i) => {
+      step.read?.(rows[i]);
+    });
+    return result;
   }
 
   writeFailureReason(): string | null {

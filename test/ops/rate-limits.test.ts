@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningBridge, startBridge } from '../../src/bridge.js';
@@ -17,7 +17,13 @@ import {
 } from '../../src/emulator/index.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/ops/metrics.js';
-import { RATE_LIMIT_TABLE, RateLimits, UpstreamPacer } from '../../src/ops/rate-limits.js';
+import {
+  RATE_LIMIT_TABLE,
+  RateLimits,
+  Reserving,
+  reservationSize,
+  UpstreamPacer,
+} from '../../src/ops/rate-limits.js';
 import { type Harness, startHarness, TEST_TOKEN } from '../helpers/harness.js';
 import { freshPostgresUrl } from '../helpers/postgres.js';
 import { parseLogs, sample } from './helpers.js';
@@ -88,6 +94,64 @@ describe('SCIM requests are limited per token', () => {
       upstreamMaxRps: 0,
       upstreamCooldownMs: 60_000,
     });
+  });
+});
+
+describe('a shared SCIM count reserved a few points at a time (replicas on PostgreSQL)', () => {
+  it('reserves a hundredth of the window, at most 20, none below 200 points', () => {
+    expect([10, 199, 200, 1000, 5000, 1_000_000].map(reservationSize)).toEqual([1, 1, 2, 10, 20, 20]);
+  });
+
+  it('three replicas never admit more than the limit in a window, and refuse early at most what the others hold', async () => {
+    // RateLimiterMemory counts atomically, as the PostgreSQL table does.
+    const shared = new RateLimiterMemory({ keyPrefix: 'scim', points: 1000, duration: 10 });
+    let calls = 0;
+    const counting = new Proxy(shared, {
+      get(target, prop, receiver) {
+        if (prop === 'consume')
+          return (key: string, points: number) => {
+            calls++;
+            return target.consume(key, points);
+          };
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const replicas = [0, 1, 2].map(() => new Reserving(counting, 10));
+    const admitted = [0, 0, 0];
+    const refusals: RateLimiterRes[] = [];
+    const one = async (r: number) => {
+      try {
+        await replicas[r].consume('okta');
+        admitted[r]++;
+      } catch (e) {
+        if (!(e instanceof RateLimiterRes)) throw e;
+        refusals.push(e);
+      }
+    };
+    // Concurrent bursts at every replica, past the limit.
+    for (let round = 0; round < 25; round++)
+      await Promise.all(Array.from({ length: 48 }, (_, i) => one(i % 3)));
+    const total = admitted.reduce((a, b) => a + b, 0);
+    expect(total).toBeLessThanOrEqual(1000);
+    expect(total).toBeGreaterThanOrEqual(1000 - 2 * 9);
+    expect(refusals.length).toBe(25 * 48 - total);
+    // One statement per reservation, not per request; refusals come from memory.
+    expect(calls).toBeLessThan(1000 / 10 + 10);
+    // The first refusal at each replica is the one the middleware logs (points + 1).
+    expect(refusals.filter((r) => r.consumedPoints === 1001).length).toBeLessThanOrEqual(3);
+    expect(refusals.every((r) => r.msBeforeNext > 0)).toBe(true);
+  });
+
+  it('a count that cannot be taken fails the request it was for, and the next one asks again', async () => {
+    let fail = true;
+    const flaky = new RateLimiterMemory({ keyPrefix: 'scim', points: 1000, duration: 10 });
+    const original = flaky.consume.bind(flaky);
+    flaky.consume = (key: string | number, points?: number) =>
+      fail ? Promise.reject(new Error('database down')) : original(key, points);
+    const limiter = new Reserving(flaky, 10);
+    await expect(limiter.consume('okta')).rejects.toThrow('database down');
+    fail = false;
+    await expect(limiter.consume('okta')).resolves.toBeUndefined();
   });
 });
 

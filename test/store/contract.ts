@@ -895,6 +895,38 @@ export function storeContract<T extends ContractTarget>(
         expect(await t.store.getUser(taken.scimId)).toEqual(taken);
       });
 
+      it('applies none of a unit without updates whose last insert breaks a unique constraint', async () => {
+        // PostgreSQL sends such a unit's COMMIT with its statements: the failure must still undo all.
+        const taken = await t.store.insertUser(newUser());
+        const group = newGroup();
+        const clash = { ...newUser(), userName: taken.userName.toUpperCase() };
+        const err = await t.store
+          .commit([
+            { op: 'insertGroup', record: group },
+            { op: 'putIntent', intent: intent('user:x') },
+            { op: 'appendAudit', entry: auditEntry({ resourceId: clash.scimId, subjects: ['someone'] }) },
+            { op: 'insertUser', record: clash },
+          ])
+          .then(
+            () => null,
+            (e: unknown) => e,
+          );
+        expect(err).toBeInstanceOf(StoreConflictError);
+        expect((err as StoreConflictError).field).toBe('userName');
+        expect(await t.store.getGroup(group.scimId)).toBeNull();
+        expect(await t.store.getUser(clash.scimId)).toBeNull();
+        expect(await t.store.countIntents()).toBe(0);
+        expect(await t.store.listAudit({ limit: 10 })).toEqual([]);
+        // The connection it ran on serves the next unit as usual.
+        const next = newGroup();
+        await t.store.commit([
+          { op: 'insertGroup', record: next },
+          { op: 'appendAudit', entry: auditEntry({ resourceId: next.scimId }) },
+        ]);
+        expect(await t.store.getGroup(next.scimId)).toMatchObject({ scimId: next.scimId });
+        expect(await t.store.listAudit({ limit: 10 })).toHaveLength(1);
+      });
+
       it('applies none of a unit whose update finds its record missing or at another version', async () => {
         const u = await t.store.insertUser(newUser());
         await t.store.updateUser(u.scimId, { externalId: 'e1' });

@@ -2,6 +2,7 @@
 // one statement per batch lookup, several replicas on one database).
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SqlDriver } from '../../src/store/driver.js';
+import { StoreLockTimeoutError } from '../../src/store/errors.js';
 import { openStore } from '../../src/store/index.js';
 import { MIGRATIONS, migrate } from '../../src/store/migrations.js';
 import { openPostgresDriver } from '../../src/store/postgres-driver.js';
@@ -68,6 +69,35 @@ storeContract<SqlTarget>(
   {
     skip: 'skip' in pgSchema ? pgSchema.skip : undefined,
     extra: (target) => {
+      it('resource locks hold across replicas: a waiter past its deadline gets StoreLockTimeoutError, then the lock once freed', async () => {
+        const t = target();
+        const peer = await t.peer();
+        try {
+          const other = peer.store as SqlStore;
+          const release = await t.store.lockResource!('user:lock-test');
+          await expect(
+            other.lockResource!('user:lock-test', { deadlineAt: Date.now() + 200 }),
+          ).rejects.toBeInstanceOf(StoreLockTimeoutError);
+          await release();
+          const again = await other.lockResource!('user:lock-test', { deadlineAt: Date.now() + 10_000 });
+          let held: { n: number }[];
+          try {
+            held = await t.driver.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                 AND ((classid::bigint << 32) | objid::bigint) =
+                   hashtextextended('volc-scim-bridge/resource/' || current_schema() || '/user:lock-test', 0)`,
+            );
+          } finally {
+            await again();
+          }
+          expect(held[0].n).toBe(1);
+          // Both sessions went back to their pools in working order: each takes the lock at once.
+          for (const store of [t.store, other]) await (await store.lockResource!('user:lock-test'))();
+        } finally {
+          await peer.close();
+        }
+      });
+
       it('uses its own schema, not public', async () => {
         const rows = await target().driver.query<{ schema: string }>('SELECT current_schema() AS schema');
         expect(rows[0].schema).toMatch(/^store_test_[0-9a-f]{12}$/);
