@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 // Set in the process rather than on the command line so that every way of starting the bridge
 // (npm start, the image, the systemd unit, `node dist/main.js`) gets it; main.ts imports this
 // module first, so it holds from the first full collection on.
-export const HEAP_GROWING_PERCENT = 100;
+const HEAP_GROWING_PERCENT = 100;
 
 /**
  * Sets V8's heap growing factor (--heap-growing-percent), unless the process was started with its
