@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 // garbage) before each full collection: the largest part of its peak RSS under load. At 1.5 times
 // the live set (a full collection about every second under load, a few ms each, mostly concurrent)
 // the peak under the bench's load is the bare proxy's (1.02×, against 1.14× at twice and 1.5× at
-// V8's default), for 2–3 % more CPU per request than at twice.
+// V8's default), for 1–6 % more CPU per request than at twice (interleaved A/B runs).
 // Set in the process rather than on the command line so that every way of starting the bridge
 // (npm start, the image, the systemd unit, `node dist/main.js`) gets it; main.ts imports this
 // module first, so it holds from the first full collection on.
