@@ -1,3 +1,5 @@
+// First: V8's heap growth is set before the rest of the bridge loads (heap-growth.ts).
+import './heap-growth.js';
 import { generateToken, startBridge } from './bridge.js';
 import { checkConfig } from './check-config.js';
 import { ConfigError, loadConfig } from './config.js';

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import pg from 'pg';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import {
   type RateLimiterAbstract,
@@ -186,7 +186,7 @@ function limiterSpecs(settings: Settings): {
  * The limiters' table (the library's own shape), created under a transaction-scoped advisory lock so
  * that replicas starting together do not race on it.
  */
-async function createTable(pool: pg.Pool): Promise<void> {
+async function createTable(pool: Pool): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -207,7 +207,7 @@ async function createTable(pool: pg.Pool): Promise<void> {
   }
 }
 
-function postgresLimiter(pool: pg.Pool): (spec: LimiterSpec) => RateLimiterAbstract {
+function postgresLimiter(pool: Pool): (spec: LimiterSpec) => RateLimiterAbstract {
   return (spec) =>
     new RateLimiterPostgres({
       storeClient: pool,
@@ -256,7 +256,7 @@ export class RateLimits {
     /** undefined: VOLCENGINE_MAX_RPS=0. */
     readonly upstream: UpstreamPacer | undefined,
     private readonly metrics: Metrics | undefined,
-    private readonly pool: pg.Pool | undefined,
+    private readonly pool: Pool | undefined,
     /** Whether the counts live in PostgreSQL (shared by replicas). */
     readonly shared: boolean,
   ) {}
@@ -276,6 +276,8 @@ export class RateLimits {
   /** Counts in PostgreSQL when `databaseUrl` is given (creating the table if need be), else in memory. */
   static async open(settings: Settings, options: RateLimitsOptions = {}): Promise<RateLimits> {
     if (!options.databaseUrl) return RateLimits.inMemory(settings, options);
+    // Loaded only here: counting in memory (the embedded store) needs no PostgreSQL driver.
+    const { default: pg } = await import('pg');
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: 4,
@@ -311,7 +313,7 @@ export class RateLimits {
   private static assemble(
     settings: Settings,
     options: Omit<RateLimitsOptions, 'databaseUrl'>,
-    pool: pg.Pool | undefined,
+    pool: Pool | undefined,
     limiters: {
       scim: ScimLimiter | undefined;
       signin: RateLimiterAbstract;

@@ -186,14 +186,11 @@ describe('a damaged or missing store is never served as empty', () => {
     await store.close();
   });
 
-  it('serves with the default page cache after the checks ran through a small one', async () => {
+  it('serves with a 2 MB page cache after the checks ran through a 1 MB one', async () => {
     const { dataDir } = await populated();
     const store = (await openStore({ dataDir })) as SqliteStore;
     try {
-      const fresh = new Database(':memory:');
-      const dflt = fresh.pragma('cache_size', { simple: true });
-      fresh.close();
-      expect(store.db.pragma('cache_size', { simple: true })).toBe(dflt);
+      expect(store.db.pragma('cache_size', { simple: true })).toBe(-2000);
     } finally {
       await store.close();
     }
