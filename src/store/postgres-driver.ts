@@ -147,7 +147,15 @@ class PostgresDriver implements SqlDriver {
     return run<T>(this.pool, sql, params);
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  /**
+   * A pooled connection for `fn`, released after it; `fn` marks it broken (discarded by the pool)
+   * when its state is unknown. A checked-out client whose connection dies (killed backend, network
+   * cut) emits 'error': unhandled it would crash the process. The statement in flight rejects on
+   * its own.
+   */
+  private async withClient<T>(
+    fn: (client: pg.PoolClient, markBroken: (err: unknown) => void) => Promise<T>,
+  ): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -155,54 +163,49 @@ class PostgresDriver implements SqlDriver {
       throw mapped(err);
     }
     let broken: Error | undefined;
-    // A checked-out client whose connection dies (killed backend, network cut) emits 'error':
-    // unhandled it would crash the process. The statement in flight rejects on its own.
-    const onError = (err: Error) => {
-      broken = err;
+    const markBroken = (err: unknown) => {
+      broken = err instanceof Error ? err : new Error(String(err));
     };
-    client.on('error', onError);
+    client.on('error', markBroken);
     try {
-      // BEGIN goes out with the first statements (pipelined); its answer is read before COMMIT. A BEGIN
-      // can fail only with the connection, which fails the statements behind it too.
-      const result = await Promise.all(
-        corked(client, () => [
-          client.query('BEGIN'),
-          fn({ query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params) }),
-        ]),
-      ).then(([, r]) => r);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackErr) {
-        // The connection is in an unknown state: have the pool discard it instead of reusing it.
-        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-      }
-      throw mapped(err);
+      return await fn(client, markBroken);
     } finally {
-      client.off('error', onError);
+      client.off('error', markBroken);
       client.release(broken);
     }
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.withClient(async (client, markBroken) => {
+      try {
+        // BEGIN goes out with the first statements (pipelined); its answer is read before COMMIT. A BEGIN
+        // can fail only with the connection, which fails the statements behind it too.
+        const result = await Promise.all(
+          corked(client, () => [
+            client.query('BEGIN'),
+            fn({ query: <R>(sql: string, params?: readonly unknown[]) => run<R>(client, sql, params) }),
+          ]),
+        ).then(([, r]) => r);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // The connection is in an unknown state: have the pool discard it instead of reusing it.
+          markBroken(rollbackErr);
+        }
+        throw mapped(err);
+      }
+    });
   }
 
   /**
    * BEGIN, the statements and COMMIT in one pipelined batch. A failing statement aborts the
    * transaction, and PostgreSQL answers the COMMIT behind it with ROLLBACK: nothing of it stays.
    */
-  async unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw mapped(err);
-    }
-    let broken: Error | undefined;
-    const onError = (err: Error) => {
-      broken = err;
-    };
-    client.on('error', onError);
-    try {
+  unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
+    return this.withClient(async (client, markBroken) => {
       const { sent, committed } = corked(client, () => ({
         sent: [
           client.query('BEGIN'),
@@ -227,17 +230,14 @@ class PostgresDriver implements SqlDriver {
         ended = await committed;
       } catch (err) {
         // The outcome of a COMMIT that failed is not this connection's to keep guessing about.
-        broken = err instanceof Error ? err : new Error(String(err));
+        markBroken(err);
         throw at >= 0 ? failure() : mapped(err);
       }
       if (at >= 0) throw failure();
       if (ended.command !== 'COMMIT')
         throw new Error(`the transaction ended in ${ended.command}, not COMMIT`);
       return settled.slice(1).map((a) => (a as PromiseFulfilledResult<pg.QueryResult>).value.rows);
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
+    });
   }
 
   async close(): Promise<void> {
