@@ -47,8 +47,9 @@ export function descriptionFrom(volc: unknown): string | undefined {
  * Validates and casts a user with scimmy's schema definition. `definition.coerce` runs the same
  * attribute checks as `new SCIMMY.Schemas.User(body, 'in')` (the constructor also builds
  * per-instance accessors, about 0.2 ms per body), and coerceInbound gives its result as plain
- * objects at a fraction of its cost; the one difference from the constructor, an extension object
- * left with no values, is dropped here as the constructor would.
+ * objects at a fraction of its cost; the one difference from the constructor, extension values left
+ * with no values (an extension object, a complex attribute in one), is dropped here as the
+ * constructor would.
  */
 export function coerce(body: Json): Json {
   try {
@@ -65,7 +66,11 @@ export function coerce(body: Json): Json {
 function withoutEmptyExtensions(coerced: Json): Json {
   for (const key of Object.keys(coerced)) {
     if (!key.toLowerCase().startsWith('urn:') || !isPlainObject(coerced[key])) continue;
-    if (hasValues(coerced[key])) continue;
+    const extension = coerced[key] as Json;
+    // A complex attribute left with no values (e.g. `manager: {}`) goes, as it would from an instance.
+    for (const name of Object.keys(extension))
+      if (isPlainObject(extension[name]) && !hasValues(extension[name])) delete extension[name];
+    if (hasValues(extension)) continue;
     delete coerced[key];
     if (Array.isArray(coerced.schemas)) coerced.schemas = coerced.schemas.filter((id) => id !== key);
   }
