@@ -56,23 +56,17 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
   const router = Router();
   const base = (req: Request) => scimBaseUrl(req, deps.publicBaseUrl);
   const projection = (req: Request) => listParams(req.query as Json, deps.defaultCount, deps.maxCount);
-  const membersWanted = (req: Request) => {
-    const p = projection(req);
-    return wantsMembers(p.attributes, p.excludedAttributes);
-  };
-  const render = (
-    req: Request,
-    view: GroupView,
-    params: { attributes?: string[]; excludedAttributes?: string[] },
-  ) => project(Groups.toScim(view, base(req)), params.attributes, params.excludedAttributes);
-  const sendGroup = (req: Request, res: Response, status: number, view: GroupView) => {
+  type Projection = { attributes?: string[]; excludedAttributes?: string[] };
+  const membersWanted = (p: Projection) => wantsMembers(p.attributes, p.excludedAttributes);
+  const sendGroup = (req: Request, res: Response, status: number, view: GroupView, params: Projection) => {
     const headers: Record<string, string> = { ETag: Groups.version(view) };
     if (status === 201) headers.Location = `${base(req)}/Groups/${encodeURIComponent(view.scimId)}`;
-    sendScim(res, status, render(req, view, projection(req)), headers);
+    const body = project(Groups.toScim(view, base(req)), params.attributes, params.excludedAttributes);
+    sendScim(res, status, body, headers);
   };
   /** The group as the response shows it: members read (again) only when the response includes them. */
-  const reload = async (req: Request, view: GroupView, ctx: RequestContext, knownEmpty = false) => {
-    if (!membersWanted(req)) return view;
+  const reload = async (params: Projection, view: GroupView, ctx: RequestContext, knownEmpty = false) => {
+    if (!membersWanted(params)) return view;
     if (knownEmpty) return { ...view, members: [] };
     return { ...view, members: await deps.groups.members(view.scimId, ctx) };
   };
@@ -87,15 +81,17 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
   router.post('/.search', (req, res) => search(req, res, (req.body ?? {}) as Json));
 
   router.get('/:id', async (req, res) => {
-    const view = await deps.groups.get(req.params.id, deps.context(req, res), membersWanted(req));
-    sendGroup(req, res, 200, view);
+    const params = projection(req);
+    const view = await deps.groups.get(req.params.id, deps.context(req, res), membersWanted(params));
+    sendGroup(req, res, 200, view, params);
   });
 
   router.post('/', async (req, res) => {
     const input = parseGroupBody(req.body, deps.inputLimits);
+    const params = projection(req);
     const ctx = deps.context(req, res);
     const view = await deps.groups.create(input, ctx);
-    sendGroup(req, res, 201, await reload(req, view, ctx, !input.members?.length));
+    sendGroup(req, res, 201, await reload(params, view, ctx, !input.members?.length), params);
   });
 
   router.put('/:id', async (req, res) => {
@@ -106,14 +102,16 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
         `id '${input.id}' in the body does not match '${req.params.id}' in the URL`,
       );
     }
+    const params = projection(req);
     const ctx = deps.context(req, res);
     const updated = await deps.groups.replace(req.params.id, input, req.get('If-Match'), ctx);
-    sendGroup(req, res, 200, await reload(req, updated, ctx));
+    sendGroup(req, res, 200, await reload(params, updated, ctx), params);
   });
 
   // 204 (Entra's recommendation, fine for Okta) unless the client asked for attributes (RFC 7644 §3.5.2).
   router.patch('/:id', async (req, res) => {
     const plan = parseGroupPatch(req.body, deps.inputLimits);
+    const params = projection(req);
     const ctx = deps.context(req, res);
     const query = req.query as Json;
     const bare = query.attributes === undefined && query.excludedAttributes === undefined;
@@ -127,7 +125,7 @@ export function groupsRouter(deps: GroupRouteDeps): Router {
       sendScim(res, 204, undefined, { ETag: Groups.version(updated) });
       return;
     }
-    sendGroup(req, res, 200, await reload(req, updated, ctx));
+    sendGroup(req, res, 200, await reload(params, updated, ctx), params);
   });
 
   router.delete('/:id', async (req, res) => {

@@ -143,11 +143,14 @@ export function usersRouter(deps: RouteDeps): Router {
     await sendUser(req, res, 200, view, params);
   });
 
+  // Writes check their query parameters before changing anything: a malformed one is a 400 with
+  // nothing done, not a 400 after the change.
   router.post('/', async (req, res) => {
     const input = parseUserBody(req.body);
+    const params = projection(req);
     const ctx = deps.context(req, res);
     // Built from CreateUser's answer and the committed record: the 201 shows what a GET will.
-    await sendUser(req, res, 201, await deps.users.create(input, ctx));
+    await sendUser(req, res, 201, await deps.users.create(input, ctx), params);
   });
 
   router.put('/:id', async (req, res) => {
@@ -158,13 +161,15 @@ export function usersRouter(deps: RouteDeps): Router {
         `id '${input.id}' in the body does not match '${req.params.id}' in the URL`,
       );
     }
+    const params = projection(req);
     const ctx = deps.context(req, res);
     const updated = await deps.users.update(req.params.id, () => input, req.get('If-Match'), ctx);
-    await sendUser(req, res, 200, updated);
+    await sendUser(req, res, 200, updated, params);
   });
 
   router.patch('/:id', async (req, res) => {
     const { operations } = parsePatchBody(req.body);
+    const params = projection(req);
     const ctx = deps.context(req, res);
     // The patch applies to the user as it is once this request holds it (no lost update).
     const updated = await deps.users.update(
@@ -173,7 +178,7 @@ export function usersRouter(deps: RouteDeps): Router {
       req.get('If-Match'),
       ctx,
     );
-    await sendUser(req, res, 200, updated);
+    await sendUser(req, res, 200, updated, params);
   });
 
   router.delete('/:id', async (req, res) => {

@@ -38,6 +38,27 @@ describe('bad input', () => {
       .set('Content-Type', contentType)
       .send(typeof body === 'string' ? body : JSON.stringify(body)) as unknown as Promise<Res>;
 
+  it('a write with a malformed query parameter is refused before it changes anything', async () => {
+    const userName = uniqueName('bad.query');
+    const before = { ...h.emulator.calls() };
+    const create = (await h.http
+      .post('/scim/v2/Users?count=many')
+      .send(userBody(userName))) as unknown as Res;
+    expectScimError(create, 400, 'invalidValue');
+    const patch = (await h.http
+      .patch(`/scim/v2/Users/${existing.id}?startIndex=first`)
+      .send(patchBody({ op: 'replace', path: 'displayName', value: 'Changed' }))) as unknown as Res;
+    expectScimError(patch, 400, 'invalidValue');
+    const group = (await h.http.post('/scim/v2/Groups?count=many').send({
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+      displayName: uniqueName('bad.query.group', 'g'),
+    })) as unknown as Res;
+    expectScimError(group, 400, 'invalidValue');
+    // Nothing reached CloudIdentity: no user, no group, no change.
+    expect(callDelta(before, h.emulator.calls())).toEqual({});
+    expect(await h.store.findUserByUserName(userName)).toBeNull();
+  });
+
   it('malformed JSON is 400 invalidSyntax', async () => {
     for (const text of ['{"userName":', '{userName: "x"}', '[1,2', 'not json at all']) {
       const res = await post(text);
