@@ -41,7 +41,8 @@ describe('graceful shutdown of the real process', () => {
   it('SIGTERM under in-flight load: readiness 503 first, every request answered, exit 0', async () => {
     proc = await onFastStore({
       EMULATOR_LATENCY_MS: '2000',
-      SHUTDOWN_DELAY_MS: '300',
+      // Long enough for a loaded machine to see readiness turn, shorter than the upstream's 2 s.
+      SHUTDOWN_DELAY_MS: '1500',
       SHUTDOWN_GRACE_MS: '15000',
     });
     const { port } = proc;
@@ -65,11 +66,15 @@ describe('graceful shutdown of the real process', () => {
       return Number(/^scim_bridge_http_requests_in_flight (\d+)$/m.exec(text)?.[1]) >= 26; // + this scrape
     });
     proc.child.kill('SIGTERM');
-    await sleep(50);
-    // During SHUTDOWN_DELAY_MS the listener still accepts, but readiness already says no.
-    const ready = await httpRequest(port, 'GET', '/readyz');
-    expect(ready.status).toBe(503);
-    expect(JSON.parse(ready.body)).toMatchObject({ status: 'shutting_down' });
+    // During SHUTDOWN_DELAY_MS the listener still accepts, but readiness already says no (once the
+    // process has handled the signal).
+    let ready: Awaited<ReturnType<typeof httpRequest>> | undefined;
+    await waitFor('readiness 503', async () => {
+      ready = await httpRequest(port, 'GET', '/readyz');
+      return ready.status !== 200;
+    });
+    expect(ready?.status).toBe(503);
+    expect(JSON.parse(ready!.body)).toMatchObject({ status: 'shutting_down' });
     expect((await httpRequest(port, 'GET', '/healthz')).status).toBe(200);
 
     const answers = await Promise.all([...reads, ...writes]);
