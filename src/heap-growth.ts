@@ -13,12 +13,18 @@ import { setFlagsFromString } from 'node:v8';
 // module first, so it holds from the first full collection on.
 const HEAP_GROWING_PERCENT = 50;
 
+const OWN_FLAG = /(^|\s)--heap[-_]growing[-_]percent(=|\s|$)/;
+
 /**
  * Sets V8's heap growing factor (--heap-growing-percent), unless the process was started with its
- * own (`node --heap-growing-percent=… dist/main.js`). Returns whether it set it.
+ * own, on the command line (`node --heap-growing-percent=… dist/main.js`) or in NODE_OPTIONS (which
+ * execArgv does not show). Returns whether it set it.
  */
-export function limitHeapGrowth(execArgv: readonly string[] = process.execArgv): boolean {
-  if (execArgv.some((arg) => /^--heap[-_]growing[-_]percent(=|$)/.test(arg))) return false;
+export function limitHeapGrowth(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env.NODE_OPTIONS ?? '',
+): boolean {
+  if (execArgv.some((arg) => OWN_FLAG.test(arg)) || OWN_FLAG.test(nodeOptions)) return false;
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   return true;
 }

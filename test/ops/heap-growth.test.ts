@@ -6,6 +6,10 @@ describe('heap growth', () => {
     expect(limitHeapGrowth(['--heap-growing-percent=30'])).toBe(false);
     expect(limitHeapGrowth(['--heap_growing_percent', '30'])).toBe(false);
     expect(limitHeapGrowth(['--max-semi-space-size=8'])).toBe(true);
-    expect(limitHeapGrowth([])).toBe(true);
+    expect(limitHeapGrowth([], '')).toBe(true);
+    // NODE_OPTIONS (the container convention) does not appear in execArgv.
+    expect(limitHeapGrowth([], '--max-old-space-size=512 --heap-growing-percent=20')).toBe(false);
+    expect(limitHeapGrowth([], '--heap_growing_percent 20')).toBe(false);
+    expect(limitHeapGrowth([], '--heap-growing-percentage-is-not-a-flag')).toBe(true);
   });
 });
