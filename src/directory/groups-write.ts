@@ -117,10 +117,12 @@ export class GroupWriter {
     const upstream = await getUpstreamGroup(this.api, settled.scimId, ctx);
     if (!upstream) return null;
     if (input.members?.length) {
-      await withResource(this.locks, this.store, groupKey(settled.scimId), ctx.deadlineAt, () =>
-        this.intents.settle(groupKey(settled.scimId), ctx),
+      // withGroup settles the member change the settle left before reading the members.
+      const now = await this.withGroup(
+        settled.scimId,
+        ctx,
+        async () => new Set(await this.store.membersOfGroup(settled.scimId)),
       );
-      const now = new Set(await this.store.membersOfGroup(settled.scimId));
       if (!input.members.every((id) => now.has(id))) return null;
     }
     ctx.origin.subject = { type: 'Group', id: settled.scimId, name: settled.displayName };
