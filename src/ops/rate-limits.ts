@@ -98,20 +98,18 @@ export class Reserving implements ScimLimiter {
       }
       const entry = state ?? { left: 0, until: 0, blockedUntil: 0 };
       this.keys.set(key, entry);
-      const outcome: { refusal?: RateLimiterRes; error?: unknown; failed?: boolean } = {};
-      entry.pending = this.reserve(entry, key).then(
-        (refusal) => {
-          outcome.refusal = refusal;
-        },
-        (err: unknown) => {
-          outcome.failed = true;
-          outcome.error = err;
-        },
+      const reserved = this.reserve(entry, key);
+      // Others wait for the reservation, then look again; its outcome is this request's alone.
+      entry.pending = reserved.then(
+        () => undefined,
+        () => undefined,
       );
-      await entry.pending;
-      entry.pending = undefined;
-      if (outcome.failed) throw outcome.error;
-      if (outcome.refusal) throw outcome.refusal;
+      try {
+        const refusal = await reserved;
+        if (refusal) throw refusal;
+      } finally {
+        entry.pending = undefined;
+      }
       // Admitted: its point is the first of the reservation.
       return;
     }
