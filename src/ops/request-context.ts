@@ -19,7 +19,6 @@ export interface RequestState {
   /** requestContext's option of that name, for routeLabel. */
   unroutedLabel?: RequestContextOptions['unroutedLabel'];
   observers: readonly RequestObserver[];
-  ended: boolean;
 }
 
 /** Told about every request: when it arrives, and once when it finished or its connection closed first. */
@@ -73,7 +72,6 @@ export function requestContext(app: Express, options: RequestContextOptions = {}
       started: process.hrtime.bigint(),
       unroutedLabel,
       observers,
-      ended: false,
     };
     res.locals.requestState = state;
     for (const o of observers) o.start?.(req, res, state);
@@ -85,11 +83,11 @@ export function requestContext(app: Express, options: RequestContextOptions = {}
 
 /** The one 'finish' and 'close' listener of every response (`this` is the response). */
 function endRequest(this: Response): void {
+  // Whichever comes first ends the request: both listeners go, so the other never calls again.
   this.removeListener('finish', endRequest);
   this.removeListener('close', endRequest);
   const state = stateOf(this);
-  if (!state || state.ended) return;
-  state.ended = true;
+  if (!state) return;
   for (const o of state.observers) o.end(this.req, this, state);
 }
 
@@ -129,7 +127,6 @@ export function requestCallLog(res: Response): UpstreamCallLog {
     upstream: log,
     started: process.hrtime.bigint(),
     observers: [],
-    ended: false,
   } satisfies RequestState;
   return log;
 }
