@@ -320,7 +320,7 @@ export function formatProxyPhase(r: ProxyPhaseResult): string[] {
     '',
     'The floor is a separate process (`bench/floor/`): it maps SCIM `POST /Users` to `CreateUser` and ' +
       '`GET /Users/{id}` to `GetUser`, signs with the same CloudIdentity client as the bridge (`dist/volcengine`) ' +
-      'and forwards; no store, no audit, no validation beyond the mapping. Both run against the same emulator, ' +
+      'and forwards; no store, no audit, no validation beyond the mapping. All run against the same emulator, ' +
       `one target at a time, in ${r.rounds} interleaved rounds of ${r.durationS} s per operation. CPU per request ` +
       "is the target process's utime+stime over the round; every figure is the median over rounds, ratios the " +
       'median over interleaved (bridge, floor) pairs, with the lowest and highest pair in parentheses; a target ' +
