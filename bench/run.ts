@@ -1,6 +1,6 @@
-// `npm run bench`: the load benchmark. Starts the standalone emulator, the bridge and the bare-proxy
-// floor (bench/floor/) as separate processes on loopback, drives them, and writes
-// bench/results/<date>-<host>.md plus latest.md.
+// `npm run bench`: the load benchmark. Starts the standalone emulator, the bridge and the floors
+// (bench/floor/: the bare proxy and the durable floor) as separate processes on loopback, drives
+// them, and writes bench/results/<date>-<host>.md plus latest.md.
 //
 // Environment:
 //   BENCH_QUICK=1               very short smoke run (1 round of 1 s; report goes to bench/results/*-quick.md)

@@ -2,9 +2,10 @@
 // (`npx tsx bench/store-statements.ts`; STORE_BENCH_POSTS (3000), STORE_BENCH_BATCH (8: units per group
 // commit, as 16 clients give), STORE_BENCH_PRAGMAS="temp_store = DEFAULT;…" set after the store opens).
 //
-// A POST is two units of work (users-write.ts): the pending record with the record that the create
-// started (status 102), committed before CreateUser; then the record made ready with the create's
-// record, which replaces the start record. Run through SqliteStore on a file (WAL, synchronous=FULL),
+// A POST is two units of work (users-write.ts; their shapes in bench/floor/create-units.ts, which the
+// durable floor commits too): the pending record with the record that the create started (status
+// 102), committed before CreateUser; then the record made ready with the create's record, which
+// replaces the start record. Run through SqliteStore on a file (WAL, synchronous=FULL),
 // BATCH units per group commit. Per statement: calls per POST, wall and main-thread CPU (user+sys).
 //
 // Measured on the shared 2-CPU VM (load average 8–10, so walls are noisy; CPU is the figure to read),
@@ -32,9 +33,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AuditEntry } from '../src/store/audit-types.js';
 import { prepareDatabase, SqliteStore } from '../src/store/sqlite-store.js';
 import type { UserRecord } from '../src/store/types.js';
+import type { CreateUserInput } from '../src/volcengine/types.js';
+import { type CreateAttempt, pendingUnit, readyUnit } from './floor/create-units.js';
 
 const POSTS = Number(process.env.STORE_BENCH_POSTS ?? 3000);
 const BATCH = Number(process.env.STORE_BENCH_BATCH ?? 8);
@@ -87,32 +89,21 @@ const ATTRIBUTES = {
   'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { department: 'Benchmark' },
 };
 
-function auditOf(i: number, scimId: string, status: 102 | 201): AuditEntry {
+/** The i-th POST's create, as the bridge would record it for an Entra-shaped body. */
+function attemptOf(i: number): { attempt: CreateAttempt; input: CreateUserInput } {
   const userName = `user-${i}@bench.example`;
   return {
-    at: new Date().toISOString(),
-    actor: 'entra',
-    clientIp: '127.0.0.1',
-    requestId: `req-${i}`,
-    method: 'POST',
-    resourceType: 'User',
-    resourceId: scimId,
-    resourceName: userName,
-    status,
-    scimType: null,
-    detail: null,
-    durationMs: 3.2,
-    changes:
-      status === 102
-        ? { note: 'create started: the record is pending until CreateUser answers' }
-        : {
-            fields: {
-              UserName: { from: null, to: userName },
-              DisplayName: { from: null, to: `Bench User ${i}` },
-              Email: { from: null, to: userName },
-            },
-          },
-    upstream: status === 102 ? [] : [{ action: 'CreateUser', requestId: `REQ${i}`, outcome: 'ok' }],
+    attempt: {
+      scimId: randomUUID(),
+      userName,
+      externalId: randomUUID(),
+      attributes: ATTRIBUTES,
+      requestId: `req-${i}`,
+      actor: 'entra',
+      clientIp: '127.0.0.1',
+      startedAt: Date.now(),
+    },
+    input: { UserName: userName, DisplayName: `Bench User ${i}`, Email: userName },
   };
 }
 
@@ -126,41 +117,19 @@ async function main(): Promise<void> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < POSTS; i += BATCH) {
-    const posts = Array.from({ length: Math.min(BATCH, POSTS - i) }, (_, k) => ({
-      i: i + k,
-      scimId: randomUUID(),
-    }));
-    const pending = await Promise.all(
-      posts.map(({ i, scimId }) =>
-        store.commit([
-          {
-            op: 'insertUser',
-            record: {
-              scimId,
-              upstreamUserId: null,
-              state: 'pending',
-              userName: `user-${i}@bench.example`,
-              externalId: randomUUID(),
-              active: true,
-              attributes: ATTRIBUTES,
-              tombstoneGroupIds: [],
-            },
-          },
-          { op: 'appendAudit', entry: auditOf(i, scimId, 102), replacesStart: false },
-        ]),
-      ),
-    );
+    const posts = Array.from({ length: Math.min(BATCH, POSTS - i) }, (_, k) => attemptOf(i + k));
+    const pending = await Promise.all(posts.map(({ attempt }) => store.commit(pendingUnit(attempt))));
     await Promise.all(
-      posts.map(({ i, scimId }, k) =>
-        store.commit([
-          {
-            op: 'updateUser',
-            scimId,
-            changes: { state: 'ready', upstreamUserId: randomUUID() },
-            expectedVersion: (pending[k].users.get(scimId) as UserRecord).version,
-          },
-          { op: 'appendAudit', entry: auditOf(i, scimId, 201), replacesStart: true },
-        ]),
+      posts.map(({ attempt, input }, k) =>
+        store.commit(
+          readyUnit(
+            attempt,
+            (pending[k].users.get(attempt.scimId) as UserRecord).version,
+            randomUUID(),
+            input,
+            [{ action: 'CreateUser', requestId: `REQ${i + k}`, outcome: 'ok' }],
+          ),
+        ),
       ),
     );
   }

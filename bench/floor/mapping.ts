@@ -33,11 +33,14 @@ export function createUserInput(body: unknown): CreateUserInput | string {
   };
 }
 
-/** A SCIM User for a CloudIdentity user: its UserId is the SCIM id. */
-export function scimUser(user: CloudIdentityUser, baseUrl: string): Json {
+/**
+ * A SCIM User for a CloudIdentity user. Its SCIM id is its UserId for the bare proxy, which keeps
+ * nothing; the durable floor gives its own record's id.
+ */
+export function scimUser(user: CloudIdentityUser, baseUrl: string, id = user.UserId): Json {
   return {
     schemas: [USER_SCHEMA],
-    id: user.UserId,
+    id,
     userName: user.UserName,
     ...(user.DisplayName ? { displayName: user.DisplayName } : {}),
     ...(user.Email ? { emails: [{ value: user.Email, type: 'work', primary: true }] } : {}),
@@ -47,7 +50,7 @@ export function scimUser(user: CloudIdentityUser, baseUrl: string): Json {
       resourceType: 'User',
       created: user.CreatedTime,
       lastModified: user.UpdatedTime,
-      location: `${baseUrl}/scim/v2/Users/${user.UserId}`,
+      location: `${baseUrl}/scim/v2/Users/${id}`,
     },
   };
 }

@@ -1,15 +1,21 @@
-// The bare-proxy floor of `npm run bench`: an HTTP server that maps SCIM `POST /Users` to
+// The floors of `npm run bench`'s proxy phase: an HTTP server that maps SCIM `POST /Users` to
 // CreateUser and `GET /Users/{id}` to GetUser, signs with the bridge's own CloudIdentity client
-// (the built dist/volcengine, loaded from FLOOR_CLIENT_MODULE) and forwards. No store, no audit, no
-// validation beyond what the mapping needs, no logging: what no SCIM bridge in front of
-// CloudIdentity can beat. The runner transpiles this file and runs it with plain `node`.
+// (the built dist/volcengine, loaded from FLOOR_CLIENT_MODULE) and forwards. The runner transpiles
+// bench/floor/ and runs this file with plain `node`.
+//   FLOOR_MODE=bare (default): the bare proxy. No store, no audit, no validation beyond what the
+//     mapping needs, no logging: what no SCIM bridge in front of CloudIdentity can beat.
+//   FLOOR_MODE=durable: the durable floor (durable.ts): the same plus only the work the cost targets'
+//     issue mandates (the bridge's store, its two commits per create, a store read per GET, an
+//     access-log line per request).
 //
 // Environment: FLOOR_PORT, FLOOR_HOST, FLOOR_TOKEN (the bearer token), FLOOR_CLIENT_MODULE,
-// VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_ENDPOINT.
+// VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_ENDPOINT; FLOOR_MODE, and for the durable
+// floor the variables durable.ts reads.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type * as Volc from '../../src/volcengine/index.js';
 import { createUserInput, scimUser } from './mapping.js';
+import type { FloorMode, Json } from './mode.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const SCIM_JSON = 'application/scim+json';
@@ -27,19 +33,43 @@ const client = new volc.CloudIdentityClient({
   secretAccessKey: env.VOLCENGINE_SECRET_KEY,
   endpoint: env.VOLCENGINE_ENDPOINT || undefined,
 });
-const expected = Buffer.from(`Bearer ${env.FLOOR_TOKEN ?? ''}`);
+const token = env.FLOOR_TOKEN ?? '';
+const expected = Buffer.from(`Bearer ${token}`);
 const port = Number(env.FLOOR_PORT ?? 9300);
 const host = env.FLOOR_HOST ?? '127.0.0.1';
 const baseUrl = `http://${host}:${port}`;
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+/** The status and detail a failed CloudIdentity call is answered with. */
+function upstreamFailure(err: unknown): { status: number; detail: string } {
+  const code = err instanceof volc.VolcengineApiError ? err.code : undefined;
+  if (code === volc.ErrorCode.UserNotFound) return { status: 404, detail: 'no such user' };
+  if (code === volc.ErrorCode.UserNameAlreadyExists) return { status: 409, detail: 'userName is taken' };
+  return { status: 502, detail: 'CloudIdentity call failed' };
+}
+
+const bare: FloorMode<undefined> = {
+  begin: () => undefined,
+  create: async (input) => scimUser(await client.createUser(input), baseUrl),
+  get: async (id) => scimUser(await client.getUser({ UserId: id }), baseUrl),
+  end: () => {},
+  close: async () => {},
+};
+
+const mode: FloorMode<unknown> =
+  env.FLOOR_MODE === 'durable'
+    ? await (await import('./durable.js')).durableMode({ client, baseUrl, token, upstreamFailure })
+    : bare;
+
+type Answer = [status: number, body: unknown];
+
+function failure(status: number, detail: string): Answer {
+  return [status, { schemas: [ERROR_SCHEMA], status: String(status), detail }];
+}
+
+function send(res: ServerResponse, [status, body]: Answer): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': SCIM_JSON, 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-function fail(res: ServerResponse, status: number, detail: string): void {
-  send(res, status, { schemas: [ERROR_SCHEMA], status: String(status), detail });
 }
 
 function authorized(req: IncomingMessage): boolean {
@@ -58,46 +88,47 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
-function upstreamFailure(res: ServerResponse, err: unknown): void {
-  const code = err instanceof volc.VolcengineApiError ? err.code : undefined;
-  if (code === volc.ErrorCode.UserNotFound) fail(res, 404, 'no such user');
-  else if (code === volc.ErrorCode.UserNameAlreadyExists) fail(res, 409, 'userName is taken');
-  else fail(res, 502, 'CloudIdentity call failed');
-}
-
-async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answer(req: IncomingMessage, state: unknown): Promise<Answer> {
   const url = req.url ?? '/';
-  if (url === '/healthz') return send(res, 200, { status: 'ok' });
-  if (!authorized(req)) return fail(res, 401, 'bearer token required');
+  if (url === '/healthz') return [200, { status: 'ok' }];
+  if (!authorized(req)) return failure(401, 'bearer token required');
   if (req.method === 'POST' && url === USER_PATH) {
     let body: unknown;
     try {
       body = await readJson(req);
     } catch {
-      return fail(res, 400, 'the body is not JSON within 1 MiB');
+      return failure(400, 'the body is not JSON within 1 MiB');
     }
     const input = createUserInput(body);
-    if (typeof input === 'string') return fail(res, 400, input);
+    if (typeof input === 'string') return failure(400, input);
     try {
-      return send(res, 201, scimUser(await client.createUser(input), baseUrl));
+      return [201, await mode.create(input, body as Json, state)];
     } catch (err) {
-      return upstreamFailure(res, err);
+      const { status, detail } = upstreamFailure(err);
+      return failure(status, detail);
     }
   }
   if (req.method === 'GET' && url.startsWith(`${USER_PATH}/`)) {
     const id = decodeURIComponent(url.slice(USER_PATH.length + 1));
     try {
-      return send(res, 200, scimUser(await client.getUser({ UserId: id }), baseUrl));
+      const user = await mode.get(id, state);
+      return user ? [200, user] : failure(404, 'no such user');
     } catch (err) {
-      return upstreamFailure(res, err);
+      const { status, detail } = upstreamFailure(err);
+      return failure(status, detail);
     }
   }
-  fail(res, 404, 'not served by the floor');
+  return failure(404, 'not served by the floor');
 }
 
 const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-  handle(req, res).catch(() => {
-    if (!res.headersSent) fail(res, 500, 'internal error');
+  const state = mode.begin(req);
+  const done = (a: Answer) => {
+    send(res, a);
+    mode.end(req, a[0], state);
+  };
+  answer(req, state).then(done, () => {
+    if (!res.headersSent) done(failure(500, 'internal error'));
     else res.destroy();
   });
 });
@@ -106,5 +137,5 @@ server.listen(port, host);
 process.once('SIGTERM', () => {
   server.close();
   server.closeAllConnections();
-  void client.close().finally(() => process.exit(0));
+  void Promise.allSettled([client.close(), mode.close()]).finally(() => process.exit(0));
 });

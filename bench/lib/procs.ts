@@ -266,24 +266,39 @@ export function buildFloor(dir: string): string {
   return join(out, 'server.js');
 }
 
-/** The bare-proxy floor process (bench/floor/server.ts) against the emulator at `emulatorUrl`. */
+/**
+ * A floor process (bench/floor/server.ts) against the emulator at `emulatorUrl`: the bare proxy, or
+ * with `durable` the durable floor, on the bridge's embedded store in `<dir>/<name>-data` and with
+ * its access log at `durable.logLevel` in the process's log file.
+ */
 export async function startFloorProcess(opts: {
   dir: string;
   name: string;
   emulatorUrl: string;
   serverJs: string;
+  durable?: { logLevel: string };
 }): Promise<Proc> {
   const port = await freePort();
+  const dist = (path: string) => pathToFileURL(join(ROOT, 'dist', path)).href;
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     NODE_ENV: 'production',
     FLOOR_PORT: String(port),
     FLOOR_HOST: '127.0.0.1',
     FLOOR_TOKEN: BENCH_TOKEN,
-    FLOOR_CLIENT_MODULE: pathToFileURL(join(ROOT, 'dist/volcengine/index.js')).href,
+    FLOOR_CLIENT_MODULE: dist('volcengine/index.js'),
     VOLCENGINE_ACCESS_KEY: DEV_ACCESS_KEY,
     VOLCENGINE_SECRET_KEY: DEV_SECRET_KEY,
     VOLCENGINE_ENDPOINT: opts.emulatorUrl,
+    ...(opts.durable
+      ? {
+          FLOOR_MODE: 'durable',
+          FLOOR_STORE_MODULE: dist('store/index.js'),
+          FLOOR_LOGGER_MODULE: dist('logger.js'),
+          FLOOR_DATA_DIR: join(opts.dir, `${opts.name}-data`),
+          FLOOR_LOG_LEVEL: opts.durable.logLevel,
+        }
+      : {}),
   };
   const url = `http://127.0.0.1:${port}`;
   const proc = startProcess(opts.name, [opts.serverJs], env, join(opts.dir, `${opts.name}.log`), url);

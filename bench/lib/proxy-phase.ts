@@ -1,7 +1,9 @@
 // Phase "proxy" of `npm run bench`: the bridge (embedded store, and PostgreSQL when a server
-// answers) against the bare-proxy floor process (bench/floor/), all against one emulator answering
-// at 0 ms, one target at a time in interleaved rounds: CPU per POST /Users and per GET /Users/{id},
-// throughput, peak RSS. The figures and the targets they are held to are in targets.ts.
+// answers) against the two floor processes (bench/floor/): the bare proxy and the durable floor
+// (the bare proxy plus the store, audit and access-log work the issue mandates), all against one
+// emulator answering at 0 ms, one target at a time in interleaved rounds: CPU per POST /Users and
+// per GET /Users/{id}, throughput, peak RSS. The figures and the targets they are held to are in
+// targets.ts.
 import { closedLoop, forEachLimit, type Op } from './load.js';
 import {
   buildFloor,
@@ -63,10 +65,17 @@ export async function proxyPhase(o: ProxyPhaseOptions): Promise<ProxyPhaseResult
   try {
     const base = { dir: o.workDir, emulatorUrl: emulator.url, logLevel: o.logLevel };
     add('bridge', 'bridge (embedded store)', await startBridgeProcess({ ...base, name: 'proxy-bridge' }));
+    const serverJs = buildFloor(o.workDir);
+    add('floor', 'bare proxy (floor)', await startFloorProcess({ ...base, name: 'proxy-floor', serverJs }));
     add(
-      'floor',
-      'bare proxy (floor)',
-      await startFloorProcess({ ...base, name: 'proxy-floor', serverJs: buildFloor(o.workDir) }),
+      'durable',
+      'durable floor',
+      await startFloorProcess({
+        ...base,
+        name: 'proxy-durable-floor',
+        serverJs,
+        durable: { logLevel: o.logLevel },
+      }),
     );
     if (o.pgUrl) {
       schema = await freshSchema(o.pgUrl, `${o.runId}_proxy`);
@@ -150,6 +159,7 @@ export async function proxyPhase(o: ProxyPhaseOptions): Promise<ProxyPhaseResult
       durationS: o.durationMs / 1000,
       bridge: byKey('bridge')!,
       floor: byKey('floor')!,
+      durableFloor: byKey('durable')!,
       ...(byKey('bridge-pg') ? { bridgePg: byKey('bridge-pg') } : {}),
       ...(o.pgSkipped ? { pgSkipped: o.pgSkipped } : {}),
     };

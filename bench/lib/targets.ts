@@ -1,6 +1,7 @@
-// Phase "proxy" of `npm run bench`, the pure part: the bridge against the bare-proxy floor process
-// (bench/floor/), its figures, the bridge/floor ratios and the cost targets they are held to.
-// No I/O: unit-tested in test/bench.
+// Phase "proxy" of `npm run bench`, the pure part: the bridge against the floor processes
+// (bench/floor/), their figures, the ratios and the cost targets: the bridge's, held against the bare
+// proxy, and the same targets held to the durable floor, which does only the work the issue mandates
+// (could any design that keeps that work meet them?). No I/O: unit-tested in test/bench.
 import { fmt, mdTable, textTable } from './report.js';
 import { type AggregateStats, aggregate, median, pairedRatio, type RoundStats } from './stats.js';
 
@@ -21,7 +22,13 @@ export interface ProxyPhaseResult {
   rounds: number;
   durationS: number;
   bridge: TargetRun;
+  /** The bare proxy: the floor the targets are stated against. */
   floor: TargetRun;
+  /**
+   * The durable floor: the bare proxy plus the store's two commits per create, a store read per GET
+   * and an access-log line per request (bench/floor/durable.ts).
+   */
+  durableFloor?: TargetRun;
   /** The bridge on PostgreSQL, when a server answered. */
   bridgePg?: TargetRun;
   /** Why there are no PostgreSQL figures. */
@@ -40,7 +47,10 @@ export interface Ratios {
   peakRss: number;
 }
 
-/** bridge/floor: medians over interleaved round pairs for CPU and throughput; peak over peak for RSS. */
+/**
+ * bridge/floor (or any target over another): medians over interleaved round pairs for CPU and
+ * throughput; peak over peak for RSS.
+ */
 export function proxyRatios(bridge: TargetRun, floor: TargetRun): Ratios {
   const ratio = (b: RoundStats[], f: RoundStats[], pick: (r: RoundStats) => number) =>
     pairedRatio(b.map(pick), f.map(pick));
@@ -54,6 +64,9 @@ export function proxyRatios(bridge: TargetRun, floor: TargetRun): Ratios {
 }
 
 type PairedKey = Exclude<keyof Ratios, 'peakRss'>;
+
+/** Targets on a ratio of interleaved pairs (CPU and throughput), which have a range. */
+const isPaired = (key: Target['key']): key is PairedKey => key !== 'storeAddedMb' && key !== 'peakRss';
 
 /** Lowest and highest bridge/floor ratio over the interleaved pairs: how far the rounds spread. */
 export function proxyRatioRanges(bridge: TargetRun, floor: TargetRun): Record<PairedKey, [number, number]> {
@@ -124,20 +137,49 @@ export function evaluateTargets(r: ProxyPhaseResult): TargetRow[] {
   const postgres = r.bridgePg ? proxyRatios(r.bridgePg, r.floor) : undefined;
   const embeddedRanges = proxyRatioRanges(r.bridge, r.floor);
   const postgresRanges = r.bridgePg ? proxyRatioRanges(r.bridgePg, r.floor) : undefined;
-  const paired = (key: Target['key']): key is PairedKey => key !== 'storeAddedMb' && key !== 'peakRss';
   return COST_TARGETS.map((target) => {
     const e = target.key === 'storeAddedMb' ? r.storeAddedMb : embedded[target.key];
     const p = target.key === 'storeAddedMb' ? undefined : postgres?.[target.key];
     return {
       target,
       embedded: e,
-      ...(paired(target.key) ? { embeddedRange: embeddedRanges[target.key] } : {}),
-      ...(paired(target.key) && postgresRanges ? { postgresRange: postgresRanges[target.key] } : {}),
+      ...(isPaired(target.key) ? { embeddedRange: embeddedRanges[target.key] } : {}),
+      ...(isPaired(target.key) && postgresRanges ? { postgresRange: postgresRanges[target.key] } : {}),
       embeddedVerdict: verdict(e, target),
       postgres: p,
       postgresVerdict: verdict(p, target),
     };
   });
+}
+
+export interface FloorVerdict {
+  target: Target;
+  /** durable floor / bare proxy, and the lowest and highest pair. */
+  value: number;
+  range: [number, number];
+  verdict: Verdict;
+}
+
+/**
+ * The CPU and throughput targets held to the durable floor itself (durable floor / bare proxy):
+ * whether the work the issue mandates, and nothing else, would meet them. Empty without its figures.
+ */
+export function durableFloorVerdicts(r: ProxyPhaseResult): FloorVerdict[] {
+  if (!r.durableFloor) return [];
+  const ratios = proxyRatios(r.durableFloor, r.floor);
+  const ranges = proxyRatioRanges(r.durableFloor, r.floor);
+  return COST_TARGETS.flatMap((target) =>
+    isPaired(target.key)
+      ? [
+          {
+            target,
+            value: ratios[target.key],
+            range: ranges[target.key],
+            verdict: verdict(ratios[target.key], target),
+          },
+        ]
+      : [],
+  );
 }
 
 export function limitText(t: Target, concurrency: number): string {
@@ -197,7 +239,8 @@ export const FIGURE_HEADERS = [
 ];
 
 export function figureRows(r: ProxyPhaseResult): string[][] {
-  const rows = [r.bridge, r.floor, ...(r.bridgePg ? [r.bridgePg] : [])]
+  const durable = r.durableFloor;
+  const rows = [r.bridge, r.floor, ...(durable ? [durable] : []), ...(r.bridgePg ? [r.bridgePg] : [])]
     .map(figures)
     .map((f) => [
       f.label,
@@ -210,9 +253,9 @@ export function figureRows(r: ProxyPhaseResult): string[][] {
       fmt(f.peakRssMb, 'mb'),
       f.errors,
     ]);
-  const ratioRow = (label: string, bridge: TargetRun) => {
-    const q = proxyRatios(bridge, r.floor);
-    const range = proxyRatioRanges(bridge, r.floor);
+  const ratioRow = (label: string, over: TargetRun, under: TargetRun = r.floor) => {
+    const q = proxyRatios(over, under);
+    const range = proxyRatioRanges(over, under);
     return [
       label,
       ratioText(q.cpuPost, range.cpuPost),
@@ -227,6 +270,10 @@ export function figureRows(r: ProxyPhaseResult): string[][] {
   };
   rows.push(ratioRow(`${r.bridge.label} / floor`, r.bridge));
   if (r.bridgePg) rows.push(ratioRow(`${r.bridgePg.label} / floor`, r.bridgePg));
+  if (durable) {
+    rows.push(ratioRow(`${durable.label} / floor`, durable));
+    rows.push(ratioRow(`${r.bridge.label} / ${durable.label}`, r.bridge, durable));
+  }
   return rows;
 }
 
@@ -243,6 +290,27 @@ export function targetRows(r: ProxyPhaseResult): string[][] {
   ]);
 }
 
+export const DURABLE_HEADERS = ['Target', 'Limit', 'Durable floor / bare proxy'];
+
+export function durableRows(r: ProxyPhaseResult): string[][] {
+  return durableFloorVerdicts(r).map((v) => [
+    v.target.what,
+    limitText(v.target, r.concurrency),
+    `${ratioText(v.value, v.range)} ${v.verdict}`,
+  ]);
+}
+
+/** The sentence before the durable floor's verdicts. */
+function durableLead(r: ProxyPhaseResult): string {
+  const verdicts = durableFloorVerdicts(r);
+  const met = verdicts.filter((v) => v.verdict === 'met').length;
+  return (
+    'The same CPU and throughput targets held to the durable floor itself, which does only the work the issue ' +
+    `mandates (${met} of ${verdicts.length} met): a target it misses cannot be met by a bridge that does that ` +
+    'work with the same store, logger and CloudIdentity client, whatever else it leaves out.'
+  );
+}
+
 /** The report's section for the phase. */
 export function formatProxyPhase(r: ProxyPhaseResult): string[] {
   const met = evaluateTargets(r).filter((t) => t.embeddedVerdict === 'met').length;
@@ -252,12 +320,24 @@ export function formatProxyPhase(r: ProxyPhaseResult): string[] {
     '',
     'The floor is a separate process (`bench/floor/`): it maps SCIM `POST /Users` to `CreateUser` and ' +
       '`GET /Users/{id}` to `GetUser`, signs with the same CloudIdentity client as the bridge (`dist/volcengine`) ' +
-      'and forwards; no store, no audit, no validation beyond the mapping. Both run against the same emulator, ' +
+      'and forwards; no store, no audit, no validation beyond the mapping. All run against the same emulator, ' +
       `one target at a time, in ${r.rounds} interleaved rounds of ${r.durationS} s per operation. CPU per request ` +
       "is the target process's utime+stime over the round; every figure is the median over rounds, ratios the " +
       'median over interleaved (bridge, floor) pairs, with the lowest and highest pair in parentheses; a target ' +
       'is judged on the median. Peak RSS is VmHWM after all rounds.',
     '',
+    ...(r.durableFloor
+      ? [
+          'The durable floor is the same server (`FLOOR_MODE=durable`) plus only the work the issue requires of ' +
+            "any design, done by the bridge's own built modules: its embedded store (`openStore`, WAL, " +
+            'synchronous=FULL, group commit); per `POST /Users` the pending record with a "create started" audit ' +
+            'record committed before `CreateUser`, then the record made ready with the final audit record (two ' +
+            "fsync'ed transactions); per `GET /Users/{id}` one store read of the record (`getUserWithGroups`, as " +
+            "the bridge's GET) for the UserId; the bearer check; one pino JSON access-log line per request to its " +
+            'log file. No SCIM validation, no Express, no metrics, no rate limits, no locks or intents.',
+          '',
+        ]
+      : []),
     mdTable(FIGURE_HEADERS, figureRows(r)),
     '',
     ...(r.pgSkipped ? [`PostgreSQL: not measured (${r.pgSkipped}).`, ''] : []),
@@ -265,6 +345,9 @@ export function formatProxyPhase(r: ProxyPhaseResult): string[] {
     '',
     mdTable(TARGET_HEADERS, targetRows(r), ['l', 'l', 'r', 'r']),
     '',
+    ...(r.durableFloor
+      ? [durableLead(r), '', mdTable(DURABLE_HEADERS, durableRows(r), ['l', 'l', 'r']), '']
+      : []),
   ];
 }
 
@@ -276,6 +359,7 @@ export function proxySummary(r: ProxyPhaseResult): string {
     ...(r.pgSkipped ? [`PostgreSQL: not measured (${r.pgSkipped}).`] : []),
     '',
     textTable(TARGET_HEADERS, targetRows(r)),
+    ...(r.durableFloor ? ['', durableLead(r), textTable(DURABLE_HEADERS, durableRows(r))] : []),
   ].join('\n');
 }
 

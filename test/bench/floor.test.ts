@@ -46,4 +46,13 @@ describe('the bare proxy mapping', () => {
     });
     expect(user).not.toHaveProperty('phoneNumbers');
   });
+
+  it("shows it under the durable floor's own SCIM id when given one", () => {
+    const user = scimUser(
+      { UserId: 'u1', UserName: 'ann', CreatedTime: 't', UpdatedTime: 't' },
+      'http://h',
+      'scim-1',
+    );
+    expect(user).toMatchObject({ id: 'scim-1', meta: { location: 'http://h/scim/v2/Users/scim-1' } });
+  });
 });

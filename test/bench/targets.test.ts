@@ -3,6 +3,7 @@ import { type BenchResults, formatReport } from '../../bench/lib/report.js';
 import type { RoundStats } from '../../bench/lib/stats.js';
 import {
   COST_TARGETS,
+  durableFloorVerdicts,
   evaluateTargets,
   formatProxyPhase,
   type ProxyPhaseResult,
@@ -48,6 +49,14 @@ const bridge = run(
   [round(400, 2, 2), round(360, 2.2, 2), round(440, 1.8, 2)],
   [round(1800, 0.55), round(1800, 0.55), round(1800, 0.55)],
   150,
+);
+
+// Durable floor: CPU per POST 1.6× the floor's, GET 1.1×, POST throughput 0.6×, RSS 1.2×.
+const durableFloor = run(
+  'durable floor',
+  [round(600, 1.6, 1), round(540, 1.76, 1), round(660, 1.44, 1)],
+  [round(1900, 0.55), round(1900, 0.55), round(1900, 0.55)],
+  120,
 );
 
 const phase = (over: Partial<ProxyPhaseResult> = {}): ProxyPhaseResult => ({
@@ -125,6 +134,49 @@ describe('evaluateTargets', () => {
     const rows = evaluateTargets(phase());
     expect(rows.find((r) => r.target.key === 'storeAddedMb')?.embeddedVerdict).toBe('not measured');
     expect(rows.every((r) => r.postgresVerdict === 'not measured')).toBe(true);
+  });
+});
+
+describe('the durable floor', () => {
+  it('is held to the CPU and throughput targets, against the bare proxy', () => {
+    const verdicts = durableFloorVerdicts(phase({ durableFloor }));
+    expect(verdicts.map((v) => [v.target.key, v.verdict])).toEqual([
+      ['cpuPost', 'not met'],
+      ['cpuGet', 'met'],
+      ['postThroughput', 'met'],
+    ]);
+    expect(verdicts[0].value).toBeCloseTo(1.6);
+    expect(verdicts[0].range[0]).toBeCloseTo(1.6);
+    expect(verdicts[0].range[1]).toBeCloseTo(1.6);
+    expect(verdicts[2].value).toBeCloseTo(0.6);
+  });
+
+  it('has no verdicts without its figures', () => {
+    expect(durableFloorVerdicts(phase())).toEqual([]);
+  });
+
+  it('shows its figures, its ratios to the bare proxy, the bridge over it, and its verdicts', () => {
+    const text = formatProxyPhase(phase({ durableFloor })).join('\n');
+    expect(text).toMatch(
+      /\| durable floor \| 1\.60 \| 0\.550 \| 600 \| 1900 \| 1\.00 \| 1\.00 \| 120 \| 0\/0 \|/,
+    );
+    expect(text).toContain('| durable floor / floor | 1.60× | 1.10× | 0.60× | 0.95× |  |  | 1.20× |  |');
+    // 2/1.6, 2.2/1.76, 1.8/1.44: 1.25× in every pair; RSS 150/120.
+    expect(text).toContain(
+      '| bridge (embedded store) / durable floor | 1.25× | 1.00× | 0.67× | 0.95× |  |  | 1.25× |  |',
+    );
+    expect(text).toContain('mandates (2 of 3 met)');
+    expect(text).toContain("| CPU per POST /Users | ≤ 1.5× the floor's | 1.60× not met |");
+    expect(text).toContain("| POST /Users throughput | ≥ 0.5× the floor's at 16 clients | 0.60× met |");
+    // The bridge's own targets stay stated against the bare proxy.
+    expect(text).toContain("| CPU per POST /Users | ≤ 1.5× the floor's | 2.00× not met | — |");
+    expect(proxySummary(phase({ durableFloor }))).toContain('durable floor / floor');
+  });
+
+  it('leaves the section as it was without its figures', () => {
+    const text = formatProxyPhase(phase()).join('\n');
+    expect(text).not.toContain('durable floor');
+    expect(text).not.toContain('mandates (');
   });
 });
 
