@@ -22,6 +22,7 @@ import { SqlStore } from '../../src/store/sql-store.js';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import type { CloudIdentityApi } from '../../src/volcengine/types.js';
+import { CommitAnswerProxy } from '../helpers/commit-answer-proxy.js';
 import { LockHolder } from '../helpers/pg-lock-kill.js';
 import { freshPostgresUrl, TEST_DATABASE_URL } from '../helpers/postgres.js';
 import { auditEntry, newGroup, newUser, nextId } from './contract.js';
@@ -522,4 +523,44 @@ describe.skipIf('skip' in pgSchema)('SqlStore with a one-round-trip unit killed 
       }
     });
   }
+});
+
+describe.skipIf('skip' in pgSchema)("SqlStore with the answer to a unit's COMMIT lost", () => {
+  it('rejects with StoreUnavailableError though PostgreSQL committed it: a commit is never acknowledged unheard', async () => {
+    const url = (pgSchema as { url: string }).url;
+    const proxy = new CommitAnswerProxy(url);
+    await proxy.start();
+    const driver = countingUnits(openPostgresDriver({ connectionString: proxy.via(url) }));
+    const store = new SqlStore(driver);
+    // The truth, read past the proxy.
+    const direct = new SqlStore(openPostgresDriver({ connectionString: url }));
+    try {
+      await store.init();
+      const s = await seed(store);
+      const lost = proxy.loseNextCommitAnswer();
+      const units = driver.units;
+      const err = await expectUnavailable(
+        store.commit([
+          { op: 'updateUser', scimId: s.userId, changes: { active: false } },
+          { op: 'clearIntent', id: s.intentId },
+          { op: 'appendAudit', entry: auditEntry({ resourceId: s.userId, subjects: ['x'] }) },
+        ]),
+        'commit',
+      );
+      await lost;
+      expect(driver.units - units, 'one unit()').toBe(1);
+      expect(err.reason).toBe('PostgreSQL: connection terminated');
+      expect(store.writeFailureReason()).toBe('PostgreSQL: connection terminated');
+      // PostgreSQL did commit it: whoever retries finds the change made (SCIM: a 503, and the
+      // IdP's retry of the same change is a no-op).
+      expect((await direct.getUser(s.userId))?.active).toBe(false);
+      expect(await direct.intentsOf(`user:${s.userId}`)).toEqual([]);
+      await store.heartbeat();
+      expect(store.writeFailureReason()).toBeNull();
+    } finally {
+      await store.close();
+      await direct.close();
+      await proxy.close();
+    }
+  });
 });
