@@ -52,10 +52,20 @@ export class LockHolder {
 
   /**
    * Waits until exactly one backend queues behind the held locks, and terminates it (waiting for it
-   * to be gone). The locks stay held.
+   * to be gone). The locks stay held. `work`, the code expected to queue: when it ends first, the
+   * wait fails at once, saying how it ended.
    */
-  async killNextWaiter(): Promise<Victim> {
+  async killNextWaiter(work?: Promise<unknown>): Promise<Victim> {
     const until = Date.now() + 20_000;
+    let ended: string | undefined;
+    work?.then(
+      (value) => {
+        ended = `it ended first, with ${describe(value)}`;
+      },
+      (err: unknown) => {
+        ended = `it failed first: ${describe(err)}`;
+      },
+    );
     let waiters: Array<{ pid: number; query: string }> = [];
     for (;;) {
       waiters = (
@@ -65,6 +75,7 @@ export class LockHolder {
         )
       ).rows;
       if (waiters.length > 0) break;
+      if (ended) throw new Error(`nothing queued behind the held lock: ${ended}`);
       if (Date.now() > until) throw new Error('no backend ever queued behind the held lock');
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -95,4 +106,11 @@ export class LockHolder {
     await this.release().catch(() => {});
     await Promise.all([this.holder.end(), this.watcher.end()]);
   }
+}
+
+/** A short description of what the awaited work gave: an HTTP answer's status, else its kind. */
+function describe(value: unknown): string {
+  const status = (value as { status?: unknown } | null)?.status;
+  if (typeof status === 'number') return `status ${status}`;
+  return value instanceof Error ? `${value.name}: ${value.message}` : String(value);
 }

@@ -502,7 +502,7 @@ describe.skipIf('skip' in pgSchema)('SqlStore with a one-round-trip unit killed 
         const pending = w.run(store, s);
         // Awaited below, once its backend is killed.
         pending.catch(() => {});
-        const victim = await locks.killNextWaiter();
+        const victim = await locks.killNextWaiter(pending);
         await locks.release();
         expect(driver.units - units, 'one unit()').toBe(1);
         expect(victim.query).toMatch(w.blocked);
