@@ -1,8 +1,10 @@
 // A write the store could not commit is never acknowledged: on a full database (PRAGMA
 // max_page_count), on a full filesystem (a 3 MB tmpfs, where the machine lets the test mount one),
-// and on PostgreSQL with the connection killed before COMMIT, every write method rejects with
-// StoreUnavailableError, nothing of it is stored (also after reopening), the store reports that it
-// cannot write, and it recovers by itself once writes commit again.
+// and on PostgreSQL with the connection killed before COMMIT (in the one-round-trip unit, where a
+// held lock stops a later statement and its backend is terminated there, and in the transaction()
+// fallback), every write method rejects with StoreUnavailableError, nothing of it is stored (also
+// after reopening), the store reports that it cannot write, and it recovers by itself once writes
+// commit again.
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,7 +14,7 @@ import SqliteDb from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Readiness } from '../../src/ops/readiness.js';
-import type { SqlDriver } from '../../src/store/driver.js';
+import type { Queryable, SqlDriver } from '../../src/store/driver.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import { openStore } from '../../src/store/index.js';
 import { openPostgresDriver } from '../../src/store/postgres-driver.js';
@@ -20,6 +22,8 @@ import { SqlStore } from '../../src/store/sql-store.js';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { BridgeStore } from '../../src/store/types.js';
 import type { CloudIdentityApi } from '../../src/volcengine/types.js';
+import { CommitAnswerProxy } from '../helpers/commit-answer-proxy.js';
+import { LockHolder } from '../helpers/pg-lock-kill.js';
 import { freshPostgresUrl, TEST_DATABASE_URL } from '../helpers/postgres.js';
 import { auditEntry, newGroup, newUser, nextId } from './contract.js';
 
@@ -298,6 +302,8 @@ async function dumpPg(driver: SqlDriver): Promise<Record<string, unknown[]>> {
 }
 
 describe.skipIf('skip' in pgSchema)('SqlStore with its connection killed', () => {
+  // A driver without unit(): commit() falls back to transaction(), which this seam can stop before
+  // COMMIT. The one-round-trip path (unit()) is the next describe's.
   it('rejects a unit whose connection is killed before COMMIT, applying none of it, and recovers', async () => {
     const url = (pgSchema as { url: string }).url;
     const inner = openPostgresDriver({ connectionString: url });
@@ -378,6 +384,183 @@ describe.skipIf('skip' in pgSchema)('SqlStore with its connection killed', () =>
     } finally {
       await cutDriver.close();
       await store.close();
+    }
+  });
+});
+
+/**
+ * The writes that reach PostgreSQL through SqlDriver.unit (more than one statement; a single
+ * statement is its own transaction, and pruneAudit / revokeAdminSession / the drift snapshot use
+ * transaction()), each with a lock that stops one of its later statements (`blocked`) after the
+ * earlier ones wrote (`wrote`: tables its transaction had written to when it was killed).
+ */
+const UNIT_WRITES: Array<{
+  name: string;
+  lock: (x: Seed & { startedRequest: string }) => [string, unknown[]];
+  run: (s: BridgeStore, x: Seed & { startedRequest: string }) => Promise<unknown>;
+  blocked: RegExp;
+  wrote: string[];
+}> = [
+  {
+    name: 'commit, killed in its checked update (after a delete ran)',
+    lock: (x) => ['SELECT 1 FROM users WHERE scim_id = $1 FOR UPDATE', [x.userId]],
+    run: (s, x) =>
+      s.commit([
+        { op: 'clearIntent', id: x.intentId },
+        { op: 'updateUser', scimId: x.userId, changes: { active: false } },
+        { op: 'appendAudit', entry: auditEntry({ resourceId: x.userId, subjects: ['x'] }) },
+      ]),
+    blocked: /UPDATE users/,
+    wrote: ['intents'],
+  },
+  {
+    name: 'commit, killed after its checked update ran',
+    lock: (x) => ['SELECT 1 FROM intents WHERE id = $1 FOR UPDATE', [x.intentId]],
+    run: (s, x) =>
+      s.commit([
+        { op: 'updateUser', scimId: x.userId, changes: { active: false } },
+        { op: 'clearIntent', id: x.intentId },
+        { op: 'appendAudit', entry: auditEntry({ resourceId: x.userId, subjects: ['x'] }) },
+      ]),
+    blocked: /DELETE FROM intents/,
+    wrote: ['users'],
+  },
+  {
+    name: 'deleteUser',
+    lock: (x) => ['SELECT 1 FROM users WHERE scim_id = $1 FOR UPDATE', [x.userId]],
+    run: (s, x) => s.deleteUser(x.userId),
+    blocked: /DELETE FROM users/,
+    wrote: ['memberships'],
+  },
+  {
+    name: 'deleteGroup',
+    lock: (x) => ['SELECT 1 FROM groups WHERE scim_id = $1 FOR UPDATE', [x.groupId]],
+    run: (s, x) => s.deleteGroup(x.groupId),
+    blocked: /DELETE FROM groups/,
+    wrote: ['memberships'],
+  },
+  {
+    name: 'appendAudit (with subjects)',
+    lock: () => ['LOCK TABLE audit_subjects IN SHARE MODE', []],
+    run: (s) => s.appendAudit(auditEntry({ subjects: ['u-1'] })),
+    blocked: /INSERT INTO audit_subjects/,
+    wrote: ['audit'],
+  },
+  {
+    name: "appendAudit replacing its request's start record",
+    lock: (x) => [
+      'SELECT 1 FROM audit WHERE request_id = $1 AND status = 102 FOR UPDATE',
+      [x.startedRequest],
+    ],
+    run: (s, x) =>
+      s.commit([
+        { op: 'appendAudit', entry: auditEntry({ requestId: x.startedRequest }), replacesStart: true },
+      ]),
+    blocked: /DELETE FROM audit WHERE/,
+    wrote: ['audit_subjects'],
+  },
+];
+
+/** The real driver, counting its unit() calls: the writes below must take that path. */
+function countingUnits(inner: SqlDriver): SqlDriver & { units: number } {
+  const counting = {
+    units: 0,
+    query: <T>(sql: string, params?: readonly unknown[]) => inner.query<T>(sql, params),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => inner.transaction(fn),
+    unit: (statements: readonly { sql: string; params?: readonly unknown[] }[]) => {
+      counting.units += 1;
+      return inner.unit!(statements);
+    },
+    close: () => inner.close(),
+  };
+  return counting;
+}
+
+describe.skipIf('skip' in pgSchema)('SqlStore with a one-round-trip unit killed before COMMIT', () => {
+  for (const w of UNIT_WRITES) {
+    it(`${w.name}: rejects with StoreUnavailableError, stores nothing, and recovers`, async () => {
+      const url = (pgSchema as { url: string }).url;
+      // The production path: BEGIN, the statements and COMMIT pipelined in one batch (unit()).
+      const driver = countingUnits(openPostgresDriver({ connectionString: url }));
+      const store = new SqlStore(driver);
+      const locks = await LockHolder.connect(url);
+      try {
+        await store.init();
+        const startedRequest = `started-${nextId()}`;
+        const s = { ...(await seed(store)), startedRequest };
+        await store.appendAudit(auditEntry({ requestId: startedRequest, status: 102, subjects: ['s-1'] }));
+        const before = await dumpPg(driver);
+        // What triggers keep beside the tables (row counts, per-actor audit totals).
+        const derived = async () => ({
+          counts: await store.directoryCounts(),
+          actors: await store.auditActors(100),
+        });
+        const derivedBefore = await derived();
+        const [lockSql, lockParams] = w.lock(s);
+        await locks.hold(lockSql, lockParams);
+        const units = driver.units;
+        const pending = w.run(store, s);
+        // Awaited below, once its backend is killed.
+        pending.catch(() => {});
+        const victim = await locks.killNextWaiter(pending);
+        await locks.release();
+        expect(driver.units - units, 'one unit()').toBe(1);
+        expect(victim.query).toMatch(w.blocked);
+        // Killed after the unit's earlier statements ran, in the same transaction.
+        expect(victim.wrote).toEqual(expect.arrayContaining(w.wrote));
+        const err = await expectUnavailable(pending, w.name);
+        expect(err.reason).toBe('PostgreSQL: 57P01');
+        expect(store.writeFailureReason()).toBe('PostgreSQL: 57P01');
+        expect(await dumpPg(driver)).toEqual(before);
+        expect(await derived()).toEqual(derivedBefore);
+        // The database is fine again: the same write commits, and the store can write again.
+        await w.run(store, s);
+        expect(store.writeFailureReason()).toBeNull();
+        expect(await dumpPg(driver)).not.toEqual(before);
+      } finally {
+        await locks.end();
+        await store.close();
+      }
+    });
+  }
+});
+
+describe.skipIf('skip' in pgSchema)("SqlStore with the answer to a unit's COMMIT lost", () => {
+  it('rejects with StoreUnavailableError though PostgreSQL committed it: a commit is never acknowledged unheard', async () => {
+    const url = (pgSchema as { url: string }).url;
+    const proxy = new CommitAnswerProxy(url);
+    await proxy.start();
+    const driver = countingUnits(openPostgresDriver({ connectionString: proxy.via(url) }));
+    const store = new SqlStore(driver);
+    // The truth, read past the proxy.
+    const direct = new SqlStore(openPostgresDriver({ connectionString: url }));
+    try {
+      await store.init();
+      const s = await seed(store);
+      const lost = proxy.loseNextCommitAnswer();
+      const units = driver.units;
+      const err = await expectUnavailable(
+        store.commit([
+          { op: 'updateUser', scimId: s.userId, changes: { active: false } },
+          { op: 'clearIntent', id: s.intentId },
+          { op: 'appendAudit', entry: auditEntry({ resourceId: s.userId, subjects: ['x'] }) },
+        ]),
+        'commit',
+      );
+      await lost;
+      expect(driver.units - units, 'one unit()').toBe(1);
+      expect(err.reason).toBe('PostgreSQL: connection terminated');
+      expect(store.writeFailureReason()).toBe('PostgreSQL: connection terminated');
+      // PostgreSQL did commit it: whoever retries finds the change made (SCIM: a 503, and the
+      // IdP's retry of the same change is a no-op).
+      expect((await direct.getUser(s.userId))?.active).toBe(false);
+      expect(await direct.intentsOf(`user:${s.userId}`)).toEqual([]);
+      await store.heartbeat();
+      expect(store.writeFailureReason()).toBeNull();
+    } finally {
+      await store.close();
+      await direct.close();
+      await proxy.close();
     }
   });
 });
