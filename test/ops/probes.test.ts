@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Readiness } from '../../src/ops/readiness.js';
@@ -6,6 +6,11 @@ import { UpstreamActivity } from '../../src/ops/upstream-activity.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import type { CloudIdentityClient } from '../../src/volcengine/client.js';
 import { emulatorClient, opsApp, pingOnlyStore, sample, silentLogger } from './helpers.js';
+
+/** Resolves once `condition` holds, checking between turns of the real event loop (socket I/O). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
 
 describe('probes', () => {
   let emulator: RunningEmulator;
@@ -174,20 +179,25 @@ describe('probes', () => {
   });
 
   it('is 503 when the store ping hangs (bounded by the check timeout)', async () => {
-    const store = pingOnlyStore(() => new Promise(() => {}));
-    const readiness = new Readiness({
-      store,
-      api: client(),
-      cacheMs: 0,
-      timeoutMs: 100,
-      logger: silentLogger,
+    // The checks' timers and clock move only when the test says; sockets stay real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
     });
-    const { http } = opsApp({ store, client: client(), readiness });
-    const started = Date.now();
-    const res = await http.get('/readyz');
+    const store = pingOnlyStore(() => new Promise(() => {}));
+    let upstreamAnswers = 0;
+    const api = client(emulator.url, { observer: { onAttempt: () => upstreamAnswers++ } });
+    const readiness = new Readiness({ store, api, cacheMs: 0, timeoutMs: 100, logger: silentLogger });
+    const { http } = opsApp({ store, client: api, readiness });
+    const probe = http.get('/readyz').then((res) => res);
+    // CloudIdentity answers over real sockets while the clock stands still; then time passes.
+    await until(() => upstreamAnswers === 1);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const res = await probe;
     expect(res.status).toBe(503);
     expect(res.body.reason).toBe('store ping timed out');
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Given up at its 100 ms, not at the 5 s default nor whenever the ping might answer.
+    expect(res.body.checks.store.durationMs).toBe(100);
   });
 
   it('stays ready when CloudIdentity throttles: the credentials were accepted', async () => {

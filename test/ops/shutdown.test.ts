@@ -106,12 +106,15 @@ describe('graceful shutdown of the real process', () => {
 
   it('in-flight requests are bounded by SHUTDOWN_GRACE_MS (then cut off, exit 1)', async () => {
     proc = await onFastStore({ EMULATOR_LATENCY_MS: '20000', SHUTDOWN_GRACE_MS: '500' });
-    const stuck = httpRequest(proc.port, 'GET', '/scim/v2/Users', { token: TOKEN }).catch((e: Error) => e);
-    await sleep(300);
-    const started = Date.now();
+    const { port } = proc;
+    const stuck = httpRequest(port, 'GET', '/scim/v2/Users', { token: TOKEN }).catch((e: Error) => e);
+    await waitFor('the request in flight', async () => {
+      const text = (await httpRequest(port, 'GET', '/metrics')).body;
+      return Number(/^scim_bridge_http_requests_in_flight (\d+)$/m.exec(text)?.[1]) >= 2; // + this scrape
+    });
     proc.child.kill('SIGTERM');
     const { code } = await proc.exited;
-    expect(Date.now() - started).toBeLessThan(8_000);
+    // The process did not wait for the 20 s upstream: it cut the request off (exit 1, no answer).
     expect(code).toBe(1);
     expect(await stuck).toBeInstanceOf(Error);
     expect(proc.lines.map((l) => l.msg)).toContain(
@@ -147,6 +150,9 @@ describe('server timeouts', () => {
       silentLogger,
     );
     expect(bridge.server.headersTimeout).toBe(500);
+    // Enforced twice a second, not every 30 s (Node's default); Node keeps the option on the server,
+    // @types/node 20 does not declare it.
+    expect(Reflect.get(bridge.server, 'connectionsCheckingInterval')).toBe(500);
     expect(bridge.server.requestTimeout).toBe(55_000);
     // Default 65 s: above the 60 s idle timeout of common load balancers (AWS ALB, nginx).
     expect(bridge.server.keepAliveTimeout).toBe(65_000);
@@ -157,13 +163,12 @@ describe('server timeouts', () => {
     socket.on('data', (d) => {
       received += d;
     });
-    const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
-    const started = Date.now();
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
     socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
     const trickle = setInterval(() => socket.write('X-Slow: 1\r\n'), 100);
-    const at = await closed;
+    // Cut off at all: the only other limit, requestTimeout (55 s), lies beyond this test's timeout.
+    await closed;
     clearInterval(trickle);
-    expect(at - started).toBeLessThan(3_000);
     expect(received).toMatch(/^HTTP\/1\.1 408/);
     expect(received).toContain('Content-Type: application/scim+json');
     expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).toMatchObject({
