@@ -119,11 +119,15 @@ describe('probes', () => {
 
   it('re-checks after READINESS_CACHE_MS and notices recovery', async () => {
     let storeUp = false;
+    let now = 1_000_000;
     const store = pingOnlyStore(async () => {
       if (!storeUp)
         throw Object.assign(new Error('connect ECONNREFUSED 10.1.2.3:5432'), { code: 'ECONNREFUSED' });
     });
-    const { http } = opsApp({ store, client: client(), env: { READINESS_CACHE_MS: '200' } });
+    const api = client();
+    // Its own clock: the cache expires when the test says, not after however long the probes took.
+    const readiness = new Readiness({ store, api, cacheMs: 200, logger: silentLogger, now: () => now });
+    const { http } = opsApp({ store, client: api, readiness });
     const down = await http.get('/readyz');
     expect(down.status).toBe(503);
     expect(down.body.status).toBe('not_ready');
@@ -131,11 +135,24 @@ describe('probes', () => {
     // The address of the database is not for unauthenticated eyes.
     expect(down.text).not.toContain('10.1.2.3');
     storeUp = true;
+    now += 199;
     expect((await http.get('/readyz')).status).toBe(503); // still cached
-    await new Promise((r) => setTimeout(r, 250));
+    now += 51;
     const up = await http.get('/readyz');
     expect(up.status).toBe(200);
     expect(store.pings).toBe(2);
+  });
+
+  it('takes READINESS_CACHE_MS from the environment', async () => {
+    for (const [cacheMs, pings] of [
+      ['0', 3], // every probe checks (the 5 s default would have cached)
+      ['60000', 1],
+    ] as const) {
+      const store = pingOnlyStore(async () => {});
+      const { http } = opsApp({ store, client: client(), env: { READINESS_CACHE_MS: cacheMs } });
+      for (let i = 0; i < 3; i++) expect((await http.get('/readyz')).status).toBe(200);
+      expect(store.pings, `READINESS_CACHE_MS=${cacheMs}`).toBe(pings);
+    }
   });
 
   it('names the reason a store reports as unavailable (PostgreSQL or SQLite), nothing more', async () => {
