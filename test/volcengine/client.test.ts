@@ -189,7 +189,7 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 /**
  * For a call that must give up without waiting: its observer, and a signal that aborts the call the
  * moment the client schedules a retry, so a client that would wait fails the test at once (with the
- * retry it scheduled on record) instead of after the wait. Also stops the client's clock.
+ * retry it scheduled on record) instead of after the wait.
  */
 function mustGiveUpAtOnce(): { obs: ReturnType<typeof recorder>; signal: AbortSignal } {
   // And the clock stands still: any other wait would never end (the test then times out).
