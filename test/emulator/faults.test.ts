@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FaultInjector } from '../../src/emulator/faults.js';
 import { type FaultRule, type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { call, controlGet, DEV_CREDENTIALS, fails, ok, withEmulator } from './helpers.js';
@@ -18,6 +18,32 @@ const always = (fault: FaultRule['fault'], extra: Partial<FaultRule> = {}): Faul
   ...extra,
 });
 const userCount = async () => (await ok(api('ListUsers'))).Total as number;
+
+/** Resolves once `condition` holds, checking between turns of the real event loop (socket I/O). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A request whose answer can be checked for without awaiting it. */
+function tracked<T>(request: Promise<T>): { promise: Promise<T>; answered: () => boolean } {
+  let answered = false;
+  const promise = request.finally(() => {
+    answered = true;
+  });
+  promise.catch(() => {}); // awaited by the test; a rejection meanwhile is not unhandled
+  return { promise, answered: () => answered };
+}
+
+/**
+ * With the emulator's timers faked: the answer to `request`, got while the clock stands still. Fails
+ * at once if answering it needs a timer (a latency wait), which would never fire.
+ */
+async function answeredWithoutWaiting<T>(request: Promise<T>): Promise<T> {
+  const r = tracked(request);
+  await until(() => r.answered() || vi.getTimerCount() > 0);
+  expect(vi.getTimerCount(), 'timers the request waits on').toBe(0);
+  return r.promise;
+}
 
 describe('error faults', () => {
   it('FlowLimitExceeded → 429 with Retry-After: 1', async () => {
@@ -92,18 +118,29 @@ describe('latency', () => {
 
   it('the global latencyMs option delays actions but not the control API', async () => {
     const slow = await withEmulator({ latencyMs: 400 });
+    // The emulator's waits become timers only the test runs (Date moves with them); sockets stay real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     try {
-      let t0 = performance.now();
-      await ok(slow.api('ListUsers'));
-      expect(performance.now() - t0).toBeGreaterThanOrEqual(390);
-      t0 = performance.now();
-      await controlGet(slow.emu.url, 'state?summary=1');
-      expect(performance.now() - t0).toBeLessThan(300);
-      // Not before authentication either: a bad signature answers at once.
-      t0 = performance.now();
-      await slow.api('ListUsers', {}, { credentials: { ...DEV_CREDENTIALS, secretKey: 'bad' } });
-      expect(performance.now() - t0).toBeLessThan(300);
+      const listed = tracked(ok(slow.api('ListUsers')));
+      await until(() => listed.answered() || vi.getTimerCount() > 0);
+      expect(listed.answered(), 'answered before any wait').toBe(false);
+      // The one wait before the answer is the 400 ms latency.
+      const t0 = Date.now();
+      await vi.advanceTimersToNextTimerAsync();
+      expect(Date.now() - t0).toBe(400);
+      await answeredWithoutWaiting(listed.promise);
+      // The control API is answered with no wait at all.
+      expect((await answeredWithoutWaiting(controlGet(slow.emu.url, 'state?summary=1'))).userCount).toBe(0);
+      // Not before authentication either: a bad signature is refused with no wait.
+      await fails(
+        answeredWithoutWaiting(
+          slow.api('ListUsers', {}, { credentials: { ...DEV_CREDENTIALS, secretKey: 'bad' } }),
+        ),
+        401,
+        'SignatureDoesNotMatch',
+      );
     } finally {
+      vi.useRealTimers();
       await slow.emu.close();
     }
   });

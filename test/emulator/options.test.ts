@@ -1,7 +1,13 @@
 import { Agent, request } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import type { Socket } from 'node:net';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { DEV_ACCESS_KEY, DEV_SECRET_KEY, startEmulator } from '../../src/emulator/index.js';
 import { call, prepare } from './helpers.js';
+
+/** Resolves once `condition` holds, checking between turns of the real event loop (socket I/O). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
 
 describe('startEmulator options', () => {
   it.each([
@@ -48,12 +54,22 @@ describe('startEmulator options', () => {
     }
   });
 
-  it('close() ends idle keep-alive connections promptly and is idempotent', async () => {
-    const emu = await startEmulator();
+  it('close() ends keep-alive connections promptly, idle or with a request under way, and is idempotent', async () => {
+    // The emulator's waits become timers only the test could run; sockets stay real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const emu = await startEmulator({
+      faults: [{ action: 'GetUser', probability: 1, fault: 'latency', latencyMs: 60_000 }],
+    });
+    const url = new URL(emu.url);
+    const closed = (socket: Socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
+
+    // An idle keep-alive connection: one answered request, the socket back in the agent's pool.
     const agent = new Agent({ keepAlive: true });
     const req = prepare(emu.url, 'ListUsers');
-    const url = new URL(emu.url);
-    await new Promise<void>((resolve, reject) => {
+    const idle = await new Promise<Socket>((resolve, reject) => {
       request(
         {
           host: url.hostname,
@@ -64,16 +80,25 @@ describe('startEmulator options', () => {
           agent,
         },
         (res) => {
+          const socket = res.socket;
           res.resume();
-          res.on('end', resolve);
+          res.on('end', () => resolve(socket));
         },
       )
         .on('error', reject)
         .end(req.body);
     });
-    const t0 = performance.now();
+    const idleClosed = closed(idle);
+
+    // A connection whose request is still being answered (held by a latency fault on a timer that
+    // never fires): busy, not idle; left alone it would hold close() open for good.
+    const answer = call(emu.url, 'GetUser', { UserId: 'held' }).catch((e: Error) => e);
+    await until(() => emu.calls().GetUser === 1);
+
+    // Promptly: close() waits for neither connection to end on its own; the server ends both.
     await Promise.all([emu.close(), emu.close()]);
-    expect(performance.now() - t0).toBeLessThan(1000);
+    await idleClosed;
+    expect(await answer).toBeInstanceOf(Error); // its connection was closed, unanswered
     agent.destroy();
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Readiness } from '../../src/ops/readiness.js';
@@ -6,6 +6,11 @@ import { UpstreamActivity } from '../../src/ops/upstream-activity.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import type { CloudIdentityClient } from '../../src/volcengine/client.js';
 import { emulatorClient, opsApp, pingOnlyStore, sample, silentLogger } from './helpers.js';
+
+/** Resolves once `condition` holds, checking between turns of the real event loop (socket I/O). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
 
 describe('probes', () => {
   let emulator: RunningEmulator;
@@ -114,11 +119,15 @@ describe('probes', () => {
 
   it('re-checks after READINESS_CACHE_MS and notices recovery', async () => {
     let storeUp = false;
+    let now = 1_000_000;
     const store = pingOnlyStore(async () => {
       if (!storeUp)
         throw Object.assign(new Error('connect ECONNREFUSED 10.1.2.3:5432'), { code: 'ECONNREFUSED' });
     });
-    const { http } = opsApp({ store, client: client(), env: { READINESS_CACHE_MS: '200' } });
+    const api = client();
+    // Its own clock: the cache expires when the test says, not after however long the probes took.
+    const readiness = new Readiness({ store, api, cacheMs: 200, logger: silentLogger, now: () => now });
+    const { http } = opsApp({ store, client: api, readiness });
     const down = await http.get('/readyz');
     expect(down.status).toBe(503);
     expect(down.body.status).toBe('not_ready');
@@ -126,11 +135,24 @@ describe('probes', () => {
     // The address of the database is not for unauthenticated eyes.
     expect(down.text).not.toContain('10.1.2.3');
     storeUp = true;
+    now += 199;
     expect((await http.get('/readyz')).status).toBe(503); // still cached
-    await new Promise((r) => setTimeout(r, 250));
+    now += 51;
     const up = await http.get('/readyz');
     expect(up.status).toBe(200);
     expect(store.pings).toBe(2);
+  });
+
+  it('takes READINESS_CACHE_MS from the environment', async () => {
+    for (const [cacheMs, pings] of [
+      ['0', 3], // every probe checks (the 5 s default would have cached)
+      ['60000', 1],
+    ] as const) {
+      const store = pingOnlyStore(async () => {});
+      const { http } = opsApp({ store, client: client(), env: { READINESS_CACHE_MS: cacheMs } });
+      for (let i = 0; i < 3; i++) expect((await http.get('/readyz')).status).toBe(200);
+      expect(store.pings, `READINESS_CACHE_MS=${cacheMs}`).toBe(pings);
+    }
   });
 
   it('names the reason a store reports as unavailable (PostgreSQL or SQLite), nothing more', async () => {
@@ -174,20 +196,25 @@ describe('probes', () => {
   });
 
   it('is 503 when the store ping hangs (bounded by the check timeout)', async () => {
-    const store = pingOnlyStore(() => new Promise(() => {}));
-    const readiness = new Readiness({
-      store,
-      api: client(),
-      cacheMs: 0,
-      timeoutMs: 100,
-      logger: silentLogger,
+    // The checks' timers and clock move only when the test says; sockets stay real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
     });
-    const { http } = opsApp({ store, client: client(), readiness });
-    const started = Date.now();
-    const res = await http.get('/readyz');
+    const store = pingOnlyStore(() => new Promise(() => {}));
+    let upstreamAnswers = 0;
+    const api = client(emulator.url, { observer: { onAttempt: () => upstreamAnswers++ } });
+    const readiness = new Readiness({ store, api, cacheMs: 0, timeoutMs: 100, logger: silentLogger });
+    const { http } = opsApp({ store, client: api, readiness });
+    const probe = http.get('/readyz').then((res) => res);
+    // CloudIdentity answers over real sockets while the clock stands still; then time passes.
+    await until(() => upstreamAnswers === 1);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const res = await probe;
     expect(res.status).toBe(503);
     expect(res.body.reason).toBe('store ping timed out');
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Given up at its 100 ms, not at the 5 s default nor whenever the ping might answer.
+    expect(res.body.checks.store.durationMs).toBe(100);
   });
 
   it('stays ready when CloudIdentity throttles: the credentials were accepted', async () => {

@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { newCallLog } from '../../src/volcengine/call-log.js';
 import {
   type ClientObserver,
@@ -36,8 +36,23 @@ interface Fake {
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
+  vi.useRealTimers();
   while (cleanups.length) await cleanups.pop()!();
 });
+
+/**
+ * Puts the client's clock (its timers and Date.now) under the test's control; sockets stay real.
+ * Time then moves only when the test advances it, so an attempt's timeout or the deadline fires at
+ * an exact moment, however slow the machine.
+ */
+function fakeClientClock(): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+}
+
+/** Resolves once `condition` holds, checking between turns of the real event loop (socket I/O). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
 
 async function fake(handler: Handler, port = 0): Promise<Fake> {
   const seen: Seen[] = [];
@@ -133,7 +148,8 @@ const group = (name: string, id = `g-${name}`) => ({
   UpdatedTime: '2025-03-09T22:48:30+08:00',
 });
 
-function recorder(): ClientObserver & {
+/** `retried`, when given, runs on each scheduled retry (after it is recorded). */
+function recorder(retried?: (e: { delayMs: number }) => void): ClientObserver & {
   attempts: Array<{ action: string; outcome: string; httpStatus?: number; requestId?: string }>;
   retries: Array<{ action: string; reason: string; delayMs: number }>;
   deadlines: string[];
@@ -152,6 +168,7 @@ function recorder(): ClientObserver & {
     },
     onRetry(e: { action: string; reason: string; delayMs: number }) {
       r.retries.push(e);
+      retried?.(e);
     },
     onDeadline(e: { action: string }) {
       r.deadlines.push(e.action);
@@ -167,6 +184,21 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
     return e;
   }
   throw new Error('expected the promise to reject');
+}
+
+/**
+ * For a call that must give up without waiting: its observer, and a signal that aborts the call the
+ * moment the client schedules a retry, so a client that would wait fails the test at once (with the
+ * retry it scheduled on record) instead of after the wait.
+ */
+function mustGiveUpAtOnce(): { obs: ReturnType<typeof recorder>; signal: AbortSignal } {
+  // And the clock stands still: any other wait would never end (the test then times out).
+  fakeClientClock();
+  const ac = new AbortController();
+  const obs = recorder((e) =>
+    ac.abort(new Error(`scheduled a retry after ${e.delayMs} ms instead of giving up`)),
+  );
+  return { obs, signal: ac.signal };
 }
 
 describe('request shape', () => {
@@ -394,10 +426,12 @@ describe('retries', () => {
     const f = await fake((_q, res, s) =>
       fail(res, s, 429, 'FlowLimitExceeded', 'throttled', { 'retry-after': '30' }),
     );
-    const obs = recorder();
-    const t0 = Date.now();
-    const e = (await rejection(mk(f, { observer: obs }).getUser({ UserId: 'x' }))) as VolcengineApiError;
-    expect(Date.now() - t0).toBeLessThan(1000);
+    const { obs, signal } = mustGiveUpAtOnce();
+    const e = (await rejection(
+      mk(f, { observer: obs }).getUser({ UserId: 'x' }, { signal }),
+    )) as VolcengineApiError;
+    // At once: no wait was scheduled (the client waits only before a retry).
+    expect(obs.retries).toEqual([]);
     expect(e.code).toBe('FlowLimitExceeded');
     expect(e.retryAfterSeconds).toBe(30);
     expect(obs.deadlines).toEqual(['GetUser']);
@@ -536,33 +570,46 @@ describe('timeouts and deadline', () => {
   it('fails with kind deadline when the total deadline passes', async () => {
     const f = await fake(() => undefined);
     const obs = recorder();
-    const t0 = Date.now();
-    const e = (await rejection(
-      mk(f, { attemptTimeoutMs: 150, deadlineMs: 400, maxAttempts: 10, observer: obs }).getUser({
-        UserId: 'x',
-      }),
-    )) as VolcengineTransportError;
-    const elapsed = Date.now() - t0;
+    fakeClientClock();
+    const call = rejection(
+      mk(f, {
+        attemptTimeoutMs: 150,
+        deadlineMs: 400,
+        maxAttempts: 10,
+        random: () => 0,
+        observer: obs,
+      }).getUser({ UserId: 'x' }),
+    );
+    // Each attempt reaches the hung upstream, then an attempt's worth of time passes.
+    for (const sent of [1, 2, 3]) {
+      await until(() => f.count('GetUser') === sent);
+      await vi.advanceTimersByTimeAsync(150);
+    }
+    const e = (await call) as VolcengineTransportError;
     expect(e).toBeInstanceOf(VolcengineTransportError);
     expect(e.kind).toBe('deadline');
-    expect(elapsed).toBeGreaterThanOrEqual(390);
-    expect(elapsed).toBeLessThan(700);
-    expect(obs.attempts.at(-1)?.outcome).toBe('deadline');
-    expect(obs.attempts.slice(0, -1).every((a) => a.outcome === 'timeout')).toBe(true);
+    // Two attempts used their 150 ms; the third got only the 100 ms left and ended at the deadline.
+    expect(e.message).toContain('within 100 ms');
+    expect(obs.attempts.map((a) => a.outcome)).toEqual(['timeout', 'timeout', 'deadline']);
     expect(obs.deadlines).toEqual(['GetUser']);
+    expect(f.count('GetUser')).toBe(3);
   });
 
   it('uses CallOptions.deadlineAt when it is earlier than deadlineMs', async () => {
     const f = await fake(() => undefined);
-    const t0 = Date.now();
-    const e = (await rejection(
-      mk(f, { attemptTimeoutMs: 5_000, deadlineMs: 20_000 }).getUser(
+    fakeClientClock();
+    const call = rejection(
+      mk(f, { attemptTimeoutMs: 5_000, deadlineMs: 20_000, maxAttempts: 1 }).getUser(
         { UserId: 'x' },
-        { deadlineAt: t0 + 200 },
+        { deadlineAt: Date.now() + 200 },
       ),
-    )) as VolcengineTransportError;
+    );
+    await until(() => f.count('GetUser') === 1);
+    // A whole attempt's time: a client that ignored deadlineAt would end with its own timeout.
+    await vi.advanceTimersByTimeAsync(5_000);
+    const e = (await call) as VolcengineTransportError;
     expect(e.kind).toBe('deadline');
-    expect(Date.now() - t0).toBeLessThan(600);
+    expect(e.message).toContain('within 200 ms');
   });
 
   it('sends nothing when the deadline has already passed', async () => {
@@ -576,25 +623,35 @@ describe('timeouts and deadline', () => {
 
   it('does not sleep past the deadline between attempts', async () => {
     const f = await fake((_q, res, s) => fail(res, s, 503, 'ServiceUnavailableTemp'));
-    const t0 = Date.now();
+    const { obs, signal } = mustGiveUpAtOnce();
     const e = (await rejection(
-      mk(f, { baseDelayMs: 10_000, maxDelayMs: 10_000, random: () => 0.5, deadlineMs: 1_000 }).getUser({
-        UserId: 'x',
-      }),
+      mk(f, {
+        baseDelayMs: 10_000,
+        maxDelayMs: 10_000,
+        random: () => 0.5,
+        deadlineMs: 1_000,
+        observer: obs,
+      }).getUser({ UserId: 'x' }, { signal }),
     )) as VolcengineApiError;
+    // The 5 s backoff would end past the deadline: no wait was scheduled, the call gave up at once.
+    expect(obs.retries).toEqual([]);
     expect(e.code).toBe('ServiceUnavailableTemp');
-    expect(Date.now() - t0).toBeLessThan(500);
+    expect(obs.deadlines).toEqual(['GetUser']);
     expect(f.count('GetUser')).toBe(1);
   });
 
   it('stops promptly when the caller aborts', async () => {
     const f = await fake(() => undefined);
+    fakeClientClock();
     const ac = new AbortController();
-    setTimeout(() => ac.abort(new Error('client went away')), 100);
-    const t0 = Date.now();
-    const e = (await rejection(mk(f).getUser({ UserId: 'x' }, { signal: ac.signal }))) as Error;
+    const call = rejection(mk(f).getUser({ UserId: 'x' }, { signal: ac.signal }));
+    await until(() => f.count('GetUser') === 1);
+    ac.abort(new Error('client went away'));
+    // The clock stands still, so the attempt's own 2 s timeout never fires: only the abort can end
+    // the hung attempt (a client that ignored it would never settle, and the test would time out).
+    const e = (await call) as Error;
     expect(e.message).toBe('client went away');
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(f.count('GetUser')).toBe(1);
   });
 });
 
