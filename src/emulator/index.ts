@@ -130,7 +130,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
           if (err) reject(err);
           else resolve();
         });
-        // Keep-alive sockets would otherwise hold close() open until they time out.
+        // Idle keep-alive sockets close with close() itself; a request still in flight (a fault
+        // latency) would hold close() open until it answered.
         server.closeAllConnections();
       });
       return closing;
