@@ -1,5 +1,5 @@
-// The durable floor (FLOOR_MODE=durable of server.ts): the bare proxy plus only the work the cost
-// targets' issue requires of any design, done by the bridge's own built modules:
+// The durable floor (FLOOR_MODE=durable of server.ts): the bare proxy plus only the work the bridge's
+// promises require of any design (durable acknowledgement, an audit trail, an access log), done by the bridge's own built modules:
 // - its embedded store (openStore from dist/store, in FLOOR_DATA_DIR: WAL, synchronous=FULL, group
 //   commit through the public `commit`);
 // - POST: unit 1 (the pending record and the record that the create started) committed before

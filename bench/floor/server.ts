@@ -4,8 +4,8 @@
 // bench/floor/ and runs this file with plain `node`.
 //   FLOOR_MODE=bare (default): the bare proxy. No store, no audit, no validation beyond what the
 //     mapping needs, no logging: what no SCIM bridge in front of CloudIdentity can beat.
-//   FLOOR_MODE=durable: the durable floor (durable.ts): the same plus only the work the cost targets'
-//     issue mandates (the bridge's store, its two commits per create, a store read per GET, an
+//   FLOOR_MODE=durable: the durable floor (durable.ts): the same plus only the work the bridge's
+//     promises require of any design (the bridge's store, its two commits per create, a store read per GET, an
 //     access-log line per request).
 //
 // Environment: FLOOR_PORT, FLOOR_HOST, FLOOR_TOKEN (the bearer token), FLOOR_CLIENT_MODULE,

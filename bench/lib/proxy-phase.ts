@@ -1,6 +1,6 @@
 // Phase "proxy" of `npm run bench`: the bridge (embedded store, and PostgreSQL when a server
 // answers) against the two floor processes (bench/floor/): the bare proxy and the durable floor
-// (the bare proxy plus the store, audit and access-log work the issue mandates), all against one
+// (the bare proxy plus the store, audit and access-log work the bridge's promises require), all against one
 // emulator answering at 0 ms, one target at a time in interleaved rounds: CPU per POST /Users and
 // per GET /Users/{id}, throughput, peak RSS. The figures and the targets they are held to are in
 // targets.ts.

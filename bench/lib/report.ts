@@ -73,7 +73,7 @@ export interface BenchResults {
   wallSeconds?: number;
 }
 
-/** Minimum the issue sets for 30 ms upstream latency (Entra's gallery requirement). */
+/** Minimum rate at 30 ms upstream latency (Entra's gallery requirement). */
 export const MIN_RPS_AT_30MS = 25;
 
 // ---------------------------------------------------------------- number formatting

@@ -1,7 +1,7 @@
 // Phase "proxy" of `npm run bench`, the pure part: the bridge against the floor processes
 // (bench/floor/), their figures, the ratios and the cost targets: the bridge's, held against the bare
-// proxy, and the same targets held to the durable floor, which does only the work the issue mandates
-// (could any design that keeps that work meet them?). No I/O: unit-tested in test/bench.
+// proxy, and the same targets held to the durable floor, which does only the work the bridge's promises
+// require of any design (could any design that keeps that work meet them?). No I/O: unit-tested in test/bench.
 import { fmt, mdTable, textTable } from './report.js';
 import { type AggregateStats, aggregate, median, pairedRatio, type RoundStats } from './stats.js';
 
@@ -162,7 +162,7 @@ export interface FloorVerdict {
 
 /**
  * The CPU and throughput targets held to the durable floor itself (durable floor / bare proxy):
- * whether the work the issue mandates, and nothing else, would meet them. Empty without its figures.
+ * whether the work the bridge's promises require, and nothing else, would meet them. Empty without its figures.
  */
 export function durableFloorVerdicts(r: ProxyPhaseResult): FloorVerdict[] {
   if (!r.durableFloor) return [];
@@ -305,8 +305,8 @@ function durableLead(r: ProxyPhaseResult): string {
   const verdicts = durableFloorVerdicts(r);
   const met = verdicts.filter((v) => v.verdict === 'met').length;
   return (
-    'The same CPU and throughput targets held to the durable floor itself, which does only the work the issue ' +
-    `mandates (${met} of ${verdicts.length} met): a target it misses cannot be met by a bridge that does that ` +
+    "The same CPU and throughput targets held to the durable floor itself, which does only the work the bridge's " +
+    `promises require (${met} of ${verdicts.length} met): a target it misses cannot be met by a bridge that does that ` +
     'work with the same store, logger and CloudIdentity client, whatever else it leaves out.'
   );
 }
@@ -328,7 +328,7 @@ export function formatProxyPhase(r: ProxyPhaseResult): string[] {
     '',
     ...(r.durableFloor
       ? [
-          'The durable floor is the same server (`FLOOR_MODE=durable`) plus only the work the issue requires of ' +
+          "The durable floor is the same server (`FLOOR_MODE=durable`) plus only the work the bridge's promises require of " +
             "any design, done by the bridge's own built modules: its embedded store (`openStore`, WAL, " +
             'synchronous=FULL, group commit); per `POST /Users` the pending record with a "create started" audit ' +
             'record committed before `CreateUser`, then the record made ready with the final audit record (two ' +
