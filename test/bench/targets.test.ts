@@ -165,7 +165,7 @@ describe('the durable floor', () => {
     expect(text).toContain(
       '| bridge (embedded store) / durable floor | 1.25× | 1.00× | 0.67× | 0.95× |  |  | 1.25× |  |',
     );
-    expect(text).toContain('mandates (2 of 3 met)');
+    expect(text).toContain('promises require (2 of 3 met)');
     expect(text).toContain("| CPU per POST /Users | ≤ 1.5× the floor's | 1.60× not met |");
     expect(text).toContain("| POST /Users throughput | ≥ 0.5× the floor's at 16 clients | 0.60× met |");
     // The bridge's own targets stay stated against the bare proxy.
