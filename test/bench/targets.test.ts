@@ -176,7 +176,7 @@ describe('the durable floor', () => {
   it('leaves the section as it was without its figures', () => {
     const text = formatProxyPhase(phase()).join('\n');
     expect(text).not.toContain('durable floor');
-    expect(text).not.toContain('mandates (');
+    expect(text).not.toContain('promises require (');
   });
 });
 
