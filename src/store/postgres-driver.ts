@@ -92,15 +92,16 @@ function mapped(err: unknown): unknown {
     : err;
 }
 
-/** Distinct unit statements given a name; texts past this many (none today: a few dozen) run unnamed. */
+/** Distinct statements given a name; texts past this many (none today: a few dozen) run unnamed. */
 const MAX_NAMED_STATEMENTS = 500;
 
 /**
- * Names for the statements of units (unit()). A named statement is parsed and planned once per
- * connection, then only bound and run: its text is not sent again, nor parsed again by the server.
- * Every unit statement is a write by key (primary key, request id), so the plan PostgreSQL may
- * settle on for a named statement (a generic one, after five runs) is the one it would pick anyway.
- * One name per SQL text for the driver's lifetime: pg refuses a name reused for another text.
+ * Names for the statements of units (unit()) and of lookups by key (queryPrepared()). A named
+ * statement is parsed and planned once per connection, then only bound and run: its text is not
+ * sent again, nor parsed again by the server. Each is a write or a read by key (primary key,
+ * request id, userName), so the plan PostgreSQL may settle on for a named statement (a generic
+ * one, after five runs) is the one it would pick anyway. One name per SQL text for the driver's
+ * lifetime: pg refuses a name reused for another text.
  */
 class StatementNames {
   private readonly names = new Map<string, string>();
@@ -108,7 +109,7 @@ class StatementNames {
   of(sql: string): string | undefined {
     let name = this.names.get(sql);
     if (name === undefined && this.names.size < MAX_NAMED_STATEMENTS) {
-      name = `unit_${this.names.size}`;
+      name = `stmt_${this.names.size}`;
       this.names.set(sql, name);
     }
     return name;
@@ -169,6 +170,10 @@ class PostgresDriver implements SqlDriver {
 
   query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
     return run<T>(this.pool, sql, params);
+  }
+
+  queryPrepared<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    return run<T>(this.pool, sql, params, this.statementNames.of(sql));
   }
 
   /**
@@ -280,9 +285,14 @@ class PostgresDriver implements SqlDriver {
   }
 }
 
-async function run<T>(on: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]): Promise<T[]> {
+async function run<T>(
+  on: pg.Pool | pg.PoolClient,
+  sql: string,
+  params?: readonly unknown[],
+  name?: string,
+): Promise<T[]> {
   try {
-    const result = await on.query(sql, params as unknown[] | undefined);
+    const result = await on.query({ text: sql, values: params as unknown[] | undefined, name });
     return result.rows as T[];
   } catch (err) {
     throw mapped(err);

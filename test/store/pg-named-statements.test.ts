@@ -1,19 +1,19 @@
-// The PostgreSQL driver's units (SqlDriver.unit) send named statements: parsed once per connection,
-// and parsed again after a unit in which PostgreSQL refused their Parse (a transaction already
-// aborted by an earlier statement).
+// The PostgreSQL driver names the statements of units (SqlDriver.unit) and of lookups by key
+// (queryPrepared): parsed once per connection, and parsed again after a unit in which PostgreSQL
+// refused their Parse (a transaction already aborted by an earlier statement).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SqlDriver, UnitStatementError } from '../../src/store/driver.js';
 import { openPostgresDriver } from '../../src/store/postgres-driver.js';
 import { freshPostgresUrl } from '../helpers/postgres.js';
 
-const pgSchema = await freshPostgresUrl('unit_statements');
+const pgSchema = await freshPostgresUrl('named_statements');
 if ('skip' in pgSchema)
-  console.warn(`[test/store] skipping the PostgreSQL unit statements: ${pgSchema.skip}`);
+  console.warn(`[test/store] skipping the PostgreSQL named statements: ${pgSchema.skip}`);
 afterAll(async () => {
   if ('url' in pgSchema) await pgSchema.drop();
 });
 
-describe.skipIf('skip' in pgSchema)('units on PostgreSQL', () => {
+describe.skipIf('skip' in pgSchema)('named statements on PostgreSQL', () => {
   let db: SqlDriver;
   beforeAll(async () => {
     if (!('url' in pgSchema)) return;
@@ -47,5 +47,16 @@ describe.skipIf('skip' in pgSchema)('units on PostgreSQL', () => {
     expect((failed as UnitStatementError).index).toBe(0);
     expect(await db.unit!([select(8), insert(3)])).toEqual([[{ v: 8, n: 2 }], []]);
     expect(await db.unit!([select(9), select(10)])).toEqual([[{ v: 9, n: 3 }], [{ v: 10, n: 3 }]]);
+  });
+
+  it('keeps a lookup by key prepared, and runs other queries unnamed', async () => {
+    const lookup = 'SELECT id FROM t WHERE id = $1';
+    expect(await db.queryPrepared!(lookup, [1])).toEqual([{ id: 1 }]);
+    expect(await db.queryPrepared!(lookup, [4])).toEqual([]);
+    expect(await db.query('SELECT id FROM t WHERE id = $1 AND true', [2])).toEqual([{ id: 2 }]);
+    // One at a time: the pool hands back the same connection.
+    const prepared = await db.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements');
+    expect(prepared.map((r) => r.statement)).toContain(lookup);
+    expect(prepared.map((r) => r.statement)).not.toContain('SELECT id FROM t WHERE id = $1 AND true');
   });
 });
