@@ -42,7 +42,7 @@ import {
   killAllChildren,
   type Proc,
   postgresUnavailable,
-  processCpuMs,
+  processCpuSplitMs,
   processPeakRssKb,
   ROOT,
   startBridgeProcess,
@@ -207,6 +207,8 @@ interface Measured {
   stats: RoundStats;
   errorKinds: Record<string, number>;
   errorSamples: string[];
+  /** System (kernel) CPU per request, ms: the share of stats.cpuPerRequestMs spent in syscalls and faults. */
+  systemPerRequestMs: number;
 }
 
 /** Requests per second seen last time, per (stack, scenario, side): sizes the group supply. */
@@ -228,16 +230,20 @@ async function measure(
   const op: Op = side === 'bridge' ? scenario.bridge : scenario.floor;
   const storeBefore = side === 'bridge' ? await bridgeStoreOps(stack.bridge.url) : undefined;
   const callsBefore = (await emulatorSummary(stack.emulator.url)).calls;
-  const cpuBridgeBefore = processCpuMs(stack.bridge.pid) ?? Number.NaN;
+  const cpuBridgeBefore = processCpuSplitMs(stack.bridge.pid);
   const cpuSelfBefore = process.cpuUsage();
   const samplesBefore = stack.ctx.http.errorSamples.length;
   const load = await closedLoop({ concurrency, durationMs, op, ratePerSec });
   const cpuSelf = process.cpuUsage(cpuSelfBefore);
-  const cpuBridgeAfter = processCpuMs(stack.bridge.pid) ?? Number.NaN;
+  const cpuBridgeAfter = processCpuSplitMs(stack.bridge.pid);
   const callsAfter = (await emulatorSummary(stack.emulator.url)).calls;
   const storeAfter = storeBefore ? await bridgeStoreOps(stack.bridge.url) : undefined;
   lastRate.set(rateKey, load.requests / (load.elapsedMs / 1000));
-  const cpuMs = side === 'bridge' ? cpuBridgeAfter - cpuBridgeBefore : (cpuSelf.user + cpuSelf.system) / 1000;
+  // The bridge's user and system time apart (the log line shows both); the floor's is the runner's.
+  const bridgeUserMs = (cpuBridgeAfter?.user ?? Number.NaN) - (cpuBridgeBefore?.user ?? Number.NaN);
+  const bridgeSystemMs = (cpuBridgeAfter?.system ?? Number.NaN) - (cpuBridgeBefore?.system ?? Number.NaN);
+  const cpuMs = side === 'bridge' ? bridgeUserMs + bridgeSystemMs : (cpuSelf.user + cpuSelf.system) / 1000;
+  const systemMs = side === 'bridge' ? bridgeSystemMs : cpuSelf.system / 1000;
   const stats = roundStats({
     ...load,
     cpuMs,
@@ -249,6 +255,7 @@ async function measure(
     stats,
     errorKinds: load.errorKinds,
     errorSamples: [...load.errorSamples, ...stack.ctx.http.errorSamples.slice(samplesBefore)],
+    systemPerRequestMs: load.requests > 0 ? systemMs / load.requests : Number.NaN,
   };
 }
 
@@ -257,7 +264,7 @@ function describe(m: Measured): string {
   const rss = s.peakRssMb !== undefined ? ` rss ${s.peakRssMb.toFixed(0)} MB` : '';
   return (
     `${s.throughput.toFixed(0)} req/s p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(2)} ms ` +
-    `cpu ${s.cpuPerRequestMs.toFixed(3)} ms/req upstream ${s.upstreamPerRequest.toFixed(2)}/req` +
+    `cpu ${s.cpuPerRequestMs.toFixed(3)} ms/req (sys ${m.systemPerRequestMs.toFixed(3)}) upstream ${s.upstreamPerRequest.toFixed(2)}/req` +
     `${s.storePerRequest !== undefined ? ` store ${s.storePerRequest.toFixed(2)}/req` : ''} errors ${s.errors}${rss}`
   );
 }

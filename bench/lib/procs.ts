@@ -30,13 +30,19 @@ export function clockTicksPerSecond(): number {
 
 /** utime + stime of a process, in ms, from /proc/<pid>/stat; undefined when unreadable. */
 export function processCpuMs(pid: number): number | undefined {
+  const split = processCpuSplitMs(pid);
+  return split && split.user + split.system;
+}
+
+/** A process's user and system CPU time so far, in ms (utime, stime); undefined when unreadable. */
+export function processCpuSplitMs(pid: number): { user: number; system: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return (ticks * 1000) / clockTicksPerSecond();
+    const ms = (ticks: string) => (Number(ticks) * 1000) / clockTicksPerSecond();
+    return { user: ms(fields[11]), system: ms(fields[12]) };
   } catch {
     return undefined;
   }

@@ -8,6 +8,12 @@ export interface Queryable {
 }
 
 export interface SqlDriver extends Queryable {
+  /**
+   * Optional: query() for a lookup by key that runs often with other parameters (a user by id, by
+   * userName): the driver may keep the statement prepared on each connection. Only for statements
+   * whose best plan does not depend on the parameters' values.
+   */
+  queryPrepared?<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   /** Runs fn inside BEGIN/COMMIT on one connection; rolls back and rethrows when fn throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /**

@@ -92,7 +92,32 @@ function mapped(err: unknown): unknown {
     : err;
 }
 
+/** Distinct statements given a name; texts past this many (none today: a few dozen) run unnamed. */
+const MAX_NAMED_STATEMENTS = 500;
+
+/**
+ * Names for the statements of units (unit()) and of lookups by key (queryPrepared()). A named
+ * statement is parsed and planned once per connection, then only bound and run: its text is not
+ * sent again, nor parsed again by the server. Each is a write or a read by key (primary key,
+ * request id, userName), so the plan PostgreSQL may settle on for a named statement (a generic
+ * one, after five runs) is the one it would pick anyway. One name per SQL text for the driver's
+ * lifetime: pg refuses a name reused for another text.
+ */
+class StatementNames {
+  private readonly names = new Map<string, string>();
+
+  of(sql: string): string | undefined {
+    let name = this.names.get(sql);
+    if (name === undefined && this.names.size < MAX_NAMED_STATEMENTS) {
+      name = `stmt_${this.names.size}`;
+      this.names.set(sql, name);
+    }
+    return name;
+  }
+}
+
 class PostgresDriver implements SqlDriver {
+  private readonly statementNames = new StatementNames();
   /** Session connections live in pools of their own: a lock holder's queries never wait behind locks. */
   private readonly sessionPools = new Map<string, pg.Pool>();
 
@@ -145,6 +170,10 @@ class PostgresDriver implements SqlDriver {
 
   query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
     return run<T>(this.pool, sql, params);
+  }
+
+  queryPrepared<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    return run<T>(this.pool, sql, params, this.statementNames.of(sql));
   }
 
   /**
@@ -203,13 +232,22 @@ class PostgresDriver implements SqlDriver {
   /**
    * BEGIN, the statements and COMMIT in one pipelined batch. A failing statement aborts the
    * transaction, and PostgreSQL answers the COMMIT behind it with ROLLBACK: nothing of it stays.
+   * The statements are named (StatementNames): a prepared statement outlives the transaction that
+   * first parsed it, and one whose Parse was refused (in a transaction already aborted) is parsed
+   * again next time (pg forgets a name whose statement failed before ParseComplete).
    */
   unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
     return this.withClient(async (client, markBroken) => {
       const { sent, committed } = corked(client, () => ({
         sent: [
           client.query('BEGIN'),
-          ...statements.map(({ sql, params }) => client.query(sql, params as unknown[] | undefined)),
+          ...statements.map(({ sql, params }) =>
+            client.query({
+              text: sql,
+              values: params as unknown[] | undefined,
+              name: this.statementNames.of(sql),
+            }),
+          ),
         ],
         committed: client.query('COMMIT'),
       }));
@@ -247,9 +285,14 @@ class PostgresDriver implements SqlDriver {
   }
 }
 
-async function run<T>(on: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]): Promise<T[]> {
+async function run<T>(
+  on: pg.Pool | pg.PoolClient,
+  sql: string,
+  params?: readonly unknown[],
+  name?: string,
+): Promise<T[]> {
   try {
-    const result = await on.query(sql, params as unknown[] | undefined);
+    const result = await on.query({ text: sql, values: params as unknown[] | undefined, name });
     return result.rows as T[];
   } catch (err) {
     throw mapped(err);

@@ -395,6 +395,11 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     return this.db.close();
   }
 
+  /** A lookup by key: prepared on each connection when the driver can (SqlDriver.queryPrepared). */
+  private lookup<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
+    return this.db.queryPrepared ? this.db.queryPrepared<T>(sql, params) : this.db.query<T>(sql, params);
+  }
+
   async ping(): Promise<void> {
     await this.db.query('SELECT 1');
   }
@@ -485,7 +490,7 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   // ---- store_meta (the upstream binding, binding.ts) ----
 
   async getMeta(key: string): Promise<string | null> {
-    const rows = await this.db.query<{ value: string }>('SELECT value FROM store_meta WHERE key = $1', [key]);
+    const rows = await this.lookup<{ value: string }>('SELECT value FROM store_meta WHERE key = $1', [key]);
     return rows.length > 0 ? rows[0].value : null;
   }
 
@@ -510,9 +515,7 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   // ---- users ----
 
   async getUser(scimId: string): Promise<UserRecord | null> {
-    const rows = await this.db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE scim_id = $1`, [
-      scimId,
-    ]);
+    const rows = await this.lookup<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE scim_id = $1`, [scimId]);
     return rows.length > 0 ? toUser(rows[0]) : null;
   }
 
@@ -528,7 +531,7 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   }
 
   async getUserWithGroups(scimId: string): Promise<UserWithGroups | null> {
-    return toUserWithGroups(await this.db.query<UserWithGroupsRow>(USER_WITH_GROUPS, [scimId]));
+    return toUserWithGroups(await this.lookup<UserWithGroupsRow>(USER_WITH_GROUPS, [scimId]));
   }
 
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
@@ -543,10 +546,9 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   }
 
   async findUserByUserName(userName: string): Promise<UserRecord | null> {
-    const rows = await this.db.query<UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE user_name_lower = $1`,
-      [foldCase(userName)],
-    );
+    const rows = await this.lookup<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE user_name_lower = $1`, [
+      foldCase(userName),
+    ]);
     return rows.length > 0 ? toUser(rows[0]) : null;
   }
 
@@ -581,7 +583,7 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   // ---- groups ----
 
   async getGroup(scimId: string): Promise<GroupRecord | null> {
-    const rows = await this.db.query<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id = $1`, [
+    const rows = await this.lookup<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id = $1`, [
       scimId,
     ]);
     return rows.length > 0 ? toGroup(rows[0]) : null;
@@ -599,7 +601,7 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   }
 
   async findGroupByDisplayName(displayName: string): Promise<GroupRecord | null> {
-    const rows = await this.db.query<GroupRow>(
+    const rows = await this.lookup<GroupRow>(
       `SELECT ${GROUP_COLUMNS} FROM groups WHERE display_name_lower = $1`,
       [foldCase(displayName)],
     );
@@ -617,7 +619,7 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   // ---- memberships ----
 
   async groupsOfUser(userScimId: string): Promise<string[]> {
-    const rows = await this.db.query<{ group_scim_id: string }>(
+    const rows = await this.lookup<{ group_scim_id: string }>(
       'SELECT group_scim_id FROM memberships WHERE user_scim_id = $1 ORDER BY group_scim_id',
       [userScimId],
     );

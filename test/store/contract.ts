@@ -1032,6 +1032,32 @@ export function storeContract<T extends ContractTarget>(
         expect(await ids('u-1')).toEqual(['u-1']);
       });
 
+      it("replaces a request's start record and its subjects with the final record, and only that request's", async () => {
+        const started = (requestId: string, subject: string) =>
+          auditEntry({ requestId, status: 102, resourceId: 'u-1', subjects: [subject] });
+        await t.store.commit([
+          { op: 'appendAudit', entry: started('req-a', 'g-start'), replacesStart: false },
+        ]);
+        await t.store.commit([
+          { op: 'appendAudit', entry: started('req-b', 'g-other'), replacesStart: false },
+        ]);
+        // A finished record of req-a (not a start) stays too.
+        await t.store.appendAudit(auditEntry({ requestId: 'req-a', status: 409, resourceId: 'u-1' }));
+        await t.store.commit([
+          {
+            op: 'appendAudit',
+            entry: auditEntry({ requestId: 'req-a', status: 201, resourceId: 'u-1', subjects: ['g-final'] }),
+            replacesStart: true,
+          },
+        ]);
+        const records = (q: { resource: string }) =>
+          t.store.listAudit({ ...q, limit: 10 }).then((rs) => rs.map((r) => `${r.requestId} ${r.status}`));
+        expect(await records({ resource: 'u-1' })).toEqual(['req-a 201', 'req-a 409', 'req-b 102']);
+        expect(await records({ resource: 'g-start' })).toEqual([]);
+        expect(await records({ resource: 'g-other' })).toEqual(['req-b 102']);
+        expect(await records({ resource: 'g-final' })).toEqual(['req-a 201']);
+      });
+
       it('bounds every text field of a record, marking what was cut', async () => {
         const huge = 'x'.repeat(1_040_000);
         await t.store.appendAudit(

@@ -1,6 +1,7 @@
 // SqlStore on PostgreSQL (DATABASE_URL): the shared contract, plus what only SQL has (migrations,
 // one statement per batch lookup, several replicas on one database).
 import { afterAll, describe, expect, it } from 'vitest';
+import type { AuditEntry } from '../../src/store/audit-types.js';
 import type { SqlDriver } from '../../src/store/driver.js';
 import { StoreLockTimeoutError } from '../../src/store/errors.js';
 import { openStore } from '../../src/store/index.js';
@@ -134,6 +135,36 @@ storeContract<SqlTarget>(
         expect(found.size).toBe(50);
         expect((await store.getUsersByUpstreamIds([])).size).toBe(0);
         expect(counted.statements).toHaveLength(1);
+      });
+
+      it("removes a replaced start record's subjects with it, and nobody else's", async () => {
+        const t = target();
+        const entry = (requestId: string, status: number, subjects: string[]): AuditEntry => ({
+          at: new Date().toISOString(),
+          actor: 'okta',
+          clientIp: null,
+          requestId,
+          method: 'POST',
+          resourceType: 'User',
+          resourceId: 'u-1',
+          resourceName: null,
+          status,
+          scimType: null,
+          detail: null,
+          durationMs: 1,
+          changes: {},
+          upstream: [],
+          subjects,
+        });
+        await t.store.commit([{ op: 'appendAudit', entry: entry('req-a', 102, ['a1', 'a2']) }]);
+        await t.store.commit([{ op: 'appendAudit', entry: entry('req-b', 102, ['b1']) }]);
+        await t.store.commit([
+          { op: 'appendAudit', entry: entry('req-a', 201, ['a3']), replacesStart: true },
+        ]);
+        const subjects = await t.driver.query<{ subject_lower: string }>(
+          'SELECT subject_lower FROM audit_subjects ORDER BY subject_lower',
+        );
+        expect(subjects.map((s) => s.subject_lower)).toEqual(['a3', 'b1']);
       });
 
       it('fetches groups by ids and groups of users in one query each', async () => {
