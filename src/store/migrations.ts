@@ -17,6 +17,10 @@ const ROW_COUNTS_LOCK = `hashtext('volc-scim-bridge/row_counts/' || coalesce(cur
 // missing step. Constraint names are spelled out because sql-store.ts maps unique violations to
 // StoreConflictError fields by constraint name.
 // user_name_lower/display_name_lower hold the JS-folded name (see fold-case.ts).
+// Replicas still running the previous version keep their statements prepared (postgres-driver.ts
+// StatementNames): adding a column is harmless (every column list is explicit), but changing the type
+// of a column those statements return makes PostgreSQL refuse them ("cached plan must not change
+// result type") until those replicas restart. Such a change needs a new column instead.
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
