@@ -6,9 +6,9 @@
  * The store cannot be used right now: the database is unreachable or refused the connection, the
  * disk failed, or the database file is locked by something else for longer than the busy timeout.
  * The write was not acknowledged. Usually nothing of it was stored; when the connection died after
- * COMMIT was sent, PostgreSQL may have committed it (whole: state, intent and audit record together),
- * which is why operations are idempotent. Retrying later is the right answer (SCIM 503 with
- * Retry-After, readiness 503).
+ * COMMIT was sent and PostgreSQL could not be asked about the outcome (postgres-driver.ts unit()), it
+ * may have committed (whole: state, intent and audit record together), which is why operations are
+ * idempotent. Retrying later is the right answer (SCIM 503 with Retry-After, readiness 503).
  */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';

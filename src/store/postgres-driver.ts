@@ -92,6 +92,22 @@ function mapped(err: unknown): unknown {
     : err;
 }
 
+/** A unit's statements before its own: BEGIN and the transaction id. */
+const UNIT_PREAMBLE = 2;
+/** The unit's transaction id (assigned now; the unit writes anyway), to ask its outcome by. */
+const TRANSACTION_ID = 'SELECT txid_current()::text AS id';
+/** 'committed', 'aborted' or 'in progress'; NULL for an id too old to tell (PostgreSQL 10 and later). */
+const TRANSACTION_STATUS = 'SELECT txid_status($1::bigint) AS status';
+/** How often, and how far apart, a transaction still 'in progress' is asked about again. */
+const STATUS_ATTEMPTS = 5;
+const STATUS_RETRY_MS = 200;
+
+/** What unit() learnt on its connection: its rows, and whether the COMMIT's answer was lost. */
+interface UnitOutcome {
+  rows: unknown[][];
+  lostCommit?: { transactionId: string; error: unknown };
+}
+
 /** Distinct statements given a name; texts past this many (none today: a few dozen) run unnamed. */
 const MAX_NAMED_STATEMENTS = 500;
 
@@ -235,12 +251,18 @@ class PostgresDriver implements SqlDriver {
    * The statements are named (StatementNames): a prepared statement outlives the transaction that
    * first parsed it, and one whose Parse was refused (in a transaction already aborted) is parsed
    * again next time (pg forgets a name whose statement failed before ParseComplete).
+   *
+   * The batch also reads the transaction's id, so that a COMMIT whose answer is lost with the
+   * connection (the network or the server's host failing at that moment) is not left a guess: the
+   * outcome is asked of PostgreSQL on another connection (committedAfterAll). Committed, the unit
+   * succeeded and its rows are returned; aborted or unknown, it fails as unavailable.
    */
-  unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
-    return this.withClient(async (client, markBroken) => {
+  async unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
+    const outcome = await this.withClient(async (client, markBroken): Promise<UnitOutcome> => {
       const { sent, committed } = corked(client, () => ({
         sent: [
           client.query('BEGIN'),
+          client.query({ text: TRANSACTION_ID, name: this.statementNames.of(TRANSACTION_ID) }),
           ...statements.map(({ sql, params }) =>
             client.query({
               text: sql,
@@ -258,24 +280,57 @@ class PostgresDriver implements SqlDriver {
       const at = settled.findIndex((a) => a.status === 'rejected');
       const failure = () => {
         const reason = (settled[at] as PromiseRejectedResult).reason;
-        // BEGIN (at 0) fails only with the connection.
-        return at === 0 || unavailableReason(reason)
+        // BEGIN and the transaction id (at 0 and 1) fail only with the connection.
+        return at <= 1 || unavailableReason(reason)
           ? mapped(reason)
-          : new UnitStatementError(at - 1, reason);
+          : new UnitStatementError(at - UNIT_PREAMBLE, reason);
       };
+      const rows = () =>
+        settled.slice(UNIT_PREAMBLE).map((a) => (a as PromiseFulfilledResult<pg.QueryResult>).value.rows);
       let ended: pg.QueryResult;
       try {
         ended = await committed;
       } catch (err) {
-        // The outcome of a COMMIT that failed is not this connection's to keep guessing about.
         markBroken(err);
-        throw at >= 0 ? failure() : mapped(err);
+        if (at >= 0) throw failure();
+        // Every statement ran; the COMMIT's answer is missing. An error answer from the server (a
+        // deferred check) means it did not commit; a lost connection leaves the outcome to be asked.
+        if (!unavailableReason(err)) throw err;
+        const [{ id }] = (settled[1] as PromiseFulfilledResult<pg.QueryResult<{ id: string }>>).value.rows;
+        return { lostCommit: { transactionId: id, error: err }, rows: rows() };
       }
       if (at >= 0) throw failure();
       if (ended.command !== 'COMMIT')
         throw new Error(`the transaction ended in ${ended.command}, not COMMIT`);
-      return settled.slice(1).map((a) => (a as PromiseFulfilledResult<pg.QueryResult>).value.rows);
+      return { rows: rows() };
     });
+    if (!outcome.lostCommit) return outcome.rows;
+    if ((await this.transactionStatus(outcome.lostCommit.transactionId)) === 'committed') {
+      this.opts.logger?.warn(
+        { transactionId: outcome.lostCommit.transactionId },
+        "a unit's COMMIT answer was lost with its connection; PostgreSQL confirms it committed",
+      );
+      return outcome.rows;
+    }
+    throw mapped(outcome.lostCommit.error);
+  }
+
+  /**
+   * What PostgreSQL says of a transaction: 'committed', 'aborted', or, while its backend is still
+   * finishing it, 'in progress' (asked again a few times); undefined when it cannot be asked.
+   */
+  private async transactionStatus(transactionId: string): Promise<string | undefined> {
+    for (let attempt = 0; attempt < STATUS_ATTEMPTS; attempt++) {
+      let status: string | null;
+      try {
+        [{ status }] = await run<{ status: string | null }>(this.pool, TRANSACTION_STATUS, [transactionId]);
+      } catch {
+        return undefined;
+      }
+      if (status !== 'in progress') return status ?? undefined;
+      await new Promise((resolve) => setTimeout(resolve, STATUS_RETRY_MS));
+    }
+    return undefined;
   }
 
   async close(): Promise<void> {

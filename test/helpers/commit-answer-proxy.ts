@@ -17,6 +17,8 @@ export class CommitAnswerProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   private armed: (() => void) | undefined;
+  /** While true, new connections are closed at once (the server cannot be reached). */
+  refusing = false;
   port = 0;
 
   private readonly targetHost: string;
@@ -54,6 +56,10 @@ export class CommitAnswerProxy {
   }
 
   private forward(client: Socket): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(this.targetPort, this.targetHost);
     for (const s of [client, upstream]) {
       this.sockets.add(s);

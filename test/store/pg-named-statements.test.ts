@@ -36,6 +36,8 @@ describe.skipIf('skip' in pgSchema)('named statements on PostgreSQL', () => {
     expect(names.map((r) => r.statement)).toEqual([
       'INSERT INTO t (id) VALUES ($1)',
       'SELECT statement FROM pg_prepared_statements ORDER BY statement',
+      // Every unit's own first statement: its transaction id (to ask its outcome by).
+      'SELECT txid_current()::text AS id',
     ]);
   });
 

@@ -20,7 +20,7 @@ import { openStore } from '../../src/store/index.js';
 import { openPostgresDriver } from '../../src/store/postgres-driver.js';
 import { SqlStore } from '../../src/store/sql-store.js';
 import type { SqliteStore } from '../../src/store/sqlite-store.js';
-import type { BridgeStore } from '../../src/store/types.js';
+import type { BridgeStore, StoreWrite, UserRecord } from '../../src/store/types.js';
 import type { CloudIdentityApi } from '../../src/volcengine/types.js';
 import { CommitAnswerProxy } from '../helpers/commit-answer-proxy.js';
 import { LockHolder } from '../helpers/pg-lock-kill.js';
@@ -526,41 +526,100 @@ describe.skipIf('skip' in pgSchema)('SqlStore with a one-round-trip unit killed 
 });
 
 describe.skipIf('skip' in pgSchema)("SqlStore with the answer to a unit's COMMIT lost", () => {
-  it('rejects with StoreUnavailableError though PostgreSQL committed it: a commit is never acknowledged unheard', async () => {
-    const url = (pgSchema as { url: string }).url;
-    const proxy = new CommitAnswerProxy(url);
+  const url = () => (pgSchema as { url: string }).url;
+  const deactivation = (s: Seed): StoreWrite[] => [
+    { op: 'updateUser', scimId: s.userId, changes: { active: false } },
+    { op: 'clearIntent', id: s.intentId },
+    { op: 'appendAudit', entry: auditEntry({ resourceId: s.userId, subjects: ['x'] }) },
+  ];
+
+  it('succeeds when PostgreSQL, asked on another connection, says it committed', async () => {
+    const proxy = new CommitAnswerProxy(url());
     await proxy.start();
-    const driver = countingUnits(openPostgresDriver({ connectionString: proxy.via(url) }));
+    const driver = countingUnits(openPostgresDriver({ connectionString: proxy.via(url()) }));
     const store = new SqlStore(driver);
     // The truth, read past the proxy.
-    const direct = new SqlStore(openPostgresDriver({ connectionString: url }));
+    const direct = new SqlStore(openPostgresDriver({ connectionString: url() }));
     try {
       await store.init();
       const s = await seed(store);
       const lost = proxy.loseNextCommitAnswer();
       const units = driver.units;
-      const err = await expectUnavailable(
-        store.commit([
-          { op: 'updateUser', scimId: s.userId, changes: { active: false } },
-          { op: 'clearIntent', id: s.intentId },
-          { op: 'appendAudit', entry: auditEntry({ resourceId: s.userId, subjects: ['x'] }) },
-        ]),
-        'commit',
-      );
+      const result = await store.commit(deactivation(s));
       await lost;
       expect(driver.units - units, 'one unit()').toBe(1);
-      expect(err.reason).toBe('PostgreSQL: connection terminated');
-      expect(store.writeFailureReason()).toBe('PostgreSQL: connection terminated');
-      // PostgreSQL did commit it: whoever retries finds the change made (SCIM: a 503, and the
-      // IdP's retry of the same change is a no-op).
+      // The unit's own answer: what its statements returned before the connection was lost.
+      expect((result.users.get(s.userId) as UserRecord).active).toBe(false);
+      expect(store.writeFailureReason()).toBeNull();
       expect((await direct.getUser(s.userId))?.active).toBe(false);
       expect(await direct.intentsOf(`user:${s.userId}`)).toEqual([]);
+    } finally {
+      await store.close();
+      await direct.close();
+      await proxy.close();
+    }
+  });
+
+  it('rejects with StoreUnavailableError when PostgreSQL cannot be asked (the change may have committed)', async () => {
+    const proxy = new CommitAnswerProxy(url());
+    await proxy.start();
+    const driver = openPostgresDriver({ connectionString: proxy.via(url()), connectionTimeoutMillis: 2000 });
+    const store = new SqlStore(driver);
+    const direct = new SqlStore(openPostgresDriver({ connectionString: url() }));
+    try {
+      await store.init();
+      const s = await seed(store);
+      const lost = proxy.loseNextCommitAnswer().then(() => {
+        proxy.refusing = true;
+      });
+      const err = await expectUnavailable(store.commit(deactivation(s)), 'commit');
+      await lost;
+      expect(err.reason).toBe('PostgreSQL: connection terminated');
+      expect(store.writeFailureReason()).toBe('PostgreSQL: connection terminated');
+      // It did commit: not acknowledged, and whoever retries finds the change made.
+      expect((await direct.getUser(s.userId))?.active).toBe(false);
+      proxy.refusing = false;
       await store.heartbeat();
       expect(store.writeFailureReason()).toBeNull();
     } finally {
       await store.close();
       await direct.close();
       await proxy.close();
+    }
+  });
+
+  it('rejects with StoreUnavailableError, storing nothing, when its backend dies inside COMMIT before committing', async () => {
+    const driver = openPostgresDriver({ connectionString: url() });
+    const store = new SqlStore(driver);
+    const locks = await LockHolder.connect(url());
+    // A deferred check that runs at COMMIT and waits on an advisory lock the test holds: the unit's
+    // statements have all answered, and its backend is killed inside COMMIT.
+    await driver.query(
+      `CREATE FUNCTION test_commit_gate() RETURNS trigger LANGUAGE plpgsql AS
+       $$ BEGIN PERFORM pg_advisory_xact_lock(7316); RETURN NULL; END $$`,
+    );
+    await driver.query(
+      `CREATE CONSTRAINT TRIGGER test_commit_gate AFTER INSERT ON audit DEFERRABLE INITIALLY DEFERRED
+       FOR EACH ROW EXECUTE FUNCTION test_commit_gate()`,
+    );
+    try {
+      await store.init();
+      const s = await seed(store);
+      const before = await dumpPg(driver);
+      await locks.hold('SELECT pg_advisory_xact_lock(7316)');
+      const pending = store.commit(deactivation(s));
+      pending.catch(() => {});
+      const victim = await locks.killNextWaiter(pending);
+      await locks.release();
+      expect(victim.query).toMatch(/^COMMIT/);
+      const err = await expectUnavailable(pending, 'commit');
+      expect(err.reason).toBe('PostgreSQL: 57P01');
+      expect(await dumpPg(driver)).toEqual(before);
+    } finally {
+      await driver.query('DROP TRIGGER IF EXISTS test_commit_gate ON audit');
+      await driver.query('DROP FUNCTION IF EXISTS test_commit_gate()');
+      await locks.end();
+      await store.close();
     }
   });
 });
