@@ -101,6 +101,8 @@ const TRANSACTION_STATUS = 'SELECT txid_status($1::bigint) AS status';
 /** How often, and how far apart, a transaction still 'in progress' is asked about again. */
 const STATUS_ATTEMPTS = 5;
 const STATUS_RETRY_MS = 200;
+/** The longest the question may take in all; past it, the outcome is unknown. */
+const STATUS_DEADLINE_MS = 2_000;
 
 /** What unit() learnt on its connection: its rows, and whether the COMMIT's answer was lost. */
 interface UnitOutcome {
@@ -320,13 +322,24 @@ class PostgresDriver implements SqlDriver {
    * finishing it, 'in progress' (asked again a few times); undefined when it cannot be asked.
    */
   private async transactionStatus(transactionId: string): Promise<string | undefined> {
-    for (let attempt = 0; attempt < STATUS_ATTEMPTS; attempt++) {
-      let status: string | null;
+    // Bounded as a whole: an unreachable server must not hold the request for a connect timeout.
+    const giveUpAt = Date.now() + STATUS_DEADLINE_MS;
+    for (let attempt = 0; attempt < STATUS_ATTEMPTS && Date.now() < giveUpAt; attempt++) {
+      const asked = run<{ status: string | null }>(this.pool, TRANSACTION_STATUS, [transactionId]);
+      asked.catch(() => {});
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), Math.max(0, giveUpAt - Date.now()));
+      });
+      let rows: Array<{ status: string | null }> | undefined;
       try {
-        [{ status }] = await run<{ status: string | null }>(this.pool, TRANSACTION_STATUS, [transactionId]);
+        rows = await Promise.race([asked, late]);
       } catch {
         return undefined;
+      } finally {
+        clearTimeout(timer);
       }
+      const status = rows?.[0]?.status;
       if (status !== 'in progress') return status ?? undefined;
       await new Promise((resolve) => setTimeout(resolve, STATUS_RETRY_MS));
     }

@@ -17,8 +17,8 @@ export class CommitAnswerProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   private armed: (() => void) | undefined;
-  /** While true, new connections are closed at once (the server cannot be reached). */
-  refusing = false;
+  /** While true, new connections are accepted and never answered (the server's host is unreachable). */
+  hanging = false;
   port = 0;
 
   private readonly targetHost: string;
@@ -56,8 +56,10 @@ export class CommitAnswerProxy {
   }
 
   private forward(client: Socket): void {
-    if (this.refusing) {
-      client.destroy();
+    if (this.hanging) {
+      this.sockets.add(client);
+      client.on('close', () => this.sockets.delete(client));
+      client.on('error', () => {});
       return;
     }
     const upstream = connect(this.targetPort, this.targetHost);
