@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../store/errors.js';
+import { TimeoutError, withTimeout } from '../store/timeout.js';
 import type { BridgeStore } from '../store/types.js';
 import { isCredentialProblem, VolcengineApiError, VolcengineTransportError } from '../volcengine/errors.js';
 import type { CloudIdentityApi } from '../volcengine/types.js';
@@ -310,15 +311,4 @@ export class Readiness {
       };
     }
   }
-}
-
-class TimeoutError extends Error {}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(message)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

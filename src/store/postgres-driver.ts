@@ -3,10 +3,12 @@
 // bridge answers 503 with Retry-After instead of 500; everything else (constraint violations,
 // syntax) passes through unchanged for sql-store.ts.
 import type { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { type Queryable, type Session, type SqlDriver, UnitStatementError } from './driver.js';
 import { StoreSetupError, StoreUnavailableError } from './errors.js';
+import { withTimeout } from './timeout.js';
 
 export interface PostgresDriverOptions {
   /** libpq-style URL; `?options=-c search_path=…` selects a schema, `sslmode=…` TLS. */
@@ -256,7 +258,7 @@ class PostgresDriver implements SqlDriver {
    *
    * The batch also reads the transaction's id, so that a COMMIT whose answer is lost with the
    * connection (the network or the server's host failing at that moment) is not left a guess: the
-   * outcome is asked of PostgreSQL on another connection (committedAfterAll). Committed, the unit
+   * outcome is asked of PostgreSQL on another connection (transactionStatus). Committed, the unit
    * succeeded and its rows are returned; aborted or unknown, it fails as unavailable.
    */
   async unit(statements: readonly { sql: string; params?: readonly unknown[] }[]): Promise<unknown[][]> {
@@ -324,24 +326,18 @@ class PostgresDriver implements SqlDriver {
   private async transactionStatus(transactionId: string): Promise<string | undefined> {
     // Bounded as a whole: an unreachable server must not hold the request for a connect timeout.
     const giveUpAt = Date.now() + STATUS_DEADLINE_MS;
-    for (let attempt = 0; attempt < STATUS_ATTEMPTS && Date.now() < giveUpAt; attempt++) {
-      const asked = run<{ status: string | null }>(this.pool, TRANSACTION_STATUS, [transactionId]);
-      asked.catch(() => {});
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), Math.max(0, giveUpAt - Date.now()));
-      });
-      let rows: Array<{ status: string | null }> | undefined;
+    for (let attempt = 0; attempt < STATUS_ATTEMPTS; attempt++) {
+      const left = giveUpAt - Date.now();
+      if (left <= 0) return undefined;
+      let status: string | null | undefined;
       try {
-        rows = await Promise.race([asked, late]);
+        const asked = run<{ status: string | null }>(this.pool, TRANSACTION_STATUS, [transactionId]);
+        [{ status }] = await withTimeout(asked, left);
       } catch {
         return undefined;
-      } finally {
-        clearTimeout(timer);
       }
-      const status = rows?.[0]?.status;
       if (status !== 'in progress') return status ?? undefined;
-      await new Promise((resolve) => setTimeout(resolve, STATUS_RETRY_MS));
+      await delay(STATUS_RETRY_MS);
     }
     return undefined;
   }

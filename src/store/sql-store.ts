@@ -43,6 +43,7 @@ import {
   type UserWithGroupsRow,
   userFilter,
 } from './sql-common.js';
+import { withTimeout } from './timeout.js';
 import {
   type BridgeStore,
   type CommitResult,
@@ -141,18 +142,6 @@ interface SessionLease {
   stop(): void;
   /** SQL to append to the unlock statement, resetting the lease before the session goes back to the pool. */
   resetSql: string;
-}
-
-class TimeoutError extends Error {
-  override readonly name = 'TimeoutError';
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The BridgeStore on PostgreSQL (DATABASE_URL), shared by every replica. */
