@@ -41,6 +41,17 @@ export function toUserWithGroups(rows: UserWithGroupsRow[]): UserWithGroups | nu
   return { record: toUser(rows[0]), groups };
 }
 
+/** Records made of `rows`, by the key each row gives (for the by-ids getters of both stores). */
+export function keyedBy<Row, R>(
+  rows: Row[],
+  keyOf: (row: Row) => string,
+  toRecord: (row: Row) => R,
+): Map<string, R> {
+  const byKey = new Map<string, R>();
+  for (const row of rows) byKey.set(keyOf(row), toRecord(row));
+  return byKey;
+}
+
 export const GROUP_COLUMNS =
   'scim_id, group_name, display_name, external_id, attributes, version, created_at, updated_at';
 

@@ -32,6 +32,7 @@ import {
   groupByUser,
   INTENT_COLUMNS,
   type IntentRow,
+  keyedBy,
   shortError,
   toGroup,
   toIntent,
@@ -508,15 +509,15 @@ export class SqlStore extends SingleWrites implements BridgeStore {
     return rows.length > 0 ? toUser(rows[0]) : null;
   }
 
+  /** The rows of `select` whose `column` is one of `keys`, in one statement; none for no keys. */
+  private async rowsWhereIn<Row>(select: string, column: string, keys: string[]): Promise<Row[]> {
+    if (keys.length === 0) return [];
+    return this.db.query<Row>(`${select} WHERE ${column} = ANY($1::text[])`, [keys]);
+  }
+
   async getUsers(scimIds: string[]): Promise<Map<string, UserRecord>> {
-    const byId = new Map<string, UserRecord>();
-    if (scimIds.length === 0) return byId;
-    const rows = await this.db.query<UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE scim_id = ANY($1::text[])`,
-      [scimIds],
-    );
-    for (const row of rows) byId.set(row.scim_id, toUser(row));
-    return byId;
+    const rows = await this.rowsWhereIn<UserRow>(`SELECT ${USER_COLUMNS} FROM users`, 'scim_id', scimIds);
+    return keyedBy(rows, (row) => row.scim_id, toUser);
   }
 
   async getUserWithGroups(scimId: string): Promise<UserWithGroups | null> {
@@ -524,14 +525,9 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   }
 
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
-    const byUpstream = new Map<string, UserRecord>();
-    if (upstreamUserIds.length === 0) return byUpstream;
-    const rows = await this.db.query<UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE upstream_user_id = ANY($1::text[])`,
-      [upstreamUserIds],
-    );
-    for (const row of rows) byUpstream.set(row.upstream_user_id!, toUser(row));
-    return byUpstream;
+    const select = `SELECT ${USER_COLUMNS} FROM users`;
+    const rows = await this.rowsWhereIn<UserRow>(select, 'upstream_user_id', upstreamUserIds);
+    return keyedBy(rows, (row) => row.upstream_user_id!, toUser);
   }
 
   async findUserByUserName(userName: string): Promise<UserRecord | null> {
@@ -579,14 +575,8 @@ export class SqlStore extends SingleWrites implements BridgeStore {
   }
 
   async getGroups(scimIds: string[]): Promise<Map<string, GroupRecord>> {
-    const byId = new Map<string, GroupRecord>();
-    if (scimIds.length === 0) return byId;
-    const rows = await this.db.query<GroupRow>(
-      `SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id = ANY($1::text[])`,
-      [scimIds],
-    );
-    for (const row of rows) byId.set(row.scim_id, toGroup(row));
-    return byId;
+    const rows = await this.rowsWhereIn<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups`, 'scim_id', scimIds);
+    return keyedBy(rows, (row) => row.scim_id, toGroup);
   }
 
   async findGroupByDisplayName(displayName: string): Promise<GroupRecord | null> {

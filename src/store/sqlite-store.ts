@@ -51,6 +51,7 @@ import {
   INTENT_COLUMNS,
   type IntentRow,
   json,
+  keyedBy,
   shortError,
   toGroup,
   toIntent,
@@ -426,17 +427,17 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
     });
   }
 
-  async getUsers(scimIds: string[]): Promise<Map<string, UserRecord>> {
-    const byId = new Map<string, UserRecord>();
-    if (scimIds.length === 0) return byId;
-    const rows = this.sync(() =>
-      this.all<UserRow>(
-        `SELECT ${USER_COLUMNS} FROM users WHERE scim_id IN (SELECT value FROM json_each($1))`,
-        [json(scimIds)],
-      ),
+  /** The rows of `select` whose `column` is one of `keys`, in one statement; none for no keys. */
+  private rowsWhereIn<Row>(select: string, column: string, keys: string[]): Row[] {
+    if (keys.length === 0) return [];
+    return this.sync(() =>
+      this.all<Row>(`${select} WHERE ${column} IN (SELECT value FROM json_each($1))`, [json(keys)]),
     );
-    for (const row of rows) byId.set(row.scim_id, toUser(row));
-    return byId;
+  }
+
+  async getUsers(scimIds: string[]): Promise<Map<string, UserRecord>> {
+    const rows = this.rowsWhereIn<UserRow>(`SELECT ${USER_COLUMNS} FROM users`, 'scim_id', scimIds);
+    return keyedBy(rows, (row) => row.scim_id, toUser);
   }
 
   async getUserWithGroups(scimId: string): Promise<UserWithGroups | null> {
@@ -444,16 +445,9 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
   }
 
   async getUsersByUpstreamIds(upstreamUserIds: string[]): Promise<Map<string, UserRecord>> {
-    const byUpstream = new Map<string, UserRecord>();
-    if (upstreamUserIds.length === 0) return byUpstream;
-    const rows = this.sync(() =>
-      this.all<UserRow>(
-        `SELECT ${USER_COLUMNS} FROM users WHERE upstream_user_id IN (SELECT value FROM json_each($1))`,
-        [json(upstreamUserIds)],
-      ),
-    );
-    for (const row of rows) byUpstream.set(row.upstream_user_id!, toUser(row));
-    return byUpstream;
+    const select = `SELECT ${USER_COLUMNS} FROM users`;
+    const rows = this.rowsWhereIn<UserRow>(select, 'upstream_user_id', upstreamUserIds);
+    return keyedBy(rows, (row) => row.upstream_user_id!, toUser);
   }
 
   async findUserByUserName(userName: string): Promise<UserRecord | null> {
@@ -505,16 +499,8 @@ export class SqliteStore extends SingleWrites implements BridgeStore, StoreMeta 
   }
 
   async getGroups(scimIds: string[]): Promise<Map<string, GroupRecord>> {
-    const byId = new Map<string, GroupRecord>();
-    if (scimIds.length === 0) return byId;
-    const rows = this.sync(() =>
-      this.all<GroupRow>(
-        `SELECT ${GROUP_COLUMNS} FROM groups WHERE scim_id IN (SELECT value FROM json_each($1))`,
-        [json(scimIds)],
-      ),
-    );
-    for (const row of rows) byId.set(row.scim_id, toGroup(row));
-    return byId;
+    const rows = this.rowsWhereIn<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups`, 'scim_id', scimIds);
+    return keyedBy(rows, (row) => row.scim_id, toGroup);
   }
 
   async findGroupByDisplayName(displayName: string): Promise<GroupRecord | null> {
