@@ -17,8 +17,6 @@ export class CommitAnswerProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   private armed: (() => void) | undefined;
-  /** While true, new connections are accepted and never answered (the server's host is unreachable). */
-  hanging = false;
   port = 0;
 
   private readonly targetHost: string;
@@ -56,12 +54,6 @@ export class CommitAnswerProxy {
   }
 
   private forward(client: Socket): void {
-    if (this.hanging) {
-      this.sockets.add(client);
-      client.on('close', () => this.sockets.delete(client));
-      client.on('error', () => {});
-      return;
-    }
     const upstream = connect(this.targetPort, this.targetHost);
     for (const s of [client, upstream]) {
       this.sockets.add(s);

@@ -25,6 +25,7 @@ import type { CloudIdentityApi } from '../../src/volcengine/types.js';
 import { CommitAnswerProxy } from '../helpers/commit-answer-proxy.js';
 import { LockHolder } from '../helpers/pg-lock-kill.js';
 import { freshPostgresUrl, TEST_DATABASE_URL } from '../helpers/postgres.js';
+import { BlackholeProxy } from '../helpers/tcp-proxy.js';
 import { auditEntry, newGroup, newUser, nextId } from './contract.js';
 
 const root = await mkdtemp(join(tmpdir(), 'store-write-failure-'));
@@ -561,7 +562,11 @@ describe.skipIf('skip' in pgSchema)("SqlStore with the answer to a unit's COMMIT
   });
 
   it('rejects with StoreUnavailableError when PostgreSQL cannot be asked in time (the change may have committed)', async () => {
-    const proxy = new CommitAnswerProxy(url());
+    // Behind the COMMIT-answer proxy, one that can stop answering as an unreachable host would.
+    const server = new URL(url());
+    const unreachable = new BlackholeProxy(server.hostname, Number(server.port || 5432));
+    await unreachable.start();
+    const proxy = new CommitAnswerProxy(unreachable.via(url()));
     await proxy.start();
     // No connect timeout: a connection to the unreachable server would wait forever, so the unit
     // can only end by the driver's own bound on asking.
@@ -571,9 +576,7 @@ describe.skipIf('skip' in pgSchema)("SqlStore with the answer to a unit's COMMIT
     try {
       await store.init();
       const s = await seed(store);
-      const lost = proxy.loseNextCommitAnswer().then(() => {
-        proxy.hanging = true;
-      });
+      const lost = proxy.loseNextCommitAnswer().then(() => unreachable.blackhole());
       const err = await expectUnavailable(store.commit(deactivation(s)), 'commit');
       await lost;
       expect(err.reason).toBe('PostgreSQL: connection terminated');
@@ -581,7 +584,8 @@ describe.skipIf('skip' in pgSchema)("SqlStore with the answer to a unit's COMMIT
       // It did commit: not acknowledged, and whoever retries finds the change made.
       expect((await direct.getUser(s.userId))?.active).toBe(false);
     } finally {
-      // Ends the connection attempt still waiting on the proxy.
+      // Ends the connection attempt still waiting on the unreachable server.
+      await unreachable.close();
       await proxy.close();
       await store.close();
       await direct.close();
@@ -592,19 +596,20 @@ describe.skipIf('skip' in pgSchema)("SqlStore with the answer to a unit's COMMIT
     const driver = openPostgresDriver({ connectionString: url() });
     const store = new SqlStore(driver);
     const locks = await LockHolder.connect(url());
-    // A deferred check that runs at COMMIT and waits on an advisory lock the test holds: the unit's
-    // statements have all answered, and its backend is killed inside COMMIT.
-    await driver.query(
-      `CREATE FUNCTION test_commit_gate() RETURNS trigger LANGUAGE plpgsql AS
-       $$ BEGIN PERFORM pg_advisory_xact_lock(7316); RETURN NULL; END $$`,
-    );
-    await driver.query(
-      `CREATE CONSTRAINT TRIGGER test_commit_gate AFTER INSERT ON audit DEFERRABLE INITIALLY DEFERRED
-       FOR EACH ROW EXECUTE FUNCTION test_commit_gate()`,
-    );
     try {
       await store.init();
       const s = await seed(store);
+      // A deferred check that runs at COMMIT and waits on an advisory lock the test holds: the
+      // unit's statements have all answered, and its backend is killed inside COMMIT. (After
+      // init: the audit table exists however the tests of this file are picked.)
+      await driver.query(
+        `CREATE FUNCTION test_commit_gate() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN PERFORM pg_advisory_xact_lock(7316); RETURN NULL; END $$`,
+      );
+      await driver.query(
+        `CREATE CONSTRAINT TRIGGER test_commit_gate AFTER INSERT ON audit DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW EXECUTE FUNCTION test_commit_gate()`,
+      );
       const before = await dumpPg(driver);
       await locks.hold('SELECT pg_advisory_xact_lock(7316)');
       const pending = store.commit(deactivation(s));
