@@ -3,6 +3,7 @@
 // client reads that answer, as when the network or the server's host dies at that moment. Everything
 // the server sent before it is delivered. Deterministic: it cuts at a protocol message, no timers.
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { throughProxy } from './tcp-proxy.js';
 
 /** CommandComplete ('C') with the tag "COMMIT": the server's answer to a COMMIT that committed. */
 const COMMIT_DONE = Buffer.concat([Buffer.from('C'), int32(4 + 7), Buffer.from('COMMIT\0')]);
@@ -37,10 +38,7 @@ export class CommitAnswerProxy {
 
   /** The URL `url` with its host and port replaced by this proxy's. */
   via(url: string): string {
-    const u = new URL(url);
-    u.hostname = '127.0.0.1';
-    u.port = String(this.port);
-    return u.toString();
+    return throughProxy(url, this.port);
   }
 
   /**

@@ -4,6 +4,14 @@
 // nor the server learns that the other side is gone.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
+/** `url` with its host and port replaced by those of a proxy listening on loopback at `port`. */
+export function throughProxy(url: string, port: number): string {
+  const u = new URL(url);
+  u.hostname = '127.0.0.1';
+  u.port = String(port);
+  return u.toString();
+}
+
 export class BlackholeProxy {
   private server?: Server;
   private readonly pairs = new Set<[Socket, Socket]>();
@@ -46,10 +54,7 @@ export class BlackholeProxy {
 
   /** The URL `url` with its host and port replaced by this proxy's. */
   via(url: string): string {
-    const u = new URL(url);
-    u.hostname = '127.0.0.1';
-    u.port = String(this.port);
-    return u.toString();
+    return throughProxy(url, this.port);
   }
 
   /** Stop forwarding: bytes already sent stay unanswered, closes are not passed on either. */
